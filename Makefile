@@ -1,0 +1,51 @@
+# Thin wrapper over CMake + ctest. `make demo` and `make test` each work alone on a fresh Debian
+# machine: scripts/bootstrap.sh installs missing packages when run as root (else prints the
+# apt-get line to run).
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+PREFIX     ?= /usr/local
+
+.PHONY: all build bootstrap test demo bench install asan fuzz interop clean
+
+all: build
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+build: bootstrap
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# Every test, every ISA variant this CPU has (the tests switch levels themselves).
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The main job on the real stories260K model (see README).
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+bench: build
+	$(BUILD)/bench/msbnb_bench $(BENCH_ARGS)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, built with clang.
+asan: bootstrap
+	@CC=clang cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMSBNB_SANITIZE=ON -DMSBNB_BUILD_BENCH=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_ASAN) -j$(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS)
+
+# libFuzzer targets (clang); FUZZ_SECONDS per target.
+fuzz: bootstrap
+	@bash scripts/fuzz.sh $(BUILD_FUZZ)
+
+# Cross-checks against bitsandbytes / PEFT / transformers in a cached venv (~/.cache/msbnb-venv).
+interop: build
+	@bash scripts/interop.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,0 +1,203 @@
+/*
+ * quant.h — weight formats and the functional quantization API.
+ *
+ * Formats (msbnb_qtype), all over a logical row-major matrix [rows, cols] (a weight is
+ * [out_features, in_features]):
+ *
+ *  INT8        absmax int8. Symmetric: per row (default) or per tensor, stats = absmax
+ *              (bitsandbytes' SCB), code = round_half_even(x * 127 / absmax) in [-127, 127],
+ *              x ≈ code * absmax / 127. Asymmetric: over [min, max] per row or per tensor,
+ *              uint8 codes 0..255 with an integer zero point: x ≈ (code - zero_point) * scale.
+ *  INT4        per-group int4 along cols (group_size, default 128, must divide cols),
+ *              scale = absmax / 7, code = round(x / scale) clamped to [-8, 7], two codes per byte,
+ *              first element in the HIGH nibble; stats (scales) laid out [cols/group_size, rows].
+ *  NF4, FP4    bitsandbytes 4-bit blockwise over the FLATTENED tensor: blocks of blocksize
+ *              (32..4096, power of two; default 64), float32 absmax per block (last block partial),
+ *              codes chosen by the rule of bitsandbytes' CUDA kernel, element 2i in the high
+ *              nibble, odd length padded with the code of 0.0.
+ *  BLOCKWISE8  bitsandbytes quantize_blockwise: 8-bit codes into a sorted 256-entry map (default the
+ *              signed dynamic map), blocks of blocksize (64..4096) over the flattened tensor.
+ *
+ * Double quantization (compress_statistics) applies to the per-block statistics of NF4, FP4 and
+ * INT4: offset = mean(stats); stats - offset quantized BLOCKWISE8 with the signed dynamic map and
+ * nested_blocksize (256); stats ≈ code[q] * nested_absmax[i / 256] + offset.
+ *
+ * Non-finite inputs: see README "Non-finite values"; quantize never has undefined behaviour on them.
+ */
+#ifndef MSBNB_QUANT_H
+#define MSBNB_QUANT_H
+
+#include "msbnb.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Append-only: values are stored in files. */
+typedef enum msbnb_qtype {
+    MSBNB_QTYPE_NONE = 0, /* plain float32 (used by layers and files to mean "not quantized") */
+    MSBNB_QTYPE_INT8 = 1,
+    MSBNB_QTYPE_INT4 = 2,
+    MSBNB_QTYPE_NF4 = 3,
+    MSBNB_QTYPE_FP4 = 4,
+    MSBNB_QTYPE_BLOCKWISE8 = 5
+} msbnb_qtype;
+
+/* "int8", "int4", "nf4", "fp4", "blockwise8", "f32"; "?" otherwise. */
+const char *msbnb_qtype_name(msbnb_qtype t);
+msbnb_status msbnb_qtype_parse(const char *name, msbnb_qtype *out);
+
+/* ---------------------------------------------------------------- code tables (the only copies) */
+
+/* 16-entry NF4 / FP4 tables (index = 4-bit code), as bitsandbytes' get_4bit_type(). Static. */
+const float *msbnb_nf4_code(void);
+const float *msbnb_fp4_code(void);
+/* 256-entry sorted dynamic maps, create_dynamic_map(signed=True/False), byte-identical to
+ * bitsandbytes' (../shared/golden/bnb/map_dynamic_*.f32). Static. */
+const float *msbnb_dynamic_map_signed(void);
+const float *msbnb_dynamic_map_unsigned(void);
+
+/* ---------------------------------------------------------------- configuration */
+
+typedef struct msbnb_quant_config {
+    msbnb_qtype type;
+    int blocksize;        /* NF4/FP4: 64; BLOCKWISE8: 256. Power of two, 32..4096 (BW8: 64..4096) */
+    int group_size;       /* INT4: 128; must divide cols and be even                              */
+    int double_quant;     /* NF4/FP4/INT4: quantize the statistics too (bnb compress_statistics)   */
+    int nested_blocksize; /* 256                                                                   */
+    int asymmetric;       /* INT8: 0 = symmetric absmax (default), 1 = [min,max] -> 0..255          */
+    int per_row;          /* INT8: 1 = one scale per row / output channel (default), 0 = per tensor */
+    float threshold;      /* INT8: LLM.int8() outlier threshold stored with the tensor (6.0; 0=off) */
+    const float *code;    /* BLOCKWISE8: caller's sorted 256-entry map (copied); NULL = signed map  */
+} msbnb_quant_config;
+
+/* Documented defaults for a type (the seed's QuantConfig / Int8Config / Int4Config). */
+msbnb_quant_config msbnb_quant_config_default(msbnb_qtype type);
+
+/* ---------------------------------------------------------------- the quantized tensor */
+
+typedef struct msbnb_qtensor msbnb_qtensor;
+
+/* Read-only view of a quantized tensor's parts, for serialization and kernels. Pointers belong to
+ * the tensor and live as long as it. Shapes:
+ *   data        INT8 sym: int8 [rows, cols]; INT8 asym: uint8 [rows, cols];
+ *               INT4: packed uint8 [rows, cols/2]; NF4/FP4: packed uint8 [ceil(rows*cols/2)];
+ *               BLOCKWISE8: uint8 [rows*cols]
+ *   stats       INT8 sym: absmax [rows] (per_row) or [1]; INT8 asym: scale [rows] or [1];
+ *               INT4: scale [cols/group_size, rows]; NF4/FP4/BLOCKWISE8: absmax [n_blocks].
+ *               NULL when double_quant (then stats_q/nested_* hold them).
+ *   zero_point  INT8 asym only: [rows] or [1], values 0..255.
+ *   code        NF4/FP4: 16 entries; BLOCKWISE8: 256; else NULL.
+ *   stats_q     double_quant: uint8 [n_stats]; nested_absmax: [ceil(n_stats/nested_blocksize)];
+ *               nested_code: 256 entries; nested_offset: the mean that was subtracted. */
+typedef struct msbnb_qtensor_view {
+    msbnb_qtype type;
+    int64_t rows, cols;
+    int blocksize;       /* NF4/FP4/BLOCKWISE8 */
+    int group_size;      /* INT4 */
+    int asymmetric;      /* INT8 */
+    int per_row;         /* INT8 */
+    float threshold;     /* INT8 */
+    const uint8_t *data;
+    size_t data_bytes;
+    const float *stats;
+    size_t n_stats;
+    const int32_t *zero_point;
+    const float *code;
+    int code_len;
+    int double_quant;
+    int nested_blocksize;
+    const uint8_t *stats_q;
+    const float *nested_absmax;
+    size_t n_nested;
+    const float *nested_code;
+    float nested_offset;
+} msbnb_qtensor_view;
+
+/* Quantize w [rows, cols] (float32, row-major) with cfg (NULL = defaults of NF4).
+ * *out receives a new tensor the caller frees with msbnb_qtensor_free.
+ * Errors: INVALID_ARG (NULL, bad blocksize/group size), SHAPE (group size not dividing cols,
+ * zero or overflowing sizes), OUT_OF_MEMORY. */
+msbnb_status msbnb_quantize(const float *w, int64_t rows, int64_t cols, const msbnb_quant_config *cfg,
+                            msbnb_qtensor **out);
+/* Same from fp16 / bf16 input (w points to uint16 bit patterns when dtype is F16/BF16). */
+msbnb_status msbnb_quantize_ex(const void *w, msbnb_dtype dtype, int64_t rows, int64_t cols,
+                               const msbnb_quant_config *cfg, msbnb_qtensor **out);
+/* The seed's names: quantize_8bit (INT8 defaults), quantize_4bit (cfg->type INT4/NF4/FP4). */
+msbnb_status msbnb_quantize_8bit(const float *w, int64_t rows, int64_t cols, const msbnb_quant_config *cfg,
+                                 msbnb_qtensor **out);
+msbnb_status msbnb_quantize_4bit(const float *w, int64_t rows, int64_t cols, const msbnb_quant_config *cfg,
+                                 msbnb_qtensor **out);
+
+/* Dequantize into out [rows*cols] float32 (caller-allocated). */
+msbnb_status msbnb_dequantize(const msbnb_qtensor *q, float *out);
+/* Dequantize into fp16/bf16/f32 (out has rows*cols elements of dtype). */
+msbnb_status msbnb_dequantize_ex(const msbnb_qtensor *q, msbnb_dtype dtype, void *out);
+/* Dequantize rows [row0, row0+nrows) only, into out [nrows, cols]. */
+msbnb_status msbnb_dequantize_rows(const msbnb_qtensor *q, int64_t row0, int64_t nrows, float *out);
+
+/* Build a tensor from parts (copied), e.g. read from a bitsandbytes checkpoint; validates sizes. */
+msbnb_status msbnb_qtensor_from_view(const msbnb_qtensor_view *view, msbnb_qtensor **out);
+/* Fill *view with pointers into q. */
+msbnb_status msbnb_qtensor_get_view(const msbnb_qtensor *q, msbnb_qtensor_view *view);
+msbnb_status msbnb_qtensor_clone(const msbnb_qtensor *q, msbnb_qtensor **out);
+void msbnb_qtensor_free(msbnb_qtensor *q);
+
+/* ---------------------------------------------------------------- statistics */
+
+typedef struct msbnb_error_stats {
+    double mse;                /* mean squared error                                  */
+    double max_abs_error;      /* max |x - x̂|                                         */
+    double relative_error_pct; /* 100 * ||x - x̂||₂ / ||x||₂                            */
+    double snr_db;             /* 10 log10(Σx² / Σ(x - x̂)²); +inf when exact          */
+} msbnb_error_stats;
+
+/* Error of approx against ref, n elements (double accumulation, fixed order). */
+msbnb_status msbnb_error_stats_compute(const float *ref, const float *approx, size_t n, msbnb_error_stats *st);
+/* Error of dequantize(q) against ref [rows*cols]. */
+msbnb_status msbnb_estimate_quantization_error(const float *ref, const msbnb_qtensor *q, msbnb_error_stats *st);
+
+typedef struct msbnb_quant_info {
+    msbnb_qtype type;
+    int64_t rows, cols;
+    int blocksize, group_size, double_quant, asymmetric, per_row;
+    size_t data_bytes;       /* packed codes                                      */
+    size_t stats_bytes;      /* scales/absmax/zero points/nested statistics/maps  */
+    size_t total_bytes;
+    double bits_per_weight;  /* 8 * total_bytes / (rows*cols), maps excluded (they are shared) */
+    double compression_vs_f32;
+    double compression_vs_f16;
+} msbnb_quant_info;
+
+msbnb_status msbnb_get_quantization_info(const msbnb_qtensor *q, msbnb_quant_info *info);
+
+/* ---------------------------------------------------------------- flat-buffer format functions */
+/* BLAS-like: caller allocates every buffer; shapes in the comments. n is a flat element count. */
+
+/* NF4/FP4: packed [(n+1)/2], absmax [ceil(n/blocksize)]. type is MSBNB_QTYPE_NF4 or FP4. */
+msbnb_status msbnb_quantize_4bit_blockwise(msbnb_qtype type, const float *x, size_t n, int blocksize,
+                                           uint8_t *packed, float *absmax);
+msbnb_status msbnb_dequantize_4bit_blockwise(msbnb_qtype type, const uint8_t *packed, const float *absmax,
+                                             size_t n, int blocksize, float *y);
+
+/* 8-bit blockwise with a sorted 256-entry map (NULL = signed dynamic): q [n], absmax [ceil(n/bs)]. */
+msbnb_status msbnb_quantize_blockwise8(const float *code, const float *x, size_t n, int blocksize,
+                                       uint8_t *q, float *absmax);
+msbnb_status msbnb_dequantize_blockwise8(const float *code, const uint8_t *q, const float *absmax, size_t n,
+                                         int blocksize, float *y);
+
+/* Double quantization of a statistics vector s [n]: q [n], nested_absmax [ceil(n/nested_bs)],
+ * *offset = mean(s) (float32 sum in a fixed order, as torch's mean on CPU — see quant docs). */
+msbnb_status msbnb_double_quantize(const float *s, size_t n, int nested_blocksize, uint8_t *q,
+                                   float *nested_absmax, float *offset);
+msbnb_status msbnb_double_dequantize(const uint8_t *q, const float *nested_absmax, float offset,
+                                     const float *nested_code, size_t n, int nested_blocksize, float *s);
+
+/* INT4 nibble packing, first element in the high nibble: codes int8 [n] in [-8,7] <-> packed [(n+1)/2]. */
+msbnb_status msbnb_int4_pack(const int8_t *codes, size_t n, uint8_t *packed);
+msbnb_status msbnb_int4_unpack(const uint8_t *packed, size_t n, int8_t *codes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MSBNB_QUANT_H */

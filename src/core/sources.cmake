@@ -1,0 +1,7 @@
+# core: status and errors, CPU detection and dispatch level, threads, half precision.
+list(APPEND MSBNB_SRC
+  src/core/status.c
+  src/core/cpu.c
+  src/core/threads.c
+  src/core/half.c
+)

@@ -1,0 +1,1 @@
+# nn: files are listed here by the area's owner (see CMakeLists.txt for the lists).

@@ -1,0 +1,1 @@
+# quant: files are listed here by the area's owner (see CMakeLists.txt for the lists).

@@ -1,0 +1,1 @@
+# io tests: msbnb_add_test(name tests/io/file.c ...)

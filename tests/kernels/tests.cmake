@@ -1,0 +1,1 @@
+# kernels tests: msbnb_add_test(name tests/kernels/file.c ...)

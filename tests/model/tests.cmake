@@ -1,0 +1,1 @@
+# model tests: msbnb_add_test(name tests/model/file.c ...)

@@ -1,0 +1,1 @@
+# nn tests: msbnb_add_test(name tests/nn/file.c ...)

@@ -1,0 +1,1 @@
+# quant tests: msbnb_add_test(name tests/quant/file.c ...)

@@ -1,0 +1,53 @@
+/* main.c — `msbnb COMMAND ...`: dispatch to the subcommands in cli.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include <msbnb/msbnb.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"quantize", cmd_quantize, "quantize a safetensors checkpoint (nf4, fp4, int4, int8)"},
+    {"inspect", cmd_inspect, "list tensors, dtypes, shapes and quantization of a checkpoint"},
+    {"dequantize", cmd_dequantize, "turn a quantized checkpoint back into plain weights"},
+    {"compare", cmd_compare, "per-tensor error statistics between two checkpoints"},
+    {"generate", cmd_generate, "generate text with a LLaMA model (+ LoRA adapters)"},
+    {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
+    {"finetune", cmd_finetune, "QLoRA fine-tuning on a text file, saves a PEFT adapter"},
+    {"merge", cmd_merge, "fold a LoRA adapter into a standalone checkpoint"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "msbnb %s — k-bit quantization and QLoRA fine-tuning\n\nusage: msbnb COMMAND [ARGS]\n\ncommands:\n",
+            msbnb_version_string());
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`msbnb COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failure, 2 usage.\n"
+               "Environment: MSBNB_THREADS (thread count), MSBNB_ISA (scalar|avx2|avx512|avx512_vnni|avx512_bf16).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("msbnb %s\n", msbnb_version_string());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "msbnb: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
