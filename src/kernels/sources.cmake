@@ -1,1 +1,3 @@
-# kernels: files are listed here by the area's owner (see CMakeLists.txt for the lists).
+# kernels: fused products. 4-bit products (fourbit.cmake), int8 products + LLM.int8() + dense (int8.cmake).
+include(${CMAKE_SOURCE_DIR}/src/kernels/fourbit.cmake)
+include(${CMAKE_SOURCE_DIR}/src/kernels/int8.cmake)

@@ -1,1 +1,3 @@
-# model: files are listed here by the area's owner (see CMakeLists.txt for the lists).
+# model: the reference LLaMA. Inference (infer.cmake) and training (train.cmake).
+include(${CMAKE_SOURCE_DIR}/src/model/infer.cmake)
+include(${CMAKE_SOURCE_DIR}/src/model/train.cmake)

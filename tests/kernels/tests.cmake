@@ -1,1 +1,2 @@
-# kernels tests: msbnb_add_test(name tests/kernels/file.c ...)
+include(${CMAKE_SOURCE_DIR}/tests/kernels/fourbit.cmake)
+include(${CMAKE_SOURCE_DIR}/tests/kernels/int8.cmake)

@@ -1,1 +1,2 @@
-# model tests: msbnb_add_test(name tests/model/file.c ...)
+include(${CMAKE_SOURCE_DIR}/tests/model/infer.cmake)
+include(${CMAKE_SOURCE_DIR}/tests/model/train.cmake)

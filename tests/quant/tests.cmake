@@ -1,1 +1,2 @@
-# quant tests: msbnb_add_test(name tests/quant/file.c ...)
+include(${CMAKE_SOURCE_DIR}/tests/quant/fourbit.cmake)
+include(${CMAKE_SOURCE_DIR}/tests/quant/int.cmake)

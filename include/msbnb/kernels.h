@@ -1,0 +1,82 @@
+/*
+ * kernels.h — fused matrix products that read quantized weights directly.
+ *
+ * Shapes (row-major):  W: msbnb_qtensor with rows = out_features, cols = in_features
+ *                      X: [n, in]   Y: [n, out]   bias: [out] or NULL
+ * Forward:    Y = X · deq(W)ᵀ + bias
+ * Transposed: dX = dY · deq(W)          (dY: [n, out], dX: [n, in]) — for backward passes.
+ *
+ * No full dequantized copy of W is made: scratch memory is bounded by a tile, independent of the
+ * matrix size. Work is split over output rows/tiles on msbnb_get_num_threads() threads; results
+ * are bit-identical for every thread count.
+ *
+ * Precision:
+ *  EXACT  weights dequantized to fp32 exactly as msbnb_dequantize does, fp32 accumulation: the
+ *         reference semantics and the default. Differs from dequantize + a plain fp32 product only
+ *         by summation order (bound: see README "Fused products").
+ *  FAST   activations may be rounded (bf16 via AVX512-BF16, or int8 with per-row scales via VNNI);
+ *         the error of each mode is measured and stated in the README.
+ */
+#ifndef MSBNB_KERNELS_H
+#define MSBNB_KERNELS_H
+
+#include "msbnb.h"
+#include "quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum msbnb_precision {
+    MSBNB_PRECISION_EXACT = 0,
+    MSBNB_PRECISION_FAST = 1
+} msbnb_precision;
+
+/* Y[n, out] = X[n, in] · deq(W)ᵀ (+ bias). Any n ≥ 1, any in/out (tails handled).
+ * W of any type except BLOCKWISE8 with rows*cols as its shape. Errors: INVALID_ARG, SHAPE,
+ * OUT_OF_MEMORY (tile scratch). Thread-safe for concurrent calls on the same W. */
+msbnb_status msbnb_matmul(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias, float *Y,
+                          msbnb_precision precision);
+
+/* X given as fp16 or bf16 bit patterns (dtype F16/BF16) or f32. */
+msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype x_dtype, int64_t n,
+                             const float *bias, float *Y, msbnb_precision precision);
+
+/* dX[n, in] = dY[n, out] · deq(W); accumulate != 0 adds into dX instead of overwriting. */
+msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate);
+
+/* Optional: build a kernel-friendly copy of W's codes inside W (kept until W is freed) so later
+ * products run faster. Not thread-safe against concurrent products on the same W. The functional
+ * view and the on-disk format are unchanged. */
+msbnb_status msbnb_qtensor_prepare(msbnb_qtensor *W);
+
+/* Dense fp32 product (OpenBLAS sgemm): Y[n, out] = X[n, in] · Wᵀ (+ bias), W: [out, in]. */
+msbnb_status msbnb_matmul_f32(const float *W, int64_t out, int64_t in, const float *X, int64_t n,
+                              const float *bias, float *Y);
+/* Dense transposed: dX[n, in] (+)= dY[n, out] · W. */
+msbnb_status msbnb_matmul_f32_t(const float *W, int64_t out, int64_t in, const float *dY, int64_t n, float *dX,
+                                int accumulate);
+
+/* ---------------------------------------------------------------- LLM.int8() */
+
+/* Row-wise int8 quantization of activations X [rows, cols] (bitsandbytes int8_vectorwise_quant):
+ * row_stats[r] = max |X[r, c]| over columns c that are NOT outliers; codes[r, c] =
+ * round_half_even(X[r, c] * 127 / row_stats[r]), and 0 in outlier columns.
+ * An outlier column is one holding any |x| ≥ threshold (threshold 0 = none).
+ * outlier_cols (may be NULL) receives the column indices, ascending, *n_outliers their count;
+ * it must hold cols entries. */
+msbnb_status msbnb_int8_vectorwise_quant(const float *X, int64_t rows, int64_t cols, float threshold,
+                                         int8_t *codes, float *row_stats, int32_t *outlier_cols,
+                                         int64_t *n_outliers);
+
+/* LLM.int8() product: Y[n, out] = X · deq(W)ᵀ + bias with W INT8 symmetric per-row (bnb CB/SCB).
+ * Columns of X with any |x| ≥ threshold go through an fp32 product against the dequantized W
+ * columns; the rest through int8×int8→int32 rescaled by C·rowstat·SCB/127². threshold = 0
+ * disables the decomposition (everything int8). */
+msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias,
+                                  float threshold, float *Y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MSBNB_KERNELS_H */

@@ -1,0 +1,1 @@
+# NF4/FP4/INT4 fused products

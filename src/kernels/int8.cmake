@@ -1,0 +1,1 @@
+# INT8 products, LLM.int8(), dense fp32

@@ -1,0 +1,1 @@
+# LLaMA loading, tokenizer, forward, generation, perplexity

@@ -1,0 +1,1 @@
+# LLaMA backward, LoRA training loop

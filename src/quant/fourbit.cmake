@@ -1,0 +1,1 @@
+# NF4/FP4, blockwise8, double quant, code tables

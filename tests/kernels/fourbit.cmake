@@ -1,0 +1,1 @@
+# tests of 4-bit products

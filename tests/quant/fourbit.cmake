@@ -1,0 +1,1 @@
+# tests of NF4/FP4/blockwise8/double quant

@@ -1,0 +1,1 @@
+# tests of INT8/INT4/functional API
