@@ -15,6 +15,7 @@ double bench_fma_peak_gflops(int threads);
 /* Sections: each prints its own tables. quick != 0 = smaller sizes (smoke runs). */
 int bench_formats(int quick);
 int bench_matmul(int quick);
+int bench_matmul_int8(int quick);
 int bench_train(int quick);
 
 #endif

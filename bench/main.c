@@ -18,7 +18,10 @@ int main(int argc, char **argv) {
            msbnb_isa_name(msbnb_isa_current()), msbnb_get_num_threads());
     int rc = 0;
     if (!strcmp(which, "all") || !strcmp(which, "formats")) rc |= bench_formats(quick);
-    if (!strcmp(which, "all") || !strcmp(which, "matmul")) rc |= bench_matmul(quick);
+    if (!strcmp(which, "all") || !strcmp(which, "matmul")) {
+        rc |= bench_matmul(quick);
+        rc |= bench_matmul_int8(quick);
+    }
     if (!strcmp(which, "all") || !strcmp(which, "train")) rc |= bench_train(quick);
     return rc;
 }

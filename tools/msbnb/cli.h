@@ -9,9 +9,10 @@ int cmd_inspect(int argc, char **argv);
 int cmd_dequantize(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 
-/* cli_model.c: the reference LLaMA model */
+/* cli_model.c: inference with the reference LLaMA model */
 int cmd_generate(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+/* cli_train.c: training */
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 

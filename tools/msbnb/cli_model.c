@@ -1,4 +1,4 @@
-/* cli_model.c — model commands (owned by the model work). */
+/* cli_model.c — inference commands (owned by the model inference work). */
 #include <stdio.h>
 
 #include "cli.h"
@@ -9,5 +9,3 @@ static int unavailable(const char *name) {
 }
 int cmd_generate(int argc, char **argv) { (void)argc; (void)argv; return unavailable("generate"); }
 int cmd_perplexity(int argc, char **argv) { (void)argc; (void)argv; return unavailable("perplexity"); }
-int cmd_finetune(int argc, char **argv) { (void)argc; (void)argv; return unavailable("finetune"); }
-int cmd_merge(int argc, char **argv) { (void)argc; (void)argv; return unavailable("merge"); }

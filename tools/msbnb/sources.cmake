@@ -3,4 +3,5 @@ set(MSBNB_CLI_SRC
   tools/msbnb/main.c
   tools/msbnb/cli_convert.c
   tools/msbnb/cli_model.c
+  tools/msbnb/cli_train.c
 )
