@@ -1,0 +1,95 @@
+/*
+ * llama_internal.h — the LLaMA model struct, shared by inference (forward.c, load_*.c, perplexity.c)
+ * and training (the backward pass and the LoRA training loop). Never installed.
+ *
+ * Conventions of the in-memory model:
+ *  - Every projection is in HF layout: weight [out_features, in_features], q/k rows ordered for the
+ *    rotate_half RoPE (pair i with i + head_dim/2 inside each head). llama2.c checkpoints are permuted
+ *    at load (load_llama2c.c), so HF adapters (PEFT lora_B rows) apply without change.
+ *  - Activations are row-major [tokens, features]; the KV cache stores, per layer, K and V rows of
+ *    kv_dim = n_kv_heads*head_dim floats per position.
+ */
+#ifndef MSBNB_MODEL_LLAMA_INTERNAL_H
+#define MSBNB_MODEL_LLAMA_INTERNAL_H
+
+#include <msbnb/model.h>
+#include <msbnb/nn.h>
+
+#include "core/internal.h"
+
+/* One decoder layer. Norm weights are owned by the model (freed with it); proj[] are nn.h layers
+ * owned by the model (msbnb_linear_free at model free). */
+typedef struct msbnb_llama_layer {
+    float *attn_norm;                      /* [dim] RMSNorm before attention (input_layernorm)       */
+    float *ffn_norm;                       /* [dim] RMSNorm before the MLP (post_attention_layernorm) */
+    msbnb_linear *proj[MSBNB_PROJ_COUNT];  /* indexed by msbnb_proj: q,k,v,o,gate,up,down           */
+} msbnb_llama_layer;
+
+struct msbnb_model {
+    msbnb_model_config cfg;   /* head_dim always filled in; n_kv_heads divides n_heads          */
+    msbnb_model_params params;/* as given at load (after defaults)                             */
+
+    /* ---- weights */
+    float *tok_emb;           /* [vocab, dim] fp32 token embedding (model.embed_tokens.weight)  */
+    msbnb_llama_layer *layers;/* [n_layers]                                                    */
+    float *final_norm;        /* [dim] (model.norm.weight)                                     */
+    msbnb_linear *output;     /* [vocab, dim] lm_head when !cfg.tied; NULL when tied (then the  */
+                              /* logits are x · tok_emb^T through msbnb_matmul_f32)            */
+
+    /* ---- RoPE: angle pos * theta^(-2i/head_dim), computed in double, stored as float */
+    int rope_len;             /* positions in the tables (= ctx_len)                            */
+    float *rope_cos;          /* [rope_len, head_dim/2]                                         */
+    float *rope_sin;          /* [rope_len, head_dim/2]                                         */
+
+    /* ---- inference state (forward.c): one sequence at a time */
+    int ctx_len;              /* positions the cache holds: min(seq_len, params.max_seq_len)  */
+    int batch_cap;            /* rows of the scratch buffers (params.max_batch)                */
+    float *key_cache;         /* [n_layers, ctx_len, kv_dim]                                   */
+    float *value_cache;       /* [n_layers, ctx_len, kv_dim]                                   */
+    float *x;                 /* [batch_cap, dim] residual stream                              */
+    float *xb;                /* [batch_cap, max(dim, q_dim)] normed input / attention output  */
+    float *xb2;               /* [batch_cap, dim] projection output                            */
+    float *q;                 /* [batch_cap, q_dim] queries (q_dim = n_heads*head_dim)          */
+    float *k;                 /* [batch_cap, kv_dim]                                           */
+    float *v;                 /* [batch_cap, kv_dim]                                           */
+    float *att;               /* [batch_cap, n_heads, ctx_len] attention scores                */
+    float *hb;                /* [batch_cap, hidden_dim] gate, then silu(gate)*up              */
+    float *hb2;               /* [batch_cap, hidden_dim] up                                    */
+    float *logits;            /* [batch_cap, vocab]                                            */
+};
+
+/* ---------------------------------------------------------------- shared helpers (model area) */
+
+/* Derived sizes. */
+static inline int msbnb__llama_q_dim(const msbnb_model_config *c) { return c->n_heads * c->head_dim; }
+static inline int msbnb__llama_kv_dim(const msbnb_model_config *c) { return c->n_kv_heads * c->head_dim; }
+/* in/out features of projection p. */
+void msbnb__llama_proj_shape(const msbnb_model_config *c, msbnb_proj p, int64_t *out_features,
+                             int64_t *in_features);
+
+/* Validate a config (positive sizes, head_dim even, n_kv_heads | n_heads, finite eps/theta,
+ * sizes below sane limits) and fill head_dim when 0. FORMAT with a message on failure. */
+msbnb_status msbnb__llama_config_check(msbnb_model_config *c);
+
+/* Allocate an empty model for cfg (weights zeroed, projections NULL), the RoPE tables and the
+ * inference state. The loaders then fill the weights. */
+msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg, const msbnb_model_params *params,
+                                msbnb_model **out);
+
+/* Build projection p of layer l from fp32 weights w [out, in] according to m->params
+ * (quantized or fp32); w is borrowed. */
+msbnb_status msbnb__llama_set_proj_f32(msbnb_model *m, int l, msbnb_proj p, const float *w);
+
+/* Parse an HF config.json text (len bytes) into cfg (seq_len from max_position_embeddings). */
+msbnb_status msbnb__llama_config_from_json(const char *json, size_t len, msbnb_model_config *cfg);
+
+/* Loaders (load_llama2c.c, load_hf.c). */
+msbnb_status msbnb__llama_load_llama2c(const char *path, const msbnb_model_params *params, msbnb_model **out);
+msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *params, msbnb_model **out);
+
+/* RMSNorm of n rows: out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, rows of dim (out may equal x). */
+void msbnb__llama_rmsnorm(float *out, const float *x, const float *w, int64_t n, int dim, float eps);
+/* Rotate q [n, n_heads*head_dim] and k [n, n_kv_heads*head_dim] in place for positions pos0.. */
+void msbnb__llama_rope(const msbnb_model *m, float *q, float *k, int64_t n, int pos0);
+
+#endif /* MSBNB_MODEL_LLAMA_INTERNAL_H */
