@@ -1,1 +1,2 @@
 # model training tests
+msbnb_add_test(test_backward_ops tests/model/test_backward_ops.c)

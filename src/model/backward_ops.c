@@ -1,0 +1,241 @@
+/*
+ * backward_ops.c — training forward and backward of RMSNorm, RoPE, causal GQA attention, SwiGLU,
+ * embedding and cross-entropy, batched over N = B*T rows. See backward_ops.h for shapes.
+ *
+ * Written over BW_REAL so the tests can compile this file again in double precision; the library
+ * builds it once with float. Transcendentals are evaluated in double and rounded to BW_REAL.
+ *
+ * Math (standard derivations, e.g. the LLaMA paper's blocks; PyTorch's autograd formulas):
+ *   RMSNorm  y = x r w, r = (mean x² + eps)^-½:  dx = r (w∘dy) - x r³ (Σ (w∘dy)∘x) / D
+ *   softmax  P = softmax(S):                     dS = P ∘ (dP - Σ_s P dP)
+ *   SwiGLU   h = g σ(g) u:                       dg = dh u σ(g)(1 + g(1-σ(g))), du = dh g σ(g)
+ *   CE       L = mean(logsumexp(z) - z_y):       dz = (softmax(z) - onehot(y)) / count
+ */
+#include "model/backward_ops.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+typedef BW_REAL real;
+
+/* ================================================================ RMSNorm */
+
+void BW(rmsnorm_fwd)(const real *x, const real *w, int64_t N, int64_t D, double eps, real *y, real *rstd) {
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        const real *xr = x + n * D;
+        real *yr = y + n * D;
+        double ss = 0.0;
+        for (int64_t i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+        real r = (real)(1.0 / sqrt(ss / (double)D + eps));
+        rstd[n] = r;
+        for (int64_t i = 0; i < D; i++) yr[i] = xr[i] * r * w[i];
+    }
+}
+
+void BW(rmsnorm_bwd)(const real *dy, const real *x, const real *w, const real *rstd, int64_t N, int64_t D,
+                     real *dx) {
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        const real *xr = x + n * D, *dyr = dy + n * D;
+        real *dxr = dx + n * D;
+        double r = rstd[n];
+        double dot = 0.0; /* Σ (w∘dy)∘x */
+        for (int64_t i = 0; i < D; i++) dot += (double)w[i] * dyr[i] * xr[i];
+        double c = r * r * r * dot / (double)D;
+        for (int64_t i = 0; i < D; i++) dxr[i] += (real)(r * w[i] * dyr[i] - c * xr[i]);
+    }
+}
+
+/* ================================================================ RoPE */
+
+void BW(rope_table)(int64_t T, int64_t hd, double theta, real *cos_sin) {
+    int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < half; i++) {
+            /* inv_freq as HF computes it: theta^-(2i/hd) */
+            double freq = 1.0 / pow(theta, (double)(2 * i) / (double)hd);
+            double a = (double)t * freq;
+            cos_sin[(t * half + i) * 2 + 0] = (real)cos(a);
+            cos_sin[(t * half + i) * 2 + 1] = (real)sin(a);
+        }
+}
+
+void BW(rope_apply)(real *x, int64_t B, int64_t T, int64_t H, int64_t hd, const real *cos_sin, int interleaved,
+                    int inverse) {
+    int64_t half = hd / 2;
+    int64_t rows = B * T;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t t = r % T;
+        const real *cs = cos_sin + t * half * 2;
+        for (int64_t h = 0; h < H; h++) {
+            real *v = x + (r * H + h) * hd;
+            for (int64_t i = 0; i < half; i++) {
+                real c = cs[2 * i], s = inverse ? -cs[2 * i + 1] : cs[2 * i + 1];
+                int64_t i0 = interleaved ? 2 * i : i;
+                int64_t i1 = interleaved ? 2 * i + 1 : i + half;
+                real a = v[i0], b = v[i1];
+                v[i0] = a * c - b * s;
+                v[i1] = a * s + b * c;
+            }
+        }
+    }
+}
+
+/* ================================================================ attention */
+
+void BW(attention_fwd)(const real *q, const real *k, const real *v, int64_t B, int64_t T, int64_t H, int64_t KVH,
+                       int64_t hd, real *probs, real *out) {
+    int64_t rep = H / KVH;
+    real scale = (real)(1.0 / sqrt((double)hd));
+    /* one (batch, head) pair per iteration: disjoint rows of probs and out */
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        int64_t b = bh / H, h = bh % H, kh = h / rep;
+        for (int64_t t = 0; t < T; t++) {
+            const real *qt = q + ((b * T + t) * H + h) * hd;
+            real *p = probs + ((b * H + h) * T + t) * T; /* p: [T], row t of this head's matrix */
+            real mx = -INFINITY;
+            for (int64_t s = 0; s <= t; s++) {
+                const real *ks = k + ((b * T + s) * KVH + kh) * hd;
+                real d = 0;
+                for (int64_t i = 0; i < hd; i++) d += qt[i] * ks[i];
+                p[s] = d * scale;
+                if (p[s] > mx) mx = p[s];
+            }
+            real sum = 0;
+            for (int64_t s = 0; s <= t; s++) {
+                p[s] = (real)exp((double)(p[s] - mx));
+                sum += p[s];
+            }
+            real inv = 1 / sum;
+            for (int64_t s = 0; s <= t; s++) p[s] *= inv;
+            for (int64_t s = t + 1; s < T; s++) p[s] = 0;
+            real *o = out + ((b * T + t) * H + h) * hd;
+            for (int64_t i = 0; i < hd; i++) o[i] = 0;
+            for (int64_t s = 0; s <= t; s++) {
+                const real *vs = v + ((b * T + s) * KVH + kh) * hd;
+                for (int64_t i = 0; i < hd; i++) o[i] += p[s] * vs[i];
+            }
+        }
+    }
+}
+
+int64_t BW(attention_bwd_scratch)(int64_t T) { return (int64_t)msbnb__threads() * T; }
+
+void BW(attention_bwd)(const real *dout, const real *q, const real *k, const real *v, const real *probs, int64_t B,
+                       int64_t T, int64_t H, int64_t KVH, int64_t hd, real *dq, real *dk, real *dv, real *scratch) {
+    int64_t rep = H / KVH;
+    real scale = (real)(1.0 / sqrt((double)hd));
+    /* One (batch, kv head) pair per iteration: it owns dk/dv of that kv head and dq of its query
+     * heads, and sums the query heads in ascending order (fixed reduction order). */
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t bk = 0; bk < B * KVH; bk++) {
+        int64_t b = bk / KVH, kh = bk % KVH;
+        real *ds = scratch + (int64_t)omp_get_thread_num() * T; /* ds: [T] dScores of one query row */
+        for (int64_t s = 0; s < T; s++) {
+            memset(dk + ((b * T + s) * KVH + kh) * hd, 0, (size_t)hd * sizeof(real));
+            memset(dv + ((b * T + s) * KVH + kh) * hd, 0, (size_t)hd * sizeof(real));
+        }
+        for (int64_t h = kh * rep; h < (kh + 1) * rep; h++) {
+            for (int64_t t = 0; t < T; t++) {
+                const real *p = probs + ((b * H + h) * T + t) * T;
+                const real *dot_ = dout + ((b * T + t) * H + h) * hd;
+                const real *qt = q + ((b * T + t) * H + h) * hd;
+                real *dqt = dq + ((b * T + t) * H + h) * hd;
+                real pdp = 0;
+                for (int64_t s = 0; s <= t; s++) {
+                    const real *vs = v + ((b * T + s) * KVH + kh) * hd;
+                    real d = 0; /* dP[t, s] = dout[t] · v[s] */
+                    for (int64_t i = 0; i < hd; i++) d += dot_[i] * vs[i];
+                    ds[s] = d;
+                    pdp += p[s] * d;
+                }
+                for (int64_t i = 0; i < hd; i++) dqt[i] = 0;
+                for (int64_t s = 0; s <= t; s++) {
+                    real g = p[s] * (ds[s] - pdp) * scale; /* dS[t, s] scaled: ∂L/∂(q·k) */
+                    const real *ks = k + ((b * T + s) * KVH + kh) * hd;
+                    real *dks = dk + ((b * T + s) * KVH + kh) * hd;
+                    real *dvs = dv + ((b * T + s) * KVH + kh) * hd;
+                    for (int64_t i = 0; i < hd; i++) {
+                        dqt[i] += g * ks[i];
+                        dks[i] += g * qt[i];
+                        dvs[i] += p[s] * dot_[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ================================================================ SwiGLU */
+
+void BW(swiglu_fwd)(const real *g, const real *u, int64_t n, real *h) {
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        real sg = (real)(1.0 / (1.0 + exp(-(double)g[i])));
+        h[i] = g[i] * sg * u[i];
+    }
+}
+
+void BW(swiglu_bwd)(const real *dh, const real *g, const real *u, int64_t n, real *dg, real *du) {
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        real sg = (real)(1.0 / (1.0 + exp(-(double)g[i])));
+        real silu = g[i] * sg;
+        du[i] = dh[i] * silu;
+        dg[i] = dh[i] * u[i] * sg * (1 + g[i] * (1 - sg));
+    }
+}
+
+/* ================================================================ embedding */
+
+void BW(embedding_fwd)(const real *table, const int32_t *tok, int64_t N, int64_t D, real *x) {
+    for (int64_t n = 0; n < N; n++) memcpy(x + n * D, table + (int64_t)tok[n] * D, (size_t)D * sizeof(real));
+}
+
+void BW(embedding_bwd)(const real *dx, const int32_t *tok, int64_t N, int64_t D, real *dtable) {
+    /* sequential: two rows may hit the same token, and the order of their sum is fixed */
+    for (int64_t n = 0; n < N; n++) {
+        real *row = dtable + (int64_t)tok[n] * D;
+        for (int64_t i = 0; i < D; i++) row[i] += dx[n * D + i];
+    }
+}
+
+/* ================================================================ cross-entropy */
+
+double BW(cross_entropy)(const real *logits, const int32_t *targets, int64_t N, int64_t V, real *dlogits,
+                         double *row_loss, int64_t *count) {
+    int64_t cnt = 0;
+    for (int64_t n = 0; n < N; n++) cnt += targets[n] >= 0;
+    if (count) *count = cnt;
+    double inv_cnt = cnt > 0 ? 1.0 / (double)cnt : 0.0;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        const real *z = logits + n * V;
+        real *dz = dlogits ? dlogits + n * V : NULL;
+        if (targets[n] < 0) {
+            row_loss[n] = 0.0;
+            if (dz) memset(dz, 0, (size_t)V * sizeof(real));
+            continue;
+        }
+        double mx = -INFINITY;
+        for (int64_t i = 0; i < V; i++)
+            if (z[i] > mx) mx = z[i];
+        double sum = 0.0;
+        for (int64_t i = 0; i < V; i++) sum += exp((double)z[i] - mx);
+        double lse = mx + log(sum);
+        row_loss[n] = lse - (double)z[targets[n]];
+        if (dz) {
+            for (int64_t i = 0; i < V; i++) dz[i] = (real)(exp((double)z[i] - lse) * inv_cnt);
+            dz[targets[n]] -= (real)inv_cnt;
+        }
+    }
+    double total = 0.0;
+    for (int64_t n = 0; n < N; n++) total += row_loss[n];
+    return total * inv_cnt;
+}
