@@ -1,1 +1,7 @@
-# INT8 products, LLM.int8(), dense fp32
+# INT8 products, LLM.int8(), dense fp32 (owner: kern8). Paths relative to the project root.
+list(APPEND MSBNB_SRC
+  src/kernels/dense.c
+  src/kernels/matmul_int8.c
+  src/kernels/matmul_int8_ref.c
+  src/kernels/llm_int8.c
+)

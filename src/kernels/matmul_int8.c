@@ -1,0 +1,162 @@
+/*
+ * matmul_int8.c — INT8-weight products: dispatch table, tiling over threads, FAST mode and the
+ * integer product shared with LLM.int8().
+ *
+ *   forward     Y[n, out]  = X[n, in] · Ŵᵀ (+ bias)        Ŵ = msbnb_dequantize(W)
+ *   transposed  dX[n, in] (+)= dY[n, out] · Ŵ
+ *
+ * Tiling: the forward splits the OUTPUT COLUMNS (weight rows) into tiles of TILE_O rows, one task
+ * each, so every task reads its weight rows once and writes a disjoint slice of Y; the transposed
+ * product splits dX into (row block × TILE_K column) tiles. Inside a task the order of operations
+ * does not depend on which thread runs it, so results are identical for every thread count.
+ * Scratch is per thread and bounded (tile-sized), never proportional to W.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/int8_kernels.h"
+
+#define TILE_O 64 /* weight rows per forward task                          */
+#define TILE_N 64 /* activation rows per integer block (C tile 64×64 int32) */
+#define TILE_T_ROWS 64
+
+/* ---------------------------------------------------------------- dispatch */
+
+static const msbnb__i8_kernels kernels_ref = {"scalar", msbnb__i8_exact_ref, msbnb__i8_t_ref, msbnb__i8_dot_ref};
+const msbnb__i8_kernels *msbnb__i8_kernels_get(void) { return &kernels_ref; }
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* One aligned block of `per` bytes per thread; NULL on failure. */
+static void *alloc_per_thread(int threads, size_t per) {
+    size_t total;
+    if (!msbnb__mul_ok((size_t)threads, per, &total)) return NULL;
+    return msbnb__alloc_aligned(total);
+}
+
+/* ---------------------------------------------------------------- EXACT forward */
+
+static msbnb_status exact_forward(const msbnb__i8w *w, const float *X, int64_t n, const float *bias, float *Y) {
+    const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
+    const int threads = msbnb__threads();
+    const int64_t out = w->rows, tiles = (out + TILE_O - 1) / TILE_O;
+    uint8_t *scratch = alloc_per_thread(threads, MSBNB__I8_EXACT_SCRATCH);
+    RETURN_IF(!scratch, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %d x %zu bytes of tile scratch", threads,
+              MSBNB__I8_EXACT_SCRATCH);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t o0 = t * TILE_O, o1 = o0 + TILE_O < out ? o0 + TILE_O : out;
+        kern->exact(w, o0, o1, X, w->cols, n, Y, out, scratch + (size_t)thread_id() * MSBNB__I8_EXACT_SCRATCH);
+        if (bias)
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t o = o0; o < o1; o++) Y[i * out + o] += bias[o];
+    }
+    msbnb__free_aligned(scratch);
+    return MSBNB_OK;
+}
+
+/* ---------------------------------------------------------------- integer product */
+
+msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
+                                   const float *row_stats, int64_t n, const float *bias, float *Y) {
+    const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
+    const int threads = msbnb__threads();
+    const int64_t out = w->rows, K = w->cols, tiles = (out + TILE_O - 1) / TILE_O;
+    const size_t per = (size_t)TILE_N * TILE_O * sizeof(int32_t);
+    int32_t *cbuf = alloc_per_thread(threads, per);
+    RETURN_IF(!cbuf, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %d x %zu bytes of tile scratch", threads, per);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+        int32_t *C = cbuf + (size_t)thread_id() * TILE_N * TILE_O; /* [TILE_N, TILE_O] */
+        int64_t o0 = t * TILE_O, o1 = o0 + TILE_O < out ? o0 + TILE_O : out;
+        for (int64_t i0 = 0; i0 < n; i0 += TILE_N) {
+            int64_t m = n - i0 < TILE_N ? n - i0 : TILE_N;
+            kern->dot(w, o0, o1, a + i0 * K, K, asum + i0, m, C, TILE_O);
+            for (int64_t i = 0; i < m; i++) {
+                float rs = row_stats[i0 + i];
+                float *y = Y + (i0 + i) * out;
+                for (int64_t o = o0; o < o1; o++) {
+                    int32_t c = C[i * TILE_O + (o - o0)];
+                    float v;
+                    if (w->asym) {
+                        /* Σ a·(code − zp) = Σ a·code − zp·Σ a, exact in int32 for K ≤ MAX_K */
+                        c -= msbnb__i8w_zp(w, o) * asum[i0 + i];
+                        v = ((float)c * (rs * msbnb__i8w_stat(w, o))) * MSBNB__I8_INV127;
+                    } else {
+                        v = ((float)c * (rs * msbnb__i8w_stat(w, o))) * MSBNB__I8_INV127SQ;
+                    }
+                    y[o] = bias ? v + bias[o] : v;
+                }
+            }
+        }
+    }
+    msbnb__free_aligned(cbuf);
+    return MSBNB_OK;
+}
+
+/* FAST: activations rounded to int8 per row (absmax over the row, the LLM.int8() rule without
+ * outliers), then the integer product. K beyond the integer kernels' range falls back to EXACT. */
+static msbnb_status fast_forward(const msbnb__i8w *w, const float *X, int64_t n, const float *bias, float *Y) {
+    const int64_t K = w->cols;
+    if (K > MSBNB__INT8_MAX_K) return exact_forward(w, X, n, bias, Y);
+    size_t codes_bytes;
+    TRY(msbnb__checked_mul(n, K, &codes_bytes));
+    int8_t *a = msbnb__alloc_aligned(codes_bytes);
+    float *rs = malloc((size_t)n * sizeof(float));
+    int32_t *asum = malloc((size_t)n * sizeof(int32_t));
+    msbnb_status st = MSBNB_OK;
+    if (!a || !rs || !asum) {
+        st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate int8 activations [%lld, %lld]", (long long)n,
+                        (long long)K);
+    } else {
+        msbnb__i8_quant_rows(X, n, K, NULL, 0.0f, a, K, rs, asum);
+        st = msbnb__i8_int_product(w, a, asum, rs, n, bias, Y);
+    }
+    msbnb__free_aligned(a);
+    free(rs);
+    free(asum);
+    return st;
+}
+
+msbnb_status msbnb__matmul_int8(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias, float *Y,
+                                msbnb_precision precision) {
+    if (n == 0) return MSBNB_OK;
+    msbnb__i8w w = msbnb__i8w_of(W);
+    if (precision == MSBNB_PRECISION_FAST) return fast_forward(&w, X, n, bias, Y);
+    return exact_forward(&w, X, n, bias, Y);
+}
+
+/* ---------------------------------------------------------------- transposed */
+
+msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate) {
+    if (n == 0) return MSBNB_OK;
+    msbnb__i8w w = msbnb__i8w_of(W);
+    const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
+    const int threads = msbnb__threads();
+    const int64_t K = w.cols;
+    const int64_t kt = (K + MSBNB__I8_T_KB - 1) / MSBNB__I8_T_KB, it = (n + TILE_T_ROWS - 1) / TILE_T_ROWS;
+    const int64_t tiles = kt * it;
+    uint8_t *scratch = alloc_per_thread(threads, MSBNB__I8_T_SCRATCH);
+    RETURN_IF(!scratch, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %d x %zu bytes of tile scratch", threads,
+              MSBNB__I8_T_SCRATCH);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t ib = t / kt, kb = t % kt;
+        int64_t i0 = ib * TILE_T_ROWS, i1 = i0 + TILE_T_ROWS < n ? i0 + TILE_T_ROWS : n;
+        int64_t k0 = kb * MSBNB__I8_T_KB, k1 = k0 + MSBNB__I8_T_KB < K ? k0 + MSBNB__I8_T_KB : K;
+        kern->transposed(&w, dY, i0, i1, k0, k1, dX, accumulate,
+                         scratch + (size_t)thread_id() * MSBNB__I8_T_SCRATCH);
+    }
+    msbnb__free_aligned(scratch);
+    return MSBNB_OK;
+}
