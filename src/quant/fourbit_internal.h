@@ -1,0 +1,161 @@
+/*
+ * fourbit_internal.h — shared inside quant/ for the bitsandbytes-compatible formats: NF4/FP4
+ * (4-bit blockwise), BLOCKWISE8 (8-bit blockwise with a 256-entry map) and double quantization.
+ *
+ * The per-element rules live here as static inline functions so the scalar reference
+ * (fourbit.c, blockwise8.c) and the tails of the SIMD translation units (x86/) run the very same
+ * code. Every SIMD kernel is proven bit-identical to these rules by tests/quant.
+ *
+ * Numeric policy (the same for NF4, FP4 and BLOCKWISE8; see docs/formats_4bit.md):
+ *  - absmax of a block = max |x| over its elements, NaN elements ignored, clamped to FLT_MAX
+ *    (so a block holding ±Inf stores FLT_MAX and its ±Inf elements saturate to ±absmax);
+ *    an all-NaN or all-zero block has absmax 0.
+ *  - recip = 1.0f / absmax in float32 (bitsandbytes' kernel multiplies by this reciprocal);
+ *    when that is not finite (absmax 0, or absmax < 2^-128 so the reciprocal overflows) recip = 0,
+ *    so every element of the block scales to 0 and takes the code of 0.0.
+ *  - scaled value s = x * recip in float32; a NaN s (only from a NaN x) is treated as 0.0.
+ *  - the code of s is the CUDA kernel's decision: strict '>' against the sorted float32
+ *    thresholds, which equals "number of thresholds strictly below s" (ties go to the lower code).
+ */
+#ifndef MSBNB_QUANT_FOURBIT_INTERNAL_H
+#define MSBNB_QUANT_FOURBIT_INTERNAL_H
+
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msbnb/quant.h>
+
+/* ---------------------------------------------------------------- tables (codebooks.c) */
+
+/* NF4: 15 decision thresholds of bitsandbytes' dQuantizeNF4, sorted ascending; 16th entry is
+ * +Inf padding so SIMD code can load 16 lanes. Code index = number of thresholds < s. */
+extern const float msbnb__nf4_thresholds[16];
+/* FP4 magnitudes: 7 thresholds of dQuantizeFP4 sorted ascending (+Inf padding to 8), and the map
+ * from magnitude rank (0..7, ascending magnitude) to the 3-bit code (bit 3 is the sign). */
+extern const float msbnb__fp4_thresholds[8];
+extern const uint8_t msbnb__fp4_rank_to_code[8];
+
+/* Code of 0.0 (odd-length padding, all-zero blocks, NaN inputs). */
+#define MSBNB_NF4_ZERO_CODE 7
+#define MSBNB_FP4_ZERO_CODE 0
+
+/* ---------------------------------------------------------------- per-element rules */
+
+/* recip of a block absmax, following the policy above. */
+static inline float msbnb__block_recip(float absmax) {
+    float r = 1.0f / absmax;
+    return (r <= FLT_MAX) ? r : 0.0f; /* also false for NaN: never happens, absmax is not NaN */
+}
+
+/* absmax policy step for one element: NaN ignored (comparison false). */
+static inline float msbnb__absmax_step(float m, float x) {
+    float a = fabsf(x);
+    return (a > m) ? a : m;
+}
+static inline float msbnb__absmax_finish(float m) { return m > FLT_MAX ? FLT_MAX : m; }
+
+/* NF4 code of a scaled value: branchless binary search over the 15 sorted thresholds; it
+ * returns #{t : t < s}, which is exactly the leaf the CUDA decision tree reaches. */
+static inline unsigned msbnb__nf4_index(float s) {
+    if (s != s) s = 0.0f;
+    const float *t = msbnb__nf4_thresholds;
+    unsigned r = (s > t[7]) ? 8u : 0u;
+    r += (s > t[r + 3]) ? 4u : 0u;
+    r += (s > t[r + 1]) ? 2u : 0u;
+    r += (s > t[r]) ? 1u : 0u;
+    return r;
+}
+
+/* FP4 code of a scaled value: sign bit 3 set for s < 0 (so -0.0 and NaN get +), magnitude
+ * rank by strict '>' against the 7 sorted magnitude thresholds, then the FP4 bit pattern. */
+static inline unsigned msbnb__fp4_index(float s) {
+    if (s != s) s = 0.0f;
+    unsigned sign = (s < 0.0f) ? 8u : 0u;
+    float a = fabsf(s);
+    const float *t = msbnb__fp4_thresholds;
+    unsigned r = (a > t[3]) ? 4u : 0u;
+    r += (a > t[r + 1]) ? 2u : 0u;
+    r += (a > t[r]) ? 1u : 0u;
+    return (unsigned)msbnb__fp4_rank_to_code[r] | sign;
+}
+
+/* BLOCKWISE8 code of a scaled value in a sorted 256-entry map: bitsandbytes' dQuantize<0>.
+ * Seven halving steps from pivot 127 land on an even pivot p, remembering the last pivots
+ * compared from below (lo) and above (hi); then s goes to the nearer of p and its neighbour on
+ * s's side, the midpoint (a+b)*0.5f computed in float32, a tie staying on p. */
+static inline unsigned msbnb__bw8_index(const float *code, float s) {
+    if (s != s) s = 0.0f;
+    unsigned p = 127, lo = 0, hi = 255;
+    for (unsigned step = 64; step > 0; step >>= 1) {
+        if (s > code[p]) {
+            lo = p;
+            p += step;
+        } else {
+            hi = p;
+            p -= step;
+        }
+    }
+    float v = code[p];
+    if (s > v) return (s > (code[hi] + v) * 0.5f) ? hi : p;
+    return (s < (code[lo] + v) * 0.5f) ? lo : p;
+}
+
+/* ---------------------------------------------------------------- kernels per ISA */
+/* A kernel handles a run of whole blocks starting at a block boundary: x/y [n] (n elements, the
+ * last block may be partial), packed [(n+1)/2] or q [n], absmax [ceil(n/bs)]. Arguments are
+ * validated by the public functions; kernels never fail and never allocate. */
+
+typedef void (*msbnb__q4_quant_fn)(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed,
+                                   float *absmax);
+typedef void (*msbnb__q4_dequant_fn)(const float *code16, const uint8_t *packed, const float *absmax,
+                                     size_t n, size_t bs, float *y);
+/* BLOCKWISE8 quantizes (x[i] - offset) in float32; offset 0 for plain use (x - 0.0f == x). */
+typedef void (*msbnb__bw8_quant_fn)(const float *code256, const float *x, float offset, size_t n, size_t bs,
+                                    uint8_t *q, float *absmax);
+typedef void (*msbnb__bw8_dequant_fn)(const float *code256, const uint8_t *q, const float *absmax, size_t n,
+                                      size_t bs, float *y);
+
+void msbnb__q4_quantize_ref(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax);
+void msbnb__q4_dequantize_ref(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
+                              size_t bs, float *y);
+void msbnb__bw8_quantize_ref(const float *code256, const float *x, float offset, size_t n, size_t bs, uint8_t *q,
+                             float *absmax);
+void msbnb__bw8_dequantize_ref(const float *code256, const uint8_t *q, const float *absmax, size_t n, size_t bs,
+                               float *y);
+
+#if defined(__x86_64__) || defined(_M_X64)
+void msbnb__q4_quantize_avx2(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax);
+void msbnb__q4_dequantize_avx2(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
+                               size_t bs, float *y);
+void msbnb__q4_quantize_avx512(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax);
+void msbnb__q4_dequantize_avx512(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
+                                 size_t bs, float *y);
+void msbnb__bw8_dequantize_avx2(const float *code256, const uint8_t *q, const float *absmax, size_t n, size_t bs,
+                                float *y);
+void msbnb__bw8_dequantize_avx512(const float *code256, const uint8_t *q, const float *absmax, size_t n,
+                                  size_t bs, float *y);
+#endif
+
+/* ---------------------------------------------------------------- shared drivers */
+
+/* BLOCKWISE8 over all blocks of n elements with OpenMP and the best ISA; arguments already
+ * validated. quantize_run quantizes (x - offset) (double quantization passes the mean). */
+void msbnb__bw8_quantize_run(const float *code, const float *x, float offset, size_t n, size_t bs, uint8_t *q,
+                             float *absmax);
+void msbnb__bw8_dequantize_run(const float *code, const uint8_t *q, const float *absmax, size_t n, size_t bs,
+                               float *y);
+
+/* ---------------------------------------------------------------- shared validation */
+
+/* blocksize a power of two in [lo, 4096]; records a message naming the caller. */
+msbnb_status msbnb__check_blocksize(const char *func, int blocksize, int lo);
+
+/* Blocks per parallel chunk so that a chunk holds about 64K elements (whole blocks). */
+static inline size_t msbnb__blocks_per_chunk(size_t bs) {
+    size_t b = ((size_t)1 << 16) / bs;
+    return b ? b : 1;
+}
+
+#endif /* MSBNB_QUANT_FOURBIT_INTERNAL_H */
