@@ -197,6 +197,30 @@ msbnb_status msbnb_double_dequantize(const uint8_t *q, const float *nested_absma
 msbnb_status msbnb_int4_pack(const int8_t *codes, size_t n, uint8_t *packed);
 msbnb_status msbnb_int4_unpack(const uint8_t *packed, size_t n, int8_t *codes);
 
+/* INT8 symmetric absmax (bitsandbytes CB/SCB rule, docs/formats_int.md): x [rows, cols] ->
+ * codes int8 [rows, cols], absmax [rows] (per_row != 0) or [1] (per tensor).
+ * code = round_half_even(x * (127.0f / absmax)), x̂ = ((float)code * absmax) * (1.0f / 127.0f).
+ * NaN -> 0, ±Inf -> ±127, statistics over finite elements. Errors: INVALID_ARG (NULL),
+ * SHAPE (rows/cols <= 0, > 2^40 or overflowing). Threads over rows; thread-count invariant. */
+msbnb_status msbnb_quantize_int8(const float *x, int64_t rows, int64_t cols, int per_row, int8_t *codes,
+                                 float *absmax);
+msbnb_status msbnb_dequantize_int8(const int8_t *codes, const float *absmax, int64_t rows, int64_t cols,
+                                   int per_row, float *y);
+/* INT8 asymmetric: codes uint8 [rows, cols], scale and zero_point [rows] or [1] (zero_point 0..255).
+ * x̂ = (float)(code - zero_point) * scale. Same errors; dequantize also rejects zero points outside
+ * 0..255 with INVALID_ARG. */
+msbnb_status msbnb_quantize_int8_asym(const float *x, int64_t rows, int64_t cols, int per_row, uint8_t *codes,
+                                      float *scale, int32_t *zero_point);
+msbnb_status msbnb_dequantize_int8_asym(const uint8_t *codes, const float *scale, const int32_t *zero_point,
+                                        int64_t rows, int64_t cols, int per_row, float *y);
+/* INT4 per group: x [rows, cols] -> packed [rows, cols/2] (first element high nibble), scales
+ * [cols/group_size, rows] (scale = absmax/7; code = round_half_even(x * (7.0f/absmax)) in [-8, 7]).
+ * Errors: INVALID_ARG (NULL, group_size <= 0 or odd), SHAPE (group_size not dividing cols, sizes). */
+msbnb_status msbnb_quantize_int4(const float *x, int64_t rows, int64_t cols, int group_size, uint8_t *packed,
+                                 float *scales);
+msbnb_status msbnb_dequantize_int4(const uint8_t *packed, const float *scales, int64_t rows, int64_t cols,
+                                   int group_size, float *y);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,1 +1,2 @@
 # tests of INT8/INT4/functional API
+msbnb_add_test(test_int8 tests/quant/test_int8.c)
