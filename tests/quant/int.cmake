@@ -1,2 +1,3 @@
 # tests of INT8/INT4/functional API
 msbnb_add_test(test_int8 tests/quant/test_int8.c)
+msbnb_add_test(test_int4 tests/quant/test_int4.c)
