@@ -1,0 +1,87 @@
+/*
+ * test_dense.c — msbnb_matmul_f32 / msbnb_matmul_f32_t (OpenBLAS sgemm) against a naive double
+ * loop, within |Δ| ≤ (K + 2)·u·Σ|x w| (+|bias|, +|old dX|); n = 0, bias, accumulate, bad args.
+ */
+#include "int8_test_util.h"
+
+static void check_forward(int64_t n, int64_t out, int64_t in, int with_bias, uint64_t seed) {
+    test_rng rng = {seed};
+    float *w = falloc((size_t)(out * in)), *x = falloc((size_t)(n * in)), *b = falloc((size_t)out);
+    float *y = falloc((size_t)(n * out));
+    double *r = dalloc((size_t)(n * out)), *m = dalloc((size_t)(n * out));
+    test_fill_normal(&rng, w, (size_t)(out * in), 0.1f);
+    test_fill_normal(&rng, x, (size_t)(n * in), 1.0f);
+    test_fill_normal(&rng, b, (size_t)out, 1.0f);
+    CHECK_OK(msbnb_matmul_f32(w, out, in, x, n, with_bias ? b : NULL, y));
+    ref_product(w, out, in, x, n, with_bias ? b : NULL, r, m);
+    for (int64_t j = 0; j < n * out; j++) {
+        double tol = (double)(in + 2) * FLT_EPSILON * m[j];
+        CHECK_MSG_(fabs(y[j] - r[j]) <= tol, "[%lld,%lld,%lld] %lld: %.9g vs %.9g", (long long)n, (long long)out,
+                   (long long)in, (long long)j, y[j], r[j]);
+    }
+    free(w), free(x), free(b), free(y), free(r), free(m);
+}
+
+TEST(forward_vs_double) {
+    const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 63}, {3, 17, 65}, {17, 1, 129}, {64, 96, 300}};
+    for (int s = 0; s < 5; s++) {
+        check_forward(shapes[s][0], shapes[s][1], shapes[s][2], 0, 1 + (uint64_t)s);
+        check_forward(shapes[s][0], shapes[s][1], shapes[s][2], 1, 11 + (uint64_t)s);
+    }
+}
+
+TEST(transposed_vs_double) {
+    const int64_t shapes[][3] = {{1, 1, 1}, {3, 17, 65}, {17, 33, 129}, {40, 70, 200}};
+    for (int s = 0; s < 4; s++) {
+        int64_t n = shapes[s][0], out = shapes[s][1], in = shapes[s][2];
+        test_rng rng = {50 + (uint64_t)s};
+        float *w = falloc((size_t)(out * in)), *dy = falloc((size_t)(n * out));
+        float *dx = falloc((size_t)(n * in)), *dx0 = falloc((size_t)(n * in));
+        test_fill_normal(&rng, w, (size_t)(out * in), 0.1f);
+        test_fill_normal(&rng, dy, (size_t)(n * out), 1.0f);
+        test_fill_normal(&rng, dx0, (size_t)(n * in), 1.0f);
+        for (int acc = 0; acc < 2; acc++) {
+            memcpy(dx, dx0, (size_t)(n * in) * sizeof(float));
+            CHECK_OK(msbnb_matmul_f32_t(w, out, in, dy, n, dx, acc));
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t k = 0; k < in; k++) {
+                    double r = acc ? dx0[i * in + k] : 0.0, m = fabs(r);
+                    for (int64_t o = 0; o < out; o++) {
+                        double t = (double)dy[i * out + o] * w[o * in + k];
+                        r += t;
+                        m += fabs(t);
+                    }
+                    CHECK_MSG_(fabs(dx[i * in + k] - r) <= (double)(out + 2) * FLT_EPSILON * m,
+                               "shape %d acc %d (%lld,%lld): %.9g vs %.9g", s, acc, (long long)i, (long long)k,
+                               dx[i * in + k], r);
+                }
+        }
+        free(w), free(dy), free(dx), free(dx0);
+    }
+}
+
+TEST(bad_args_and_empty) {
+    float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, 1, 1}, y[2] = {0, 0};
+    CHECK_OK(msbnb_matmul_f32(w, 2, 3, NULL, 0, NULL, NULL));
+    CHECK_OK(msbnb_matmul_f32_t(w, 2, 3, NULL, 0, NULL, 0));
+    CHECK_STATUS(msbnb_matmul_f32(NULL, 2, 3, x, 1, NULL, y), MSBNB_ERR_INVALID_ARG);
+    CHECK(strstr(msbnb_last_error(), "W") != NULL);
+    CHECK_STATUS(msbnb_matmul_f32(w, 2, 3, NULL, 1, NULL, y), MSBNB_ERR_INVALID_ARG);
+    CHECK_STATUS(msbnb_matmul_f32(w, 2, 3, x, 1, NULL, NULL), MSBNB_ERR_INVALID_ARG);
+    CHECK_STATUS(msbnb_matmul_f32(w, 2, 3, x, -1, NULL, y), MSBNB_ERR_INVALID_ARG);
+    CHECK_STATUS(msbnb_matmul_f32(w, 0, 3, x, 1, NULL, y), MSBNB_ERR_SHAPE);
+    CHECK_STATUS(msbnb_matmul_f32(w, 2, -3, x, 1, NULL, y), MSBNB_ERR_SHAPE);
+    CHECK_STATUS(msbnb_matmul_f32(w, (int64_t)1 << 32, 3, x, 1, NULL, y), MSBNB_ERR_UNSUPPORTED);
+    CHECK_STATUS(msbnb_matmul_f32_t(w, 2, 3, x, 1, NULL, 0), MSBNB_ERR_INVALID_ARG);
+    /* exact small case with bias: y = W·x + b */
+    float b[2] = {0.5f, -1.0f};
+    CHECK_OK(msbnb_matmul_f32(w, 2, 3, x, 1, b, y));
+    CHECK(y[0] == 6.5f && y[1] == 14.0f);
+}
+
+int main(void) {
+    RUN(forward_vs_double);
+    RUN(transposed_vs_double);
+    RUN(bad_args_and_empty);
+    return test_report();
+}
