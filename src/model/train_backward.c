@@ -1,0 +1,115 @@
+/*
+ * train_backward.c — backward of the whole LLaMA network to the LoRA parameters.
+ *
+ * Everything but the adapters is frozen, so the backward computes activation gradients only
+ * (dX = dY·W for each base product, no dW): with the forward's 2·P·N flops that makes ≈ 4·P·N
+ * per step rather than the 6·P·N of full training (P = base parameters, N = tokens). The adapters
+ * add dA, dB (PEFT's LoraLayer, as nn.h documents):
+ *     dB += s · dYᵀ · h          h = dropout(X)·Aᵀ  [N, r] saved by the forward
+ *     g   = s · dY · B           [N, r]
+ *     dA += gᵀ · dropout(X)      (mask regenerated from (seed, step, layer, proj))
+ *     dX += (g · A) ∘ mask/(1-p)
+ * Gradients accumulate into the nn layers' dA, dB buffers, in a fixed order: bit-identical for
+ * every thread count.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "model/backward_ops.h"
+#include "model/train_internal.h"
+
+/* dX [N, in] (= or +=, per accumulate) from dY [N, out] through projection (l, q) whose forward
+ * input was X [N, in] and LoRA hidden lora_h [N, r]. */
+static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const float *X, const float *lora_h,
+                                  const float *dY, float *dX, int accumulate) {
+    msbnb_linear *lin = tr->m->layers[l].proj[q];
+    int64_t out = msbnb_linear_out_features(lin), in = msbnb_linear_in_features(lin);
+    int N = (int)tr->N;
+    const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
+    const float *W = qt ? NULL : msbnb_linear_weight(lin);
+    if (!W) {
+        TRY(msbnb_linear_get_weight_f32(lin, tr->wbuf));
+        W = tr->wbuf;
+    }
+    /* dX[N, in] (+)= dY[N, out] · W[out, in] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, (int)out, 1.0f, dY, (int)out, W, (int)in,
+                accumulate ? 1.0f : 0.0f, dX, (int)in);
+    const train_lora *tl = &tr->lora[l * MSBNB_PROJ_COUNT + q];
+    if (!tl->on) return MSBNB_OK;
+    int r = tl->v.r;
+    float s = tl->v.scaling;
+    /* dB[out, r] += s · dYᵀ · h */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, r, N, s, dY, (int)out, lora_h, r, 1.0f, tl->v.dB,
+                r);
+    /* g[N, r] = s · dY · B */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, (int)out, s, dY, (int)out, tl->v.B, r, 0.0f, tr->lg,
+                r);
+    /* dA[r, in] += gᵀ · dropout(X) */
+    msbnb__train_dropout(tr, l, q, X, in, tr->xdrop);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)in, N, 1.0f, tr->lg, r, tr->xdrop, (int)in, 1.0f,
+                tl->v.dA, (int)in);
+    /* dX += (g · A) ∘ mask/(1-p). Without dropout straight into dX; with it, through tmp and the
+     * mask read back from dropout(X) / X (kept elements are X·scale, dropped ones exactly 0). */
+    if (!tr->training || tl->v.lora_dropout <= 0.0f) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 1.0f,
+                    dX, (int)in);
+    } else {
+        /* regenerate the mask on a vector of ones: xdrop = mask · 1/(1-p) */
+        int64_t n = tr->N * in;
+        for (int64_t i = 0; i < n; i++) tr->tmp[i] = 1.0f;
+        msbnb__train_dropout(tr, l, q, tr->tmp, in, tr->xdrop);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 0.0f,
+                    tr->tmp, (int)in);
+        for (int64_t i = 0; i < n; i++) dX[i] += tr->tmp[i] * tr->xdrop[i];
+    }
+    return MSBNB_OK;
+}
+
+/* tr->dx holds ∂L/∂x_out of layer l; on return it holds ∂L/∂x_in. */
+static msbnb_status layer_backward(msbnb_trainer *tr, int l, const float *x_in, const train_acts *a) {
+    const msbnb_model *m = tr->m;
+    const msbnb_model_config *c = &m->cfg;
+    int64_t N = tr->N, D = tr->D;
+    /* ---- MLP: x_out = x_mid + down(silu(gate(xn2)) ∘ up(xn2)) */
+    TRY(proj_backward(tr, l, MSBNB_PROJ_DOWN, a->h, a->lora_h[MSBNB_PROJ_DOWN], tr->dx, tr->dh, 0));
+    msbnb__swiglu_bwd(tr->dh, a->g, a->u, N * tr->HID, tr->dg, tr->du);
+    TRY(proj_backward(tr, l, MSBNB_PROJ_GATE, a->xn2, a->lora_h[MSBNB_PROJ_GATE], tr->dg, tr->dxn, 0));
+    TRY(proj_backward(tr, l, MSBNB_PROJ_UP, a->xn2, a->lora_h[MSBNB_PROJ_UP], tr->du, tr->dxn, 1));
+    msbnb__rmsnorm_bwd(tr->dxn, a->xmid, m->layers[l].ffn_norm, a->rstd2, N, D, tr->dx); /* dx = ∂L/∂x_mid */
+    /* ---- attention: x_mid = x_in + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))) */
+    TRY(proj_backward(tr, l, MSBNB_PROJ_O, a->att, a->lora_h[MSBNB_PROJ_O], tr->dx, tr->datt, 0));
+    msbnb__attention_bwd(tr->datt, a->q, a->k, a->v, a->probs, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim,
+                         tr->dq, tr->dk, tr->dv, tr->attn_scratch);
+    msbnb__rope_apply(tr->dq, tr->B, tr->T, c->n_heads, c->head_dim, tr->cos_sin, 0, 1);
+    msbnb__rope_apply(tr->dk, tr->B, tr->T, c->n_kv_heads, c->head_dim, tr->cos_sin, 0, 1);
+    TRY(proj_backward(tr, l, MSBNB_PROJ_Q, a->xn1, a->lora_h[MSBNB_PROJ_Q], tr->dq, tr->dxn, 0));
+    TRY(proj_backward(tr, l, MSBNB_PROJ_K, a->xn1, a->lora_h[MSBNB_PROJ_K], tr->dk, tr->dxn, 1));
+    TRY(proj_backward(tr, l, MSBNB_PROJ_V, a->xn1, a->lora_h[MSBNB_PROJ_V], tr->dv, tr->dxn, 1));
+    msbnb__rmsnorm_bwd(tr->dxn, x_in, m->layers[l].attn_norm, a->rstd1, N, D, tr->dx); /* dx = ∂L/∂x_in */
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb__train_backward(msbnb_trainer *tr) {
+    const msbnb_model *m = tr->m;
+    int L = m->cfg.n_layers;
+    int64_t N = tr->N, D = tr->D;
+    /* logits = xf · Woutᵀ  ->  dxf[N, D] = dlogits[N, V] · Wout[V, D] (into dxn) */
+    const float *Wout = m->cfg.tied ? m->tok_emb : tr->out_w;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)D, (int)tr->V, 1.0f, tr->dlogits,
+                (int)tr->V, Wout, (int)D, 0.0f, tr->dxn, (int)D);
+    memset(tr->dx, 0, sizeof(float) * (size_t)(N * D));
+    msbnb__rmsnorm_bwd(tr->dxn, tr->xs + (int64_t)L * N * D, m->final_norm, tr->rstdf, N, D, tr->dx);
+    for (int l = L - 1; l >= 0; l--) {
+        const float *x_in = tr->xs + (int64_t)l * N * D;
+        train_acts *a = &tr->acts[tr->p.recompute ? 0 : l];
+        /* recompute: rebuild layer l's activations from its saved input (same dropout masks: the
+         * step counter has not moved). The output lands on the next boundary, which already
+         * holds exactly these values and is no longer read. */
+        if (tr->p.recompute)
+            TRY(msbnb__train_layer_forward(tr, l, x_in, a, tr->xs + (int64_t)(l + 1) * N * D));
+        TRY(layer_backward(tr, l, x_in, a));
+    }
+    /* the embedding is frozen: the gradient stops here */
+    return MSBNB_OK;
+}
