@@ -1,1 +1,10 @@
-# nn: files are listed here by the area's owner (see CMakeLists.txt for the lists).
+# nn: layers (fp32 / INT8 / 4-bit), LoRA adapters, AdamW and 8-bit AdamW.
+list(APPEND MSBNB_SRC
+  src/nn/linear.c
+  src/nn/linear_quant.c
+  src/nn/lora.c
+  src/nn/lora_model.c
+  src/nn/optim.c
+  src/nn/optim_io.c
+  src/nn/adamw.c
+  src/nn/adamw8bit.c)
