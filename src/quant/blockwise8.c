@@ -41,29 +41,18 @@ static msbnb_status check_bw8_args(const char *func, const float *code, int chec
 
 void msbnb__bw8_quantize_ref(const float *code256, const float *x, float offset, size_t n, size_t bs, uint8_t *q,
                              float *absmax) {
-    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++) {
-        size_t len = (n - b0 < bs) ? n - b0 : bs;
-        const float *xb = x + b0;
-        float m = 0.0f;
-        for (size_t i = 0; i < len; i++) m = msbnb__absmax_step(m, xb[i] - offset);
-        m = msbnb__absmax_finish(m);
-        absmax[blk] = m;
-        const float r = msbnb__block_recip(m);
-        for (size_t i = 0; i < len; i++) q[b0 + i] = (uint8_t)msbnb__bw8_index(code256, (xb[i] - offset) * r);
-    }
+    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++)
+        absmax[blk] = msbnb__bw8_quantize_block(code256, x + b0, offset, (n - b0 < bs) ? n - b0 : bs, q + b0);
 }
 
 void msbnb__bw8_dequantize_ref(const float *code256, const uint8_t *q, const float *absmax, size_t n, size_t bs,
                                float *y) {
-    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++) {
-        size_t len = (n - b0 < bs) ? n - b0 : bs;
-        const float m = absmax[blk];
-        for (size_t i = 0; i < len; i++) y[b0 + i] = code256[q[b0 + i]] * m;
-    }
+    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++)
+        msbnb__bw8_dequantize_block(code256, q + b0, absmax[blk], (n - b0 < bs) ? n - b0 : bs, y + b0);
 }
 
 static msbnb__bw8_dequant_fn pick_dequant(void) {
-#if MSBNB_HAVE_X86 && defined(MSBNB_FOURBIT_SIMD)
+#if MSBNB_HAVE_X86
     msbnb_isa isa = msbnb__isa();
     if (isa >= MSBNB_ISA_AVX512) return msbnb__bw8_dequantize_avx512;
     if (isa >= MSBNB_ISA_AVX2) return msbnb__bw8_dequantize_avx2;

@@ -43,48 +43,21 @@ static msbnb_status check_4bit_args(const char *func, msbnb_qtype type, size_t n
 /* ---------------------------------------------------------------- scalar reference */
 
 void msbnb__q4_quantize_ref(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax) {
-    const uint8_t zero = is_fp4 ? MSBNB_FP4_ZERO_CODE : MSBNB_NF4_ZERO_CODE;
-    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++) {
-        size_t len = (n - b0 < bs) ? n - b0 : bs;
-        const float *xb = x + b0;
-        uint8_t *pb = packed + b0 / 2; /* bs is even, so every block starts on a byte */
-
-        float m = 0.0f;
-        for (size_t i = 0; i < len; i++) m = msbnb__absmax_step(m, xb[i]);
-        m = msbnb__absmax_finish(m);
-        absmax[blk] = m;
-        const float r = msbnb__block_recip(m);
-
-        size_t i = 0;
-        for (; i + 1 < len; i += 2) {
-            unsigned hi = is_fp4 ? msbnb__fp4_index(xb[i] * r) : msbnb__nf4_index(xb[i] * r);
-            unsigned lo = is_fp4 ? msbnb__fp4_index(xb[i + 1] * r) : msbnb__nf4_index(xb[i + 1] * r);
-            pb[i / 2] = (uint8_t)(hi << 4 | lo);
-        }
-        if (i < len) { /* odd tail (only in the last block) */
-            unsigned hi = is_fp4 ? msbnb__fp4_index(xb[i] * r) : msbnb__nf4_index(xb[i] * r);
-            pb[i / 2] = (uint8_t)(hi << 4 | zero);
-        }
-    }
+    /* bs is even, so every block starts on a byte of packed */
+    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++)
+        absmax[blk] = msbnb__q4_quantize_block(is_fp4, x + b0, (n - b0 < bs) ? n - b0 : bs, packed + b0 / 2);
 }
 
 void msbnb__q4_dequantize_ref(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
                               size_t bs, float *y) {
-    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++) {
-        size_t len = (n - b0 < bs) ? n - b0 : bs;
-        const uint8_t *pb = packed + b0 / 2;
-        const float m = absmax[blk];
-        for (size_t i = 0; i < len; i++) {
-            unsigned c = (i & 1) ? (pb[i / 2] & 15u) : (pb[i / 2] >> 4);
-            y[b0 + i] = code16[c] * m;
-        }
-    }
+    for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++)
+        msbnb__q4_dequantize_block(code16, packed + b0 / 2, absmax[blk], (n - b0 < bs) ? n - b0 : bs, y + b0);
 }
 
 /* ---------------------------------------------------------------- dispatch */
 
 static msbnb__q4_quant_fn pick_quant(void) {
-#if MSBNB_HAVE_X86 && defined(MSBNB_FOURBIT_SIMD)
+#if MSBNB_HAVE_X86
     msbnb_isa isa = msbnb__isa();
     if (isa >= MSBNB_ISA_AVX512) return msbnb__q4_quantize_avx512;
     if (isa >= MSBNB_ISA_AVX2) return msbnb__q4_quantize_avx2;
@@ -93,7 +66,7 @@ static msbnb__q4_quant_fn pick_quant(void) {
 }
 
 static msbnb__q4_dequant_fn pick_dequant(void) {
-#if MSBNB_HAVE_X86 && defined(MSBNB_FOURBIT_SIMD)
+#if MSBNB_HAVE_X86
     msbnb_isa isa = msbnb__isa();
     if (isa >= MSBNB_ISA_AVX512) return msbnb__q4_dequantize_avx512;
     if (isa >= MSBNB_ISA_AVX2) return msbnb__q4_dequantize_avx2;

@@ -102,6 +102,54 @@ static inline unsigned msbnb__bw8_index(const float *code, float s) {
     return (s < (code[lo] + v) * 0.5f) ? lo : p;
 }
 
+/* ---------------------------------------------------------------- one block, scalar */
+/* The reference kernels are loops over these; SIMD kernels call them for a partial last block. */
+
+/* Quantize one NF4/FP4 block xb [len] (len <= bs, even unless it is the last block) into
+ * pb [(len+1)/2]; returns its absmax. */
+static inline float msbnb__q4_quantize_block(int is_fp4, const float *xb, size_t len, uint8_t *pb) {
+    float m = 0.0f;
+    for (size_t i = 0; i < len; i++) m = msbnb__absmax_step(m, xb[i]);
+    m = msbnb__absmax_finish(m);
+    const float r = msbnb__block_recip(m);
+    size_t i = 0;
+    for (; i + 1 < len; i += 2) {
+        unsigned hi = is_fp4 ? msbnb__fp4_index(xb[i] * r) : msbnb__nf4_index(xb[i] * r);
+        unsigned lo = is_fp4 ? msbnb__fp4_index(xb[i + 1] * r) : msbnb__nf4_index(xb[i + 1] * r);
+        pb[i / 2] = (uint8_t)(hi << 4 | lo);
+    }
+    if (i < len) { /* odd length: pad the low nibble with the code of 0.0 */
+        unsigned hi = is_fp4 ? msbnb__fp4_index(xb[i] * r) : msbnb__nf4_index(xb[i] * r);
+        pb[i / 2] = (uint8_t)(hi << 4 | (is_fp4 ? MSBNB_FP4_ZERO_CODE : MSBNB_NF4_ZERO_CODE));
+    }
+    return m;
+}
+
+/* yb [len] = code16[nibble] * m for the nibbles of pb (element 2i in the high nibble). */
+static inline void msbnb__q4_dequantize_block(const float *code16, const uint8_t *pb, float m, size_t len,
+                                              float *yb) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = (i & 1) ? (pb[i / 2] & 15u) : (pb[i / 2] >> 4);
+        yb[i] = code16[c] * m;
+    }
+}
+
+/* BLOCKWISE8: quantize (xb[i] - offset) for one block into qb [len]; returns its absmax. */
+static inline float msbnb__bw8_quantize_block(const float *code256, const float *xb, float offset, size_t len,
+                                              uint8_t *qb) {
+    float m = 0.0f;
+    for (size_t i = 0; i < len; i++) m = msbnb__absmax_step(m, xb[i] - offset);
+    m = msbnb__absmax_finish(m);
+    const float r = msbnb__block_recip(m);
+    for (size_t i = 0; i < len; i++) qb[i] = (uint8_t)msbnb__bw8_index(code256, (xb[i] - offset) * r);
+    return m;
+}
+
+static inline void msbnb__bw8_dequantize_block(const float *code256, const uint8_t *qb, float m, size_t len,
+                                               float *yb) {
+    for (size_t i = 0; i < len; i++) yb[i] = code256[qb[i]] * m;
+}
+
 /* ---------------------------------------------------------------- kernels per ISA */
 /* A kernel handles a run of whole blocks starting at a block boundary: x/y [n] (n elements, the
  * last block may be partial), packed [(n+1)/2] or q [n], absmax [ceil(n/bs)]. Arguments are
