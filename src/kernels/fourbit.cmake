@@ -1,1 +1,10 @@
-# NF4/FP4/INT4 fused products
+# NF4/FP4/INT4 fused products: public entry points (matmul.c, routes INT8 to the int8 family),
+# scalar reference, the tiled driver shared by the SIMD levels, and one unit per ISA.
+list(APPEND MSBNB_SRC
+  src/kernels/matmul.c
+  src/kernels/matmul_4bit_ref.c
+  src/kernels/matmul_4bit_tiled.c
+)
+list(APPEND MSBNB_SRC_AVX2 src/kernels/x86/matmul_4bit_avx2.c)
+list(APPEND MSBNB_SRC_AVX512 src/kernels/x86/matmul_4bit_avx512.c)
+list(APPEND MSBNB_SRC_AVX512BF16 src/kernels/x86/matmul_4bit_avx512bf16.c)

@@ -1,1 +1,2 @@
 # tests of 4-bit products
+msbnb_add_test(test_matmul_4bit tests/kernels/test_matmul_4bit.c)

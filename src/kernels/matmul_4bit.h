@@ -1,0 +1,120 @@
+/*
+ * matmul_4bit.h — the fused 4-bit products (NF4, FP4, INT4; plain or double-quantized statistics)
+ * shared by the scalar reference (matmul_4bit_ref.c, the specification) and the x86 translation
+ * units (x86/matmul_4bit_*.c). kernels/ only.
+ *
+ * Every 4-bit format reads the same way: element (r, k) of W [rows, cols] is
+ *     w(r, k) = table[nibble(r, k)] * scale(r, k)
+ * with
+ *   NF4/FP4  nibble from the FLAT index f = r*cols + k (byte f/2, high nibble when f is even),
+ *            table = the tensor's 16-entry code, scale = absmax of flat block f / blocksize
+ *            (bitsandbytes: code[q] * absmax). A block may straddle two rows when cols % blocksize
+ *            != 0.
+ *   INT4     nibble from byte r*(cols/2) + k/2 (high nibble when k is even), table = the two's
+ *            complement values {0..7, -8..-1}, scale = scales[(k/group) * rows + r].
+ *   double-quantized statistics: scale index i -> nested_code[stats_q[i]] * nested_absmax[i/256]
+ *            + offset, evaluated in float32 in exactly that order (bitsandbytes'
+ *            dequantize_blockwise then `absmax += offset`), so fused values equal
+ *            msbnb_dequantize's bit for bit.
+ */
+#ifndef MSBNB_KERNELS_MATMUL_4BIT_H
+#define MSBNB_KERNELS_MATMUL_4BIT_H
+
+#include "core/internal.h"
+#include "kernels/kernels_internal.h"
+
+/* A 4-bit weight as the kernels see it (filled by msbnb__w4_init from a qtensor; borrowed
+ * pointers into the tensor). */
+typedef struct msbnb__w4 {
+    const uint8_t *data;    /* packed nibbles, see above                                   */
+    int64_t rows, cols;     /* W is [rows = out, cols = in]                                */
+    int flat_blocks;        /* 1: NF4/FP4 (blocks over the flat index), 0: INT4 (groups)   */
+    int64_t block;          /* blocksize (NF4/FP4) or group_size (INT4)                     */
+    const float *stats;     /* plain statistics, or NULL when double-quantized             */
+    const uint8_t *stats_q; /* double quant: [n_stats] codes into nested_code               */
+    const float *nested_absmax;
+    const float *nested_code;
+    float nested_offset;
+    int64_t nested_block;
+    float table[16];        /* value of each nibble before scaling                         */
+} msbnb__w4;
+
+/* Fill *w from a NF4 / FP4 / INT4 tensor (the caller checked the type). */
+void msbnb__w4_init(const msbnb_qtensor *W, msbnb__w4 *w);
+
+/* Scale statistic number i (flat block or INT4 group entry), dequantizing it when double-quantized. */
+static inline float msbnb__w4_stat(const msbnb__w4 *w, int64_t i) {
+    if (w->stats) return w->stats[i];
+    float s = w->nested_code[w->stats_q[i]] * w->nested_absmax[i / w->nested_block];
+    return s + w->nested_offset;
+}
+
+/* Index of the statistic that scales element (r, k). */
+static inline int64_t msbnb__w4_stat_index(const msbnb__w4 *w, int64_t r, int64_t k) {
+    if (w->flat_blocks) return (r * w->cols + k) / w->block;
+    return (k / w->block) * w->rows + r;
+}
+
+/* Nibble of element (r, k). */
+static inline unsigned msbnb__w4_nibble(const msbnb__w4 *w, int64_t r, int64_t k) {
+    int64_t f = r * w->cols + k; /* also right for INT4: cols is even, rows hold cols/2 bytes */
+    uint8_t b = w->data[f / 2];
+    return (f % 2 == 0) ? (unsigned)(b >> 4) : (unsigned)(b & 0xFu);
+}
+
+/* Scalar decode of the tile W[r0 .. r0+nr, k0 .. k0+kc) into out [nr][ld] float32 (natural k
+ * order), each value exactly msbnb_dequantize's. Used by the reference and by the SIMD units for
+ * shapes their fast decoders do not cover. */
+void msbnb__w4_decode_ref(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out,
+                          int64_t ld);
+
+/* ---------------------------------------------------------------- products per ISA */
+/* Arguments validated by matmul.c: X [n, cols], Y [n, rows], bias [rows] or NULL; dY [n, rows],
+ * dX [n, cols]. Return OK or OUT_OF_MEMORY (tile scratch). */
+
+/* Reference: sequential float32 sum over k of x * w (no FMA), then + bias; precision ignored. */
+msbnb_status msbnb__matmul_4bit_ref(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y,
+                                    msbnb_precision precision);
+/* Reference transposed: dX[i, k] = (accumulate ? dX[i, k] : 0) + sequential sum over o of dY[i, o] * w. */
+msbnb_status msbnb__matmul_4bit_t_ref(const msbnb__w4 *w, const float *dY, int64_t n, float *dX, int accumulate);
+
+/* ---------------------------------------------------------------- tiled products (SIMD levels) */
+/* The SIMD levels share one plain-C driver (matmul_4bit_tiled.c) that owns tiling, threads and
+ * scratch; each ISA unit supplies the inner kernels below. Per-element arithmetic never depends
+ * on the tile or thread a value falls in, so results are identical for every thread count.
+ * Layouts: X [n][ldx], Y [n][ldy], Wt [nr][ldw] = decoded rows of W (natural k order). */
+typedef struct msbnb__mm4_kernels {
+    /* decode W[r0 .. r0+nr, k0 .. k0+kc) into out [nr][ld] float32, values exactly
+     * msbnb__w4_decode_ref's (k0 and kc multiples of 32 except at the end of a row). */
+    void (*decode)(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out, int64_t ld);
+    /* Y[i, j] = (first ? 0 : Y[i, j]) + sum_k X[i, k] * Wt[j, k] for i < n, j < nr, k < kc
+     * (k summed in 16 (or 8) strided lanes with FMA, lanes reduced by a fixed tree). */
+    void (*block)(const float *X, int64_t ldx, int64_t n, const float *Wt, int64_t ldw, int64_t nr, int64_t kc,
+                  float *Y, int64_t ldy, int first);
+    /* dX[i, k] += dY[i, j] * Wt[j, k] for j = 0, 1, ..., nr-1 in order (FMA), i < n, k < kc. */
+    void (*block_t)(const float *dY, int64_t ldy, int64_t n, const float *Wt, int64_t ldw, int64_t nr, int64_t kc,
+                    float *dX, int64_t ldx);
+    /* FAST mode (NULL when the level has none): bf16 (uint16) rows, kc a multiple of 32, zero-padded.
+     * to_bf16: dst [count] = round-to-nearest-even bf16 of src [count]. */
+    void (*to_bf16)(const float *src, uint16_t *dst, int64_t count);
+    void (*block_bf16)(const uint16_t *X, int64_t ldx, int64_t n, const uint16_t *Wt, int64_t ldw, int64_t nr,
+                       int64_t kc, float *Y, int64_t ldy, int first);
+} msbnb__mm4_kernels;
+
+msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *X,
+                                      int64_t n, const float *bias, float *Y, msbnb_precision precision);
+msbnb_status msbnb__matmul_4bit_t_tiled(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *dY,
+                                        int64_t n, float *dX, int accumulate);
+
+#if MSBNB_HAVE_X86
+extern const msbnb__mm4_kernels msbnb__mm4_avx2;
+extern const msbnb__mm4_kernels msbnb__mm4_avx512;
+/* Only to_bf16 and block_bf16 are set: matmul.c combines them with msbnb__mm4_avx512. */
+extern const msbnb__mm4_kernels msbnb__mm4_avx512bf16;
+#endif
+
+/* Tile sizes shared by the SIMD units (fixed: results must not depend on how work is split). */
+#define MSBNB__MM4_KC 512 /* k per decoded tile (multiple of 32)  */
+#define MSBNB__MM4_OT 16  /* W rows per decoded tile                */
+
+#endif

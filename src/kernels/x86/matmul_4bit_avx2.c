@@ -1,0 +1,176 @@
+/*
+ * matmul_4bit_avx2.c — AVX2 + FMA kernels of the fused 4-bit products (EXACT precision; FAST runs
+ * as EXACT on this level): tile decode, forward and transposed register-blocked kernels. Driver:
+ * kernels/matmul_4bit_tiled.c; specification: kernels/matmul_4bit_ref.c.
+ */
+#include <immintrin.h>
+
+#include "kernels/matmul_4bit.h"
+
+#define AVX2_INLINE static inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------- decode */
+/* 16 weights = 8 bytes of one row, zero-extended to 8 int32 lanes. vpermps indexes only 8
+ * entries, so the 16-entry scaled table is split in two halves and bit 3 of the nibble (moved to
+ * the sign bit by a 28-bit left shift) selects the half with vblendvps. Even elements come from the
+ * high nibbles (>> 4), odd ones from the low nibbles; unpack + 128-bit permutes restore k order.
+ * Values are table[q] * scale, bit-identical to msbnb_dequantize. Same shape conditions as the
+ * AVX-512 decoder, else the scalar decoder runs. */
+AVX2_INLINE __m256 lookup16(__m256i idx, __m256 lo, __m256 hi) {
+    __m256 a = _mm256_permutevar8x32_ps(lo, idx), b = _mm256_permutevar8x32_ps(hi, idx);
+    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+}
+
+static void decode_avx2(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out,
+                        int64_t ld) {
+    if (w->cols % 32 || k0 % 32 || kc % 32 || w->block % 32) {
+        msbnb__w4_decode_ref(w, r0, nr, k0, kc, out, ld);
+        return;
+    }
+    const __m256 t_lo = _mm256_loadu_ps(w->table), t_hi = _mm256_loadu_ps(w->table + 8);
+    for (int64_t r = r0; r < r0 + nr; r++) {
+        float *dst = out + (r - r0) * ld;
+        const uint8_t *src = w->data + (r * w->cols + k0) / 2;
+        int64_t cur = -1;
+        __m256 lo = t_lo, hi = t_hi;
+        for (int64_t k = 0; k < kc; k += 16) {
+            int64_t si = msbnb__w4_stat_index(w, r, k0 + k);
+            if (si != cur) {
+                cur = si;
+                __m256 s = _mm256_set1_ps(msbnb__w4_stat(w, si));
+                lo = _mm256_mul_ps(t_lo, s);
+                hi = _mm256_mul_ps(t_hi, s);
+            }
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + k / 2)));
+            __m256 e = lookup16(_mm256_srli_epi32(v, 4), lo, hi); /* elements k, k+2, ..., k+14 */
+            __m256 o = lookup16(v, lo, hi);                       /* elements k+1, ..., k+15 (bits above 3 ignored) */
+            __m256 a = _mm256_unpacklo_ps(e, o), b = _mm256_unpackhi_ps(e, o);
+            _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
+            _mm256_storeu_ps(dst + k + 8, _mm256_permute2f128_ps(a, b, 0x31));
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- forward kernel */
+
+#define MR 4
+#define NR 3
+
+/* Lane sum of an 8-lane accumulator by a fixed tree (128-bit halves, 64-bit, 32-bit pairs). */
+AVX2_INLINE float hsum8(__m256 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Mask of the first `left` (0..8) lanes for vmaskmovps. */
+AVX2_INLINE __m256i lane_mask(int64_t left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+AVX2_INLINE void fwd_tile(const float *X, int64_t ldx, const float *Wt, int64_t ldw, int64_t kc, float *Y,
+                          int64_t ldy, int first, const int mr, const int nr) {
+    __m256 acc[MR][NR];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) acc[i][j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 wv[NR];
+        for (int j = 0; j < nr; j++) wv[j] = _mm256_loadu_ps(Wt + j * ldw + k);
+        for (int i = 0; i < mr; i++) {
+            __m256 xv = _mm256_loadu_ps(X + i * ldx + k);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+    if (k < kc) {
+        __m256i m = lane_mask(kc - k);
+        __m256 wv[NR];
+        for (int j = 0; j < nr; j++) wv[j] = _mm256_maskload_ps(Wt + j * ldw + k, m);
+        for (int i = 0; i < mr; i++) {
+            __m256 xv = _mm256_maskload_ps(X + i * ldx + k, m);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float s = hsum8(acc[i][j]);
+            float *y = Y + i * ldy + j;
+            *y = first ? s : *y + s;
+        }
+}
+
+typedef void (*fwd_fn)(const float *, int64_t, const float *, int64_t, int64_t, float *, int64_t, int);
+#define FWD(M, N)                                                                                            \
+    static void fwd_##M##x##N(const float *X, int64_t ldx, const float *Wt, int64_t ldw, int64_t kc, float *Y, \
+                              int64_t ldy, int first) {                                                      \
+        fwd_tile(X, ldx, Wt, ldw, kc, Y, ldy, first, M, N);                                                  \
+    }
+#define FWD_ROW(M) FWD(M, 1) FWD(M, 2) FWD(M, 3)
+FWD_ROW(1)
+FWD_ROW(2)
+FWD_ROW(3)
+FWD_ROW(4)
+static const fwd_fn fwd_table[MR][NR] = {
+    {fwd_1x1, fwd_1x2, fwd_1x3}, {fwd_2x1, fwd_2x2, fwd_2x3}, {fwd_3x1, fwd_3x2, fwd_3x3}, {fwd_4x1, fwd_4x2, fwd_4x3}};
+
+static void block_avx2(const float *X, int64_t ldx, int64_t n, const float *Wt, int64_t ldw, int64_t nr, int64_t kc,
+                       float *Y, int64_t ldy, int first) {
+    for (int64_t i0 = 0; i0 < n; i0 += MR) {
+        int mr = (int)(n - i0 < MR ? n - i0 : MR);
+        for (int64_t j0 = 0; j0 < nr; j0 += NR) {
+            int jr = (int)(nr - j0 < NR ? nr - j0 : NR);
+            fwd_table[mr - 1][jr - 1](X + i0 * ldx, ldx, Wt + j0 * ldw, ldw, kc, Y + i0 * ldy + j0, ldy, first);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- transposed kernel */
+/* dX[i, k..k+15] += dY[i, j] * Wt[j, k..k+15] for j in order: 4 rows × 2 vectors of accumulators. */
+#define T_MR 4
+AVX2_INLINE void t_tile(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,
+                        float *dX, int64_t ldx, const int mr) {
+    __m256i m[2] = {lane_mask(kleft), lane_mask(kleft - 8)};
+    __m256 acc[T_MR][2];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < 2; v++) acc[i][v] = _mm256_maskload_ps(dX + i * ldx + 8 * v, m[v]);
+    for (int64_t j = 0; j < nr; j++) {
+        __m256 wv[2];
+        for (int v = 0; v < 2; v++) wv[v] = _mm256_maskload_ps(Wt + j * ldw + 8 * v, m[v]);
+        for (int i = 0; i < mr; i++) {
+            __m256 g = _mm256_set1_ps(dY[i * ldy + j]);
+            for (int v = 0; v < 2; v++) acc[i][v] = _mm256_fmadd_ps(g, wv[v], acc[i][v]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < 2; v++) _mm256_maskstore_ps(dX + i * ldx + 8 * v, m[v], acc[i][v]);
+}
+
+typedef void (*t_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, float *, int64_t);
+#define TT(M)                                                                                                \
+    static void t_##M(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,   \
+                      float *dX, int64_t ldx) {                                                              \
+        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M);                                                     \
+    }
+TT(1)
+TT(2)
+TT(3)
+TT(4)
+static const t_fn t_table[T_MR] = {t_1, t_2, t_3, t_4};
+
+static void block_t_avx2(const float *dY, int64_t ldy, int64_t n, const float *Wt, int64_t ldw, int64_t nr,
+                         int64_t kc, float *dX, int64_t ldx) {
+    for (int64_t k0 = 0; k0 < kc; k0 += 16)
+        for (int64_t i0 = 0; i0 < n; i0 += T_MR) {
+            int mr = (int)(n - i0 < T_MR ? n - i0 : T_MR);
+            t_table[mr - 1](dY + i0 * ldy, ldy, Wt + k0, ldw, nr, kc - k0, dX + i0 * ldx + k0, ldx);
+        }
+}
+
+const msbnb__mm4_kernels msbnb__mm4_avx2 = {
+    .decode = decode_avx2,
+    .block = block_avx2,
+    .block_t = block_t_avx2,
+    .to_bf16 = NULL,
+    .block_bf16 = NULL,
+};

@@ -1,0 +1,165 @@
+/*
+ * matmul_4bit_avx512.c — AVX-512 kernels of the fused 4-bit products (EXACT precision): tile
+ * decode, forward register-blocked kernel, transposed kernel. The driver is
+ * kernels/matmul_4bit_tiled.c; the specification kernels/matmul_4bit_ref.c.
+ */
+#include "kernels/x86/matmul_4bit_avx512.h"
+
+/* ---------------------------------------------------------------- decode */
+/* 32 weights = 16 bytes of one row. Byte b holds element 2b in its high nibble and 2b+1 in its
+ * low nibble. Zero-extend the 16 bytes to 16 int32 lanes; vpermps reads only the low 4 bits of
+ * each index, so the lanes index the 16-entry table directly for the odd elements and after a
+ * 4-bit right shift for the even ones. The table is pre-multiplied by the block's scale (one
+ * vmulps per block), and table[q] * scale is the very product msbnb_dequantize rounds, so the
+ * decoded values are bit-identical to it. Two vpermt2ps interleave even/odd back into k order.
+ * Needs every 32-element chunk inside one statistics block: cols, k0, kc and the block (or group)
+ * size multiples of 32; otherwise the scalar decoder runs. */
+static void decode_avx512(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out,
+                          int64_t ld) {
+    if (w->cols % 32 || k0 % 32 || kc % 32 || w->block % 32) {
+        msbnb__w4_decode_ref(w, r0, nr, k0, kc, out, ld);
+        return;
+    }
+    const __m512 table = _mm512_loadu_ps(w->table);
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (int64_t r = r0; r < r0 + nr; r++) {
+        float *dst = out + (r - r0) * ld;
+        const uint8_t *src = w->data + (r * w->cols + k0) / 2;
+        int64_t cur = -1;
+        __m512 tbl = table;
+        for (int64_t k = 0; k < kc; k += 32) {
+            int64_t si = msbnb__w4_stat_index(w, r, k0 + k);
+            if (si != cur) {
+                cur = si;
+                tbl = _mm512_mul_ps(table, _mm512_set1_ps(msbnb__w4_stat(w, si)));
+            }
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + k / 2)));
+            __m512 we = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl); /* elements k, k+2, ... */
+            __m512 wo = _mm512_permutexvar_ps(v, tbl);                       /* elements k+1, k+3, ... */
+            _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(we, lo_idx, wo));
+            _mm512_storeu_ps(dst + k + 16, _mm512_permutex2var_ps(we, hi_idx, wo));
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- forward kernel */
+/* acc[i][j] (16 lanes) += X[i, k..k+15] * Wt[j, k..k+15]; lane l sums k ≡ l (mod 16) in
+ * increasing k, the last partial vector masked. Then mm4_hsum4 and y (+)= sum. mr, nr are
+ * compile-time constants in each instantiation; every element sees the same operations. */
+MM4_INLINE void fwd_tile(const float *X, int64_t ldx, const float *Wt, int64_t ldw, int64_t kc, float *Y,
+                         int64_t ldy, int first, const int mr, const int nr) {
+    __m512 acc[MM4_MR][MM4_NR];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) acc[i][j] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        __m512 wv[MM4_NR];
+        for (int j = 0; j < nr; j++) wv[j] = _mm512_loadu_ps(Wt + j * ldw + k);
+        for (int i = 0; i < mr; i++) {
+            __m512 xv = _mm512_loadu_ps(X + i * ldx + k);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+    if (k < kc) {
+        __mmask16 m = (__mmask16)((1u << (kc - k)) - 1u);
+        __m512 wv[MM4_NR];
+        for (int j = 0; j < nr; j++) wv[j] = _mm512_maskz_loadu_ps(m, Wt + j * ldw + k);
+        for (int i = 0; i < mr; i++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, X + i * ldx + k);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+    const __m512 z = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        __m128 s = mm4_hsum4(acc[i][0], nr > 1 ? acc[i][1] : z, nr > 2 ? acc[i][2] : z, nr > 3 ? acc[i][3] : z);
+        mm4_store_row(Y + i * ldy, s, nr, first);
+    }
+}
+
+typedef void (*fwd_fn)(const float *, int64_t, const float *, int64_t, int64_t, float *, int64_t, int);
+#define FWD(M, N)                                                                                            \
+    static void fwd_##M##x##N(const float *X, int64_t ldx, const float *Wt, int64_t ldw, int64_t kc, float *Y, \
+                              int64_t ldy, int first) {                                                      \
+        fwd_tile(X, ldx, Wt, ldw, kc, Y, ldy, first, M, N);                                                  \
+    }
+#define FWD_ROW(M) FWD(M, 1) FWD(M, 2) FWD(M, 3) FWD(M, 4)
+FWD_ROW(1)
+FWD_ROW(2)
+FWD_ROW(3)
+FWD_ROW(4)
+FWD_ROW(5)
+FWD_ROW(6)
+static const fwd_fn fwd_table[MM4_MR][MM4_NR] = {
+    {fwd_1x1, fwd_1x2, fwd_1x3, fwd_1x4}, {fwd_2x1, fwd_2x2, fwd_2x3, fwd_2x4}, {fwd_3x1, fwd_3x2, fwd_3x3, fwd_3x4},
+    {fwd_4x1, fwd_4x2, fwd_4x3, fwd_4x4}, {fwd_5x1, fwd_5x2, fwd_5x3, fwd_5x4}, {fwd_6x1, fwd_6x2, fwd_6x3, fwd_6x4},
+};
+
+/* X [n][ldx] (chunk of kc columns), Wt [nr][ldw], Y [n][ldy] (the tile's nr columns). */
+static void block_avx512(const float *X, int64_t ldx, int64_t n, const float *Wt, int64_t ldw, int64_t nr,
+                         int64_t kc, float *Y, int64_t ldy, int first) {
+    for (int64_t i0 = 0; i0 < n; i0 += MM4_MR) {
+        int mr = (int)(n - i0 < MM4_MR ? n - i0 : MM4_MR);
+        for (int64_t j0 = 0; j0 < nr; j0 += MM4_NR) {
+            int jr = (int)(nr - j0 < MM4_NR ? nr - j0 : MM4_NR);
+            fwd_table[mr - 1][jr - 1](X + i0 * ldx, ldx, Wt + j0 * ldw, ldw, kc, Y + i0 * ldy + j0, ldy, first);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- transposed kernel */
+/* dX[i, k..k+63] += dY[i, j] * Wt[j, k..k+63] for j = 0 .. nr-1 in order: 6 rows × 4 vectors of
+ * accumulators loaded from dX, one FMA per (i, vector, j). Masks cut the columns past kc. */
+#define T_MR 6
+MM4_INLINE void t_tile(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,
+                       float *dX, int64_t ldx, const int mr) {
+    __mmask16 m[4];
+    for (int v = 0; v < 4; v++) {
+        int64_t left = kleft - 16 * v;
+        m[v] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1u) : (__mmask16)0;
+    }
+    __m512 acc[T_MR][4];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < 4; v++) acc[i][v] = _mm512_maskz_loadu_ps(m[v], dX + i * ldx + 16 * v);
+    for (int64_t j = 0; j < nr; j++) {
+        __m512 wv[4];
+        for (int v = 0; v < 4; v++) wv[v] = _mm512_maskz_loadu_ps(m[v], Wt + j * ldw + 16 * v);
+        for (int i = 0; i < mr; i++) {
+            __m512 g = _mm512_set1_ps(dY[i * ldy + j]);
+            for (int v = 0; v < 4; v++) acc[i][v] = _mm512_fmadd_ps(g, wv[v], acc[i][v]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(dX + i * ldx + 16 * v, m[v], acc[i][v]);
+}
+
+typedef void (*t_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, float *, int64_t);
+#define TT(M)                                                                                                \
+    static void t_##M(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,   \
+                      float *dX, int64_t ldx) {                                                              \
+        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M);                                                     \
+    }
+TT(1)
+TT(2)
+TT(3)
+TT(4)
+TT(5)
+TT(6)
+static const t_fn t_table[T_MR] = {t_1, t_2, t_3, t_4, t_5, t_6};
+
+static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float *Wt, int64_t ldw, int64_t nr,
+                           int64_t kc, float *dX, int64_t ldx) {
+    for (int64_t k0 = 0; k0 < kc; k0 += 64)
+        for (int64_t i0 = 0; i0 < n; i0 += T_MR) {
+            int mr = (int)(n - i0 < T_MR ? n - i0 : T_MR);
+            t_table[mr - 1](dY + i0 * ldy, ldy, Wt + k0, ldw, nr, kc - k0, dX + i0 * ldx + k0, ldx);
+        }
+}
+
+const msbnb__mm4_kernels msbnb__mm4_avx512 = {
+    .decode = decode_avx512,
+    .block = block_avx512,
+    .block_t = block_t_avx512,
+    .to_bf16 = NULL,
+    .block_bf16 = NULL,
+};

@@ -1,0 +1,41 @@
+/*
+ * matmul_4bit_avx512.h — inline helpers shared by the AVX-512 translation units of the 4-bit
+ * products (matmul_4bit_avx512.c, matmul_4bit_avx512bf16.c). Include only from units compiled
+ * with at least the AVX512 flags.
+ */
+#ifndef MSBNB_KERNELS_X86_MATMUL_4BIT_AVX512_H
+#define MSBNB_KERNELS_X86_MATMUL_4BIT_AVX512_H
+
+#include <immintrin.h>
+
+#include "kernels/matmul_4bit.h"
+
+#define MM4_INLINE static inline __attribute__((always_inline))
+
+/* Register tile of the forward kernels: MR rows of X × NR rows of W, one zmm accumulator each. */
+#define MM4_MR 6
+#define MM4_NR 4
+
+/* Lane sums of four accumulators, returned as [sum a, sum b, sum c, sum d]. Every sum is formed by
+ * the same fixed tree (128-bit halves, then 64-bit, then 32-bit pairs) whatever its partners, so
+ * a value never depends on which kernel variant (tile shape) produced it. */
+MM4_INLINE __m128 mm4_hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+    /* 128-bit lane q of s holds four partials of the q-th input */
+    __m512 s = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+    s = _mm512_add_ps(s, _mm512_permute_ps(s, 0x4E)); /* swap 64-bit pairs   */
+    s = _mm512_add_ps(s, _mm512_permute_ps(s, 0xB1)); /* swap adjacent lanes */
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                          0, 0, 0),
+                                                        s));
+}
+
+/* Store the nr (<= 4) row sums s into y[0 .. nr): y = s on the first K chunk, else y = y + s. */
+MM4_INLINE void mm4_store_row(float *y, __m128 s, int nr, int first) {
+    __mmask8 m = (__mmask8)((1u << nr) - 1u);
+    if (!first) s = _mm_add_ps(_mm_maskz_loadu_ps(m, y), s);
+    _mm_mask_storeu_ps(y, m, s);
+}
+
+#endif
