@@ -1,2 +1,3 @@
 # model training tests
 msbnb_add_test(test_backward_ops tests/model/test_backward_ops.c)
+msbnb_add_test(test_grad_llama tests/model/test_grad_llama.c)
