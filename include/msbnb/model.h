@@ -92,8 +92,8 @@ typedef struct msbnb_model_params {
     int double_quant;      /* NF4/FP4/INT4: quantize the statistics too (default 0)              */
     int blocksize;         /* NF4/FP4 block size (default 64)                                    */
     int group_size;        /* INT4 group (default 128). A layer whose in_features it does not divide
-                            * uses the largest even power of two ≤ group_size that does (e.g. 172 ->
-                            * 4); the layer stays fp32 if none ≥ 2 exists.                        */
+                            * uses the largest even divisor of in_features below it (stories260K's
+                            * down_proj, in 172: 128 -> 86, 64 -> 4); odd in_features stay fp32. */
     float int8_threshold;  /* INT8: LLM.int8() outlier threshold (0 = pure int8, default 0)      */
     int max_seq_len;       /* KV cache length: 0 = config seq_len, else min(seq_len, this)       */
     int max_batch;         /* longest prompt chunk processed at once by forward (default 64)     */
@@ -166,8 +166,8 @@ int32_t msbnb_sample(float *logits, int vocab, const msbnb_sampler_params *param
 typedef int (*msbnb_token_callback)(void *ctx, int32_t token);
 
 /* Generate from a prompt (prompt[0] is normally BOS = 1). Resets the KV cache, prefills the prompt,
- * then samples up to `steps` new tokens, stopping after EOS (2) or a BOS (1), when the context is
- * full, or when the callback asks. out receives prompt + new tokens (at most out_cap); *n_out their
+ * then samples up to `steps` new tokens, stopping when EOS (2) or BOS (1) is sampled (not
+ * appended; llama2.c's convention), when the context is full, or when the callback asks. out receives prompt + new tokens (at most out_cap); *n_out their
  * count. The callback (may be NULL) sees only new tokens.
  * Errors: INVALID_ARG, SHAPE (prompt longer than the context). */
 msbnb_status msbnb_model_generate(msbnb_model *m, const int32_t *prompt, int n_prompt, int steps,

@@ -1,1 +1,5 @@
-# model inference tests
+# model inference tests (need ../shared/models/stories260K and ../shared/data)
+msbnb_add_test(test_tokenizer tests/model/test_tokenizer.c)
+msbnb_add_test(test_llama_golden tests/model/test_llama_golden.c)
+msbnb_add_test(test_llama_load tests/model/test_load.c)
+msbnb_add_test(test_llama_quant tests/model/test_llama_quant.c)

@@ -1,0 +1,156 @@
+/*
+ * forward.c — the LLaMA forward pass with a KV cache, one chunk of tokens at a time.
+ *
+ * For a chunk of n tokens at positions pos..pos+n-1 (all activations [n, features], row-major):
+ *   x = tok_emb[tokens]                                               x  [n, dim]
+ *   per layer:
+ *     xb = rmsnorm(x) * attn_norm                                      xb [n, dim]
+ *     q = xb·Wqᵀ, k = xb·Wkᵀ, v = xb·Wvᵀ; RoPE on q, k                 q [n, q_dim], k, v [n, kv_dim]
+ *     cache[pos+t] = k[t], v[t]
+ *     xb[t, head h] = Σ_{s ≤ pos+t} softmax_s(q[t,h]·K[s,g]/√hd) V[s,g],  g = h / (n_heads/n_kv_heads)
+ *     x += xb·Woᵀ
+ *     xb = rmsnorm(x) * ffn_norm
+ *     x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ
+ *   logits = rmsnorm(x) * final_norm · Woutᵀ  (Wout = tok_emb when tied)
+ * The semantics are llama2.c's run.c forward() and transformers' LlamaForCausalLM (eager attention).
+ */
+#include <math.h>
+#include <string.h>
+
+#include <msbnb/kernels.h>
+
+#include "model/llama_internal.h"
+
+/* ================================================================ building blocks */
+
+void msbnb__llama_rmsnorm(float *out, const float *x, const float *w, int64_t n, int dim, float eps) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = x + r * dim;
+        float *o = out + r * dim;
+        double ss = 0.0;
+        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        const float inv = (float)(1.0 / sqrt(ss / dim + (double)eps));
+        for (int i = 0; i < dim; i++) o[i] = w[i] * (inv * xr[i]);
+    }
+}
+
+/* rotate_half RoPE of one head vector v [head_dim] at position p. */
+static void rope_head(float *v, const float *cs, const float *sn, int half) {
+    for (int i = 0; i < half; i++) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * cs[i] - b * sn[i];
+        v[i + half] = b * cs[i] + a * sn[i];
+    }
+}
+
+void msbnb__llama_rope(const msbnb_model *m, float *q, float *k, int64_t n, int pos0) {
+    const int hd = m->cfg.head_dim, half = hd / 2, qd = msbnb__llama_q_dim(&m->cfg), kvd = msbnb__llama_kv_dim(&m->cfg);
+    for (int64_t t = 0; t < n; t++) {
+        const float *cs = m->rope_cos + (size_t)(pos0 + t) * half, *sn = m->rope_sin + (size_t)(pos0 + t) * half;
+        for (int h = 0; h < m->cfg.n_heads; h++) rope_head(q + t * qd + h * hd, cs, sn, half);
+        for (int h = 0; h < m->cfg.n_kv_heads; h++) rope_head(k + t * kvd + h * hd, cs, sn, half);
+    }
+}
+
+/* Causal attention of the chunk's queries against the cache of layer l (positions 0..pos+t).
+ * q [n, q_dim] -> out [n, q_dim]. Each (token, head) writes its own slice of out and att, so the
+ * result does not depend on the thread count. */
+static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos, float *out) {
+    const msbnb_model_config *c = &m->cfg;
+    const int hd = c->head_dim, qd = msbnb__llama_q_dim(c), kvd = msbnb__llama_kv_dim(c);
+    const int group = c->n_heads / c->n_kv_heads, T = m->ctx_len;
+    const float *kc = m->key_cache + (size_t)l * T * kvd, *vc = m->value_cache + (size_t)l * T * kvd;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    const int64_t jobs = n * c->n_heads;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t job = 0; job < jobs; job++) {
+        const int64_t t = job / c->n_heads;
+        const int h = (int)(job % c->n_heads), g = h / group, last = pos + (int)t;
+        const float *qv = q + t * qd + (size_t)h * hd;
+        float *att = m->att + (size_t)job * T;
+        float mx = -INFINITY;
+        for (int s = 0; s <= last; s++) {
+            const float *kv = kc + (size_t)s * kvd + (size_t)g * hd;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
+            att[s] = dot * scale;
+            if (att[s] > mx) mx = att[s];
+        }
+        double sum = 0.0;
+        for (int s = 0; s <= last; s++) {
+            att[s] = expf(att[s] - mx);
+            sum += att[s];
+        }
+        const float inv = (float)(1.0 / sum);
+        float *o = out + t * qd + (size_t)h * hd;
+        memset(o, 0, sizeof(float) * (size_t)hd);
+        for (int s = 0; s <= last; s++) {
+            const float a = att[s] * inv;
+            const float *vv = vc + (size_t)s * kvd + (size_t)g * hd;
+            for (int i = 0; i < hd; i++) o[i] += a * vv[i];
+        }
+    }
+}
+
+/* One chunk of n ≤ batch_cap tokens; logits rows: n (all) or only the last (last_only). */
+static msbnb_status forward_chunk(msbnb_model *m, const int32_t *tokens, int n, int pos, float *logits,
+                                  int last_only) {
+    const msbnb_model_config *c = &m->cfg;
+    const int dim = c->dim, kvd = msbnb__llama_kv_dim(c), hid = c->hidden_dim, T = m->ctx_len;
+    for (int t = 0; t < n; t++) memcpy(m->x + (size_t)t * dim, m->tok_emb + (size_t)tokens[t] * dim, sizeof(float) * dim);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        msbnb_llama_layer *L = &m->layers[l];
+        /* ---- attention */
+        msbnb__llama_rmsnorm(m->xb, m->x, L->attn_norm, n, dim, c->norm_eps);
+        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_Q], m->xb, n, m->q));
+        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_K], m->xb, n, m->k));
+        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_V], m->xb, n, m->v));
+        msbnb__llama_rope(m, m->q, m->k, n, pos);
+        float *kc = m->key_cache + ((size_t)l * T + (size_t)pos) * kvd;
+        float *vc = m->value_cache + ((size_t)l * T + (size_t)pos) * kvd;
+        memcpy(kc, m->k, sizeof(float) * (size_t)n * kvd);
+        memcpy(vc, m->v, sizeof(float) * (size_t)n * kvd);
+        attention(m, l, m->q, n, pos, m->xb);
+        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_O], m->xb, n, m->xb2));
+        for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->xb2[i];
+        /* ---- SwiGLU MLP */
+        msbnb__llama_rmsnorm(m->xb, m->x, L->ffn_norm, n, dim, c->norm_eps);
+        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_GATE], m->xb, n, m->hb));
+        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_UP], m->xb, n, m->hb2));
+        for (size_t i = 0; i < (size_t)n * hid; i++) {
+            const float g = m->hb[i];
+            m->hb[i] = g / (1.0f + expf(-g)) * m->hb2[i];
+        }
+        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_DOWN], m->hb, n, m->xb2));
+        for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->xb2[i];
+    }
+    if (!logits) return MSBNB_OK;
+    const int r0 = last_only ? n - 1 : 0, rows = n - r0;
+    msbnb__llama_rmsnorm(m->xb, m->x + (size_t)r0 * dim, m->final_norm, rows, dim, c->norm_eps);
+    if (m->output) return msbnb_linear_forward(m->output, m->xb, rows, logits);
+    return msbnb_matmul_f32(m->tok_emb, c->vocab_size, dim, m->xb, rows, NULL, logits);
+}
+
+/* ================================================================ public entry */
+
+msbnb_status msbnb_model_forward(msbnb_model *m, const int32_t *tokens, int n, int pos, float *logits,
+                                 int all_logits) {
+    RETURN_IF(!m || !tokens, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    RETURN_IF(n < 1, MSBNB_ERR_INVALID_ARG, "n = %d tokens", n);
+    RETURN_IF(pos < 0 || pos > m->ctx_len - n, MSBNB_ERR_SHAPE, "positions %d..%d beyond the context of %d", pos,
+              pos + n - 1, m->ctx_len);
+    for (int t = 0; t < n; t++)
+        RETURN_IF(tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size, MSBNB_ERR_INVALID_ARG,
+                  "token %d at index %d out of range 0..%d", tokens[t], t, m->cfg.vocab_size - 1);
+    for (int done = 0; done < n;) {
+        const int chunk = (n - done < m->batch_cap) ? n - done : m->batch_cap;
+        const int last_chunk = done + chunk == n;
+        float *dst = NULL;
+        if (logits && all_logits) dst = logits + (size_t)done * m->cfg.vocab_size;
+        else if (logits && last_chunk) dst = logits;
+        TRY(forward_chunk(m, tokens + done, chunk, pos + done, dst, !all_logits));
+        done += chunk;
+    }
+    return MSBNB_OK;
+}
