@@ -1,1 +1,3 @@
-# io tests: msbnb_add_test(name tests/io/file.c ...)
+# io tests: safetensors/config/model directories, bitsandbytes layouts, PEFT adapters, the CLI,
+# and the fuzz corpus replayed without libFuzzer.
+msbnb_add_test(test_io_safetensors tests/io/test_safetensors.c)

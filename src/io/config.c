@@ -1,0 +1,208 @@
+/* config.c — read-only JSON objects (config.json, adapter_config.json) with dotted-path getters. */
+#include "io/io_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* config.json files are a few KB; this bound keeps a hostile file from costing much. */
+#define CONFIG_MAX_BYTES ((size_t)16 << 20)
+#define CONFIG_MAX_DEPTH 64
+
+struct msbnb_config {
+    cJSON *root;
+    char *name;
+    char *json; /* compact re-serialization */
+    char err[IO_ERRMSG_CAP];
+};
+
+void msbnb_config_free(msbnb_config *c) {
+    if (!c) return;
+    cJSON_Delete(c->root);
+    free(c->name);
+    free(c->json);
+    free(c);
+}
+
+msbnb_status msbnb_config_parse(const char *text, size_t len, const char *name, msbnb_config **out) {
+    RETURN_IF(!out || (!text && len), MSBNB_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    if (!name) name = "<json>";
+    if (len > CONFIG_MAX_BYTES)
+        return IO_FAIL(NULL, MSBNB_ERR_FORMAT, "%s: %zu bytes, more than the %zu allowed (byte 0)", name, len,
+                       CONFIG_MAX_BYTES);
+    cJSON *root = NULL;
+    size_t off;
+    const char *reason;
+    msbnb_status st = msbnb__json_parse(text ? text : "", len, CONFIG_MAX_DEPTH, false, &root, &off, &reason);
+    if (st != MSBNB_OK) return IO_FAIL(NULL, st, "%s: %s (byte %zu)", name, reason, off);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return IO_FAIL(NULL, MSBNB_ERR_FORMAT, "%s: top level is not a JSON object (byte 0)", name);
+    }
+    msbnb_config *c = calloc(1, sizeof *c);
+    char *json = cJSON_PrintUnformatted(root);
+    char *nm = msbnb__strdup(name);
+    if (!c || !json || !nm) {
+        free(c);
+        free(json);
+        free(nm);
+        cJSON_Delete(root);
+        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    }
+    c->root = root;
+    c->json = json;
+    c->name = nm;
+    *out = c;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_open(const char *path, msbnb_config **out) {
+    RETURN_IF(!path || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    char *text;
+    size_t len;
+    TRY(msbnb__read_file(path, CONFIG_MAX_BYTES, &text, &len, NULL));
+    msbnb_status st = msbnb_config_parse(text, len, path, out);
+    free(text);
+    return st;
+}
+
+/* Walk a dotted path; NULL when any segment is missing or a parent is not an object. */
+static const cJSON *lookup(const msbnb_config *c, const char *key) {
+    const cJSON *node = c->root;
+    const char *p = key;
+    char seg[256];
+    while (node) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof seg) return NULL;
+        memcpy(seg, p, n);
+        seg[n] = '\0';
+        if (!cJSON_IsObject(node)) return NULL;
+        node = cJSON_GetObjectItemCaseSensitive(node, seg);
+        if (!dot) return node;
+        p = dot + 1;
+    }
+    return NULL;
+}
+
+#define CFG_ERR(c, st, ...) IO_FAIL(((msbnb_config *)(c))->err, (st), __VA_ARGS__)
+
+static msbnb_status get_node(const msbnb_config *c, const char *key, const cJSON **out) {
+    RETURN_IF(!c || !key, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    const cJSON *n = lookup(c, key);
+    if (!n || cJSON_IsNull(n)) return CFG_ERR(c, MSBNB_ERR_NOT_FOUND, "%s: no value for '%.120s'", c->name, key);
+    *out = n;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_get_int(const msbnb_config *c, const char *key, int64_t *out) {
+    const cJSON *n = NULL;
+    TRY(get_node(c, key, &n));
+    int64_t v;
+    if (!msbnb__json_int(n, -(INT64_C(1) << 53), INT64_C(1) << 53, &v))
+        return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s' is not an integer", c->name, key);
+    *out = v;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_get_double(const msbnb_config *c, const char *key, double *out) {
+    const cJSON *n = NULL;
+    TRY(get_node(c, key, &n));
+    if (!cJSON_IsNumber(n)) return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s' is not a number", c->name, key);
+    *out = n->valuedouble;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_get_bool(const msbnb_config *c, const char *key, int *out) {
+    const cJSON *n = NULL;
+    TRY(get_node(c, key, &n));
+    if (!cJSON_IsBool(n)) return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s' is not true/false", c->name, key);
+    *out = cJSON_IsTrue(n) ? 1 : 0;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_get_string(const msbnb_config *c, const char *key, const char **out) {
+    const cJSON *n = NULL;
+    TRY(get_node(c, key, &n));
+    if (!cJSON_IsString(n)) return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s' is not a string", c->name, key);
+    *out = n->valuestring;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_array_len(const msbnb_config *c, const char *key, size_t *out) {
+    const cJSON *n = NULL;
+    TRY(get_node(c, key, &n));
+    if (!cJSON_IsArray(n)) return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s' is not an array", c->name, key);
+    *out = (size_t)cJSON_GetArraySize(n);
+    return MSBNB_OK;
+}
+
+static msbnb_status array_item(const msbnb_config *c, const char *key, size_t i, const cJSON **out) {
+    const cJSON *n = NULL;
+    TRY(get_node(c, key, &n));
+    if (!cJSON_IsArray(n)) return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s' is not an array", c->name, key);
+    const cJSON *x = n->child;
+    for (size_t k = 0; x && k < i; k++) x = x->next;
+    if (!x) return CFG_ERR(c, MSBNB_ERR_NOT_FOUND, "%s: '%.120s' has no element %zu", c->name, key, i);
+    *out = x;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_array_string(const msbnb_config *c, const char *key, size_t i, const char **out) {
+    const cJSON *x = NULL;
+    TRY(array_item(c, key, i, &x));
+    if (!cJSON_IsString(x)) return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s'[%zu] is not a string", c->name, key, i);
+    *out = x->valuestring;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_config_array_int(const msbnb_config *c, const char *key, size_t i, int64_t *out) {
+    const cJSON *x = NULL;
+    TRY(array_item(c, key, i, &x));
+    int64_t v;
+    if (!msbnb__json_int(x, -(INT64_C(1) << 53), INT64_C(1) << 53, &v))
+        return CFG_ERR(c, MSBNB_ERR_FORMAT, "%s: '%.120s'[%zu] is not an integer", c->name, key, i);
+    *out = v;
+    return MSBNB_OK;
+}
+
+int msbnb_config_has(const msbnb_config *c, const char *key) { return c && key && lookup(c, key) != NULL; }
+const char *msbnb_config_json(const msbnb_config *c) { return c ? c->json : "{}"; }
+const char *msbnb_config_errmsg(const msbnb_config *c) { return c ? c->err : ""; }
+
+/* ================================================================ config.json with quantization_config */
+
+msbnb_status msbnb_config_write_with_quantization(const char *src_path, const char *dst_path,
+                                                  const char *quantization_config_json) {
+    RETURN_IF(!src_path || !dst_path, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    msbnb_config *c = NULL;
+    TRY(msbnb_config_open(src_path, &c));
+    cJSON *q = NULL;
+    if (quantization_config_json) {
+        size_t off;
+        const char *reason;
+        msbnb_status st = msbnb__json_parse(quantization_config_json, strlen(quantization_config_json), CONFIG_MAX_DEPTH,
+                                            false, &q, &off, &reason);
+        if (st != MSBNB_OK) {
+            msbnb_config_free(c);
+            return MSBNB_FAIL(st, "quantization_config: %s (byte %zu)", reason, off);
+        }
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(c->root, "quantization_config");
+    if (q) cJSON_AddItemToObject(c->root, "quantization_config", q);
+    char *text = cJSON_Print(c->root);
+    msbnb_config_free(c);
+    RETURN_IF(!text, MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    size_t n = strlen(text);
+    char *withnl = realloc(text, n + 2);
+    if (!withnl) {
+        free(text);
+        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    withnl[n] = '\n';
+    withnl[n + 1] = '\0';
+    msbnb_status st = msbnb__write_file_atomic(dst_path, withnl, n + 1, NULL);
+    free(withnl);
+    return st;
+}
