@@ -5,3 +5,6 @@ list(APPEND MSBNB_SRC
   src/kernels/matmul_int8_ref.c
   src/kernels/llm_int8.c
 )
+list(APPEND MSBNB_SRC_AVX2 src/kernels/x86/matmul_int8_avx2.c)
+list(APPEND MSBNB_SRC_AVX512 src/kernels/x86/matmul_int8_avx512.c)
+list(APPEND MSBNB_SRC_AVX512VNNI src/kernels/x86/matmul_int8_avx512vnni.c)
