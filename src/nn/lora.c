@@ -230,6 +230,18 @@ static msbnb_status dropped_input(const msbnb_linear *l, const lora_adapter *a, 
     return MSBNB_OK;
 }
 
+/* For tests: the keep mask [n, in] (1 keep, 0 drop) that the last training forward of the active
+ * adapter used; all ones when no dropout applies. */
+msbnb_status msbnb__lora_dropout_mask(const msbnb_linear *l, int64_t n, uint8_t *mask) {
+    RETURN_IF(!l || !mask || l->active < 0 || n < 1, MSBNB_ERR_INVALID_ARG, "bad argument");
+    const lora_adapter *a = &l->adapters[l->active];
+    size_t total = (size_t)n * (size_t)l->in;
+    int on = l->training && a->dropout > 0.0f;
+    uint64_t key = on ? dropout_key(a) : 0;
+    for (size_t i = 0; i < total; i++) mask[i] = on ? (uint8_t)dropout_keep(key, (uint64_t)i, a->dropout) : 1;
+    return MSBNB_OK;
+}
+
 /* ================================================================ forward / backward */
 
 msbnb_status msbnb__lora_forward(msbnb_linear *l, const float *X, int64_t n, float *Y) {

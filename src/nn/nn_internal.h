@@ -63,5 +63,7 @@ msbnb_quant_config msbnb__config_of_qtensor(const msbnb_qtensor *q);
 msbnb_status msbnb__lora_forward(msbnb_linear *l, const float *X, int64_t n, float *Y);
 msbnb_status msbnb__lora_backward(msbnb_linear *l, const float *X, const float *dY, int64_t n, float *dX);
 void msbnb__lora_free_all(msbnb_linear *l);
+/* Tests: keep mask [n, in] of the active adapter's most recent training forward (1 = kept). */
+msbnb_status msbnb__lora_dropout_mask(const msbnb_linear *l, int64_t n, uint8_t *mask);
 
 #endif /* MSBNB_NN_INTERNAL_H */

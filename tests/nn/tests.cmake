@@ -1,1 +1,3 @@
-# nn tests: msbnb_add_test(name tests/nn/file.c ...)
+# nn: layers, LoRA adapters, optimizers.
+msbnb_add_test(test_nn_grad tests/nn/test_nn_grad.c)
+msbnb_add_test(test_nn_lora tests/nn/test_nn_lora.c)
