@@ -49,7 +49,8 @@ void msbnb__q4_quantize_ref(int is_fp4, const float *x, size_t n, size_t bs, uin
 }
 
 void msbnb__q4_dequantize_ref(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
-                              size_t bs, float *y) {
+                              size_t bs, float *y, int nt) {
+    (void)nt; /* plain C stores */
     for (size_t b0 = 0, blk = 0; b0 < n; b0 += bs, blk++)
         msbnb__q4_dequantize_block(code16, packed + b0 / 2, absmax[blk], (n - b0 < bs) ? n - b0 : bs, y + b0);
 }
@@ -105,13 +106,14 @@ msbnb_status msbnb_dequantize_4bit_blockwise(msbnb_qtype type, const uint8_t *pa
     const size_t per = msbnb__blocks_per_chunk(bs);
     const ptrdiff_t nchunks = (ptrdiff_t)((nblocks + per - 1) / per);
     const msbnb__q4_dequant_fn fn = pick_dequant();
+    const int nt = msbnb__use_nt_stores(y, n * sizeof(float));
 
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (nchunks > 1)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
         size_t b = (size_t)c * per;
         size_t e0 = b * bs;
         size_t len = (nblocks - b < per) ? n - e0 : per * bs;
-        fn(code, packed + e0 / 2, absmax + b, len, bs, y + e0);
+        fn(code, packed + e0 / 2, absmax + b, len, bs, y + e0, nt);
     }
     return MSBNB_OK;
 }

@@ -82,24 +82,25 @@ static inline unsigned msbnb__fp4_index(float s) {
 }
 
 /* BLOCKWISE8 code of a scaled value in a sorted 256-entry map: bitsandbytes' dQuantize<0>.
- * Seven halving steps from pivot 127 land on an even pivot p, remembering the last pivots
- * compared from below (lo) and above (hi); then s goes to the nearer of p and its neighbour on
- * s's side, the midpoint (a+b)*0.5f computed in float32, a tie staying on p. */
+ * Its seven halving steps from pivot 127 compare s with the odd entries 127, 127±64, ... and land
+ * on the even index p = 2c, where c = #{odd i in [1, 253] : code[i] < s} — written here as the
+ * same search in branch-free form (c grows by 64, 32, ..., 1; the pivot is 2(c+step)-1). The
+ * last pivots compared from below and above are p-1 and p+1 (0 and 255 at the ends), so s goes to
+ * the nearer of p and its neighbour on s's side, the midpoint (a+b)*0.5f computed in float32 and
+ * a tie staying on p. NaN s is treated as 0. */
 static inline unsigned msbnb__bw8_index(const float *code, float s) {
     if (s != s) s = 0.0f;
-    unsigned p = 127, lo = 0, hi = 255;
-    for (unsigned step = 64; step > 0; step >>= 1) {
-        if (s > code[p]) {
-            lo = p;
-            p += step;
-        } else {
-            hi = p;
-            p -= step;
-        }
-    }
-    float v = code[p];
-    if (s > v) return (s > (code[hi] + v) * 0.5f) ? hi : p;
-    return (s < (code[lo] + v) * 0.5f) ? lo : p;
+    unsigned c = 0;
+    for (unsigned step = 64; step > 0; step >>= 1) c += step & (0u - (unsigned)(s > code[2 * (c + step) - 1]));
+    const unsigned p = 2 * c;
+    const float v = code[p];
+    /* Also branch-free: a mispredicted branch here would wait for the whole search chain. */
+    const unsigned up = (unsigned)(s > v);
+    const unsigned t = p + 2 * up;
+    const unsigned nb = t - (unsigned)(t != 0); /* the neighbour on s's side: p+1, p-1, or 0 */
+    const float mid = (code[nb] + v) * 0.5f;
+    const unsigned take = (up & (unsigned)(s > mid)) | ((up ^ 1u) & (unsigned)(s < mid));
+    return p ^ ((p ^ nb) & (0u - take));
 }
 
 /* ---------------------------------------------------------------- one block, scalar */
@@ -157,8 +158,10 @@ static inline void msbnb__bw8_dequantize_block(const float *code256, const uint8
 
 typedef void (*msbnb__q4_quant_fn)(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed,
                                    float *absmax);
+/* nt: use non-temporal (streaming) stores for y; only passed when y is 64-byte aligned and the
+ * whole output is much larger than the caches (see msbnb__use_nt_stores). Same values either way. */
 typedef void (*msbnb__q4_dequant_fn)(const float *code16, const uint8_t *packed, const float *absmax,
-                                     size_t n, size_t bs, float *y);
+                                     size_t n, size_t bs, float *y, int nt);
 /* BLOCKWISE8 quantizes (x[i] - offset) in float32; offset 0 for plain use (x - 0.0f == x). */
 typedef void (*msbnb__bw8_quant_fn)(const float *code256, const float *x, float offset, size_t n, size_t bs,
                                     uint8_t *q, float *absmax);
@@ -167,7 +170,7 @@ typedef void (*msbnb__bw8_dequant_fn)(const float *code256, const uint8_t *q, co
 
 void msbnb__q4_quantize_ref(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax);
 void msbnb__q4_dequantize_ref(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
-                              size_t bs, float *y);
+                              size_t bs, float *y, int nt);
 void msbnb__bw8_quantize_ref(const float *code256, const float *x, float offset, size_t n, size_t bs, uint8_t *q,
                              float *absmax);
 void msbnb__bw8_dequantize_ref(const float *code256, const uint8_t *q, const float *absmax, size_t n, size_t bs,
@@ -176,10 +179,10 @@ void msbnb__bw8_dequantize_ref(const float *code256, const uint8_t *q, const flo
 #if defined(__x86_64__) || defined(_M_X64)
 void msbnb__q4_quantize_avx2(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax);
 void msbnb__q4_dequantize_avx2(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
-                               size_t bs, float *y);
+                               size_t bs, float *y, int nt);
 void msbnb__q4_quantize_avx512(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax);
 void msbnb__q4_dequantize_avx512(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
-                                 size_t bs, float *y);
+                                 size_t bs, float *y, int nt);
 void msbnb__bw8_dequantize_avx2(const float *code256, const uint8_t *q, const float *absmax, size_t n, size_t bs,
                                 float *y);
 void msbnb__bw8_dequantize_avx512(const float *code256, const uint8_t *q, const float *absmax, size_t n,
@@ -199,6 +202,12 @@ void msbnb__bw8_dequantize_run(const float *code, const uint8_t *q, const float 
 
 /* blocksize a power of two in [lo, 4096]; records a message naming the caller. */
 msbnb_status msbnb__check_blocksize(const char *func, int blocksize, int lo);
+
+/* Streaming stores pay off when the output cannot stay in the caches anyway (a dequantized weight
+ * matrix of tens of MB); below 16 MiB, or when y is not 64-byte aligned, plain stores are used. */
+static inline int msbnb__use_nt_stores(const void *y, size_t bytes) {
+    return bytes >= ((size_t)16 << 20) && ((uintptr_t)y & 63) == 0;
+}
 
 /* Blocks per parallel chunk so that a chunk holds about 64K elements (whole blocks). */
 static inline size_t msbnb__blocks_per_chunk(size_t bs) {

@@ -158,7 +158,7 @@ static inline __m256 lookup16(__m256i c, __m256 lo, __m256 hi) {
 }
 
 void msbnb__q4_dequantize_avx2(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
-                               size_t bs, float *y) {
+                               size_t bs, float *y, int nt) {
     const __m256 code_lo = _mm256_loadu_ps(code16), code_hi = _mm256_loadu_ps(code16 + 8);
     size_t b0 = 0, blk = 0;
     for (; b0 + bs <= n; b0 += bs, blk++) {
@@ -166,10 +166,18 @@ void msbnb__q4_dequantize_avx2(const float *code16, const uint8_t *packed, const
         float *yb = y + b0;
         const __m256 m = _mm256_set1_ps(absmax[blk]);
         const __m256 lo = _mm256_mul_ps(code_lo, m), hi = _mm256_mul_ps(code_hi, m);
-        for (size_t i = 0; i < bs; i += 16) {
-            _mm256_storeu_ps(yb + i, lookup16(unpack8(pb + i / 2), lo, hi));
-            _mm256_storeu_ps(yb + i + 8, lookup16(unpack8(pb + i / 2 + 4), lo, hi));
+        if (nt) { /* yb is 64-byte aligned: y is, and bs * 4 is a multiple of 128 */
+            for (size_t i = 0; i < bs; i += 16) {
+                _mm256_stream_ps(yb + i, lookup16(unpack8(pb + i / 2), lo, hi));
+                _mm256_stream_ps(yb + i + 8, lookup16(unpack8(pb + i / 2 + 4), lo, hi));
+            }
+        } else {
+            for (size_t i = 0; i < bs; i += 16) {
+                _mm256_storeu_ps(yb + i, lookup16(unpack8(pb + i / 2), lo, hi));
+                _mm256_storeu_ps(yb + i + 8, lookup16(unpack8(pb + i / 2 + 4), lo, hi));
+            }
         }
     }
+    if (nt) _mm_sfence(); /* order the streaming stores before the caller (or another thread) reads y */
     if (b0 < n) msbnb__q4_dequantize_block(code16, packed + b0 / 2, absmax[blk], n - b0, y + b0);
 }

@@ -167,17 +167,25 @@ static inline __m512i unpack16(const uint8_t *p) {
 }
 
 void msbnb__q4_dequantize_avx512(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
-                                 size_t bs, float *y) {
+                                 size_t bs, float *y, int nt) {
     const __m512 code = _mm512_loadu_ps(code16);
     size_t b0 = 0, blk = 0;
     for (; b0 + bs <= n; b0 += bs, blk++) {
         const uint8_t *pb = packed + b0 / 2;
         float *yb = y + b0;
         const __m512 table = _mm512_mul_ps(code, _mm512_set1_ps(absmax[blk]));
-        for (size_t i = 0; i < bs; i += 32) {
-            _mm512_storeu_ps(yb + i, _mm512_permutexvar_ps(unpack16(pb + i / 2), table));
-            _mm512_storeu_ps(yb + i + 16, _mm512_permutexvar_ps(unpack16(pb + i / 2 + 8), table));
+        if (nt) { /* yb is 64-byte aligned: y is, and bs * 4 is a multiple of 128 */
+            for (size_t i = 0; i < bs; i += 32) {
+                _mm512_stream_ps(yb + i, _mm512_permutexvar_ps(unpack16(pb + i / 2), table));
+                _mm512_stream_ps(yb + i + 16, _mm512_permutexvar_ps(unpack16(pb + i / 2 + 8), table));
+            }
+        } else {
+            for (size_t i = 0; i < bs; i += 32) {
+                _mm512_storeu_ps(yb + i, _mm512_permutexvar_ps(unpack16(pb + i / 2), table));
+                _mm512_storeu_ps(yb + i + 16, _mm512_permutexvar_ps(unpack16(pb + i / 2 + 8), table));
+            }
         }
     }
+    if (nt) _mm_sfence(); /* order the streaming stores before the caller (or another thread) reads y */
     if (b0 < n) msbnb__q4_dequantize_block(code16, packed + b0 / 2, absmax[blk], n - b0, y + b0);
 }
