@@ -36,6 +36,7 @@ typedef struct msbnb__w4 {
     const float *nested_code;
     float nested_offset;
     int64_t nested_block;
+    int nested_shift;       /* log2(nested_block) when a power of two (always, for bnb), else -1 */
     float table[16];        /* value of each nibble before scaling                         */
 } msbnb__w4;
 
@@ -45,7 +46,8 @@ void msbnb__w4_init(const msbnb_qtensor *W, msbnb__w4 *w);
 /* Scale statistic number i (flat block or INT4 group entry), dequantizing it when double-quantized. */
 static inline float msbnb__w4_stat(const msbnb__w4 *w, int64_t i) {
     if (w->stats) return w->stats[i];
-    float s = w->nested_code[w->stats_q[i]] * w->nested_absmax[i / w->nested_block];
+    int64_t nb = w->nested_shift >= 0 ? i >> w->nested_shift : i / w->nested_block;
+    float s = w->nested_code[w->stats_q[i]] * w->nested_absmax[nb];
     return s + w->nested_offset;
 }
 

@@ -30,6 +30,9 @@ void msbnb__w4_init(const msbnb_qtensor *W, msbnb__w4 *w) {
     w->nested_code = v->nested_code;
     w->nested_offset = v->nested_offset;
     w->nested_block = v->nested_blocksize > 0 ? v->nested_blocksize : 256;
+    w->nested_shift = -1;
+    for (int b = 0; b < 62; b++)
+        if (((int64_t)1 << b) == w->nested_block) w->nested_shift = b;
     for (int i = 0; i < 16; i++)
         w->table[i] = w->flat_blocks ? v->code[i] : (float)(((i ^ 8) & 15) - 8); /* two's complement nibble */
 }

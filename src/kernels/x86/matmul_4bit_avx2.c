@@ -31,22 +31,22 @@ static void decode_avx2(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, 
     for (int64_t r = r0; r < r0 + nr; r++) {
         float *dst = out + (r - r0) * ld;
         const uint8_t *src = w->data + (r * w->cols + k0) / 2;
-        int64_t cur = -1;
-        __m256 lo = t_lo, hi = t_hi;
-        for (int64_t k = 0; k < kc; k += 16) {
-            int64_t si = msbnb__w4_stat_index(w, r, k0 + k);
-            if (si != cur) {
-                cur = si;
-                __m256 s = _mm256_set1_ps(msbnb__w4_stat(w, si));
-                lo = _mm256_mul_ps(t_lo, s);
-                hi = _mm256_mul_ps(t_hi, s);
+        /* walk the statistics blocks of this row segment: one division per row, none per chunk */
+        const int64_t pos0 = w->flat_blocks ? r * w->cols + k0 : k0;
+        int64_t q = pos0 / w->block, rem = pos0 % w->block;
+        for (int64_t k = 0; k < kc; q++, rem = 0) {
+            const int64_t si = w->flat_blocks ? q : q * w->rows + r;
+            const __m256 s = _mm256_set1_ps(msbnb__w4_stat(w, si));
+            const __m256 lo = _mm256_mul_ps(t_lo, s), hi = _mm256_mul_ps(t_hi, s);
+            const int64_t end = k + (w->block - rem) < kc ? k + (w->block - rem) : kc;
+            for (; k < end; k += 16) {
+                __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + k / 2)));
+                __m256 e = lookup16(_mm256_srli_epi32(v, 4), lo, hi); /* elements k, k+2, ..., k+14 */
+                __m256 o = lookup16(v, lo, hi); /* elements k+1, ..., k+15 (bits above 3 ignored) */
+                __m256 a = _mm256_unpacklo_ps(e, o), b = _mm256_unpackhi_ps(e, o);
+                _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
+                _mm256_storeu_ps(dst + k + 8, _mm256_permute2f128_ps(a, b, 0x31));
             }
-            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + k / 2)));
-            __m256 e = lookup16(_mm256_srli_epi32(v, 4), lo, hi); /* elements k, k+2, ..., k+14 */
-            __m256 o = lookup16(v, lo, hi);                       /* elements k+1, ..., k+15 (bits above 3 ignored) */
-            __m256 a = _mm256_unpacklo_ps(e, o), b = _mm256_unpackhi_ps(e, o);
-            _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
-            _mm256_storeu_ps(dst + k + 8, _mm256_permute2f128_ps(a, b, 0x31));
         }
     }
 }

@@ -26,19 +26,20 @@ static void decode_avx512(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0
     for (int64_t r = r0; r < r0 + nr; r++) {
         float *dst = out + (r - r0) * ld;
         const uint8_t *src = w->data + (r * w->cols + k0) / 2;
-        int64_t cur = -1;
-        __m512 tbl = table;
-        for (int64_t k = 0; k < kc; k += 32) {
-            int64_t si = msbnb__w4_stat_index(w, r, k0 + k);
-            if (si != cur) {
-                cur = si;
-                tbl = _mm512_mul_ps(table, _mm512_set1_ps(msbnb__w4_stat(w, si)));
+        /* walk the statistics blocks of this row segment: one division per row, none per chunk */
+        const int64_t pos0 = w->flat_blocks ? r * w->cols + k0 : k0;
+        int64_t q = pos0 / w->block, rem = pos0 % w->block;
+        for (int64_t k = 0; k < kc; q++, rem = 0) {
+            const int64_t si = w->flat_blocks ? q : q * w->rows + r;
+            const __m512 tbl = _mm512_mul_ps(table, _mm512_set1_ps(msbnb__w4_stat(w, si)));
+            const int64_t end = k + (w->block - rem) < kc ? k + (w->block - rem) : kc;
+            for (; k < end; k += 32) {
+                __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + k / 2)));
+                __m512 we = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl); /* elements k, k+2, ... */
+                __m512 wo = _mm512_permutexvar_ps(v, tbl);                       /* elements k+1, k+3, ... */
+                _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(we, lo_idx, wo));
+                _mm512_storeu_ps(dst + k + 16, _mm512_permutex2var_ps(we, hi_idx, wo));
             }
-            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + k / 2)));
-            __m512 we = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl); /* elements k, k+2, ... */
-            __m512 wo = _mm512_permutexvar_ps(v, tbl);                       /* elements k+1, k+3, ... */
-            _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(we, lo_idx, wo));
-            _mm512_storeu_ps(dst + k + 16, _mm512_permutex2var_ps(we, hi_idx, wo));
         }
     }
 }
