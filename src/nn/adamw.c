@@ -19,7 +19,7 @@ size_t msbnb__adamw_update_f32(optim_tensor *t, const adam_step_consts *c) {
     const float decay = 1.0f - c->lr * c->weight_decay;
     const int wd = c->weight_decay > 0.0f;
     size_t nonfinite = 0;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) reduction(+ : nonfinite)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) reduction(+ : nonfinite) if (t->n >= 32768)
     for (ptrdiff_t i = 0; i < (ptrdiff_t)t->n; i++) {
         float gi = g[i];
         if (!isfinite(gi)) { /* skipped: parameter and moments unchanged */

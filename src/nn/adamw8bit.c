@@ -65,7 +65,7 @@ msbnb_status msbnb__adamw_update_8bit(optim_tensor *t, int blocksize, const adam
     const size_t bs = (size_t)blocksize;
     size_t nf = 0;
     int failed = 0;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) reduction(+ : nf, failed)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) reduction(+ : nf, failed) if (t->n_blocks >= 64)
     for (ptrdiff_t b = 0; b < (ptrdiff_t)t->n_blocks; b++) {
         float mb[BW_MAX], vb[BW_MAX]; /* this block's moments in fp32 */
         const size_t off = (size_t)b * bs, len = t->n - off < bs ? t->n - off : bs;

@@ -180,7 +180,7 @@ msbnb_status msbnb_linear_forward(msbnb_linear *l, const float *X, int64_t n, fl
 
 /* db[o] += Σ_i dY[i, o], summed in row order in double: independent of threads. */
 static void accumulate_bias_grad(float *db, const float *dY, int64_t n, int64_t out) {
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (n * out >= 65536)
     for (int64_t o = 0; o < out; o++) {
         double s = 0.0;
         for (int64_t i = 0; i < n; i++) s += dY[(size_t)i * (size_t)out + (size_t)o];

@@ -222,7 +222,7 @@ static msbnb_status dropped_input(const msbnb_linear *l, const lora_adapter *a, 
     RETURN_IF(!buf, MSBNB_ERR_OUT_OF_MEMORY, "dropout buffer of %zu floats", total);
     uint64_t key = dropout_key(a);
     float keep_scale = 1.0f / (1.0f - a->dropout);
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (total >= 65536)
     for (int64_t i = 0; i < (int64_t)total; i++)
         buf[i] = dropout_keep(key, (uint64_t)i, a->dropout) ? X[i] * keep_scale : 0.0f;
     *Xd = buf;
@@ -301,7 +301,7 @@ msbnb_status msbnb__lora_backward(msbnb_linear *l, const float *X, const float *
             uint64_t key = dropout_key(a);
             float keep_scale = 1.0f / (1.0f - a->dropout);
             size_t total = (size_t)n * (size_t)l->in;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (total >= 65536)
             for (int64_t i = 0; i < (int64_t)total; i++)
                 if (dropout_keep(key, (uint64_t)i, a->dropout)) dX[i] += t[i] * keep_scale;
         }
