@@ -67,7 +67,7 @@ static inline float msbnb__i8_deq(const msbnb__i8w *w, int64_t o, int64_t k) {
 
 /* EXACT forward on a tile: Y[i, o] = Σ_k X[i, k] · ŵ[o, k] for i < n, o in [o0, o1), overwriting Y
  * (no bias). X [n, ldx], Y [n, ldy]. scratch: msbnb__I8_EXACT_SCRATCH bytes, 64-aligned. */
-#define MSBNB__I8_EXACT_SCRATCH ((size_t)256 * 1024)
+#define MSBNB__I8_EXACT_SCRATCH ((size_t)48 * 1024)
 typedef void (*msbnb__i8_exact_fn)(const msbnb__i8w *w, int64_t o0, int64_t o1, const float *X, int64_t ldx,
                                    int64_t n, float *Y, int64_t ldy, void *scratch);
 

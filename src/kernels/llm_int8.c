@@ -11,14 +11,17 @@
  *  3. code = round_half_even(x · (127 / row_stats[r])) (float32 division, then multiply), and
  *     every code of an outlier column is 0.
  *  4. Y = (float)C · (row_stats[i] · SCB[o]) · 6.200124e-05 + bias, C = codes · CBᵀ in int32;
- *     then Y += X[:, outliers] · Ŵ[:, outliers]ᵀ in fp32 with Ŵ = CB · SCB / 127 (bnb
- *     int8_vectorwise_dequant, identical to msbnb_dequantize).
+ *     then Y += X[:, outliers] · Ŵ[:, outliers]ᵀ in fp32 (OpenBLAS sgemm, beta = 1) with
+ *     Ŵ = CB · SCB / 127 (bnb int8_vectorwise_dequant, identical to msbnb_dequantize).
  * Deliberate differences: everything is float32 (bnb runs the activations and the outlier product
  * in fp16 on GPU); a row whose row_stats is 0 gets all-zero codes (bnb would divide by zero).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "kernels/int8_kernels.h"
 
@@ -90,29 +93,36 @@ msbnb_status msbnb_int8_vectorwise_quant(const float *X, int64_t rows, int64_t c
 
 /* ---------------------------------------------------------------- the decomposed product */
 
-/* Y[i, o] += Σ_j X[i, cols_j] · Ŵ[o, cols_j] (j ascending, one fp32 multiply and add each, summed
- * apart and then added to Y, as bnb's output.addmm(subA, subB)). */
+/* Y[i, o] += Σ_j X[i, cols_j] · Ŵ[o, cols_j]: bnb's output.addmm(subA, subB), through OpenBLAS
+ * sgemm (beta = 1) so that many outlier columns cost a dense product, not a scalar loop. OpenBLAS
+ * does not depend on msbnb's ISA level or thread count, so neither does the result. */
 static msbnb_status add_outlier_product(const msbnb__i8w *w, const float *X, int64_t n, const int32_t *ocols,
                                         int64_t nout, float *Y) {
     const int64_t out = w->rows, K = w->cols;
-    size_t nb;
+    RETURN_IF(out > INT_MAX, MSBNB_ERR_UNSUPPORTED, "out_features %lld exceed the 32-bit BLAS interface",
+              (long long)out);
+    size_t nb, na;
     TRY(msbnb__checked_mul(nout, out, &nb));
-    float *subB = malloc(nb * sizeof(float)); /* [nout, out]: the outlier columns of Ŵ, transposed */
-    RETURN_IF(!subB, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %lld outlier weight columns", (long long)nout);
-    for (int64_t j = 0; j < nout; j++)
-        for (int64_t o = 0; o < out; o++) subB[j * out + o] = msbnb__i8_deq(w, o, ocols[j]);
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *x = X + i * K;
-        float *y = Y + i * out;
-        for (int64_t o = 0; o < out; o++) {
-            float s = 0.0f;
-            for (int64_t j = 0; j < nout; j++) s += x[ocols[j]] * subB[j * out + o];
-            y[o] += s;
+    TRY(msbnb__checked_mul(nout, n, &na));
+    float *subB = malloc(nb * sizeof(float)); /* [out, nout]: Ŵ's outlier columns, dequantized */
+    float *subA = malloc(na * sizeof(float)); /* [n, nout]: X's outlier columns                 */
+    msbnb_status st = MSBNB_OK;
+    if (!subA || !subB) {
+        st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %lld outlier columns", (long long)nout);
+    } else {
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t j = 0; j < nout; j++) subB[o * nout + j] = msbnb__i8_deq(w, o, ocols[j]);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < nout; j++) subA[i * nout + j] = X[i * K + ocols[j]];
+        for (int64_t i0 = 0; i0 < n; i0 += INT_MAX) {
+            int64_t m = n - i0 < INT_MAX ? n - i0 : INT_MAX;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)out, (blasint)nout, 1.0f,
+                        subA + i0 * nout, (blasint)nout, subB, (blasint)nout, 1.0f, Y + i0 * out, (blasint)out);
         }
     }
+    free(subA);
     free(subB);
-    return MSBNB_OK;
+    return st;
 }
 
 msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias,
