@@ -21,10 +21,15 @@
 
 typedef BW_REAL real;
 
+/* Open a parallel region only when the op has enough work (about 2^15 multiply-adds) to pay for
+ * waking the threads: a tiny model or batch otherwise spends its time in the OpenMP barrier.
+ * Outputs are disjoint either way, so results do not depend on it. */
+#define BW_PARALLEL(work) ((int64_t)(work) >= ((int64_t)1 << 15))
+
 /* ================================================================ RMSNorm */
 
 void BW(rmsnorm_fwd)(const real *x, const real *w, int64_t N, int64_t D, double eps, real *y, real *rstd) {
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(N * D)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         const real *xr = x + n * D;
         real *yr = y + n * D;
@@ -38,7 +43,7 @@ void BW(rmsnorm_fwd)(const real *x, const real *w, int64_t N, int64_t D, double 
 
 void BW(rmsnorm_bwd)(const real *dy, const real *x, const real *w, const real *rstd, int64_t N, int64_t D,
                      real *dx) {
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(N * D)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         const real *xr = x + n * D, *dyr = dy + n * D;
         real *dxr = dx + n * D;
@@ -68,7 +73,7 @@ void BW(rope_apply)(real *x, int64_t B, int64_t T, int64_t H, int64_t hd, const 
                     int inverse) {
     int64_t half = hd / 2;
     int64_t rows = B * T;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(rows * H * hd)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t t = r % T;
         const real *cs = cos_sin + t * half * 2;
@@ -93,7 +98,7 @@ void BW(attention_fwd)(const real *q, const real *k, const real *v, int64_t B, i
     int64_t rep = H / KVH;
     real scale = (real)(1.0 / sqrt((double)hd));
     /* one (batch, head) pair per iteration: disjoint rows of probs and out */
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(B * H * T * T * hd)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H, kh = h / rep;
         for (int64_t t = 0; t < T; t++) {
@@ -133,7 +138,7 @@ void BW(attention_bwd)(const real *dout, const real *q, const real *k, const rea
     real scale = (real)(1.0 / sqrt((double)hd));
     /* One (batch, kv head) pair per iteration: it owns dk/dv of that kv head and dq of its query
      * heads, and sums the query heads in ascending order (fixed reduction order). */
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(B * H * T * T * hd)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t bk = 0; bk < B * KVH; bk++) {
         int64_t b = bk / KVH, kh = bk % KVH;
         real *ds = scratch + (int64_t)omp_get_thread_num() * T; /* ds: [T] dScores of one query row */
@@ -175,7 +180,7 @@ void BW(attention_bwd)(const real *dout, const real *q, const real *k, const rea
 /* ================================================================ SwiGLU */
 
 void BW(swiglu_fwd)(const real *g, const real *u, int64_t n, real *h) {
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(n * 8)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         real sg = (real)(1.0 / (1.0 + exp(-(double)g[i])));
         h[i] = g[i] * sg * u[i];
@@ -183,7 +188,7 @@ void BW(swiglu_fwd)(const real *g, const real *u, int64_t n, real *h) {
 }
 
 void BW(swiglu_bwd)(const real *dh, const real *g, const real *u, int64_t n, real *dg, real *du) {
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(n * 8)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         real sg = (real)(1.0 / (1.0 + exp(-(double)g[i])));
         real silu = g[i] * sg;
@@ -214,7 +219,7 @@ double BW(cross_entropy)(const real *logits, const int32_t *targets, int64_t N, 
     for (int64_t n = 0; n < N; n++) cnt += targets[n] >= 0;
     if (count) *count = cnt;
     double inv_cnt = cnt > 0 ? 1.0 / (double)cnt : 0.0;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(BW_PARALLEL(N * V)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         const real *z = logits + n * V;
         real *dz = dlogits ? dlogits + n * V : NULL;

@@ -188,7 +188,7 @@ void msbnb__train_dropout(const msbnb_trainer *tr, int l, msbnb_proj q, const fl
     uint64_t key = mix64(tr->p.seed ^ mix64(tr->step * 0x9e3779b97f4a7c15ull + (uint64_t)(l * 16 + (int)q) + 1));
     float keep_scale = 1.0f / (1.0f - p);
     uint64_t thresh = (uint64_t)((double)p * 9007199254740992.0); /* p · 2^53 */
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(n >= 32768) num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         uint64_t r = mix64(key + (uint64_t)i * 0x9e3779b97f4a7c15ull) >> 11;
         out[i] = r >= thresh ? X[i] * keep_scale : 0.0f;

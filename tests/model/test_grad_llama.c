@@ -23,16 +23,16 @@
 
 enum { BATCH = 2, SEQ = 8 };
 
-static msbnb_model *tiny_model(msbnb_qtype quant, int tied, uint64_t seed) {
+static msbnb_model *tiny_model(msbnb_qtype quant, int tied, uint64_t seed, int big) {
     msbnb_model_config c = {0};
-    c.dim = 16;
-    c.hidden_dim = 24;
+    c.dim = big ? 64 : 16;
+    c.hidden_dim = big ? 96 : 24;
     c.n_layers = 2;
     c.n_heads = 4;
     c.n_kv_heads = 2;
     c.head_dim = 0;
     c.vocab_size = 32;
-    c.seq_len = 16;
+    c.seq_len = big ? 64 : 16;
     c.norm_eps = 1e-5f;
     c.rope_theta = 10000.0f;
     c.tied = tied;
@@ -82,9 +82,9 @@ static void attach(msbnb_model *m, float dropout, uint64_t seed) {
         }
 }
 
-static void make_tokens(int32_t *tok, uint64_t seed) {
+static void make_tokens(int32_t *tok, int n, uint64_t seed) {
     test_rng r = {seed};
-    for (int i = 0; i < BATCH * (SEQ + 1); i++) tok[i] = (int32_t)(test_rng_u64(&r) % 32);
+    for (int i = 0; i < n; i++) tok[i] = (int32_t)(test_rng_u64(&r) % 32);
     tok[SEQ] = -1; /* one ignored target */
 }
 
@@ -115,7 +115,7 @@ static double loss_at(msbnb_trainer *tr, const int32_t *tok, pref *p, int n) {
 }
 
 static void grad_check(msbnb_qtype quant, int tied, float dropout, int recompute) {
-    msbnb_model *m = tiny_model(quant, tied, 3);
+    msbnb_model *m = tiny_model(quant, tied, 3, 0);
     if (!m) return;
     attach(m, dropout, 17);
     msbnb_train_params tp = msbnb_train_params_default();
@@ -126,7 +126,7 @@ static void grad_check(msbnb_qtype quant, int tied, float dropout, int recompute
     msbnb_trainer *tr = NULL;
     CHECK_OK(msbnb_trainer_create(m, &tp, &tr));
     int32_t tok[BATCH * (SEQ + 1)];
-    make_tokens(tok, 4);
+    make_tokens(tok, BATCH * (SEQ + 1), 4);
     static pref p[8192];
     int n = collect(m, p, 8192);
     CHECK(n > 500);
@@ -173,19 +173,20 @@ TEST(grad_dropout) { grad_check(MSBNB_QTYPE_NF4, 1, 0.3f, 0); }
 /* Gradients of one step, copied out. */
 static float *grads_of(int recompute, int threads, int *n_out, double *loss) {
     msbnb_set_num_threads(threads);
-    msbnb_model *m = tiny_model(MSBNB_QTYPE_NF4, 1, 8);
+    /* big enough (N·D = 8192 and more) that every op really runs on several threads */
+    msbnb_model *m = tiny_model(MSBNB_QTYPE_NF4, 1, 8, 1);
     if (!m) return NULL;
     attach(m, 0.1f, 21);
     msbnb_train_params tp = msbnb_train_params_default();
-    tp.batch = BATCH;
-    tp.seq_len = SEQ;
+    tp.batch = 4;
+    tp.seq_len = 32;
     tp.recompute = recompute;
     msbnb_trainer *tr = NULL;
     CHECK_OK(msbnb_trainer_create(m, &tp, &tr));
-    int32_t tok[BATCH * (SEQ + 1)];
-    make_tokens(tok, 12);
-    static pref p[8192];
-    int n = collect(m, p, 8192);
+    int32_t tok[4 * 33];
+    make_tokens(tok, 4 * 33, 12);
+    static pref p[32768];
+    int n = collect(m, p, 32768);
     zero_grads(p, n);
     CHECK_OK(msbnb_trainer_step(tr, tok, loss));
     float *g = malloc(sizeof(float) * (size_t)n);

@@ -4,4 +4,5 @@ set(MSBNB_CLI_SRC
   tools/msbnb/cli_convert.c
   tools/msbnb/cli_model.c
   tools/msbnb/cli_train.c
+  tools/msbnb/svg_plot.c
 )
