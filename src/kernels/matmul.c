@@ -83,8 +83,10 @@ msbnb_status msbnb_matmul(const msbnb_qtensor *W, const float *X, int64_t n, con
     return matmul_checked(W, X, n, bias, Y, precision);
 }
 
-/* Rows of X converted to float32 per pass in msbnb_matmul_ex: scratch [XB_ROWS, in]. Each output row
- * depends only on its own input row, so the split does not change any result. */
+/* Rows of X converted to float32 per pass in msbnb_matmul_ex: scratch [XB_ROWS + 3, in]. Each output
+ * row depends only on its own input row and on the kernel class of n (n <= 2 streams, n < 4 skips
+ * FAST's bf16 tiles): a remainder of fewer than 4 rows joins the previous pass, so every pass is in
+ * the same class as n itself and the split changes no result. */
 #define XB_ROWS 64
 
 msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype x_dtype, int64_t n,
@@ -97,14 +99,14 @@ msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype 
     RETURN_IF(x_dtype != MSBNB_DTYPE_F16 && x_dtype != MSBNB_DTYPE_BF16, MSBNB_ERR_INVALID_ARG,
               "x_dtype %d is not F32, F16 or BF16", (int)x_dtype);
     const int64_t in = W->v.cols, out = W->v.rows;
-    const int64_t nb = n < XB_ROWS ? n : XB_ROWS;
+    const int64_t nb = n < XB_ROWS + 4 ? n : XB_ROWS + 3;
     float *xf = msbnb__alloc_aligned((size_t)(nb * in) * sizeof(float)); /* xf: [nb, in] */
     RETURN_IF(!xf, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] converted activations", (long long)nb,
               (long long)in);
     const uint16_t *xh = (const uint16_t *)X;
     msbnb_status st = MSBNB_OK;
-    for (int64_t i0 = 0; i0 < n && st == MSBNB_OK; i0 += nb) {
-        int64_t m = n - i0 < nb ? n - i0 : nb;
+    for (int64_t i0 = 0, m; i0 < n && st == MSBNB_OK; i0 += m) {
+        m = n - i0 < XB_ROWS + 4 ? n - i0 : XB_ROWS;
         if (x_dtype == MSBNB_DTYPE_F16) msbnb_f16_to_f32_array(xh + i0 * in, xf, (size_t)(m * in));
         else msbnb_bf16_to_f32_array(xh + i0 * in, xf, (size_t)(m * in));
         st = matmul_checked(W, xf, m, bias, Y + i0 * out, precision);

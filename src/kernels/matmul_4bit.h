@@ -86,6 +86,10 @@ msbnb_status msbnb__matmul_4bit_t_ref(const msbnb__w4 *w, const float *dY, int64
  * on the tile or thread a value falls in, so results are identical for every thread count.
  * Layouts: X [n][ldx], Y [n][ldy], Wt [nr][ldw] = decoded rows of W (natural k order). */
 typedef struct msbnb__mm4_kernels {
+    /* Optional whole product for tiny n (token generation), EXACT values: returns
+     * MSBNB_ERR_UNSUPPORTED (no message) for shapes it does not cover, then the tiles run. Which
+     * kernel runs depends only on n and W's shape, never on the thread count. */
+    msbnb_status (*small_n)(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y);
     /* decode W[r0 .. r0+nr, k0 .. k0+kc) into out [nr][ld] float32, values exactly
      * msbnb__w4_decode_ref's (k0 and kc multiples of 32 except at the end of a row). */
     void (*decode)(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out, int64_t ld);

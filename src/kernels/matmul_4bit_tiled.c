@@ -31,8 +31,13 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
                                       int64_t n, const float *bias, float *Y, msbnb_precision precision) {
     const int64_t in = w->cols, out = w->rows;
     const int64_t tiles = (out + OT - 1) / OT;
-    const int fast = precision == MSBNB_PRECISION_FAST && kern->block_bf16 && kern->to_bf16;
+    /* FAST pays for converting X and each tile to bf16 only when the tile is reused over rows */
+    const int fast = precision == MSBNB_PRECISION_FAST && kern->block_bf16 && kern->to_bf16 && n >= 4;
     const int64_t inp = (in + 31) / 32 * 32; /* FAST: X rows padded with zeros to whole 32-lane pairs */
+    if (kern->small_n) {
+        msbnb_status st = kern->small_n(w, X, n, bias, Y);
+        if (st != MSBNB_ERR_UNSUPPORTED) return st;
+    }
 
     uint16_t *Xb = NULL; /* FAST: Xb [n][inp] bf16 copy of X */
     if (fast) {

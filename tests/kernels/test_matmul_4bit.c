@@ -88,13 +88,16 @@ static double rel_l2(const float *Y, const double *R, int64_t count) {
 static const fmt FORMATS[] = {
     {MSBNB_QTYPE_NF4, 0, 64}, {MSBNB_QTYPE_NF4, 1, 64}, {MSBNB_QTYPE_FP4, 0, 64},  {MSBNB_QTYPE_FP4, 1, 64},
     {MSBNB_QTYPE_NF4, 0, 32}, {MSBNB_QTYPE_FP4, 1, 128}, {MSBNB_QTYPE_INT4, 0, 32}, {MSBNB_QTYPE_INT4, 1, 32},
+    {MSBNB_QTYPE_NF4, 1, 256}, {MSBNB_QTYPE_INT4, 0, 128}, {MSBNB_QTYPE_INT4, 1, 64},
 };
 #define N_FORMATS (int)(sizeof FORMATS / sizeof FORMATS[0])
 
 /* Shapes (n, out, in): n = 1, 3, 17; out = 1; in odd; in not a multiple of the block (rows then
- * start inside a block); several K chunks (in > 512) with a tail. */
+ * start inside a block); several K chunks (in > 512) with a tail; n <= 2 with in a multiple of 128
+ * (the streaming kernel), rows not a multiple of its 4-row groups. */
 typedef struct shape { int64_t n, out, in; } shape;
-static const shape SHAPES[] = {{1, 1, 64}, {3, 5, 100}, {17, 9, 96}, {2, 7, 33}, {1, 18, 1056}, {17, 3, 1100}, {6, 21, 64}};
+static const shape SHAPES[] = {{1, 1, 64},    {3, 5, 100},  {17, 9, 96}, {2, 7, 33}, {1, 18, 1056},
+                               {17, 3, 1100}, {6, 21, 64}, {1, 5, 256}, {2, 9, 384}, {1, 1, 128}};
 #define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 static int shape_ok(fmt f, shape s) {
@@ -323,7 +326,7 @@ TEST(transposed_every_format_level) { test_for_each_isa(transposed_level, NULL);
 static void threads_level(msbnb_isa isa, void *unused) {
     (void)unused;
     test_rng rng = {5};
-    const int64_t n = 7, out = 50, in = 1100;
+    const int64_t n = 7, out = 50, in = 1152; /* in: 3 K chunks with a tail, and a multiple of 128 */
     float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(n * in) * sizeof(float));
     float *b = malloc((size_t)out * sizeof(float));
     float *y[3], *dx[3];
@@ -336,20 +339,21 @@ static void threads_level(msbnb_isa isa, void *unused) {
     test_fill_normal(&rng, x, (size_t)(n * in), 1.0f);
     test_fill_normal(&rng, b, (size_t)out, 0.5f);
     test_fill_normal(&rng, dy, (size_t)(n * out), 1.0f);
-    const fmt fs[] = {{MSBNB_QTYPE_NF4, 1, 64}, {MSBNB_QTYPE_INT4, 0, 100}, {MSBNB_QTYPE_FP4, 0, 64}};
+    const fmt fs[] = {{MSBNB_QTYPE_NF4, 1, 64}, {MSBNB_QTYPE_INT4, 0, 64}, {MSBNB_QTYPE_FP4, 0, 64}, {MSBNB_QTYPE_INT4, 0, 96}};
     for (size_t fi = 0; fi < sizeof fs / sizeof fs[0]; fi++) {
         msbnb_qtensor *q = make_w(fs[fi], w, out, in);
         CHECK(q != NULL);
         if (!q) continue;
-        for (int p = 0; p < 2; p++) {
+        for (int p = 0; p < 3; p++) { /* exact, fast, exact with n = 2 (streaming kernel) */
+            const int64_t nn = p == 2 ? 2 : n;
             for (int t = 0; t < 3; t++) {
                 msbnb_set_num_threads(t + 1);
-                CHECK_OK(msbnb_matmul(q, x, n, b, y[t], p ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT));
+                CHECK_OK(msbnb_matmul(q, x, nn, b, y[t], p == 1 ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT));
                 if (p == 0) CHECK_OK(msbnb_matmul_t(q, dy, n, dx[t], 0));
             }
             for (int t = 1; t < 3; t++) {
-                CHECK_MSG_(!memcmp(y[0], y[t], (size_t)(n * out) * sizeof(float)), "%s %s %s: 1 vs %d threads differ",
-                           msbnb_isa_name(isa), fmt_name(fs[fi]), p ? "fast" : "exact", t + 1);
+                CHECK_MSG_(!memcmp(y[0], y[t], (size_t)(nn * out) * sizeof(float)), "%s %s %s n=%lld: 1 vs %d threads differ",
+                           msbnb_isa_name(isa), fmt_name(fs[fi]), p == 1 ? "fast" : "exact", (long long)nn, t + 1);
                 if (p == 0)
                     CHECK_MSG_(!memcmp(dx[0], dx[t], (size_t)(n * in) * sizeof(float)),
                                "%s %s transposed: 1 vs %d threads differ", msbnb_isa_name(isa), fmt_name(fs[fi]), t + 1);
@@ -374,7 +378,7 @@ TEST(thread_count_invariance) { test_for_each_isa(threads_level, NULL); }
 
 TEST(half_input_equals_converted_f32) {
     test_rng rng = {9};
-    const int64_t n = 70, out = 6, in = 128; /* n > 64: the converter works in row blocks */
+    const int64_t n = 66, out = 6, in = 128; /* n > 64: the converter works in row blocks (remainder 2) */
     float w[6 * 128], *x = malloc((size_t)(n * in) * sizeof(float)), *xr = malloc((size_t)(n * in) * sizeof(float));
     uint16_t *xh = malloc((size_t)(n * in) * sizeof(uint16_t));
     float *y1 = malloc((size_t)(n * out) * sizeof(float)), *y2 = malloc((size_t)(n * out) * sizeof(float));

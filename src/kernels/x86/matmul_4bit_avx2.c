@@ -168,6 +168,7 @@ static void block_t_avx2(const float *dY, int64_t ldy, int64_t n, const float *W
 }
 
 const msbnb__mm4_kernels msbnb__mm4_avx2 = {
+    .small_n = NULL,
     .decode = decode_avx2,
     .block = block_avx2,
     .block_t = block_t_avx2,

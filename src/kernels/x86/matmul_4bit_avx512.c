@@ -157,7 +157,122 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
         }
 }
 
+
+/* ---------------------------------------------------------------- streaming kernel for n <= 2 */
+/* One or two activation rows (token generation) are bound by the weight stream, so here the packed
+ * codes are read once, straight into registers, with the fewest operations per nibble:
+ * a 64-byte load holds 128 weights as 16 dwords; dword j covers elements 8j .. 8j+7 of the chunk.
+ * vpermps reads only bits [3:0] of each index lane, so shifting the dwords right by 4s (s = 0..7)
+ * exposes nibble s of every dword: element 8j + (s ^ 1) (the low nibble of a byte is the odd
+ * element). One shift + one vpermps + one vmulps per 16 weights; the matching activations are
+ * gathered once per product into Xp [n][in] (per 128-chunk: Xp[16s + j] = x[8j + (s ^ 1)]).
+ * Lanes 0-7 lie in the chunk's first 64 elements and lanes 8-15 in the second, so with blocks (or
+ * INT4 groups) of a multiple of 64 a lane's scale is one of two values: sv = [sA x8, sB x8], and
+ * w = table[q] * scale is again exactly msbnb_dequantize's value. Each row keeps two accumulators
+ * per activation row (even / odd s) to hide the FMA latency; they are added, then lane-reduced by
+ * mm4_hsum4. Rows go in groups of 4 over the threads; every row sees the same operations. */
+#define GV_ROWS 4
+
+MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int nr,
+                          const int32_t *kblk, int bs_shift, const float *bias, float *Y) {
+    const int64_t in = w->cols, chunks = in / 128;
+    const __m512 table = _mm512_loadu_ps(w->table);
+    __m512 acc[GV_ROWS][2][2];
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < 2; i++) acc[r][i][0] = acc[r][i][1] = _mm512_setzero_ps();
+    const uint8_t *src[GV_ROWS];
+    for (int r = 0; r < nr; r++) src[r] = w->data + (r0 + r) * (in / 2);
+    for (int64_t c = 0; c < chunks; c++) {
+        __m512i d[GV_ROWS];
+        __m512 sv[GV_ROWS];
+        for (int r = 0; r < nr; r++) {
+            const int64_t row = r0 + r;
+            int64_t ia, ib;
+            if (w->flat_blocks) {
+                const int64_t pos = row * in + c * 128;
+                ia = pos >> bs_shift;
+                ib = (pos + 64) >> bs_shift;
+            } else {
+                ia = (int64_t)kblk[2 * c] * w->rows + row;
+                ib = (int64_t)kblk[2 * c + 1] * w->rows + row;
+            }
+            const float sa = msbnb__w4_stat(w, ia), sb = ib == ia ? sa : msbnb__w4_stat(w, ib);
+            sv[r] = _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(sa), _mm512_set1_ps(sb));
+            d[r] = _mm512_loadu_si512(src[r] + c * 64);
+        }
+        const float *xc = Xp + c * 128;
+        for (int s = 0; s < 8; s++) {
+            __m512 xv0 = _mm512_loadu_ps(xc + 16 * s);
+            __m512 xv1 = n > 1 ? _mm512_loadu_ps(xc + in + 16 * s) : xv0;
+            for (int r = 0; r < nr; r++) {
+                __m512i idx = s ? _mm512_srli_epi32(d[r], 4 * s) : d[r];
+                __m512 wv = _mm512_mul_ps(_mm512_permutexvar_ps(idx, table), sv[r]);
+                acc[r][0][s & 1] = _mm512_fmadd_ps(xv0, wv, acc[r][0][s & 1]);
+                if (n > 1) acc[r][1][s & 1] = _mm512_fmadd_ps(xv1, wv, acc[r][1][s & 1]);
+            }
+        }
+    }
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i++) {
+        __m512 t[GV_ROWS];
+        for (int r = 0; r < GV_ROWS; r++) t[r] = r < nr ? _mm512_add_ps(acc[r][i][0], acc[r][i][1]) : z;
+        __m128 sum = mm4_hsum4(t[0], t[1], t[2], t[3]);
+        if (bias) sum = _mm_add_ps(sum, _mm_maskz_loadu_ps((__mmask8)((1u << nr) - 1u), bias + r0));
+        _mm_mask_storeu_ps(Y + i * w->rows + r0, (__mmask8)((1u << nr) - 1u), sum);
+    }
+}
+
+static void gemv_1(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
+                   const float *bias, float *Y) {
+    gemv_rows(w, Xp, n, r0, 1, kblk, sh, bias, Y);
+}
+static void gemv_2(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
+                   const float *bias, float *Y) {
+    gemv_rows(w, Xp, n, r0, 2, kblk, sh, bias, Y);
+}
+static void gemv_3(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
+                   const float *bias, float *Y) {
+    gemv_rows(w, Xp, n, r0, 3, kblk, sh, bias, Y);
+}
+static void gemv_4(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
+                   const float *bias, float *Y) {
+    gemv_rows(w, Xp, n, r0, 4, kblk, sh, bias, Y);
+}
+
+static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
+    const int64_t in = w->cols, out = w->rows;
+    if (n > 2 || in % 128 || w->block % 64) return MSBNB_ERR_UNSUPPORTED; /* not this kernel's shapes */
+    int bs_shift = -1;
+    for (int b = 0; b < 62; b++)
+        if (((int64_t)1 << b) == w->block) bs_shift = b;
+    if (w->flat_blocks && bs_shift < 0) return MSBNB_ERR_UNSUPPORTED;
+    const int64_t chunks = in / 128;
+    /* Xp [n][in]: permuted activations; kblk [2 * chunks]: INT4 group of each half-chunk */
+    float *Xp = msbnb__alloc_aligned((size_t)(n * in) * sizeof(float) + (size_t)(2 * chunks) * sizeof(int32_t));
+    RETURN_IF(!Xp, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] permuted activations", (long long)n,
+              (long long)in);
+    int32_t *kblk = (int32_t *)(Xp + n * in);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < chunks; c++)
+            for (int s = 0; s < 8; s++)
+                for (int j = 0; j < 16; j++) Xp[i * in + c * 128 + 16 * s + j] = X[i * in + c * 128 + 8 * j + (s ^ 1)];
+    for (int64_t c = 0; c < 2 * chunks; c++) kblk[c] = (int32_t)(c * 64 / w->block);
+    const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t g = 0; g < groups; g++) {
+        const int64_t r0 = g * GV_ROWS;
+        const int nr = (int)(out - r0 < GV_ROWS ? out - r0 : GV_ROWS);
+        if (nr == 4) gemv_4(w, Xp, n, r0, kblk, bs_shift, bias, Y);
+        else if (nr == 3) gemv_3(w, Xp, n, r0, kblk, bs_shift, bias, Y);
+        else if (nr == 2) gemv_2(w, Xp, n, r0, kblk, bs_shift, bias, Y);
+        else gemv_1(w, Xp, n, r0, kblk, bs_shift, bias, Y);
+    }
+    msbnb__free_aligned(Xp);
+    return MSBNB_OK;
+}
+
 const msbnb__mm4_kernels msbnb__mm4_avx512 = {
+    .small_n = small_n_avx512,
     .decode = decode_avx512,
     .block = block_avx512,
     .block_t = block_t_avx512,

@@ -70,6 +70,7 @@ static void block_bf16(const uint16_t *X, int64_t ldx, int64_t n, const uint16_t
 }
 
 const msbnb__mm4_kernels msbnb__mm4_avx512bf16 = {
+    .small_n = NULL,
     .decode = NULL,
     .block = NULL,
     .block_t = NULL,
