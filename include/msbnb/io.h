@@ -176,6 +176,9 @@ msbnb_status msbnb_st_writer_add_f32(msbnb_st_writer *w, const char *name, int n
  * fsync, rename to the destination, fsync the directory. On any failure the destination is left
  * as it was before create. The handle must still be freed. */
 msbnb_status msbnb_st_writer_finish(msbnb_st_writer *w);
+/* Tensor data bytes added so far (header excluded); the difference around a call to
+ * msbnb_bnb_write is the on-disk size of one quantized weight. */
+uint64_t msbnb_st_writer_bytes(const msbnb_st_writer *w);
 /* Release; removes temporary files if finish did not succeed. NULL accepted. */
 void msbnb_st_writer_free(msbnb_st_writer *w);
 const char *msbnb_st_writer_errmsg(const msbnb_st_writer *w);
@@ -230,6 +233,11 @@ msbnb_status msbnb_checkpoint_get(const msbnb_checkpoint *ck, size_t i, msbnb_te
 msbnb_status msbnb_checkpoint_find(const msbnb_checkpoint *ck, const char *name, msbnb_tensor_info *t);
 /* Read a tensor as float32 into out (caller-allocated, n = numel floats). SHAPE if n differs. */
 msbnb_status msbnb_checkpoint_read_f32(const msbnb_checkpoint *ck, const char *name, float *out, size_t n);
+/* Drop a tensor's pages from the process's resident memory (madvise MADV_DONTNEED on the
+ * mapping). The data stays valid and is read again from the file if touched; converters call
+ * this after each tensor so that resident memory stays near one tensor, not the model. No-op
+ * for unknown names. */
+void msbnb_checkpoint_release(const msbnb_checkpoint *ck, const char *name);
 /* config.json (borrowed) or NULL when there is none. */
 const msbnb_config *msbnb_checkpoint_config(const msbnb_checkpoint *ck);
 /* Number of safetensors files and the i-th one (borrowed). */

@@ -268,6 +268,23 @@ msbnb_status msbnb_checkpoint_read_f32(const msbnb_checkpoint *ck, const char *n
     return msbnb_tensor_to_f32(&t, out);
 }
 
+void msbnb_checkpoint_release(const msbnb_checkpoint *ck, const char *name) {
+    if (!ck || !name) return;
+    size_t lo = 0, hi = ck->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ck->refs[mid].name, name);
+        if (c == 0) {
+            msbnb_tensor_info t;
+            const msbnb_safetensors *f = ck->shards[ck->refs[mid].shard];
+            if (msbnb_safetensors_get(f, ck->refs[mid].idx, &t) == MSBNB_OK) msbnb__safetensors_release(f, t.data, t.nbytes);
+            return;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+}
+
 const msbnb_config *msbnb_checkpoint_config(const msbnb_checkpoint *ck) { return ck ? ck->config : NULL; }
 size_t msbnb_checkpoint_shard_count(const msbnb_checkpoint *ck) { return ck ? ck->n_shards : 0; }
 const msbnb_safetensors *msbnb_checkpoint_shard(const msbnb_checkpoint *ck, size_t i) {

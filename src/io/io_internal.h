@@ -71,6 +71,8 @@ char *msbnb__strdup(const char *s);
 
 /* Look a tensor up without recording an error (probing for optional entries). */
 bool msbnb__checkpoint_lookup(const msbnb_checkpoint *ck, const char *name, msbnb_tensor_info *t);
+/* madvise(MADV_DONTNEED) over the whole pages inside [data, data+n) when f is memory-mapped. */
+void msbnb__safetensors_release(const msbnb_safetensors *f, const void *data, size_t n);
 /* "<name><suffix>" / "<module of name><key>" (Linear8bitLt's SCB beside "weight"), malloc'ed. */
 char *msbnb__bnb_key(const char *name, const char *suffix);
 char *msbnb__bnb_module_key(const char *weight_name, const char *key);

@@ -13,6 +13,7 @@
  * Every field is untrusted: sizes are computed with overflow checks before any use, and each
  * error names the file, the tensor and a byte offset in the file.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #define _POSIX_C_SOURCE 200809L
 #include "io/io_internal.h"
 
@@ -457,3 +458,15 @@ const char *msbnb_safetensors_metadata(const msbnb_safetensors *f, const char *k
 
 const char *msbnb_safetensors_path(const msbnb_safetensors *f) { return f ? f->path : ""; }
 const char *msbnb_safetensors_errmsg(const msbnb_safetensors *f) { return f ? f->err : ""; }
+
+void msbnb__safetensors_release(const msbnb_safetensors *f, const void *data, size_t n) {
+    if (!f || !f->map || n == 0) return;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t lo = (uintptr_t)data, hi = lo + n;
+    uintptr_t base = (uintptr_t)f->map, end = base + f->len;
+    if (lo < base || hi > end) return;
+    /* whole pages only: neighbours' bytes on a shared page stay resident */
+    uintptr_t a = (lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1), b = hi & ~((uintptr_t)page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}

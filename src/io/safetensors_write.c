@@ -58,6 +58,7 @@ void msbnb_st_writer_free(msbnb_st_writer *w) {
 }
 
 const char *msbnb_st_writer_errmsg(const msbnb_st_writer *w) { return w ? w->err : ""; }
+uint64_t msbnb_st_writer_bytes(const msbnb_st_writer *w) { return w ? w->spill_len : 0; }
 
 msbnb_status msbnb_st_writer_set_metadata(msbnb_st_writer *w, const char *key, const char *value) {
     RETURN_IF(!w || !key || !value, MSBNB_ERR_INVALID_ARG, "NULL argument");

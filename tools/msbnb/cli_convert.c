@@ -1,13 +1,492 @@
-/* cli_convert.c — checkpoint commands (owned by the files/converter work). */
+/*
+ * cli_convert.c — `msbnb quantize` and `msbnb dequantize`: checkpoint conversion, streamed
+ * tensor by tensor (resident memory stays near the largest tensor: each input tensor is read
+ * from the memory map, converted, handed to the writer's spill file, and its pages released).
+ * Formats and exit codes: docs/io.md.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <msbnb/io.h>
+#include <msbnb/quant.h>
 
 #include "cli.h"
+#include "cli_convert_util.h"
 
-static int unavailable(const char *name) {
-    fprintf(stderr, "msbnb %s: this command is not in this build yet\n", name);
-    return 1;
+/* ================================================================ quantize: options */
+
+static const char quantize_help[] =
+    "usage: msbnb quantize IN OUT --type nf4|fp4|int4|int8 [options]\n"
+    "\n"
+    "Quantize the linear-layer weights of a checkpoint into the layout bitsandbytes and Hugging Face\n"
+    "transformers load (nf4, fp4: Linear4bit; int8: Linear8bitLt) or msbnb's own (int4 per group).\n"
+    "IN and OUT are both Hugging Face model directories (config.json + model.safetensors or shards;\n"
+    "OUT gets one model.safetensors, config.json with quantization_config, and the other side files)\n"
+    "or both .safetensors files. Everything that is not quantized is copied unchanged.\n"
+    "\n"
+    "options:\n"
+    "  --type T          nf4, fp4, int4 or int8 (required)\n"
+    "  --blocksize N     nf4/fp4 block size, power of two 32..4096 (default 64)\n"
+    "  --group-size N    int4 group size along the input dimension (default 128); a layer whose\n"
+    "                    column count it does not divide is kept unquantized (reported)\n"
+    "  --double-quant    quantize the per-block scales too (nf4, fp4, int4)\n"
+    "  --skip LIST       comma-separated module patterns kept unquantized (default lm_head)\n"
+    "  --targets LIST    comma-separated module patterns to quantize (default: every linear layer,\n"
+    "                    i.e. 2-D *.weight tensors other than embeddings and norms). A pattern is a\n"
+    "                    dotted name part (q_proj, layers.0) or a glob over the module path (*.mlp.*)\n"
+    "  --threshold X     int8 LLM.int8() outlier threshold recorded in the config (default 6.0)\n"
+    "  --quiet           no progress bar and no summary table\n"
+    "\n"
+    "Prints a per-layer table (type, shape, bytes before/after, relative error, SNR) and totals.\n"
+    "Exit codes: 0 ok, 1 failure (bad input, I/O; no output is left behind), 2 usage error.\n";
+
+typedef struct quantize_opts {
+    const char *in, *out;
+    msbnb_quant_config cfg;
+    bool have_type, quiet;
+    char **skip, **targets;
+    size_t n_skip, n_targets;
+} quantize_opts;
+
+static int parse_quantize(int argc, char **argv, quantize_opts *o) {
+    const char *cmd = "quantize";
+    memset(o, 0, sizeof *o);
+    long blocksize = 0, group = 0;
+    int double_quant = 0;
+    float threshold = 6.0f;
+    o->skip = cli_split_list("lm_head", &o->n_skip);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(quantize_help, stdout);
+            return -1;
+        } else if (!strcmp(a, "--double-quant")) {
+            double_quant = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o->quiet = true;
+        } else if (!strcmp(a, "--type") || !strcmp(a, "--blocksize") || !strcmp(a, "--group-size") ||
+                   !strcmp(a, "--skip") || !strcmp(a, "--targets") || !strcmp(a, "--threshold")) {
+            if (!val) return cli_usage_error(cmd, "%s needs a value", a);
+            i++;
+            if (!strcmp(a, "--type")) {
+                msbnb_qtype t;
+                if (msbnb_qtype_parse(val, &t) != MSBNB_OK ||
+                    (t != MSBNB_QTYPE_NF4 && t != MSBNB_QTYPE_FP4 && t != MSBNB_QTYPE_INT4 && t != MSBNB_QTYPE_INT8))
+                    return cli_usage_error(cmd, "--type must be nf4, fp4, int4 or int8, not '%s'", val);
+                o->cfg = msbnb_quant_config_default(t);
+                o->have_type = true;
+            } else if (!strcmp(a, "--blocksize")) {
+                if (!cli_parse_int(val, 32, 4096, &blocksize) || (blocksize & (blocksize - 1)))
+                    return cli_usage_error(cmd, "--blocksize must be a power of two in 32..4096, not '%s'", val);
+            } else if (!strcmp(a, "--group-size")) {
+                if (!cli_parse_int(val, 2, 1 << 20, &group) || group % 2)
+                    return cli_usage_error(cmd, "--group-size must be an even number >= 2, not '%s'", val);
+            } else if (!strcmp(a, "--threshold")) {
+                if (!cli_parse_float(val, &threshold) || threshold < 0)
+                    return cli_usage_error(cmd, "--threshold must be a number >= 0, not '%s'", val);
+            } else {
+                size_t n;
+                char **list = cli_split_list(val, &n);
+                if (!strcmp(a, "--skip")) {
+                    cli_free_list(o->skip);
+                    o->skip = list, o->n_skip = n;
+                } else {
+                    cli_free_list(o->targets);
+                    o->targets = list, o->n_targets = n;
+                }
+            }
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        } else if (!o->in) {
+            o->in = a;
+        } else if (!o->out) {
+            o->out = a;
+        } else {
+            return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        }
+    }
+    if (!o->in || !o->out) return cli_usage_error(cmd, "needs IN and OUT");
+    if (!o->have_type) return cli_usage_error(cmd, "--type is required");
+    if (blocksize) o->cfg.blocksize = (int)blocksize;
+    if (group) o->cfg.group_size = (int)group;
+    o->cfg.double_quant = double_quant;
+    o->cfg.threshold = threshold;
+    if (double_quant && o->cfg.type == MSBNB_QTYPE_INT8)
+        return cli_usage_error(cmd, "--double-quant applies to nf4, fp4 and int4");
+    return 0;
 }
-int cmd_quantize(int argc, char **argv) { (void)argc; (void)argv; return unavailable("quantize"); }
-int cmd_inspect(int argc, char **argv) { (void)argc; (void)argv; return unavailable("inspect"); }
-int cmd_dequantize(int argc, char **argv) { (void)argc; (void)argv; return unavailable("dequantize"); }
-int cmd_compare(int argc, char **argv) { (void)argc; (void)argv; return unavailable("compare"); }
+
+/* ================================================================ quantize: one tensor */
+
+typedef struct layer_row {
+    char *name;
+    int64_t shape[2];
+    uint64_t before, after;
+    double rel_pct, snr_db;
+    const char *kept; /* NULL when quantized, else why not */
+} layer_row;
+
+/* Quantize one weight, add its entries to w, measure its error. ref is float32 (rows*cols). */
+static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t, const msbnb_quant_config *cfg,
+                                 layer_row *row) {
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    size_t n = (size_t)rows * (size_t)cols;
+    msbnb_dtype src = t->dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : t->dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : MSBNB_DTYPE_F32;
+    /* float32 reference: the mapped data itself when it is F32 and aligned, else a converted copy */
+    float *owned = NULL;
+    const float *ref = t->data;
+    if (src != MSBNB_DTYPE_F32 || ((uintptr_t)t->data % sizeof(float))) {
+        owned = malloc(n * sizeof(float));
+        if (!owned) return MSBNB_ERR_OUT_OF_MEMORY;
+        msbnb_status st = msbnb_tensor_to_f32(t, owned);
+        if (st != MSBNB_OK) {
+            free(owned);
+            return st;
+        }
+        ref = owned;
+    }
+    msbnb_qtensor *q = NULL;
+    msbnb_status st = msbnb_quantize(ref, rows, cols, cfg, &q);
+    uint64_t before = msbnb_st_writer_bytes(w);
+    if (st == MSBNB_OK) st = msbnb_bnb_write(w, t->name, q, src);
+    row->after = msbnb_st_writer_bytes(w) - before;
+    /* error, dequantizing a slab of rows at a time so no second full-size buffer is needed */
+    cli_err_acc acc = {0};
+    int64_t slab = cols > 0 ? (int64_t)((1 << 20) / (size_t)cols) + 1 : 1;
+    float *y = st == MSBNB_OK ? malloc((size_t)(slab < rows ? slab : rows) * (size_t)cols * sizeof(float) + 1) : NULL;
+    if (st == MSBNB_OK && !y) st = MSBNB_ERR_OUT_OF_MEMORY;
+    for (int64_t r0 = 0; st == MSBNB_OK && r0 < rows; r0 += slab) {
+        int64_t nr = rows - r0 < slab ? rows - r0 : slab;
+        st = msbnb_dequantize_rows(q, r0, nr, y);
+        if (st == MSBNB_OK) cli_err_add(&acc, ref + (size_t)r0 * (size_t)cols, y, (size_t)nr * (size_t)cols);
+    }
+    double mse;
+    cli_err_finish(&acc, &row->rel_pct, &row->snr_db, &mse);
+    free(y);
+    free(owned);
+    msbnb_qtensor_free(q);
+    return st;
+}
+
+/* Why a tensor is not quantized (NULL = quantize it). */
+static const char *keep_reason(const quantize_opts *o, const msbnb_tensor_info *t, bool *is_linear) {
+    *is_linear = cli_is_linear_weight(t);
+    if (!*is_linear) return "not a linear layer";
+    char *mod = cli_module_of(t->name);
+    const char *why = NULL;
+    for (size_t i = 0; mod && i < o->n_skip && !why; i++)
+        if (cli_pattern_match(mod, o->skip[i])) why = "skipped (--skip)";
+    if (!why && o->n_targets) {
+        bool hit = false;
+        for (size_t i = 0; mod && i < o->n_targets && !hit; i++) hit = cli_pattern_match(mod, o->targets[i]);
+        if (!hit) why = "not in --targets";
+    }
+    if (!why && o->cfg.type == MSBNB_QTYPE_INT4 && t->shape[1] % o->cfg.group_size)
+        why = "group size does not divide columns";
+    free(mod);
+    return why;
+}
+
+/* ================================================================ quantize: summary */
+
+static void print_summary(const layer_row *rows, size_t n, uint64_t total_before, uint64_t total_after,
+                          size_t n_other, const msbnb_quant_config *cfg) {
+    char b1[32], b2[32], sh[48];
+    printf("\n%-48s %-6s %-13s %11s %11s %9s %8s\n", "layer", "type", "shape", "before", "after", "rel.err%",
+           "SNR dB");
+    for (size_t i = 0; i < n; i++) {
+        const layer_row *r = &rows[i];
+        cli_shape_str(r->shape, 2, sh, sizeof sh);
+        if (r->kept) {
+            printf("%-48s %-6s %-13s %11s %11s  kept: %s\n", r->name, "-", sh, cli_bytes_str(r->before, b1, sizeof b1),
+                   cli_bytes_str(r->after, b2, sizeof b2), r->kept);
+        } else {
+            printf("%-48s %-6s %-13s %11s %11s %9.3f %8.2f\n", r->name, msbnb_qtype_name(cfg->type), sh,
+                   cli_bytes_str(r->before, b1, sizeof b1), cli_bytes_str(r->after, b2, sizeof b2), r->rel_pct,
+                   r->snr_db);
+        }
+    }
+    size_t nq = 0;
+    for (size_t i = 0; i < n; i++) nq += !rows[i].kept;
+    printf("\nquantized %zu linear layers to %s%s; %zu linear layers and %zu other tensors kept as they were\n", nq,
+           msbnb_qtype_name(cfg->type), cfg->double_quant ? " (double quant)" : "", n - nq, n_other);
+    printf("model size: %s -> %s, memory saved %.1f%% (%.2fx smaller)\n", cli_bytes_str(total_before, b1, sizeof b1),
+           cli_bytes_str(total_after, b2, sizeof b2),
+           total_before ? 100.0 * (1.0 - (double)total_after / (double)total_before) : 0.0,
+           total_after ? (double)total_before / (double)total_after : 0.0);
+}
+
+/* ================================================================ quantize */
+
+int cmd_quantize(int argc, char **argv) {
+    const char *cmd = "quantize";
+    quantize_opts o;
+    int rc = parse_quantize(argc, argv, &o);
+    if (rc) {
+        cli_free_list(o.skip);
+        cli_free_list(o.targets);
+        return rc < 0 ? EXIT_OK : rc;
+    }
+    msbnb_checkpoint *ck = NULL;
+    msbnb_st_writer *w = NULL;
+    cli_output out;
+    memset(&out, 0, sizeof out);
+    layer_row *rows = NULL;
+    size_t n_rows = 0, n_other = 0;
+    char **not_converted = NULL;
+    size_t n_not_converted = 0;
+    char *qcfg = NULL;
+    msbnb_status st = msbnb_checkpoint_open(o.in, &ck);
+    if (st != MSBNB_OK) goto done; /* rejected input: nothing was created */
+    size_t count = msbnb_checkpoint_count(ck);
+    uint64_t in_bytes = 0;
+    for (size_t i = 0; i < count && st == MSBNB_OK; i++) {
+        msbnb_tensor_info t;
+        st = msbnb_checkpoint_get(ck, i, &t);
+        in_bytes += t.nbytes;
+        char *parent = st == MSBNB_OK ? cli_aux_parent(ck, t.name) : NULL;
+        if (parent) {
+            fprintf(stderr, "msbnb %s: %s: tensor '%s' is already quantized (byte %llu)\n", cmd, t.file, parent,
+                    (unsigned long long)t.file_offset);
+            free(parent);
+            st = MSBNB_ERR_FORMAT;
+            rc = EXIT_FAIL;
+            goto done;
+        }
+    }
+    if (st != MSBNB_OK) goto done;
+    struct stat sb;
+    bool dir_mode = msbnb_checkpoint_is_dir(ck);
+    if (!dir_mode && stat(o.out, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        rc = cli_usage_error(cmd, "IN is a file, so OUT must be a file too ('%s' is a directory)", o.out);
+        goto done;
+    }
+    if ((st = cli_output_begin(&out, o.in, o.out, dir_mode)) != MSBNB_OK) goto done;
+    if ((st = msbnb_st_writer_create(out.model_path, &w)) != MSBNB_OK) goto done;
+    rows = calloc(count ? count : 1, sizeof *rows);
+    not_converted = calloc(o.n_skip + count + 1, sizeof(char *));
+    if (!rows || !not_converted) {
+        st = MSBNB_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    for (size_t i = 0; i < o.n_skip; i++) not_converted[n_not_converted++] = o.skip[i];
+
+    cli_progress prog;
+    cli_progress_begin(&prog, count, in_bytes, o.quiet);
+    uint64_t total_after = 0;
+    for (size_t i = 0; i < count && st == MSBNB_OK; i++) {
+        msbnb_tensor_info t;
+        if ((st = msbnb_checkpoint_get(ck, i, &t)) != MSBNB_OK) break;
+        bool linear;
+        const char *why = keep_reason(&o, &t, &linear);
+        uint64_t before = msbnb_st_writer_bytes(w);
+        if (linear) {
+            layer_row *r = &rows[n_rows++];
+            r->name = (char *)t.name;
+            r->shape[0] = t.shape[0], r->shape[1] = t.shape[1];
+            r->before = t.nbytes;
+            r->kept = why;
+            if (why) {
+                char *mod = cli_module_of(t.name);
+                bool listed = false;
+                for (size_t k = 0; mod && k < o.n_skip; k++) listed |= cli_pattern_match(mod, o.skip[k]);
+                if (mod && !listed) not_converted[n_not_converted++] = mod;
+                else free(mod);
+            } else {
+                st = quantize_one(w, &t, &o.cfg, r);
+            }
+        } else {
+            n_other++;
+        }
+        if (why && st == MSBNB_OK) {
+            st = msbnb_st_writer_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes);
+            if (linear) rows[n_rows - 1].after = t.nbytes;
+        }
+        if (st != MSBNB_OK && t.name) {
+            fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t.file, t.name,
+                    (unsigned long long)t.file_offset, msbnb_last_error());
+            rc = EXIT_FAIL;
+        }
+        total_after += msbnb_st_writer_bytes(w) - before;
+        msbnb_checkpoint_release(ck, t.name);
+        cli_progress_step(&prog, i + 1, t.nbytes);
+    }
+    cli_progress_end(&prog);
+    if (st != MSBNB_OK) goto done;
+
+    /* quantization_config for transformers (also kept in the file's metadata) */
+    st = msbnb_bnb_quantization_config_json(&o.cfg, (const char *const *)not_converted, n_not_converted, &qcfg);
+    if (st == MSBNB_OK) st = msbnb_st_writer_set_metadata(w, "quantization_config", qcfg);
+    if (st == MSBNB_OK) st = msbnb_st_writer_finish(w);
+    if (st != MSBNB_OK) goto done;
+    cli_output_created(&out, out.model_path);
+    if (dir_mode) {
+        char *src = malloc(strlen(o.in) + 16), *dst = malloc(strlen(o.out) + 16);
+        if (src && dst) {
+            sprintf(src, "%s/config.json", o.in);
+            sprintf(dst, "%s/config.json", o.out);
+            st = msbnb_config_write_with_quantization(src, dst, qcfg);
+            if (st == MSBNB_OK) cli_output_created(&out, dst);
+        } else {
+            st = MSBNB_ERR_OUT_OF_MEMORY;
+        }
+        free(src);
+        free(dst);
+        if (st == MSBNB_OK) st = cli_copy_side_files(&out, o.in);
+    }
+    if (st == MSBNB_OK && !o.quiet) print_summary(rows, n_rows, in_bytes, total_after, n_other, &o.cfg);
+
+done:
+    if (st != MSBNB_OK || rc != EXIT_OK) {
+        if (rc == EXIT_OK) rc = cli_fail(cmd);
+        msbnb_st_writer_free(w); /* removes the writer's temporaries */
+        w = NULL;
+        cli_output_abort(&out);
+    }
+    msbnb_st_writer_free(w);
+    cli_output_free(&out);
+    for (size_t i = o.n_skip; i < n_not_converted; i++) free(not_converted[i]);
+    free(not_converted);
+    free(rows);
+    free(qcfg);
+    msbnb_checkpoint_close(ck);
+    cli_free_list(o.skip);
+    cli_free_list(o.targets);
+    return rc;
+}
+
+/* ================================================================ dequantize */
+
+static const char dequantize_help[] =
+    "usage: msbnb dequantize IN OUT [--dtype f32|f16|bf16] [--quiet]\n"
+    "\n"
+    "Turn a quantized checkpoint (written by `msbnb quantize`, or by bitsandbytes / transformers,\n"
+    "e.g. a published bnb-4bit model) back into plain weights. IN and OUT are both model\n"
+    "directories or both .safetensors files. Quantized weights become --dtype (default f32) with\n"
+    "their original shape; their auxiliary entries (absmax, quant_map, SCB, ...) are dropped;\n"
+    "every other tensor is copied unchanged; config.json loses its quantization_config.\n"
+    "Exit codes: 0 ok, 1 failure (no output is left behind), 2 usage error.\n";
+
+int cmd_dequantize(int argc, char **argv) {
+    const char *cmd = "dequantize";
+    const char *in = NULL, *outp = NULL;
+    msbnb_dtype dtype = MSBNB_DTYPE_F32;
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(dequantize_help, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = true;
+        } else if (!strcmp(a, "--dtype")) {
+            const char *v = i + 1 < argc ? argv[++i] : NULL;
+            if (!v) return cli_usage_error(cmd, "--dtype needs a value");
+            if (!strcmp(v, "f32")) dtype = MSBNB_DTYPE_F32;
+            else if (!strcmp(v, "f16")) dtype = MSBNB_DTYPE_F16;
+            else if (!strcmp(v, "bf16")) dtype = MSBNB_DTYPE_BF16;
+            else return cli_usage_error(cmd, "--dtype must be f32, f16 or bf16, not '%s'", v);
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        } else if (!in) {
+            in = a;
+        } else if (!outp) {
+            outp = a;
+        } else {
+            return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        }
+    }
+    if (!in || !outp) return cli_usage_error(cmd, "needs IN and OUT");
+    static const msbnb_st_dtype st_of[] = {MSBNB_ST_F32, MSBNB_ST_F16, MSBNB_ST_BF16};
+    size_t esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
+
+    msbnb_checkpoint *ck = NULL;
+    msbnb_st_writer *w = NULL;
+    cli_output out;
+    memset(&out, 0, sizeof out);
+    int rc = EXIT_OK;
+    size_t n_deq = 0;
+    msbnb_status st = msbnb_checkpoint_open(in, &ck);
+    if (st != MSBNB_OK) goto done;
+    bool dir_mode = msbnb_checkpoint_is_dir(ck);
+    struct stat sb;
+    if (!dir_mode && stat(outp, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        rc = cli_usage_error(cmd, "IN is a file, so OUT must be a file too ('%s' is a directory)", outp);
+        goto done;
+    }
+    if ((st = cli_output_begin(&out, in, outp, dir_mode)) != MSBNB_OK) goto done;
+    if ((st = msbnb_st_writer_create(out.model_path, &w)) != MSBNB_OK) goto done;
+    size_t count = msbnb_checkpoint_count(ck);
+    cli_progress prog;
+    cli_progress_begin(&prog, count, 0, quiet);
+    for (size_t i = 0; i < count && st == MSBNB_OK; i++) {
+        msbnb_tensor_info t;
+        if ((st = msbnb_checkpoint_get(ck, i, &t)) != MSBNB_OK) break;
+        char *parent = cli_aux_parent(ck, t.name);
+        msbnb_qtype type = MSBNB_QTYPE_NONE;
+        if (!parent) st = msbnb_bnb_detect(ck, t.name, &type);
+        if (parent) {
+            free(parent); /* folded into its weight */
+        } else if (st == MSBNB_OK && type == MSBNB_QTYPE_NONE) {
+            st = msbnb_st_writer_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes);
+        } else if (st == MSBNB_OK) {
+            msbnb_qtensor *q = NULL;
+            st = msbnb_bnb_read(ck, t.name, &q);
+            msbnb_qtensor_view v;
+            void *y = NULL;
+            if (st == MSBNB_OK) st = msbnb_qtensor_get_view(q, &v);
+            if (st == MSBNB_OK && !(y = malloc((size_t)v.rows * (size_t)v.cols * esize + 1))) st = MSBNB_ERR_OUT_OF_MEMORY;
+            if (st == MSBNB_OK) st = msbnb_dequantize_ex(q, dtype, y);
+            int64_t shape[2] = {st == MSBNB_OK ? v.rows : 0, st == MSBNB_OK ? v.cols : 0};
+            if (st == MSBNB_OK)
+                st = msbnb_st_writer_add(w, t.name, st_of[dtype], 2, shape, y, (size_t)(shape[0] * shape[1]) * esize);
+            n_deq += st == MSBNB_OK;
+            free(y);
+            msbnb_qtensor_free(q);
+        }
+        if (st != MSBNB_OK) {
+            fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t.file, t.name,
+                    (unsigned long long)t.file_offset, msbnb_last_error());
+            rc = EXIT_FAIL;
+        }
+        msbnb_checkpoint_release(ck, t.name);
+        cli_progress_step(&prog, i + 1, t.nbytes);
+    }
+    cli_progress_end(&prog);
+    if (st == MSBNB_OK) st = msbnb_st_writer_finish(w);
+    if (st == MSBNB_OK) cli_output_created(&out, out.model_path);
+    if (st == MSBNB_OK && dir_mode) {
+        char *src = malloc(strlen(in) + 16), *dst = malloc(strlen(outp) + 16);
+        if (src && dst) {
+            sprintf(src, "%s/config.json", in);
+            sprintf(dst, "%s/config.json", outp);
+            st = msbnb_config_write_with_quantization(src, dst, NULL);
+            if (st == MSBNB_OK) cli_output_created(&out, dst);
+        } else {
+            st = MSBNB_ERR_OUT_OF_MEMORY;
+        }
+        free(src);
+        free(dst);
+        if (st == MSBNB_OK) st = cli_copy_side_files(&out, in);
+    }
+    if (st == MSBNB_OK && !quiet)
+        printf("dequantized %zu weights to %s; wrote %s\n", n_deq,
+               dtype == MSBNB_DTYPE_F32 ? "f32" : dtype == MSBNB_DTYPE_F16 ? "f16" : "bf16", out.model_path);
+done:
+    if (st != MSBNB_OK || rc != EXIT_OK) {
+        if (rc == EXIT_OK) rc = cli_fail(cmd);
+        msbnb_st_writer_free(w);
+        w = NULL;
+        cli_output_abort(&out);
+    }
+    msbnb_st_writer_free(w);
+    cli_output_free(&out);
+    msbnb_checkpoint_close(ck);
+    return rc;
+}

@@ -2,6 +2,8 @@
 set(MSBNB_CLI_SRC
   tools/msbnb/main.c
   tools/msbnb/cli_convert.c
+  tools/msbnb/cli_convert_util.c
+  tools/msbnb/cli_inspect.c
   tools/msbnb/cli_model.c
   tools/msbnb/cli_train.c
   tools/msbnb/svg_plot.c
