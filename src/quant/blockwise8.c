@@ -51,6 +51,13 @@ void msbnb__bw8_dequantize_ref(const float *code256, const uint8_t *q, const flo
         msbnb__bw8_dequantize_block(code256, q + b0, absmax[blk], (n - b0 < bs) ? n - b0 : bs, y + b0);
 }
 
+static msbnb__bw8_quant_fn pick_quant(void) {
+#if MSBNB_HAVE_X86
+    if (msbnb__isa() >= MSBNB_ISA_AVX512) return msbnb__bw8_quantize_avx512;
+#endif
+    return msbnb__bw8_quantize_ref;
+}
+
 static msbnb__bw8_dequant_fn pick_dequant(void) {
 #if MSBNB_HAVE_X86
     msbnb_isa isa = msbnb__isa();
@@ -67,12 +74,13 @@ void msbnb__bw8_quantize_run(const float *code, const float *x, float offset, si
     const size_t nblocks = n / bs + (n % bs != 0);
     const size_t per = msbnb__blocks_per_chunk(bs);
     const ptrdiff_t nchunks = (ptrdiff_t)((nblocks + per - 1) / per);
+    const msbnb__bw8_quant_fn fn = pick_quant();
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (nchunks > 1)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
         size_t b = (size_t)c * per;
         size_t e0 = b * bs;
         size_t len = (nblocks - b < per) ? n - e0 : per * bs;
-        msbnb__bw8_quantize_ref(code, x + e0, offset, len, bs, q + e0, absmax + b);
+        fn(code, x + e0, offset, len, bs, q + e0, absmax + b);
     }
 }
 
