@@ -67,7 +67,8 @@ int bench_formats(int quick) {
     printf("\n[formats] %lld x %lld fp32 weight (%.0f MB), GB/s of fp32 processed, (x) = fraction of read bandwidth\n",
            (long long)rows, (long long)cols, (double)n * 4e-6);
     printf("  measured read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n", bw[1], bw[2]);
-    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    /* 64-byte aligned (n is a multiple of 16) so large outputs can use streaming stores */
+    float *x = aligned_alloc(64, n * sizeof(float)), *y = aligned_alloc(64, n * sizeof(float));
     scratch_t s = {malloc(n), malloc(n / 64 * sizeof(float) + 64), NULL, malloc(n / 64 * sizeof(int32_t) + 64),
                    malloc(n / 64 + 64), malloc(n / 64 / 256 * sizeof(float) + 64)};
     if (!x || !y || !s.data || !s.stats || !s.zp || !s.sq || !s.nested) {

@@ -15,6 +15,7 @@
  * Packing: packed[r, i] = (code[r, 2i] & 0xF) << 4 | (code[r, 2i+1] & 0xF) — first element in the
  * HIGH nibble, codes in two's complement (code -2 is nibble 0xE).
  */
+#include "quant/fourbit_internal.h"
 #include "quant/int_internal.h"
 
 #include <float.h>
@@ -41,7 +42,8 @@ void msbnb__i4_quant_ref(const float *x, int64_t n, float f, uint8_t *packed) {
 /* Sign-extend a 4-bit two's complement nibble. */
 static inline int nibble_to_int(unsigned v) { return (int)((v ^ 8u) & 0xFu) - 8; }
 
-void msbnb__i4_dequant_ref(const uint8_t *packed, int64_t n, float scale, float *y) {
+void msbnb__i4_dequant_ref(const uint8_t *packed, int64_t n, float scale, float *y, int nt) {
+    (void)nt;
     for (int64_t i = 0; i + 1 < n; i += 2) {
         uint8_t b = packed[i / 2];
         y[i] = (float)nibble_to_int(b >> 4) * scale;
@@ -137,12 +139,13 @@ void msbnb__dequantize_int4_rows(const uint8_t *packed, const float *scales, int
                                  int group_size, int64_t row0, int64_t nrows, float *y) {
     const msbnb__int_kernels *k = msbnb__int_kernels_get();
     int64_t ng = cols / group_size;
+    const int nt = msbnb__use_nt_stores(y, (size_t)(nrows * cols) * sizeof(float));
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < nrows; i++) {
         int64_t r = row0 + i;
         for (int64_t j = 0; j < ng; j++)
             k->i4_dequant(packed + (r * cols + j * group_size) / 2, group_size, scales[j * rows + r],
-                          y + i * cols + j * group_size);
+                          y + i * cols + j * group_size, nt);
     }
 }
 

@@ -25,6 +25,7 @@
  * finite element gets absmax (scale) 0 and all-zero codes (zp 0). Rows whose factor overflows
  * float (absmax < ~3.7e-37, scale < ~2.9e-39) are coded in double precision by a scalar path.
  */
+#include "quant/fourbit_internal.h"
 #include "quant/int_internal.h"
 
 #include <float.h>
@@ -68,7 +69,8 @@ void msbnb__i8_quant_ref(const float *x, int64_t n, float f, int8_t *q) {
     for (int64_t i = 0; i < n; i++) q[i] = (int8_t)(int)rintf(clamp_nan0(x[i] * f, -127.0f, 127.0f));
 }
 
-void msbnb__i8_dequant_ref(const int8_t *q, int64_t n, float absmax, float *y) {
+void msbnb__i8_dequant_ref(const int8_t *q, int64_t n, float absmax, float *y, int nt) {
+    (void)nt;
     for (int64_t i = 0; i < n; i++) y[i] = ((float)q[i] * absmax) * MSBNB__INV127;
 }
 
@@ -79,7 +81,8 @@ void msbnb__u8_quant_ref(const float *x, int64_t n, float inv, float zp, uint8_t
     }
 }
 
-void msbnb__u8_dequant_ref(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y) {
+void msbnb__u8_dequant_ref(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt) {
+    (void)nt;
     for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)q[i] - zp) * scale;
 }
 
@@ -174,10 +177,11 @@ msbnb_status msbnb_quantize_int8(const float *x, int64_t rows, int64_t cols, int
 void msbnb__dequantize_int8_rows(const int8_t *codes, const float *absmax, int64_t cols, int per_row,
                                  int64_t row0, int64_t nrows, float *y) {
     const msbnb__int_kernels *k = msbnb__int_kernels_get();
+    const int nt = msbnb__use_nt_stores(y, (size_t)(nrows * cols) * sizeof(float));
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < nrows; i++) {
         int64_t r = row0 + i;
-        k->i8_dequant(codes + r * cols, cols, per_row ? absmax[r] : absmax[0], y + i * cols);
+        k->i8_dequant(codes + r * cols, cols, per_row ? absmax[r] : absmax[0], y + i * cols, nt);
     }
 }
 
@@ -262,10 +266,11 @@ msbnb_status msbnb_quantize_int8_asym(const float *x, int64_t rows, int64_t cols
 void msbnb__dequantize_int8_asym_rows(const uint8_t *codes, const float *scale, const int32_t *zero_point,
                                       int64_t cols, int per_row, int64_t row0, int64_t nrows, float *y) {
     const msbnb__int_kernels *k = msbnb__int_kernels_get();
+    const int nt = msbnb__use_nt_stores(y, (size_t)(nrows * cols) * sizeof(float));
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < nrows; i++) {
         int64_t r = row0 + i, s = per_row ? r : 0;
-        k->u8_dequant(codes + r * cols, cols, scale[s], zero_point[s], y + i * cols);
+        k->u8_dequant(codes + r * cols, cols, scale[s], zero_point[s], y + i * cols, nt);
     }
 }
 

@@ -31,16 +31,19 @@ typedef void (*msbnb__minmax_fn)(const float *x, int64_t n, float *lo, float *hi
 /* INT8 symmetric: q[i] = rne(clamp(x[i] * f, -127, 127)), NaN -> 0. x [n], q [n]. */
 typedef void (*msbnb__i8_quant_fn)(const float *x, int64_t n, float f, int8_t *q);
 /* INT8 symmetric dequant: y[i] = ((float)q[i] * absmax) * (1/127 as float). */
-typedef void (*msbnb__i8_dequant_fn)(const int8_t *q, int64_t n, float absmax, float *y);
+typedef void (*msbnb__i8_dequant_fn)(const int8_t *q, int64_t n, float absmax, float *y, int nt);
 /* INT8 asymmetric: q[i] = clamp(rne(clamp(x[i] * inv, -256, 256)) + zp, 0, 255), NaN -> zp. */
 typedef void (*msbnb__u8_quant_fn)(const float *x, int64_t n, float inv, float zp, uint8_t *q);
 /* INT8 asymmetric dequant: y[i] = (float)(q[i] - zp) * scale. */
-typedef void (*msbnb__u8_dequant_fn)(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y);
+typedef void (*msbnb__u8_dequant_fn)(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt);
 /* INT4 codes of ONE group: packed [n/2] (n even) from x [n] with factor f = 7/absmax:
  * code = rne(clamp(x * f, -8, 7)), NaN -> 0; element 2i in the high nibble. */
 typedef void (*msbnb__i4_quant_fn)(const float *x, int64_t n, float f, uint8_t *packed);
-/* INT4 dequant of ONE group: y [n] = (float)code * scale, packed [n/2]. */
-typedef void (*msbnb__i4_dequant_fn)(const uint8_t *packed, int64_t n, float scale, float *y);
+/* INT4 dequant of ONE group: y [n] = (float)code * scale, packed [n/2].
+ * Dequant kernels take nt: non-zero asks for streaming stores where y is 64-byte aligned (the
+ * AVX-512 variants; others ignore it) — set by the drivers when the whole output is far larger
+ * than the caches (msbnb__use_nt_stores). The values written are the same either way. */
+typedef void (*msbnb__i4_dequant_fn)(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
 
 typedef struct msbnb__int_kernels {
     msbnb__absmax_fn absmax;
@@ -60,30 +63,30 @@ const msbnb__int_kernels *msbnb__int_kernels_get(void);
 float msbnb__absmax_ref(const float *x, int64_t n);
 void msbnb__minmax_ref(const float *x, int64_t n, float *lo, float *hi);
 void msbnb__i8_quant_ref(const float *x, int64_t n, float f, int8_t *q);
-void msbnb__i8_dequant_ref(const int8_t *q, int64_t n, float absmax, float *y);
+void msbnb__i8_dequant_ref(const int8_t *q, int64_t n, float absmax, float *y, int nt);
 void msbnb__u8_quant_ref(const float *x, int64_t n, float inv, float zp, uint8_t *q);
-void msbnb__u8_dequant_ref(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y);
+void msbnb__u8_dequant_ref(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt);
 void msbnb__i4_quant_ref(const float *x, int64_t n, float f, uint8_t *packed);
-void msbnb__i4_dequant_ref(const uint8_t *packed, int64_t n, float scale, float *y);
+void msbnb__i4_dequant_ref(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
 
 #if MSBNB_HAVE_X86
 float msbnb__absmax_avx2(const float *x, int64_t n);
 void msbnb__minmax_avx2(const float *x, int64_t n, float *lo, float *hi);
 void msbnb__i8_quant_avx2(const float *x, int64_t n, float f, int8_t *q);
-void msbnb__i8_dequant_avx2(const int8_t *q, int64_t n, float absmax, float *y);
+void msbnb__i8_dequant_avx2(const int8_t *q, int64_t n, float absmax, float *y, int nt);
 void msbnb__u8_quant_avx2(const float *x, int64_t n, float inv, float zp, uint8_t *q);
-void msbnb__u8_dequant_avx2(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y);
+void msbnb__u8_dequant_avx2(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt);
 void msbnb__i4_quant_avx2(const float *x, int64_t n, float f, uint8_t *packed);
-void msbnb__i4_dequant_avx2(const uint8_t *packed, int64_t n, float scale, float *y);
+void msbnb__i4_dequant_avx2(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
 
 float msbnb__absmax_avx512(const float *x, int64_t n);
 void msbnb__minmax_avx512(const float *x, int64_t n, float *lo, float *hi);
 void msbnb__i8_quant_avx512(const float *x, int64_t n, float f, int8_t *q);
-void msbnb__i8_dequant_avx512(const int8_t *q, int64_t n, float absmax, float *y);
+void msbnb__i8_dequant_avx512(const int8_t *q, int64_t n, float absmax, float *y, int nt);
 void msbnb__u8_quant_avx512(const float *x, int64_t n, float inv, float zp, uint8_t *q);
-void msbnb__u8_dequant_avx512(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y);
+void msbnb__u8_dequant_avx512(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt);
 void msbnb__i4_quant_avx512(const float *x, int64_t n, float f, uint8_t *packed);
-void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, float *y);
+void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
 #endif
 
 /* ---------------------------------------------------------------- row-range drivers */

@@ -177,6 +177,35 @@ TEST(bad_args) {
     CHECK_STATUS(msbnb_quantize_int4(x, INT64_MAX, 12, 4, p, s), MSBNB_ERR_SHAPE);
 }
 
+/* Outputs above 16 MiB into a 64-byte aligned buffer take the streaming-store path of the
+ * dequant kernels; the values must not change. Covers INT8 sym/asym and INT4. */
+TEST(large_output_streaming) {
+    const int64_t rows = 1030, cols = 4160; /* 17.1 MB of float32, rows 64-byte aligned */
+    size_t n = (size_t)(rows * cols);
+    test_rng rng = {77};
+    float *x = malloc(n * 4), *y0 = aligned_alloc(64, n * 4), *y1 = aligned_alloc(64, n * 4);
+    uint8_t *q = malloc(n);
+    float *s = malloc((size_t)(rows * cols / 64) * 4);
+    int32_t *z = malloc((size_t)rows * 4);
+    test_fill_normal(&rng, x, n, 1.0f);
+    msbnb_isa top = msbnb_isa_detected();
+    for (int kind = 0; kind < 3; kind++) {
+        if (kind == 0) CHECK_OK(msbnb_quantize_int8(x, rows, cols, 1, (int8_t *)q, s));
+        if (kind == 1) CHECK_OK(msbnb_quantize_int8_asym(x, rows, cols, 1, q, s, z));
+        if (kind == 2) CHECK_OK(msbnb_quantize_int4(x, rows, cols, 64, q, s));
+        for (int l = 0; l <= (int)top; l++) {
+            if (msbnb_isa_set((msbnb_isa)l) != MSBNB_OK) continue;
+            float *y = l == 0 ? y0 : y1;
+            if (kind == 0) CHECK_OK(msbnb_dequantize_int8((int8_t *)q, s, rows, cols, 1, y));
+            if (kind == 1) CHECK_OK(msbnb_dequantize_int8_asym(q, s, z, rows, cols, 1, y));
+            if (kind == 2) CHECK_OK(msbnb_dequantize_int4(q, s, rows, cols, 64, y));
+            if (l > 0) CHECK_MSG_(!memcmp(y0, y1, n * 4), "kind %d isa %s differs", kind, msbnb_isa_name((msbnb_isa)l));
+        }
+        msbnb_isa_set(top);
+    }
+    free(x), free(y0), free(y1), free(q), free(s), free(z);
+}
+
 int main(void) {
     RUN(pack_golden);
     RUN(quant_golden);
@@ -185,5 +214,6 @@ int main(void) {
     RUN(simd_matches_scalar);
     RUN(thread_invariance);
     RUN(bad_args);
+    RUN(large_output_streaming);
     return test_report();
 }

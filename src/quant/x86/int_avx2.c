@@ -2,7 +2,8 @@
  * int_avx2.c — AVX2 variants of the INT8 / INT4 row kernels, bit-identical to the scalar
  * references in int8.c / int4.c (element rules in int_internal.h): same float32 multiply, NaN
  * masked to 0 before the min/max clamp, cvtps2dq rounding under the current MXCSR mode exactly as
- * rintf. Tails run the scalar reference, which is the definition of the result.
+ * rintf. Tails run the scalar reference, which is the definition of the result. The `nt`
+ * (streaming store) hint of the dequant kernels is ignored here.
  */
 #include "quant/int_internal.h"
 
@@ -82,14 +83,14 @@ void msbnb__i8_quant_avx2(const float *x, int64_t n, float f, int8_t *q) {
     if (i < n) msbnb__i8_quant_ref(x + i, n - i, f, q + i);
 }
 
-void msbnb__i8_dequant_avx2(const int8_t *q, int64_t n, float absmax, float *y) {
+void msbnb__i8_dequant_avx2(const int8_t *q, int64_t n, float absmax, float *y, int nt) {
     const __m256 a = _mm256_set1_ps(absmax), r = _mm256_set1_ps(MSBNB__INV127);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 c = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i))));
         _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(c, a), r));
     }
-    if (i < n) msbnb__i8_dequant_ref(q + i, n - i, absmax, y + i);
+    if (i < n) msbnb__i8_dequant_ref(q + i, n - i, absmax, y + i, nt);
 }
 
 void msbnb__u8_quant_avx2(const float *x, int64_t n, float inv, float zp, uint8_t *q) {
@@ -110,7 +111,7 @@ void msbnb__u8_quant_avx2(const float *x, int64_t n, float inv, float zp, uint8_
     if (i < n) msbnb__u8_quant_ref(x + i, n - i, inv, zp, q + i);
 }
 
-void msbnb__u8_dequant_avx2(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y) {
+void msbnb__u8_dequant_avx2(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt) {
     const __m256 s = _mm256_set1_ps(scale);
     const __m256i z = _mm256_set1_epi32(zp);
     int64_t i = 0;
@@ -118,7 +119,7 @@ void msbnb__u8_dequant_avx2(const uint8_t *q, int64_t n, float scale, int32_t zp
         __m256i c = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + i))), z);
         _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(c), s));
     }
-    if (i < n) msbnb__u8_dequant_ref(q + i, n - i, scale, zp, y + i);
+    if (i < n) msbnb__u8_dequant_ref(q + i, n - i, scale, zp, y + i, nt);
 }
 
 /* ---------------------------------------------------------------- INT4 */
@@ -141,7 +142,7 @@ void msbnb__i4_quant_avx2(const float *x, int64_t n, float f, uint8_t *packed) {
     if (i < n) msbnb__i4_quant_ref(x + i, n - i, f, packed + i / 2);
 }
 
-void msbnb__i4_dequant_avx2(const uint8_t *packed, int64_t n, float scale, float *y) {
+void msbnb__i4_dequant_avx2(const uint8_t *packed, int64_t n, float scale, float *y, int nt) {
     /* nibble -> signed int8 by one byte shuffle (index = nibble) */
     const __m128i table = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
     const __m128i m = _mm_set1_epi8(0x0F);
@@ -158,5 +159,5 @@ void msbnb__i4_dequant_avx2(const uint8_t *packed, int64_t n, float scale, float
             _mm256_storeu_ps(y + i + 8 * j, _mm256_mul_ps(v, s));
         }
     }
-    if (i < n) msbnb__i4_dequant_ref(packed + i / 2, n - i, scale, y + i);
+    if (i < n) msbnb__i4_dequant_ref(packed + i / 2, n - i, scale, y + i, nt);
 }

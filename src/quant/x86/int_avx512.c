@@ -9,6 +9,7 @@
 
 #include <float.h>
 #include <immintrin.h>
+#include <stdint.h>
 
 static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u); }
 
@@ -35,8 +36,15 @@ float msbnb__absmax_avx512(const float *x, int64_t n) {
 void msbnb__minmax_avx512(const float *x, int64_t n, float *lo, float *hi) {
     const __m512 big = _mm512_set1_ps(FLT_MAX);
     __m512 l = _mm512_set1_ps(*lo), h = _mm512_set1_ps(*hi);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 t = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __mmask16 fin = _mm512_cmp_ps_mask(_mm512_abs_ps(v), big, _CMP_LE_OQ);
+        l = _mm512_mask_min_ps(l, fin, l, v);
+        h = _mm512_mask_max_ps(h, fin, h, v);
+    }
+    if (i < n) {
+        __mmask16 t = tail_mask(n - i);
         __m512 v = _mm512_maskz_loadu_ps(t, x + i);
         __mmask16 fin = _mm512_mask_cmp_ps_mask(t, _mm512_abs_ps(v), big, _CMP_LE_OQ);
         l = _mm512_mask_min_ps(l, fin, l, v);
@@ -44,6 +52,15 @@ void msbnb__minmax_avx512(const float *x, int64_t n, float *lo, float *hi) {
     }
     *lo = _mm512_reduce_min_ps(l);
     *hi = _mm512_reduce_max_ps(h);
+}
+
+/* Store 16 floats: streaming when asked and the address is 64-byte aligned (rows of a large
+ * aligned output usually are), plain otherwise. */
+static inline void store16(float *y, __m512 v, int nt) {
+    if (nt && ((uintptr_t)y & 63) == 0)
+        _mm512_stream_ps(y, v);
+    else
+        _mm512_storeu_ps(y, v);
 }
 
 /* ---------------------------------------------------------------- INT8 */
@@ -67,34 +84,52 @@ void msbnb__i8_quant_avx512(const float *x, int64_t n, float f, int8_t *q) {
     }
 }
 
-void msbnb__i8_dequant_avx512(const int8_t *q, int64_t n, float absmax, float *y) {
+void msbnb__i8_dequant_avx512(const int8_t *q, int64_t n, float absmax, float *y, int nt) {
     const __m512 a = _mm512_set1_ps(absmax), r = _mm512_set1_ps(MSBNB__INV127);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 t = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + i))));
+        store16(y + i, _mm512_mul_ps(_mm512_mul_ps(c, a), r), nt);
+    }
+    if (i < n) {
+        __mmask16 t = tail_mask(n - i);
         __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(t, q + i)));
         _mm512_mask_storeu_ps(y + i, t, _mm512_mul_ps(_mm512_mul_ps(c, a), r));
     }
+    if (nt) _mm_sfence(); /* order streaming stores before anyone reads y */
+}
+
+static inline __m512i u8_code(__m512 x, __m512 vf, __m512 lo, __m512 hi, __m512i z) {
+    __m512i c = _mm512_add_epi32(code_i32(x, vf, lo, hi), z);
+    return _mm512_min_epi32(_mm512_max_epi32(c, _mm512_setzero_si512()), _mm512_set1_epi32(255));
 }
 
 void msbnb__u8_quant_avx512(const float *x, int64_t n, float inv, float zp, uint8_t *q) {
     const __m512 vf = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-256.0f), hi = _mm512_set1_ps(256.0f);
-    const __m512i z = _mm512_set1_epi32((int)zp), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 t = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
-        __m512i c = _mm512_add_epi32(code_i32(_mm512_maskz_loadu_ps(t, x + i), vf, lo, hi), z);
-        c = _mm512_min_epi32(_mm512_max_epi32(c, zero), top);
-        _mm512_mask_cvtusepi32_storeu_epi8(q + i, t, c);
+    const __m512i z = _mm512_set1_epi32((int)zp);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtusepi32_epi8(u8_code(_mm512_loadu_ps(x + i), vf, lo, hi, z)));
+    if (i < n) {
+        __mmask16 t = tail_mask(n - i);
+        _mm512_mask_cvtusepi32_storeu_epi8(q + i, t, u8_code(_mm512_maskz_loadu_ps(t, x + i), vf, lo, hi, z));
     }
 }
 
-void msbnb__u8_dequant_avx512(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y) {
+void msbnb__u8_dequant_avx512(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt) {
     const __m512 s = _mm512_set1_ps(scale);
     const __m512i z = _mm512_set1_epi32(zp);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 t = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + i))), z);
+        store16(y + i, _mm512_mul_ps(_mm512_cvtepi32_ps(c), s), nt);
+    }
+    if (i < n) {
+        __mmask16 t = tail_mask(n - i);
         __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(t, q + i)), z);
         _mm512_mask_storeu_ps(y + i, t, _mm512_mul_ps(_mm512_cvtepi32_ps(c), s));
     }
+    if (nt) _mm_sfence();
 }
 
 /* ---------------------------------------------------------------- INT4 */
@@ -119,7 +154,7 @@ void msbnb__i4_quant_avx512(const float *x, int64_t n, float f, uint8_t *packed)
     if (i < n) msbnb__i4_quant_ref(x + i, n - i, f, packed + i / 2);
 }
 
-void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, float *y) {
+void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, float *y, int nt) {
     /* nibble -> its signed value as float, by a 16-entry permute (index = nibble) */
     const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
     const __m512 s = _mm512_set1_ps(scale);
@@ -131,8 +166,9 @@ void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, flo
         __m128i c0 = _mm_unpacklo_epi8(hi, lo), c1 = _mm_unpackhi_epi8(hi, lo); /* element order */
         __m512 v0 = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(c0), table);
         __m512 v1 = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(c1), table);
-        _mm512_storeu_ps(y + i, _mm512_mul_ps(v0, s));
-        _mm512_storeu_ps(y + i + 16, _mm512_mul_ps(v1, s));
+        store16(y + i, _mm512_mul_ps(v0, s), nt);
+        store16(y + i + 16, _mm512_mul_ps(v1, s), nt);
     }
-    if (i < n) msbnb__i4_dequant_ref(packed + i / 2, n - i, scale, y + i);
+    if (i < n) msbnb__i4_dequant_ref(packed + i / 2, n - i, scale, y + i, 0);
+    if (nt) _mm_sfence();
 }
