@@ -65,8 +65,9 @@
  * base byte for byte (it never subtracts).
  *
  * Threading: kernels inside a call use msbnb_get_num_threads() threads and give bit-identical
- * results for every count. A layer handle is not thread-safe: do not call into the same layer from
- * two threads at once. Distinct layers are independent.
+ * results for every count. A layer handle is not thread-safe (a training forward advances the
+ * dropout counter): do not call into the same layer from two threads at once. Distinct layers
+ * are independent.
  */
 #ifndef MSBNB_NN_H
 #define MSBNB_NN_H
@@ -96,9 +97,13 @@ const char *msbnb_linear_kind_name(msbnb_linear_kind kind);
 /* ---------------------------------------------------------------- creation */
 
 /* fp32 layer with torch.nn.Linear's initialisation: W [out, in] and b [out] drawn from
- * U(-1/√in, 1/√in) with a generator seeded by seed (same seed -> same weights on every platform).
- * has_bias: 0 or 1. *out: new layer, caller frees with msbnb_linear_free.
- * Errors: INVALID_ARG (NULL out, in or out < 1), SHAPE (dimension beyond 2^40), OUT_OF_MEMORY. */
+ * U(-1/√in, 1/√in) with a generator seeded by seed (same seed -> same weights on every platform;
+ * the values are not torch's, the distribution is). has_bias: 0 or 1. The layer is trainable
+ * (not frozen); its gradient buffers are allocated on first need (backward / trainable_params), so
+ * an inference-only layer holds only its weights. *out: new layer, caller frees with
+ * msbnb_linear_free.
+ * Errors: INVALID_ARG (NULL out, in or out < 1), SHAPE (a dimension beyond 2^31 − 1: BLAS takes
+ * int sizes), OUT_OF_MEMORY. */
 msbnb_status msbnb_linear_create(int64_t in_features, int64_t out_features, int has_bias, uint64_t seed,
                                  msbnb_linear **out);
 
@@ -162,7 +167,8 @@ void msbnb_linear_free(msbnb_linear *l);
 
 /* ---------------------------------------------------------------- forward / backward */
 
-/* Y[n, out] = X[n, in] · Wᵀ + b (+ active adapter). n ≥ 1. X and Y caller-owned, must not overlap.
+/* Y[n, out] = X[n, in] · Wᵀ + b (+ active adapter). 1 ≤ n < 2^31. X and Y caller-owned, must not
+ * overlap.
  * In training mode with LoRA dropout > 0 this advances the adapter's dropout counter (see top).
  * Errors: INVALID_ARG (NULL, n < 1), OUT_OF_MEMORY (temporaries of n·r floats), plus the kernel's. */
 msbnb_status msbnb_linear_forward(msbnb_linear *l, const float *X, int64_t n, float *Y);
@@ -182,7 +188,8 @@ void msbnb_linear_set_training(msbnb_linear *l, int training);
 int msbnb_linear_is_training(const msbnb_linear *l);
 
 /* Freeze (1) or unfreeze (0) the base weight and bias. Quantized bases are always frozen:
- * unfreezing one returns UNSUPPORTED. Unfreezing allocates the gradient buffers. */
+ * unfreezing one returns UNSUPPORTED; INVALID_ARG while an adapter is merged. Unfreezing
+ * allocates the gradient buffers. */
 msbnb_status msbnb_linear_set_frozen(msbnb_linear *l, int frozen);
 int msbnb_linear_is_frozen(const msbnb_linear *l);
 
@@ -304,9 +311,9 @@ typedef struct msbnb_merge_report {
 } msbnb_merge_report;
 
 /* Fold the active adapter into the base (see top). The previous base is kept for unmerge; while
- * merged the forward uses the base only and the adapter is not trainable. report may be NULL.
- * Errors: INVALID_ARG (no active adapter, already merged, INT8 layer in training mode is fine),
- * OUT_OF_MEMORY. */
+ * merged the forward uses the base only, nothing of the layer is trainable, and adapters cannot be
+ * added, deleted or switched. Temporarily needs 2 fp32 copies of W [out, in]. report may be NULL.
+ * Errors: INVALID_ARG (no active adapter, already merged), OUT_OF_MEMORY, plus quantization's. */
 msbnb_status msbnb_lora_merge(msbnb_linear *l, msbnb_merge_report *report);
 /* Restore the base saved by the last merge, bit for bit; the adapter becomes active again.
  * Errors: INVALID_ARG (nothing merged). */

@@ -22,7 +22,8 @@
  *
  * The update (one step t = 1, 2, ..., for every registered element with gradient g), in the order
  * of bitsandbytes' AdamW kernels (32-bit and 8-bit blockwise alike):
- *   g      ← g · min(1, max_grad_norm / ‖g‖₂)       (global norm over all registered tensors, when
+ *   g      ← g · min(1, max_grad_norm / (‖g‖₂ + 1e-6))  (torch's clip_grad_norm_; global norm over all
+ *                                                  registered tensors, when
  *                                                  max_grad_norm > 0; the gradient buffers are
  *                                                  not modified — the scale is applied on the fly)
  *   lr_t   = schedule(t)
