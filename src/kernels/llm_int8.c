@@ -128,8 +128,8 @@ static msbnb_status add_outlier_product(const msbnb__i8w *w, const float *X, int
 msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias,
                                   float threshold, float *Y) {
     RETURN_IF(!W, MSBNB_ERR_INVALID_ARG, "W must not be NULL");
-    RETURN_IF(W->v.type != MSBNB_QTYPE_INT8, MSBNB_ERR_INVALID_ARG, "W has qtype %d, LLM.int8() needs int8 weights",
-              (int)W->v.type);
+    RETURN_IF(W->v.type != MSBNB_QTYPE_INT8, MSBNB_ERR_INVALID_ARG, "W is %s, LLM.int8() needs int8 weights",
+              msbnb_qtype_name(W->v.type));
     RETURN_IF(W->v.asymmetric, MSBNB_ERR_UNSUPPORTED,
               "LLM.int8() needs symmetric (absmax) int8 weights; this tensor is asymmetric");
     RETURN_IF(n < 0, MSBNB_ERR_INVALID_ARG, "n = %lld is negative", (long long)n);

@@ -14,7 +14,6 @@
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
 
-#include "quant/qtensor_internal.h"
 
 /* The four INT8 variants. */
 typedef struct i8_variant {
@@ -24,76 +23,25 @@ typedef struct i8_variant {
 static const i8_variant I8_VARIANTS[4] = {
     {0, 1, "sym/row"}, {0, 0, "sym/tensor"}, {1, 1, "asym/row"}, {1, 0, "asym/tensor"}};
 
-/* A test-owned INT8 tensor. msbnb_quantize / msbnb_dequantize (quant/) were not in the tree when
- * these tests were written, so the tensor is filled by hand through the internal struct with the
- * rules documented in src/quant/int8.c (and msbnb_qtensor_view in quant.h):
- *   sym:  absmax = max|w| (row or tensor), code = rne(w · (127/absmax)), ŵ = (code·absmax)·(1/127)
- *   asym: scale = (hi − lo)/255 with lo = min(0, min w), hi = max(0, max w), zp = rne(−lo/scale),
- *         code = clamp(rne(w/scale) + zp, 0, 255), ŵ = (float)(code − zp)·scale
- * i8_dequantize is the element rule the EXACT kernels must reproduce bit for bit. */
+/* Quantize w [out, in] with the library's msbnb_quantize; NULL on failure (reported). */
 static inline msbnb_qtensor *i8_quantize(const float *w, int64_t out, int64_t in, i8_variant v) {
-    struct msbnb_qtensor *q = (struct msbnb_qtensor *)calloc(1, sizeof *q);
-    int64_t ns = v.per_row ? out : 1, span = v.per_row ? in : out * in;
-    q->data = (uint8_t *)malloc((size_t)(out * in));
-    q->stats = (float *)malloc((size_t)ns * sizeof(float));
-    q->zero_point = v.asym ? (int32_t *)malloc((size_t)ns * sizeof(int32_t)) : NULL;
-    for (int64_t s = 0; s < ns; s++) {
-        const float *x = w + s * span;
-        uint8_t *c = q->data + s * span;
-        float lo = 0.0f, hi = 0.0f, am = 0.0f;
-        for (int64_t k = 0; k < span; k++) {
-            if (x[k] < lo) lo = x[k];
-            if (x[k] > hi) hi = x[k];
-            if (fabsf(x[k]) > am) am = fabsf(x[k]);
-        }
-        if (!v.asym) {
-            float f = am > 0 ? 127.0f / am : 0.0f;
-            for (int64_t k = 0; k < span; k++) c[k] = (uint8_t)(int8_t)rintf(x[k] * f);
-            q->stats[s] = am;
-        } else {
-            float scale = (float)(((double)hi - (double)lo) / 255.0);
-            float inv = scale > 0 ? 1.0f / scale : 0.0f;
-            float zp = rintf(-lo * inv);
-            for (int64_t k = 0; k < span; k++) {
-                float cv = rintf(x[k] * inv) + zp;
-                c[k] = (uint8_t)(cv < 0 ? 0 : cv > 255 ? 255 : cv);
-            }
-            q->stats[s] = scale;
-            q->zero_point[s] = (int32_t)zp;
-        }
+    msbnb_quant_config cfg = msbnb_quant_config_default(MSBNB_QTYPE_INT8);
+    cfg.asymmetric = v.asym;
+    cfg.per_row = v.per_row;
+    msbnb_qtensor *q = NULL;
+    if (msbnb_quantize(w, out, in, &cfg, &q) != MSBNB_OK) {
+        printf("  msbnb_quantize(%s, %lldx%lld) failed: %s\n", v.name, (long long)out, (long long)in,
+               msbnb_last_error());
+        return NULL;
     }
-    q->v.type = MSBNB_QTYPE_INT8;
-    q->v.rows = out;
-    q->v.cols = in;
-    q->v.asymmetric = v.asym;
-    q->v.per_row = v.per_row;
-    q->v.threshold = 6.0f;
-    q->v.data = q->data;
-    q->v.data_bytes = (size_t)(out * in);
-    q->v.stats = q->stats;
-    q->v.n_stats = (size_t)ns;
-    q->v.zero_point = q->zero_point;
     return q;
 }
 
-static inline void i8_free(msbnb_qtensor *q) {
-    if (!q) return;
-    free(q->data);
-    free(q->stats);
-    free(q->zero_point);
-    free(q);
-}
+static inline void i8_free(msbnb_qtensor *q) { msbnb_qtensor_free(q); }
 
-/* Dequantize the whole tensor into out [rows, cols]. */
+/* Ŵ [rows, cols] through msbnb_dequantize: the values EXACT mode must use bit for bit. */
 static inline void i8_dequantize(const msbnb_qtensor *q, float *outw) {
-    const msbnb_qtensor_view *v = &q->v;
-    for (int64_t o = 0; o < v->rows; o++)
-        for (int64_t k = 0; k < v->cols; k++) {
-            int64_t s = v->per_row ? o : 0;
-            uint8_t c = v->data[o * v->cols + k];
-            outw[o * v->cols + k] = v->asymmetric ? (float)((int32_t)c - v->zero_point[s]) * v->stats[s]
-                                                  : ((float)(int8_t)c * v->stats[s]) * (1.0f / 127.0f);
-        }
+    if (msbnb_dequantize(q, outw) != MSBNB_OK) printf("  msbnb_dequantize failed: %s\n", msbnb_last_error());
 }
 
 /* Double-precision product with a dense weight: y[i, o] = Σ_k x[i, k] w[o, k] (+ bias[o]) and

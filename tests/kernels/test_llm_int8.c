@@ -168,12 +168,14 @@ static void formula_check(int clamp) {
     int32_t *cols = (int32_t *)malloc((size_t)p.in * sizeof(int32_t));
     int64_t nout = 0;
     CHECK_OK(msbnb_int8_vectorwise_quant(p.x, p.n, p.in, 6.0f, a, rs, cols, &nout));
-    const int8_t *cb = (const int8_t *)p.q->v.data;
+    msbnb_qtensor_view view;
+    CHECK_OK(msbnb_qtensor_get_view(p.q, &view));
+    const int8_t *cb = (const int8_t *)view.data;
     for (int64_t i = 0; i < p.n; i++)
         for (int64_t o = 0; o < p.out; o++) {
             int32_t c = 0;
             for (int64_t k = 0; k < p.in; k++) c += (int32_t)a[i * p.in + k] * cb[o * p.in + k];
-            float v = ((float)c * (rs[i] * p.q->v.stats[o])) * 6.200124e-05f + p.bias[o];
+            float v = ((float)c * (rs[i] * view.stats[o])) * 6.200124e-05f + p.bias[o];
             double s = 0.0, m = fabs(v);
             for (int64_t j = 0; j < nout; j++) {
                 double t = (double)p.x[i * p.in + cols[j]] * p.wd[o * p.in + cols[j]];
@@ -258,9 +260,12 @@ TEST(lt_bad_args) {
     CHECK_STATUS(msbnb_matmul_int8_lt(qa, p.x, 2, NULL, 6.0f, y), MSBNB_ERR_UNSUPPORTED);
     CHECK(strstr(msbnb_last_error(), "asymmetric") != NULL);
     i8_free(qa);
-    p.q->v.type = MSBNB_QTYPE_NF4;
-    CHECK_STATUS(msbnb_matmul_int8_lt(p.q, p.x, 2, NULL, 6.0f, y), MSBNB_ERR_INVALID_ARG);
-    p.q->v.type = MSBNB_QTYPE_INT8;
+    msbnb_quant_config cfg = msbnb_quant_config_default(MSBNB_QTYPE_NF4);
+    msbnb_qtensor *q4 = NULL;
+    CHECK_OK(msbnb_quantize(p.w, 3, 8, &cfg, &q4));
+    CHECK_STATUS(msbnb_matmul_int8_lt(q4, p.x, 2, NULL, 6.0f, y), MSBNB_ERR_INVALID_ARG);
+    CHECK(strstr(msbnb_last_error(), "nf4") != NULL);
+    msbnb_qtensor_free(q4);
     lt_free(&p);
 }
 

@@ -105,6 +105,35 @@ TEST(exact_three_way_every_isa) {
            100 * worst_rel_format_err);
 }
 
+/* With X = identity rows, Y[i, o] = 1·ŵ[o, i] exactly (every other term is +0): EXACT mode
+ * dequantizes each weight to msbnb_dequantize's value bit for bit, on every ISA and both paths
+ * (n < 8 register path, n ≥ 8 panel path). */
+static void deq_identity_one(msbnb_isa isa, void *ctx) {
+    (void)ctx;
+    const int64_t out = 37, in = 70;
+    for (int vi = 0; vi < 4; vi++) {
+        problem p;
+        shape s = {in, out, in};
+        problem_make(&p, s, I8_VARIANTS[vi], 600 + (uint64_t)vi);
+        float *eye = falloc((size_t)(in * in)), *y = falloc((size_t)(in * out));
+        for (int64_t i = 0; i < in; i++) eye[i * in + i] = 1.0f;
+        const int64_t ns[2] = {5, in};
+        for (int t = 0; t < 2; t++) {
+            CHECK_OK(msbnb__matmul_int8(p.q, eye, ns[t], NULL, y, MSBNB_PRECISION_EXACT));
+            for (int64_t i = 0; i < ns[t]; i++)
+                for (int64_t o = 0; o < out; o++)
+                    CHECK_MSG_(y[i * out + o] == p.wd[o * in + i], "%s %s n=%lld: y[%lld,%lld] %.9g vs deq %.9g",
+                               msbnb_isa_name(isa), p.v.name, (long long)ns[t], (long long)i, (long long)o,
+                               y[i * out + o], p.wd[o * in + i]);
+        }
+        free(eye);
+        free(y);
+        problem_free(&p);
+    }
+}
+
+TEST(exact_dequantizes_like_msbnb_dequantize) { test_for_each_isa(deq_identity_one, NULL); }
+
 /* ---------------------------------------------------------------- FAST */
 
 static float *fast_scalar_y[4][N_SHAPES];
@@ -279,6 +308,7 @@ TEST(edges) {
 
 int main(void) {
     RUN(exact_three_way_every_isa);
+    RUN(exact_dequantizes_like_msbnb_dequantize);
     RUN(fast_bound_and_isa_identical);
     RUN(transposed_every_isa);
     RUN(thread_invariance);
