@@ -86,20 +86,27 @@ void msbnb__u8_dequant_ref(const uint8_t *q, int64_t n, float scale, int32_t zp,
     for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)q[i] - zp) * scale;
 }
 
+void msbnb__f32_to_half_ref(const float *x, int64_t n, uint16_t *h, int bf16) {
+    for (int64_t i = 0; i < n; i++) h[i] = bf16 ? msbnb_f32_to_bf16(x[i]) : msbnb_f32_to_f16(x[i]);
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 static const msbnb__int_kernels kernels_ref = {
     msbnb__absmax_ref,     msbnb__minmax_ref,     msbnb__i8_quant_ref, msbnb__i8_dequant_ref,
     msbnb__u8_quant_ref,   msbnb__u8_dequant_ref, msbnb__i4_quant_ref, msbnb__i4_dequant_ref,
+    msbnb__f32_to_half_ref,
 };
 #if MSBNB_HAVE_X86
 static const msbnb__int_kernels kernels_avx2 = {
     msbnb__absmax_avx2,   msbnb__minmax_avx2,     msbnb__i8_quant_avx2, msbnb__i8_dequant_avx2,
     msbnb__u8_quant_avx2, msbnb__u8_dequant_avx2, msbnb__i4_quant_avx2, msbnb__i4_dequant_avx2,
+    msbnb__f32_to_half_avx2,
 };
 static const msbnb__int_kernels kernels_avx512 = {
     msbnb__absmax_avx512,   msbnb__minmax_avx512,     msbnb__i8_quant_avx512, msbnb__i8_dequant_avx512,
     msbnb__u8_quant_avx512, msbnb__u8_dequant_avx512, msbnb__i4_quant_avx512, msbnb__i4_dequant_avx512,
+    msbnb__f32_to_half_avx512,
 };
 #endif
 

@@ -45,6 +45,10 @@ typedef void (*msbnb__i4_quant_fn)(const float *x, int64_t n, float f, uint8_t *
  * than the caches (msbnb__use_nt_stores). The values written are the same either way. */
 typedef void (*msbnb__i4_dequant_fn)(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
 
+/* float32 -> fp16 (bf16 != 0: bfloat16) bit patterns, round to nearest even, exactly as
+ * msbnb_f32_to_f16 / msbnb_f32_to_bf16 (NaN stays a quiet NaN, overflow -> ±Inf). x [n], h [n]. */
+typedef void (*msbnb__f32_to_half_fn)(const float *x, int64_t n, uint16_t *h, int bf16);
+
 typedef struct msbnb__int_kernels {
     msbnb__absmax_fn absmax;
     msbnb__minmax_fn minmax;
@@ -54,6 +58,7 @@ typedef struct msbnb__int_kernels {
     msbnb__u8_dequant_fn u8_dequant;
     msbnb__i4_quant_fn i4_quant;
     msbnb__i4_dequant_fn i4_dequant;
+    msbnb__f32_to_half_fn f32_to_half;
 } msbnb__int_kernels;
 
 /* Kernels for the current ISA level (msbnb__isa()); never NULL entries. */
@@ -68,6 +73,7 @@ void msbnb__u8_quant_ref(const float *x, int64_t n, float inv, float zp, uint8_t
 void msbnb__u8_dequant_ref(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt);
 void msbnb__i4_quant_ref(const float *x, int64_t n, float f, uint8_t *packed);
 void msbnb__i4_dequant_ref(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
+void msbnb__f32_to_half_ref(const float *x, int64_t n, uint16_t *h, int bf16);
 
 #if MSBNB_HAVE_X86
 float msbnb__absmax_avx2(const float *x, int64_t n);
@@ -78,6 +84,7 @@ void msbnb__u8_quant_avx2(const float *x, int64_t n, float inv, float zp, uint8_
 void msbnb__u8_dequant_avx2(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt);
 void msbnb__i4_quant_avx2(const float *x, int64_t n, float f, uint8_t *packed);
 void msbnb__i4_dequant_avx2(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
+void msbnb__f32_to_half_avx2(const float *x, int64_t n, uint16_t *h, int bf16);
 
 float msbnb__absmax_avx512(const float *x, int64_t n);
 void msbnb__minmax_avx512(const float *x, int64_t n, float *lo, float *hi);
@@ -87,6 +94,7 @@ void msbnb__u8_quant_avx512(const float *x, int64_t n, float inv, float zp, uint
 void msbnb__u8_dequant_avx512(const uint8_t *q, int64_t n, float scale, int32_t zp, float *y, int nt);
 void msbnb__i4_quant_avx512(const float *x, int64_t n, float f, uint8_t *packed);
 void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
+void msbnb__f32_to_half_avx512(const float *x, int64_t n, uint16_t *h, int bf16);
 #endif
 
 /* ---------------------------------------------------------------- row-range drivers */

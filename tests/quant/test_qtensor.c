@@ -3,6 +3,7 @@
  * input and output (against bitsandbytes' golden fp16/bf16 dequant), and argument errors. */
 #include <msbnb/quant.h>
 
+#include "quant/int_internal.h"
 #include "test.h"
 
 TEST(defaults_and_names) {
@@ -190,6 +191,45 @@ TEST(half_io) {
     free(x), free(xw), free(y), free(y2), free(h), free(o);
 }
 
+/* The vector float32 -> fp16/bf16 converters used by msbnb_dequantize_ex equal the scalar
+ * msbnb_f32_to_f16 / msbnb_f32_to_bf16 on a sweep of bit patterns (every exponent, strided
+ * mantissas) plus exact rounding ties, subnormal results, overflow, ±Inf and NaNs. */
+TEST(half_conversion_kernels) {
+    enum { CHUNK = 1 << 16 };
+    float *x = malloc(CHUNK * sizeof(float));
+    uint16_t *a = malloc(CHUNK * 2), *b = malloc(CHUNK * 2);
+    msbnb_isa top = msbnb_isa_detected();
+    uint64_t pat = 0;
+    test_rng rng = {99};
+    int bad = 0;
+    for (int chunk = 0; chunk < 72; chunk++) {
+        for (int i = 0; i < CHUNK; i++) {
+            uint32_t u;
+            if (chunk < 64) {
+                u = (uint32_t)(pat += 1021); /* strided sweep of the 2^32 patterns (wraps once) */
+            } else {
+                u = (uint32_t)test_rng_u64(&rng); /* ties of both roundings, odd and even */
+                u = (i & 1) ? (u & ~0x1fffu) | 0x1000u : (u & ~0xffffu) | 0x8000u;
+            }
+            memcpy(&x[i], &u, 4);
+        }
+        x[0] = 65520.0f, x[1] = 65519.99f, x[2] = INFINITY, x[3] = -INFINITY, x[4] = NAN, x[5] = 0x1p-25f;
+        for (int bf = 0; bf <= 1; bf++) {
+            for (int i = 0; i < CHUNK; i++) a[i] = bf ? msbnb_f32_to_bf16(x[i]) : msbnb_f32_to_f16(x[i]);
+            for (int l = 0; l <= (int)top; l++) {
+                if (msbnb_isa_set((msbnb_isa)l) != MSBNB_OK) continue;
+                int n = CHUNK - chunk; /* vary the tail length */
+                memset(b, 0, CHUNK * 2);
+                msbnb__int_kernels_get()->f32_to_half(x, n, b, bf);
+                if (memcmp(a, b, (size_t)n * 2) != 0 && bad++ < 5)
+                    CHECK_MSG_(0, "chunk %d bf16 %d isa %s differs", chunk, bf, msbnb_isa_name((msbnb_isa)l));
+            }
+            msbnb_isa_set(top);
+        }
+    }
+    free(x), free(a), free(b);
+}
+
 /* bitsandbytes' NF4/FP4 bs64 dequantized straight to fp16 / bf16 (../shared/golden/bnb). */
 static int same_half(uint16_t a, uint16_t b) { return a == b || ((a | b) & 0x7fff) == 0; }
 
@@ -311,6 +351,7 @@ int main(void) {
     RUN(defaults_and_names);
     RUN(formats_views_rows);
     RUN(half_io);
+    RUN(half_conversion_kernels);
     RUN(bnb_golden_half);
     RUN(bad_arguments);
     return test_report();

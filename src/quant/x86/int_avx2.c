@@ -161,3 +161,32 @@ void msbnb__i4_dequant_avx2(const uint8_t *packed, int64_t n, float scale, float
     }
     if (i < n) msbnb__i4_dequant_ref(packed + i / 2, n - i, scale, y + i, nt);
 }
+
+/* ---------------------------------------------------------------- float32 -> fp16 / bf16 */
+
+/* bf16 of 8 floats, same integer rounding as msbnb_f32_to_bf16: (u + 0x7fff + lsb) >> 16, NaN ->
+ * (u >> 16) | 0x40 (quiet). Result in the low 16 bits of each 32-bit lane. */
+static inline __m256i bf16_lanes(__m256 v) {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    __m256i nanv = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    __m256i isnan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    return _mm256_and_si256(_mm256_blendv_epi8(r, nanv, isnan), _mm256_set1_epi32(0xffff));
+}
+
+void msbnb__f32_to_half_avx2(const float *x, int64_t n, uint16_t *h, int bf16) {
+    int64_t i = 0;
+    if (bf16) {
+        for (; i + 16 <= n; i += 16) {
+            __m256i a = bf16_lanes(_mm256_loadu_ps(x + i)), b = bf16_lanes(_mm256_loadu_ps(x + i + 8));
+            __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8); /* undo lane interleave */
+            _mm256_storeu_si256((__m256i *)(h + i), p);
+        }
+    } else {
+        /* F16C rounds to nearest even and converts NaN, overflow and subnormals as msbnb_f32_to_f16 */
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    }
+    if (i < n) msbnb__f32_to_half_ref(x + i, n - i, h + i, bf16);
+}

@@ -172,3 +172,27 @@ void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, flo
     if (i < n) msbnb__i4_dequant_ref(packed + i / 2, n - i, scale, y + i, 0);
     if (nt) _mm_sfence();
 }
+
+/* ---------------------------------------------------------------- float32 -> fp16 / bf16 */
+
+void msbnb__f32_to_half_avx512(const float *x, int64_t n, uint16_t *h, int bf16) {
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff), quiet = _mm512_set1_epi32(0x40);
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 t = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(t, x + i);
+        __m256i r;
+        if (bf16) {
+            /* msbnb_f32_to_bf16's integer rounding: (u + 0x7fff + lsb) >> 16; NaN -> (u >> 16) | 0x40 */
+            __m512i u = _mm512_castps_si512(v);
+            __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+            __m512i rr = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, bias)), 16);
+            __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, absm), inf);
+            rr = _mm512_mask_mov_epi32(rr, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet));
+            r = _mm512_cvtepi32_epi16(rr);
+        } else {
+            r = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+        }
+        _mm256_mask_storeu_epi16(h + i, t, r);
+    }
+}
