@@ -45,24 +45,24 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
     /* g[N, r] = s · dY · B */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, (int)out, s, dY, (int)out, tl->v.B, r, 0.0f, tr->lg,
                 r);
-    /* dA[r, in] += gᵀ · dropout(X) */
-    msbnb__train_dropout(tr, l, q, X, in, tr->xdrop);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)in, N, 1.0f, tr->lg, r, tr->xdrop, (int)in, 1.0f,
-                tl->v.dA, (int)in);
-    /* dX += (g · A) ∘ mask/(1-p). Without dropout straight into dX; with it, through tmp and the
-     * mask read back from dropout(X) / X (kept elements are X·scale, dropped ones exactly 0). */
     if (!tr->training || tl->v.lora_dropout <= 0.0f) {
+        /* dA[r, in] += gᵀ · X;  dX += g · A */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)in, N, 1.0f, tr->lg, r, X, (int)in, 1.0f,
+                    tl->v.dA, (int)in);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 1.0f,
                     dX, (int)in);
-    } else {
-        /* regenerate the mask on a vector of ones: xdrop = mask · 1/(1-p) */
-        int64_t n = tr->N * in;
-        for (int64_t i = 0; i < n; i++) tr->tmp[i] = 1.0f;
-        msbnb__train_dropout(tr, l, q, tr->tmp, in, tr->xdrop);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 0.0f,
-                    tr->tmp, (int)in);
-        for (int64_t i = 0; i < n; i++) dX[i] += tr->tmp[i] * tr->xdrop[i];
+        return MSBNB_OK;
     }
+    /* with dropout: xdrop = mask/(1-p) regenerated once; tmp = X ∘ xdrop = dropout(X);
+     * dA += gᵀ · tmp; then tmp = g · A and dX += tmp ∘ xdrop */
+    int64_t n = tr->N * in;
+    msbnb__train_dropout(tr, l, q, NULL, in, tr->xdrop);
+    for (int64_t i = 0; i < n; i++) tr->tmp[i] = X[i] * tr->xdrop[i];
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)in, N, 1.0f, tr->lg, r, tr->tmp, (int)in, 1.0f,
+                tl->v.dA, (int)in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 0.0f,
+                tr->tmp, (int)in);
+    for (int64_t i = 0; i < n; i++) dX[i] += tr->tmp[i] * tr->xdrop[i];
     return MSBNB_OK;
 }
 

@@ -178,20 +178,31 @@ static inline uint64_t mix64(uint64_t z) {
 void msbnb__train_dropout(const msbnb_trainer *tr, int l, msbnb_proj q, const float *X, int64_t in, float *out) {
     const train_lora *tl = &tr->lora[l * MSBNB_PROJ_COUNT + q];
     float p = tl->v.lora_dropout;
-    int64_t n = tr->N * in;
+    int64_t N = tr->N;
     if (!tr->training || p <= 0.0f) {
-        memcpy(out, X, (size_t)n * sizeof(float));
+        if (X) memcpy(out, X, (size_t)(N * in) * sizeof(float));
+        else
+            for (int64_t i = 0; i < N * in; i++) out[i] = 1.0f;
         return;
     }
-    /* keep element i when its hash, read as a uniform in [0, 1), is >= p: a pure function of
-     * (seed, step, layer, projection, i), so the backward regenerates the forward's mask */
+    /* Element (n, i) is kept when a 16-bit slice of a hash of (seed, step, layer, projection, n,
+     * i/4) is >= p·65536: a pure function of those, so the backward regenerates the forward's
+     * mask (one 64-bit hash serves four elements). */
     uint64_t key = mix64(tr->p.seed ^ mix64(tr->step * 0x9e3779b97f4a7c15ull + (uint64_t)(l * 16 + (int)q) + 1));
     float keep_scale = 1.0f / (1.0f - p);
-    uint64_t thresh = (uint64_t)((double)p * 9007199254740992.0); /* p · 2^53 */
-#pragma omp parallel for if(n >= 32768) num_threads(msbnb__threads()) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t r = mix64(key + (uint64_t)i * 0x9e3779b97f4a7c15ull) >> 11;
-        out[i] = r >= thresh ? X[i] * keep_scale : 0.0f;
+    uint32_t thresh = (uint32_t)((double)p * 65536.0);
+#pragma omp parallel for if(N * in >= 32768) num_threads(msbnb__threads()) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        uint64_t rowkey = mix64(key + (uint64_t)n * 0xd1b54a32d192ed03ull);
+        const float *x = X ? X + n * in : NULL;
+        float *o = out + n * in;
+        for (int64_t i0 = 0; i0 < in; i0 += 4) {
+            uint64_t r = mix64(rowkey + (uint64_t)i0 * 0x9e3779b97f4a7c15ull);
+            for (int64_t i = i0; i < in && i < i0 + 4; i++, r >>= 16) {
+                float v = x ? x[i] : 1.0f;
+                o[i] = (uint32_t)(r & 0xffff) >= thresh ? v * keep_scale : 0.0f;
+            }
+        }
     }
 }
 

@@ -86,7 +86,8 @@ msbnb_status msbnb__train_layer_forward(msbnb_trainer *tr, int l, const float *x
 msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, const float *X, float *Y,
                                        float *lora_h);
 /* The dropout mask of the LoRA input of (l, q) at the current step applied to X [N, in] into
- * out [N, in] (kept elements scaled by 1/(1-p)); a plain copy when dropout is off. */
+ * out [N, in] (kept elements scaled by 1/(1-p)); a plain copy when dropout is off. X NULL: a
+ * matrix of ones, i.e. out = mask / (1-p). */
 void msbnb__train_dropout(const msbnb_trainer *tr, int l, msbnb_proj q, const float *X, int64_t in, float *out);
 
 /* train_backward.c: backward from tr->dlogits to every adapter's dA, dB (accumulated). */

@@ -9,6 +9,7 @@
  */
 #define BW_REAL double
 #define BW(name) dbl_##name
+#define BW_EXP(x) exp(x)
 #include "model/backward_ops.c"
 
 #include "test.h"
