@@ -5,12 +5,15 @@
  * [out_features, in_features]):
  *
  *  INT8        absmax int8. Symmetric: per row (default) or per tensor, stats = absmax
- *              (bitsandbytes' SCB), code = round_half_even(x * 127 / absmax) in [-127, 127],
- *              x ≈ code * absmax / 127. Asymmetric: over [min, max] per row or per tensor,
- *              uint8 codes 0..255 with an integer zero point: x ≈ (code - zero_point) * scale.
- *  INT4        per-group int4 along cols (group_size, default 128, must divide cols),
- *              scale = absmax / 7, code = round(x / scale) clamped to [-8, 7], two codes per byte,
- *              first element in the HIGH nibble; stats (scales) laid out [cols/group_size, rows].
+ *              (bitsandbytes' SCB), code = round_half_even(x * fl(127 / absmax)) in [-127, 127]
+ *              (CB), x̂ = ((float)code * absmax) * fl(1/127) — bitsandbytes' int8_vectorwise_quant
+ *              / _dequant exactly. Asymmetric: over [min(0, min x), max(0, max x)] per row or
+ *              per tensor, uint8 codes 0..255 with an integer zero point:
+ *              x̂ = (float)(code - zero_point) * scale, scale = (max - min) / 255.
+ *  INT4        per-group int4 along cols (group_size, default 128, even, must divide cols),
+ *              scale = absmax / 7, code = round_half_even(x * fl(7 / absmax)) clamped to [-8, 7],
+ *              two codes per byte, first element in the HIGH nibble; stats (scales) laid out
+ *              [cols/group_size, rows]. x̂ = (float)code * scale.
  *  NF4, FP4    bitsandbytes 4-bit blockwise over the FLATTENED tensor: blocks of blocksize
  *              (32..4096, power of two; default 64), float32 absmax per block (last block partial),
  *              codes chosen by the rule of bitsandbytes' CUDA kernel, element 2i in the high
@@ -22,7 +25,15 @@
  * INT4: offset = mean(stats); stats - offset quantized BLOCKWISE8 with the signed dynamic map and
  * nested_blocksize (256); stats ≈ code[q] * nested_absmax[i / 256] + offset.
  *
- * Non-finite inputs: see README "Non-finite values"; quantize never has undefined behaviour on them.
+ * Non-finite inputs: quantize never fails and never has undefined behaviour on them. INT8/INT4:
+ * statistics use finite elements only, NaN takes the code of 0.0, ±Inf saturate to the extreme
+ * codes (docs/formats_int.md). NF4/FP4/BLOCKWISE8: docs/formats_4bit.md. Exact formulas, rounding
+ * and round-trip bounds of INT8/INT4: docs/formats_int.md.
+ *
+ * Threads: every quantize/dequantize splits rows or blocks over msbnb_get_num_threads() threads
+ * with disjoint outputs; results are bit-identical for any thread count and any ISA level.
+ * Functions are thread-safe for concurrent calls on distinct outputs (a tensor may be read by many
+ * threads at once).
  */
 #ifndef MSBNB_QUANT_H
 #define MSBNB_QUANT_H
@@ -129,18 +140,32 @@ msbnb_status msbnb_quantize_8bit(const float *w, int64_t rows, int64_t cols, con
 msbnb_status msbnb_quantize_4bit(const float *w, int64_t rows, int64_t cols, const msbnb_quant_config *cfg,
                                  msbnb_qtensor **out);
 
-/* Dequantize into out [rows*cols] float32 (caller-allocated). */
+/* Dequantize into out [rows*cols] float32 (caller-allocated). With double quantization the
+ * statistics are reconstructed first (a temporary of n_stats floats).
+ * Errors: INVALID_ARG (NULL), OUT_OF_MEMORY. */
 msbnb_status msbnb_dequantize(const msbnb_qtensor *q, float *out);
-/* Dequantize into fp16/bf16/f32 (out has rows*cols elements of dtype). */
+/* Dequantize into fp16/bf16/f32 (out has rows*cols elements of dtype): the float32 result of
+ * msbnb_dequantize rounded to nearest even (as bitsandbytes' dequantize to fp16/bf16). Scratch
+ * is ~64K floats. Errors: INVALID_ARG (NULL, unknown dtype), OUT_OF_MEMORY. */
 msbnb_status msbnb_dequantize_ex(const msbnb_qtensor *q, msbnb_dtype dtype, void *out);
-/* Dequantize rows [row0, row0+nrows) only, into out [nrows, cols]. */
+/* Dequantize rows [row0, row0+nrows) only, into out [nrows, cols]; equal to that slice of
+ * msbnb_dequantize. nrows 0 is a no-op. Errors: INVALID_ARG (NULL), SHAPE (range outside
+ * [0, rows)), OUT_OF_MEMORY. */
 msbnb_status msbnb_dequantize_rows(const msbnb_qtensor *q, int64_t row0, int64_t nrows, float *out);
 
-/* Build a tensor from parts (copied), e.g. read from a bitsandbytes checkpoint; validates sizes. */
+/* Build a tensor from parts, e.g. read from a bitsandbytes checkpoint. Every buffer is copied (the
+ * view is borrowed for the call); every size is checked against type, shape and parameters.
+ * view->code: NF4/FP4 NULL or the built-in table; BLOCKWISE8 NULL (signed dynamic map) or the
+ * 256-entry map used. Errors: INVALID_ARG (NULL view/out/buffer, bad type or parameters),
+ * SHAPE (shape, data_bytes, n_stats or n_nested inconsistent), FORMAT (zero point outside 0..255,
+ * INT scale negative or not finite, foreign NF4/FP4 table, non-finite nested_offset),
+ * OUT_OF_MEMORY. On failure *out is NULL. */
 msbnb_status msbnb_qtensor_from_view(const msbnb_qtensor_view *view, msbnb_qtensor **out);
-/* Fill *view with pointers into q. */
+/* Fill *view with pointers into q (valid while q lives; read-only). */
 msbnb_status msbnb_qtensor_get_view(const msbnb_qtensor *q, msbnb_qtensor_view *view);
+/* Deep copy of q's format data (not of a kernel_pack made by msbnb_qtensor_prepare). */
 msbnb_status msbnb_qtensor_clone(const msbnb_qtensor *q, msbnb_qtensor **out);
+/* Release q and everything it owns; NULL is a no-op. */
 void msbnb_qtensor_free(msbnb_qtensor *q);
 
 /* ---------------------------------------------------------------- statistics */
@@ -152,9 +177,11 @@ typedef struct msbnb_error_stats {
     double snr_db;             /* 10 log10(Σx² / Σ(x - x̂)²); +inf when exact          */
 } msbnb_error_stats;
 
-/* Error of approx against ref, n elements (double accumulation, fixed order). */
+/* Error of approx against ref, n elements (double accumulation in element order, so the result
+ * does not depend on threads or ISA). Exact match: mse 0, relative 0, snr +inf; zero reference
+ * with error: relative +inf, snr -inf; NaN inputs propagate. Errors: INVALID_ARG, SHAPE (n 0). */
 msbnb_status msbnb_error_stats_compute(const float *ref, const float *approx, size_t n, msbnb_error_stats *st);
-/* Error of dequantize(q) against ref [rows*cols]. */
+/* Error of dequantize(q) against ref [rows*cols] (allocates rows*cols floats). */
 msbnb_status msbnb_estimate_quantization_error(const float *ref, const msbnb_qtensor *q, msbnb_error_stats *st);
 
 typedef struct msbnb_quant_info {
@@ -169,6 +196,9 @@ typedef struct msbnb_quant_info {
     double compression_vs_f16;
 } msbnb_quant_info;
 
+/* Storage of q as stored: codes, float32 scales/absmax, int32 zero points; with double quant the
+ * uint8 statistic codes, float32 nested absmax and the float32 offset (code tables excluded).
+ * NF4 bs64: 4.5 bits/weight; with double quant 4 + 8/64 + 32/16384 ≈ 4.127; INT8 per row 8 + 32/cols. */
 msbnb_status msbnb_get_quantization_info(const msbnb_qtensor *q, msbnb_quant_info *info);
 
 /* ---------------------------------------------------------------- flat-buffer format functions */
