@@ -55,7 +55,9 @@ void msbnb__bw8_dequantize_ref(const float *code256, const uint8_t *q, const flo
 
 static msbnb__bw8_quant_fn pick_quant(void) {
 #if MSBNB_HAVE_X86
-    if (msbnb__isa() >= MSBNB_ISA_AVX512) return msbnb__bw8_quantize_avx512;
+    msbnb_isa isa = msbnb__isa();
+    if (isa >= MSBNB_ISA_AVX512) return msbnb__bw8_quantize_avx512;
+    if (isa >= MSBNB_ISA_AVX2) return msbnb__bw8_quantize_avx2;
 #endif
     return msbnb__bw8_quantize_ref;
 }
