@@ -78,13 +78,8 @@ msbnb_status msbnb_int4_unpack(const uint8_t *packed, size_t n, int8_t *codes) {
 /* ---------------------------------------------------------------- drivers */
 
 static msbnb_status check_int4_args(const char *fn, int64_t rows, int64_t cols, int group_size) {
-    if (rows <= 0 || cols <= 0 || rows > MSBNB_MAX_DIM || cols > MSBNB_MAX_DIM)
-        return msbnb__fail(MSBNB_ERR_SHAPE, fn, "shape [%lld, %lld] must be positive and at most 2^40 per axis",
-                           (long long)rows, (long long)cols);
-    size_t n, bytes;
-    if (!msbnb__mul_ok((size_t)rows, (size_t)cols, &n) || !msbnb__mul_ok(n, sizeof(float), &bytes))
-        return msbnb__fail(MSBNB_ERR_SHAPE, fn, "shape [%lld, %lld] overflows size_t", (long long)rows,
-                           (long long)cols);
+    size_t n;
+    TRY(msbnb__check_matrix_shape(fn, rows, cols, &n));
     if (group_size <= 0 || group_size % 2 != 0)
         return msbnb__fail(MSBNB_ERR_INVALID_ARG, fn, "group_size %d must be positive and even", group_size);
     if (cols % group_size != 0)

@@ -121,15 +121,20 @@ const msbnb__int_kernels *msbnb__int_kernels_get(void) {
 
 /* ---------------------------------------------------------------- argument checks */
 
-static msbnb_status check_shape(const char *fn, int64_t rows, int64_t cols) {
+msbnb_status msbnb__check_matrix_shape(const char *fn, int64_t rows, int64_t cols, size_t *n) {
     if (rows <= 0 || cols <= 0 || rows > MSBNB_MAX_DIM || cols > MSBNB_MAX_DIM)
         return msbnb__fail(MSBNB_ERR_SHAPE, fn, "shape [%lld, %lld] must be positive and at most 2^40 per axis",
                            (long long)rows, (long long)cols);
-    size_t n, bytes;
-    if (!msbnb__mul_ok((size_t)rows, (size_t)cols, &n) || !msbnb__mul_ok(n, sizeof(float), &bytes))
+    size_t bytes;
+    if (!msbnb__mul_ok((size_t)rows, (size_t)cols, n) || !msbnb__mul_ok(*n, sizeof(float), &bytes))
         return msbnb__fail(MSBNB_ERR_SHAPE, fn, "shape [%lld, %lld] overflows size_t", (long long)rows,
                            (long long)cols);
     return MSBNB_OK;
+}
+
+static msbnb_status check_shape(const char *fn, int64_t rows, int64_t cols) {
+    size_t n;
+    return msbnb__check_matrix_shape(fn, rows, cols, &n);
 }
 
 /* ---------------------------------------------------------------- symmetric */

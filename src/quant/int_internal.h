@@ -97,6 +97,10 @@ void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, flo
 void msbnb__f32_to_half_avx512(const float *x, int64_t n, uint16_t *h, int bf16);
 #endif
 
+/* Checks a [rows, cols] matrix shape (positive, <= 2^40 per axis, rows*cols*4 fits size_t) and
+ * sets *n = rows*cols; MSBNB_ERR_SHAPE with a message naming fn otherwise. (int8.c) */
+msbnb_status msbnb__check_matrix_shape(const char *fn, int64_t rows, int64_t cols, size_t *n);
+
 /* ---------------------------------------------------------------- row-range drivers */
 /* Used by qtensor.c for msbnb_dequantize_rows; rows [row0, row0+nrows) of a [rows, cols] tensor,
  * y is [nrows, cols]. Arguments are already validated. */

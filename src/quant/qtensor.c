@@ -61,22 +61,11 @@ msbnb_quant_config msbnb_quant_config_default(msbnb_qtype type) {
 
 static int is_pow2_in(int v, int lo, int hi) { return v >= lo && v <= hi && (v & (v - 1)) == 0; }
 
-msbnb_status msbnb__qtensor_check_shape(const char *fn, int64_t rows, int64_t cols, size_t *n) {
-    if (rows <= 0 || cols <= 0 || rows > MSBNB_MAX_DIM || cols > MSBNB_MAX_DIM)
-        return msbnb__fail(MSBNB_ERR_SHAPE, fn, "shape [%lld, %lld] must be positive and at most 2^40 per axis",
-                           (long long)rows, (long long)cols);
-    size_t bytes;
-    if (!msbnb__mul_ok((size_t)rows, (size_t)cols, n) || !msbnb__mul_ok(*n, sizeof(float), &bytes))
-        return msbnb__fail(MSBNB_ERR_SHAPE, fn, "shape [%lld, %lld] overflows size_t", (long long)rows,
-                           (long long)cols);
-    return MSBNB_OK;
-}
-
 /* Checks the format parameters of v (type, shape, block/group sizes, double quant) and fills the
  * derived sizes v->data_bytes, v->n_stats, v->n_nested. */
 static msbnb_status derive_sizes(const char *fn, msbnb_qtensor_view *v) {
     size_t n;
-    TRY(msbnb__qtensor_check_shape(fn, v->rows, v->cols, &n));
+    TRY(msbnb__check_matrix_shape(fn, v->rows, v->cols, &n));
     switch (v->type) {
     case MSBNB_QTYPE_INT8:
         if (v->double_quant)
@@ -191,6 +180,8 @@ msbnb_status msbnb_quantize(const float *w, int64_t rows, int64_t cols, const ms
     v.threshold = c.type == MSBNB_QTYPE_INT8 ? c.threshold : 0.0f;
     v.double_quant = c.double_quant != 0;
     v.nested_blocksize = c.double_quant ? c.nested_blocksize : 0;
+    RETURN_IF(v.type == MSBNB_QTYPE_INT8 && !(v.threshold >= 0.0f && v.threshold <= 3.4028235e38f),
+              MSBNB_ERR_INVALID_ARG, "threshold %g must be finite and >= 0", (double)v.threshold);
     TRY(derive_sizes("msbnb_quantize", &v));
     msbnb_qtensor *q;
     TRY(qtensor_alloc("msbnb_quantize", &v, &q));
@@ -353,6 +344,8 @@ msbnb_status msbnb_qtensor_from_view(const msbnb_qtensor_view *view, msbnb_qtens
     RETURN_IF(v.double_quant && view->n_nested != v.n_nested, MSBNB_ERR_SHAPE, "n_nested %zu, expected %zu",
               view->n_nested, v.n_nested);
     RETURN_IF(!v.data, MSBNB_ERR_INVALID_ARG, "data is NULL");
+    RETURN_IF(v.type == MSBNB_QTYPE_INT8 && !(v.threshold >= 0.0f && v.threshold <= 3.4028235e38f), MSBNB_ERR_FORMAT,
+              "threshold %g must be finite and >= 0", (double)v.threshold);
     RETURN_IF(!v.double_quant && !v.stats, MSBNB_ERR_INVALID_ARG, "stats is NULL");
     RETURN_IF(v.double_quant && (!v.stats_q || !v.nested_absmax || !v.nested_code), MSBNB_ERR_INVALID_ARG,
               "double quant needs stats_q, nested_absmax and nested_code");

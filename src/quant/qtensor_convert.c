@@ -27,7 +27,7 @@ msbnb_status msbnb_quantize_ex(const void *w, msbnb_dtype dtype, int64_t rows, i
     TRY(check_dtype(__func__, dtype));
     if (dtype == MSBNB_DTYPE_F32) return msbnb_quantize((const float *)w, rows, cols, cfg, out);
     size_t n;
-    TRY(msbnb__qtensor_check_shape(__func__, rows, cols, &n));
+    TRY(msbnb__check_matrix_shape(__func__, rows, cols, &n));
     float *x = msbnb__alloc_aligned(n * sizeof(float));
     RETURN_IF(!x, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu floats", n);
     const uint16_t *h = (const uint16_t *)w;

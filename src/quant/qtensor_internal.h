@@ -29,9 +29,6 @@ struct msbnb_qtensor {
 
 /* ---------------------------------------------------------------- helpers (quant/qtensor.c) */
 
-/* Checks a [rows, cols] shape (positive, <= 2^40 per axis, rows*cols*4 fits size_t) and sets *n =
- * rows*cols. MSBNB_ERR_SHAPE with a message naming fn otherwise. */
-msbnb_status msbnb__qtensor_check_shape(const char *fn, int64_t rows, int64_t cols, size_t *n);
 /* The float32 statistics of q: q->v.stats, or (double quant) a malloc'ed dequantized copy that
  * the caller frees through *owned (NULL when nothing was allocated). */
 msbnb_status msbnb__qtensor_resolve_stats(const msbnb_qtensor *q, const float **stats, float **owned);

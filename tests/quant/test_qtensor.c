@@ -301,6 +301,10 @@ TEST(bad_arguments) {
     CHECK_STATUS(msbnb_quantize_4bit(x, 1, 64, &c, &q), MSBNB_ERR_INVALID_ARG);
     c.double_quant = 1;
     CHECK_STATUS(msbnb_quantize_8bit(x, 1, 64, &c, &q), MSBNB_ERR_INVALID_ARG);
+    c.double_quant = 0, c.threshold = -1.0f;
+    CHECK_STATUS(msbnb_quantize(x, 1, 64, &c, &q), MSBNB_ERR_INVALID_ARG);
+    c.threshold = NAN;
+    CHECK_STATUS(msbnb_quantize(x, 1, 64, &c, &q), MSBNB_ERR_INVALID_ARG);
     c = msbnb_quant_config_default(MSBNB_QTYPE_NF4);
     CHECK_STATUS(msbnb_quantize_8bit(x, 1, 64, &c, &q), MSBNB_ERR_INVALID_ARG);
     CHECK_STATUS(msbnb_dequantize(NULL, x), MSBNB_ERR_INVALID_ARG);
