@@ -312,7 +312,7 @@ typedef struct msbnb_merge_report {
 
 /* Fold the active adapter into the base (see top). The previous base is kept for unmerge; while
  * merged the forward uses the base only, nothing of the layer is trainable, and adapters cannot be
- * added, deleted or switched. Temporarily needs 2 fp32 copies of W [out, in]. report may be NULL.
+ * added, deleted or switched. Temporarily needs up to 3 fp32 copies of W [out, in]. report may be NULL.
  * Errors: INVALID_ARG (no active adapter, already merged), OUT_OF_MEMORY, plus quantization's. */
 msbnb_status msbnb_lora_merge(msbnb_linear *l, msbnb_merge_report *report);
 /* Restore the base saved by the last merge, bit for bit; the adapter becomes active again.

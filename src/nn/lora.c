@@ -152,7 +152,8 @@ msbnb_status msbnb_lora_delete(msbnb_linear *l, const char *name) {
 static msbnb_status resolve(const msbnb_linear *l, const char *name, int *idx) {
     RETURN_IF(!l, MSBNB_ERR_INVALID_ARG, "layer is NULL");
     int i = name ? find_adapter(l, name) : l->active;
-    RETURN_IF(i < 0, MSBNB_ERR_NOT_FOUND, name ? "no adapter '%s'" : "no active adapter%s", name ? name : "");
+    RETURN_IF(i < 0 && name, MSBNB_ERR_NOT_FOUND, "no adapter '%s'", name);
+    RETURN_IF(i < 0, MSBNB_ERR_NOT_FOUND, "no active adapter");
     *idx = i;
     return MSBNB_OK;
 }
@@ -314,7 +315,7 @@ msbnb_status msbnb__lora_backward(msbnb_linear *l, const float *X, const float *
 
 /* ================================================================ merge / unmerge */
 
-/* Error of got against exact (n values), and the rms of delta, in double. */
+/* Error of got against exact and the rms of delta (n values each), in double. */
 static void fill_report(const float *got, const float *exact, const float *delta, size_t n, msbnb_merge_report *rep) {
     double mx = 0.0, se = 0.0, sd = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -344,44 +345,46 @@ msbnb_status msbnb_lora_merge(msbnb_linear *l, msbnb_merge_report *report) {
     }
     delta_weight(l, &l->adapters[l->active], delta);
     if (l->w) {
-        /* fp32 base: W += ΔW; keep the old W for an exact unmerge. */
+        /* fp32 base: W += ΔW; keep the old W for an exact unmerge. exact = W + ΔW in double would be
+         * better, but the comparison only needs to expose the one float rounding of the sum. */
         l->backup_w = msbnb__alloc_aligned(nw * sizeof(float));
         if (!l->backup_w) {
             st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "merge backup of %zu floats", nw);
             goto done;
         }
         memcpy(l->backup_w, l->w, nw * sizeof(float));
-        double mx = 0.0, se = 0.0, sd = 0.0;
+        double mx = 0.0, se = 0.0;
         for (size_t i = 0; i < nw; i++) {
             double ex = (double)l->w[i] + (double)delta[i];
             l->w[i] = l->w[i] + delta[i];
             double e = fabs((double)l->w[i] - ex);
             mx = e > mx ? e : mx;
             se += e * e;
-            sd += (double)delta[i] * (double)delta[i];
         }
+        fill_report(delta, delta, delta, nw, &rep); /* only for delta_rms */
         rep.max_abs_error = mx;
         rep.rms_error = sqrt(se / (double)nw);
-        rep.delta_rms = sqrt(sd / (double)nw);
     } else {
-        /* Quantized base: W' = quant(deq(W) + ΔW) in W's own format; the old tensor is kept whole. */
+        /* Quantized base: W' = quant(deq(W) + ΔW) in W's own format; the old tensor is kept whole.
+         * exact: [out, in] = deq(W) + ΔW;  newdeq: deq(W') reusing `exact`'s partner buffer. */
         msbnb_quant_config cfg = msbnb__config_of_qtensor(l->q);
         msbnb_qtensor *nq = NULL;
+        float *newdeq = NULL;
         st = msbnb_dequantize(l->q, exact);
         if (st != MSBNB_OK) goto done;
         for (size_t i = 0; i < nw; i++) exact[i] += delta[i];
         st = msbnb_quantize(exact, l->out, l->in, &cfg, &nq);
         if (st != MSBNB_OK) goto done;
-        /* reuse delta's buffer for deq(W') after the report's delta_rms has been taken */
-        double sd = 0.0;
-        for (size_t i = 0; i < nw; i++) sd += (double)delta[i] * (double)delta[i];
-        st = msbnb_dequantize(nq, delta);
+        newdeq = msbnb__alloc_aligned(nw * sizeof(float));
+        if (!newdeq) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "merge temporaries");
+        if (st == MSBNB_OK) st = msbnb_dequantize(nq, newdeq);
         if (st != MSBNB_OK) {
+            msbnb__free_aligned(newdeq);
             msbnb_qtensor_free(nq);
             goto done;
         }
-        fill_report(delta, exact, delta, nw, &rep); /* delta_rms overwritten below */
-        rep.delta_rms = sqrt(sd / (double)nw);
+        fill_report(newdeq, exact, delta, nw, &rep);
+        msbnb__free_aligned(newdeq);
         if (l->q->kernel_pack) (void)msbnb_qtensor_prepare(nq); /* keep the fast layout if there was one */
         l->backup_q = l->q;
         l->q = nq;
