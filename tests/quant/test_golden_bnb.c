@@ -96,6 +96,48 @@ static void check_q4(msbnb_isa isa, void *ctx) {
 }
 TEST(nf4_fp4_cuda_rule) { test_for_each_isa(check_q4, NULL); }
 
+/* bitsandbytes' CPU path: its packed bytes with its absmax dequantize to its f32 output, and that
+ * output rounded to fp16 / bf16 (msbnb_f32_to_f16 / _bf16, round to nearest even) gives its
+ * half-precision outputs. ±0 compare equal. */
+static int half_diffs(const float *y, const uint16_t *want, size_t n, int bf16) {
+    int d = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = bf16 ? msbnb_f32_to_bf16(y[i]) : msbnb_f32_to_f16(y[i]);
+        d += h != want[i] && (h | want[i]) != 0x8000;
+    }
+    return d;
+}
+
+TEST(nf4_fp4_cpu_path_and_half_outputs) {
+    const size_t n = 4096;
+    for (int f = 0; f < 2; f++) {
+        const char *name = f ? "fp4" : "nf4";
+        char file[128];
+        snprintf(file, sizeof file, "q4_%s_bs64_n4096.packed_cpu.u8", name);
+        uint8_t *packed = golden(file, n / 2);
+        snprintf(file, sizeof file, "q4_%s_bs64_n4096.absmax_cpu.f32", name);
+        float *absmax = golden(file, n / 64 * 4);
+        snprintf(file, sizeof file, "q4_%s_bs64_n4096.dequant_cpu.f32", name);
+        float *want = golden(file, n * 4);
+        snprintf(file, sizeof file, "q4_%s_bs64_n4096.dequant_cpu.f16", name);
+        uint16_t *want16 = golden(file, n * 2);
+        snprintf(file, sizeof file, "q4_%s_bs64_n4096.dequant_cpu.bf16", name);
+        uint16_t *wantb = golden(file, n * 2);
+        if (packed && absmax && want && want16 && wantb) {
+            float y[4096];
+            CHECK_OK(msbnb_dequantize_4bit_blockwise(f ? MSBNB_QTYPE_FP4 : MSBNB_QTYPE_NF4, packed, absmax, n, 64, y));
+            CHECK_MSG_(count_float_diffs(y, want, n) == 0, "%s f32: %d differ", name, count_float_diffs(y, want, n));
+            CHECK_MSG_(half_diffs(y, want16, n, 0) == 0, "%s f16: %d differ", name, half_diffs(y, want16, n, 0));
+            CHECK_MSG_(half_diffs(y, wantb, n, 1) == 0, "%s bf16: %d differ", name, half_diffs(y, wantb, n, 1));
+        }
+        free(packed);
+        free(absmax);
+        free(want);
+        free(want16);
+        free(wantb);
+    }
+}
+
 /* ---------------------------------------------------------------- BLOCKWISE8 */
 
 static void check_q8(msbnb_isa isa, void *ctx) {
@@ -126,6 +168,42 @@ static void check_q8(msbnb_isa isa, void *ctx) {
     free(want_y);
 }
 TEST(blockwise8_cuda_rule) { test_for_each_isa(check_q8, NULL); }
+
+/* Codes stored by bitsandbytes' CPU library (a different quantizer) still dequantize exactly, and
+ * so do the double-quantized statistics built from them. */
+TEST(cpulib_codes_dequantize) {
+    uint8_t *q = golden("q8_dyn_bs256_n4096.q_cpulib.u8", 4096);
+    float *absmax = golden("q8_dyn_bs256_n4096.absmax.f32", 16 * 4);
+    float *want = golden("q8_dyn_bs256_n4096.dequant_cpulib.f32", 4096 * 4);
+    if (q && absmax && want) {
+        float y[4096];
+        CHECK_OK(msbnb_dequantize_blockwise8(NULL, q, absmax, 4096, 256, y));
+        CHECK(count_float_diffs(y, want, 4096) == 0);
+    }
+    free(q);
+    free(absmax);
+    free(want);
+    uint8_t *aq = golden("dq_nf4_bs64_n20000.absmax_q_cpulib.u8", 313);
+    float *nested = golden("dq_nf4_bs64_n20000.nested_absmax.f32", 2 * 4);
+    float *offset = golden("dq_nf4_bs64_n20000.nested_offset.f32", 4);
+    float *want_adq = golden("dq_nf4_bs64_n20000.absmax_dequant_cpulib.f32", 313 * 4);
+    uint8_t *packed = golden("dq_nf4_bs64_n20000.packed.u8", 10000);
+    float *want_y = golden("dq_nf4_bs64_n20000.dequant_cpulib.f32", 20000 * 4);
+    if (aq && nested && offset && want_adq && packed && want_y) {
+        float adq[313], *y = malloc(20000 * 4);
+        CHECK_OK(msbnb_double_dequantize(aq, nested, *offset, msbnb_dynamic_map_signed(), 313, 256, adq));
+        CHECK(count_float_diffs(adq, want_adq, 313) == 0);
+        CHECK_OK(msbnb_dequantize_4bit_blockwise(MSBNB_QTYPE_NF4, packed, adq, 20000, 64, y));
+        CHECK(count_float_diffs(y, want_y, 20000) == 0);
+        free(y);
+    }
+    free(aq);
+    free(nested);
+    free(offset);
+    free(want_adq);
+    free(packed);
+    free(want_y);
+}
 
 /* ---------------------------------------------------------------- double quantization */
 
@@ -178,7 +256,9 @@ TEST(double_quant_statistics) { test_for_each_isa(check_dq, NULL); }
 int main(void) {
     RUN(tables_byte_identical);
     RUN(nf4_fp4_cuda_rule);
+    RUN(nf4_fp4_cpu_path_and_half_outputs);
     RUN(blockwise8_cuda_rule);
+    RUN(cpulib_codes_dequantize);
     RUN(double_quant_statistics);
     return test_report();
 }
