@@ -87,25 +87,58 @@ static void exact_gemv(const msbnb__i8w *w, int64_t o0, int64_t o1, const float 
 
 /* ---------------------------------------------------------------- exact: GEMM */
 
-/* panel [KC][NR]: panel[k * NR + j] = ŵ[ob + j, kb + k] for j < nr, 0 beyond. */
+/* panel [KC][NR]: panel[k * NR + j] = ŵ[ob + j, kb + k] for j < nr, 0 beyond.
+ * Lanes run over 16 weight rows: one dword gather fetches codes k..k+3 of 16 rows, and each byte
+ * is shifted out, widened and dequantized with the same IEEE operations as deq16 — the transpose
+ * comes for free. The last < 4 columns of a panel that ends the row go through msbnb__i8_deq
+ * (a 4-byte gather there could read past the matrix). */
 static void pack_panel(const msbnb__i8w *w, int64_t ob, int nr, int64_t kb, int64_t kn, float *panel) {
     const int64_t K = w->cols;
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(NR));
-    for (int j = 0; j < NR; j++) {
-        if (j >= nr) {
-            for (int64_t k = 0; k < kn; k++) panel[k * NR + j] = 0.0f;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i vidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)K));
+    const __m512 inv127 = _mm512_set1_ps(MSBNB__I8_INV127);
+    const int64_t k4 = kb + kn + 3 <= K ? kn : kn & ~(int64_t)3; /* columns safe for 4-byte gathers */
+    for (int h = 0; h < NR / 16; h++) {
+        int rows = nr - 16 * h;
+        rows = rows < 0 ? 0 : rows > 16 ? 16 : rows;
+        __mmask16 m = mask16(rows);
+        float *dst = panel + 16 * h;
+        if (!rows) {
+            for (int64_t k = 0; k < kn; k++) _mm512_store_ps(dst + k * NR, _mm512_setzero_ps());
             continue;
         }
-        int64_t o = ob + j;
-        const uint8_t *c = w->codes + o * K + kb;
-        const __m512 vs = _mm512_set1_ps(msbnb__i8w_stat(w, o));
-        const __m512i vzp = _mm512_set1_epi32(msbnb__i8w_zp(w, o));
-        for (int64_t k = 0; k < kn; k += 16) {
-            __mmask16 m = mask16(kn - k);
-            __m512 v = deq16(_mm_maskz_loadu_epi8(m, c + k), w->asym, vs, vzp);
-            _mm512_mask_i32scatter_ps(panel + k * NR + j, m, idx, v, 4);
+        const int64_t o = ob + 16 * h;
+        __m512 vs = w->per_row ? _mm512_maskz_loadu_ps(m, w->stats + o) : _mm512_set1_ps(w->stats[0]);
+        __m512i vzp = _mm512_setzero_si512();
+        if (w->asym) vzp = w->per_row ? _mm512_maskz_loadu_epi32(m, w->zp + o) : _mm512_set1_epi32(w->zp[0]);
+        const uint8_t *base = w->codes + o * K + kb;
+        int64_t k = 0;
+        for (; k + 4 <= k4; k += 4) {
+            __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, vidx, base + k, 1);
+            __m512i c0, c1, c2, c3;
+            if (w->asym) {
+                const __m512i ff = _mm512_set1_epi32(0xff);
+                c0 = _mm512_sub_epi32(_mm512_and_si512(g, ff), vzp);
+                c1 = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(g, 8), ff), vzp);
+                c2 = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(g, 16), ff), vzp);
+                c3 = _mm512_sub_epi32(_mm512_srli_epi32(g, 24), vzp);
+                _mm512_store_ps(dst + (k + 0) * NR, _mm512_mul_ps(_mm512_cvtepi32_ps(c0), vs));
+                _mm512_store_ps(dst + (k + 1) * NR, _mm512_mul_ps(_mm512_cvtepi32_ps(c1), vs));
+                _mm512_store_ps(dst + (k + 2) * NR, _mm512_mul_ps(_mm512_cvtepi32_ps(c2), vs));
+                _mm512_store_ps(dst + (k + 3) * NR, _mm512_mul_ps(_mm512_cvtepi32_ps(c3), vs));
+            } else {
+                c0 = _mm512_srai_epi32(_mm512_slli_epi32(g, 24), 24);
+                c1 = _mm512_srai_epi32(_mm512_slli_epi32(g, 16), 24);
+                c2 = _mm512_srai_epi32(_mm512_slli_epi32(g, 8), 24);
+                c3 = _mm512_srai_epi32(g, 24);
+                _mm512_store_ps(dst + (k + 0) * NR, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c0), vs), inv127));
+                _mm512_store_ps(dst + (k + 1) * NR, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c1), vs), inv127));
+                _mm512_store_ps(dst + (k + 2) * NR, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c2), vs), inv127));
+                _mm512_store_ps(dst + (k + 3) * NR, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(c3), vs), inv127));
+            }
         }
+        for (; k < kn; k++)
+            for (int j = 0; j < 16; j++) dst[k * NR + j] = j < rows ? msbnb__i8_deq(w, o + j, kb + k) : 0.0f;
     }
 }
 
