@@ -351,6 +351,66 @@ TEST(bad_arguments) {
     msbnb_qtensor_free(good);
 }
 
+/* Single-field corruptions of valid views (every format): from_view either rejects them with an
+ * error status, or accepts a view whose buffer sizes are unchanged — so it never reads past the
+ * caller's buffers (ASan would see it) — and the result dequantizes. */
+TEST(view_mutations) {
+    const int64_t rows = 6, cols = 40;
+    float x[240], y[240 * 4];
+    test_rng rng = {123};
+    test_fill_normal(&rng, x, 240, 1.0f);
+    case_t cs[16];
+    int nc = make_cases(cs);
+    const int64_t vals[] = {0, 1, 2, 3, 5, 6, 8, 10, 16, 20, 32, 40, 64, 100, 128, 239, 240, 241, 256, 480, -1, -64,
+                            (int64_t)1 << 31, (int64_t)1 << 40, INT64_MAX};
+    int accepted = 0, rejected = 0;
+    for (int i = 0; i < nc; i++) {
+        if (cs[i].cfg.type == MSBNB_QTYPE_INT4) cs[i].cfg.group_size = 10;
+        msbnb_qtensor *q = NULL;
+        CHECK_OK(msbnb_quantize(x, rows, cols, &cs[i].cfg, &q));
+        if (!q) continue;
+        msbnb_qtensor_view v;
+        CHECK_OK(msbnb_qtensor_get_view(q, &v));
+        for (int field = 0; field < 12; field++) {
+            for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+                msbnb_qtensor_view w = v;
+                int64_t val = vals[k];
+                switch (field) {
+                case 0: w.rows = val; break;
+                case 1: w.cols = val; break;
+                case 2: w.blocksize = (int)val; break;
+                case 3: w.group_size = (int)val; break;
+                case 4: w.data_bytes = (size_t)val; break;
+                case 5: w.n_stats = (size_t)val; break;
+                case 6: w.n_nested = (size_t)val; break;
+                case 7: w.nested_blocksize = (int)val; break;
+                case 8: w.type = (msbnb_qtype)val; break;
+                case 9: w.asymmetric = (int)val; break;
+                case 10: w.per_row = (int)val; break;
+                default: w.double_quant = (int)val; break;
+                }
+                msbnb_qtensor *r = NULL;
+                msbnb_status st = msbnb_qtensor_from_view(&w, &r);
+                if (st != MSBNB_OK) {
+                    rejected++;
+                    CHECK(r == NULL && strlen(msbnb_last_error()) > 0);
+                    continue;
+                }
+                accepted++;
+                msbnb_qtensor_view rv;
+                CHECK_OK(msbnb_qtensor_get_view(r, &rv));
+                CHECK_MSG_(rv.data_bytes == v.data_bytes && rv.n_stats == v.n_stats && rv.double_quant == v.double_quant &&
+                               (!v.double_quant || rv.n_nested == v.n_nested) && rv.rows * rv.cols <= 240 * 4,
+                           "%s field %d value %lld accepted with other sizes", cs[i].label, field, (long long)val);
+                if (rv.rows * rv.cols <= 240 * 4) CHECK_OK(msbnb_dequantize(r, y));
+                msbnb_qtensor_free(r);
+            }
+        }
+        msbnb_qtensor_free(q);
+    }
+    CHECK(accepted > 0 && rejected > accepted);
+}
+
 int main(void) {
     RUN(defaults_and_names);
     RUN(formats_views_rows);
@@ -358,5 +418,6 @@ int main(void) {
     RUN(half_conversion_kernels);
     RUN(bnb_golden_half);
     RUN(bad_arguments);
+    RUN(view_mutations);
     return test_report();
 }
