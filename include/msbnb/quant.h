@@ -204,20 +204,43 @@ msbnb_status msbnb_get_quantization_info(const msbnb_qtensor *q, msbnb_quant_inf
 /* ---------------------------------------------------------------- flat-buffer format functions */
 /* BLAS-like: caller allocates every buffer; shapes in the comments. n is a flat element count. */
 
-/* NF4/FP4: packed [(n+1)/2], absmax [ceil(n/blocksize)]. type is MSBNB_QTYPE_NF4 or FP4. */
+/* NF4/FP4 blockwise (bitsandbytes quantize_4bit / dequantize_4bit, byte-identical to its CUDA rule).
+ *   x, y    float32 [n]                       (borrowed; y caller-allocated)
+ *   packed  uint8 [(n+1)/2], element 2i in the HIGH nibble, odd n padded with the code of 0.0
+ *   absmax  float32 [ceil(n/blocksize)], last block partial
+ * type: MSBNB_QTYPE_NF4 or MSBNB_QTYPE_FP4; blocksize: power of two in [32, 4096].
+ * Codes: s = x * (1.0f/absmax) in float32, strict '>' against the float32 thresholds of
+ * dQuantizeNF4/dQuantizeFP4 (ties -> lower code). Dequantize: y = code[c] * absmax.
+ * Non-finite policy (docs/formats_4bit.md): absmax ignores NaN and is clamped to FLT_MAX; a block
+ * whose 1/absmax is not finite (all zero, all NaN, absmax < 2^-128) gets the code of 0.0 everywhere;
+ * NaN elements get the code of 0.0; ±Inf saturate to the ±1 codes.
+ * Multi-threaded over blocks (msbnb_set_num_threads); output identical for any thread count and ISA.
+ * Errors: INVALID_ARG (type, blocksize, NULL buffer), SHAPE (n == 0, n * 4 overflows size_t). */
 msbnb_status msbnb_quantize_4bit_blockwise(msbnb_qtype type, const float *x, size_t n, int blocksize,
                                            uint8_t *packed, float *absmax);
 msbnb_status msbnb_dequantize_4bit_blockwise(msbnb_qtype type, const uint8_t *packed, const float *absmax,
                                              size_t n, int blocksize, float *y);
 
-/* 8-bit blockwise with a sorted 256-entry map (NULL = signed dynamic): q [n], absmax [ceil(n/bs)]. */
+/* 8-bit blockwise (bitsandbytes quantize_blockwise): q uint8 [n] indices into code, absmax
+ * float32 [ceil(n/blocksize)], blocksize a power of two in [64, 4096].
+ * code: 256 float32 (borrowed), NULL = msbnb_dynamic_map_signed(). Quantization requires it sorted
+ * ascending and NaN-free (INVALID_ARG otherwise); dequantization accepts any map.
+ * Codes: exact nearest entry to s = x * (1.0f/absmax) by the CUDA kernel's dQuantize<0> (binary
+ * search, float32 midpoints, ties to the even index); same non-finite policy as NF4/FP4.
+ * Dequantize: y = code[q] * absmax. Errors as for the 4-bit functions. */
 msbnb_status msbnb_quantize_blockwise8(const float *code, const float *x, size_t n, int blocksize,
                                        uint8_t *q, float *absmax);
 msbnb_status msbnb_dequantize_blockwise8(const float *code, const uint8_t *q, const float *absmax, size_t n,
                                          int blocksize, float *y);
 
-/* Double quantization of a statistics vector s [n]: q [n], nested_absmax [ceil(n/nested_bs)],
- * *offset = mean(s) (float32 sum in a fixed order, as torch's mean on CPU — see quant docs). */
+/* Double quantization (bitsandbytes compress_statistics) of a statistics vector s float32 [n]:
+ *   *offset = mean(s), summed in double in index order and rounded once to float32 (reproduces
+ *             bitsandbytes' torch float32 mean on its golden vectors);
+ *   q uint8 [n] and nested_absmax float32 [ceil(n/nested_blocksize)] = BLOCKWISE8 of the float32
+ *             differences s - offset with the signed dynamic map.
+ * Dequantize: s[i] = nested_code[q[i]] * nested_absmax[i/nested_blocksize] (rounded) + offset;
+ * nested_code NULL = the signed dynamic map. nested_blocksize: power of two in [64, 4096] (256).
+ * Errors: as BLOCKWISE8, plus NUMERIC when a statistic is NaN or ±Inf. */
 msbnb_status msbnb_double_quantize(const float *s, size_t n, int nested_blocksize, uint8_t *q,
                                    float *nested_absmax, float *offset);
 msbnb_status msbnb_double_dequantize(const uint8_t *q, const float *nested_absmax, float offset,
