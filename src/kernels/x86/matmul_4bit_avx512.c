@@ -173,13 +173,21 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
  * mm4_hsum4. Rows go in groups of 4 over the threads; every row sees the same operations. */
 #define GV_ROWS 4
 
-MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int nr,
+/* w (16 lanes) of shift step s from the dword codes d: exact table[q] * scale. */
+MM4_INLINE __m512 gemv_weights(__m512i d, int s, __m512 table, __m512 sv) {
+    __m512i idx = _mm512_srl_epi32(d, _mm_cvtsi32_si128(4 * s));
+    return _mm512_mul_ps(_mm512_permutexvar_ps(idx, table), sv);
+}
+
+/* nr (<= 4) rows from r0, nn (1 or 2) activation rows; both compile-time constants per instance so
+ * every accumulator stays in a register. */
+MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const int nr, const int nn,
                           const int32_t *kblk, int bs_shift, const float *bias, float *Y) {
     const int64_t in = w->cols, chunks = in / 128;
     const __m512 table = _mm512_loadu_ps(w->table);
-    __m512 acc[GV_ROWS][2][2];
+    __m512 even[GV_ROWS][2], odd[GV_ROWS][2]; /* [row][activation row], even / odd shift steps */
     for (int r = 0; r < nr; r++)
-        for (int i = 0; i < 2; i++) acc[r][i][0] = acc[r][i][1] = _mm512_setzero_ps();
+        for (int i = 0; i < nn; i++) even[r][i] = odd[r][i] = _mm512_setzero_ps();
     const uint8_t *src[GV_ROWS];
     for (int r = 0; r < nr; r++) src[r] = w->data + (r0 + r) * (in / 2);
     for (int64_t c = 0; c < chunks; c++) {
@@ -201,43 +209,48 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t n, int64_
             d[r] = _mm512_loadu_si512(src[r] + c * 64);
         }
         const float *xc = Xp + c * 128;
-        for (int s = 0; s < 8; s++) {
-            __m512 xv0 = _mm512_loadu_ps(xc + 16 * s);
-            __m512 xv1 = n > 1 ? _mm512_loadu_ps(xc + in + 16 * s) : xv0;
+        for (int s = 0; s < 8; s += 2) {
+            __m512 xe[2], xo[2];
+            for (int i = 0; i < nn; i++) {
+                xe[i] = _mm512_loadu_ps(xc + i * in + 16 * s);
+                xo[i] = _mm512_loadu_ps(xc + i * in + 16 * s + 16);
+            }
             for (int r = 0; r < nr; r++) {
-                __m512i idx = s ? _mm512_srli_epi32(d[r], 4 * s) : d[r];
-                __m512 wv = _mm512_mul_ps(_mm512_permutexvar_ps(idx, table), sv[r]);
-                acc[r][0][s & 1] = _mm512_fmadd_ps(xv0, wv, acc[r][0][s & 1]);
-                if (n > 1) acc[r][1][s & 1] = _mm512_fmadd_ps(xv1, wv, acc[r][1][s & 1]);
+                __m512 we = gemv_weights(d[r], s, table, sv[r]), wo = gemv_weights(d[r], s + 1, table, sv[r]);
+                for (int i = 0; i < nn; i++) {
+                    even[r][i] = _mm512_fmadd_ps(xe[i], we, even[r][i]);
+                    odd[r][i] = _mm512_fmadd_ps(xo[i], wo, odd[r][i]);
+                }
             }
         }
     }
     const __m512 z = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i++) {
+    const __mmask8 m = (__mmask8)((1u << nr) - 1u);
+    for (int i = 0; i < nn; i++) {
         __m512 t[GV_ROWS];
-        for (int r = 0; r < GV_ROWS; r++) t[r] = r < nr ? _mm512_add_ps(acc[r][i][0], acc[r][i][1]) : z;
+        for (int r = 0; r < GV_ROWS; r++) t[r] = r < nr ? _mm512_add_ps(even[r][i], odd[r][i]) : z;
         __m128 sum = mm4_hsum4(t[0], t[1], t[2], t[3]);
-        if (bias) sum = _mm_add_ps(sum, _mm_maskz_loadu_ps((__mmask8)((1u << nr) - 1u), bias + r0));
-        _mm_mask_storeu_ps(Y + i * w->rows + r0, (__mmask8)((1u << nr) - 1u), sum);
+        if (bias) sum = _mm_add_ps(sum, _mm_maskz_loadu_ps(m, bias + r0));
+        _mm_mask_storeu_ps(Y + i * w->rows + r0, m, sum);
     }
 }
 
-static void gemv_1(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
-                   const float *bias, float *Y) {
-    gemv_rows(w, Xp, n, r0, 1, kblk, sh, bias, Y);
-}
-static void gemv_2(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
-                   const float *bias, float *Y) {
-    gemv_rows(w, Xp, n, r0, 2, kblk, sh, bias, Y);
-}
-static void gemv_3(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
-                   const float *bias, float *Y) {
-    gemv_rows(w, Xp, n, r0, 3, kblk, sh, bias, Y);
-}
-static void gemv_4(const msbnb__w4 *w, const float *Xp, int64_t n, int64_t r0, const int32_t *kblk, int sh,
-                   const float *bias, float *Y) {
-    gemv_rows(w, Xp, n, r0, 4, kblk, sh, bias, Y);
-}
+typedef void (*gemv_fn)(const msbnb__w4 *, const float *, int64_t, const int32_t *, int, const float *, float *);
+#define GEMV(R, N)                                                                                           \
+    static void gemv_##R##_##N(const msbnb__w4 *w, const float *Xp, int64_t r0, const int32_t *kblk, int sh,  \
+                               const float *bias, float *Y) {                                                \
+        gemv_rows(w, Xp, r0, R, N, kblk, sh, bias, Y);                                                       \
+    }
+GEMV(1, 1)
+GEMV(2, 1)
+GEMV(3, 1)
+GEMV(4, 1)
+GEMV(1, 2)
+GEMV(2, 2)
+GEMV(3, 2)
+GEMV(4, 2)
+static const gemv_fn gemv_table[2][GV_ROWS] = {{gemv_1_1, gemv_2_1, gemv_3_1, gemv_4_1},
+                                               {gemv_1_2, gemv_2_2, gemv_3_2, gemv_4_2}};
 
 static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
     const int64_t in = w->cols, out = w->rows;
@@ -262,10 +275,7 @@ static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n
     for (int64_t g = 0; g < groups; g++) {
         const int64_t r0 = g * GV_ROWS;
         const int nr = (int)(out - r0 < GV_ROWS ? out - r0 : GV_ROWS);
-        if (nr == 4) gemv_4(w, Xp, n, r0, kblk, bs_shift, bias, Y);
-        else if (nr == 3) gemv_3(w, Xp, n, r0, kblk, bs_shift, bias, Y);
-        else if (nr == 2) gemv_2(w, Xp, n, r0, kblk, bs_shift, bias, Y);
-        else gemv_1(w, Xp, n, r0, kblk, bs_shift, bias, Y);
+        gemv_table[n - 1][nr - 1](w, Xp, r0, kblk, bs_shift, bias, Y);
     }
     msbnb__free_aligned(Xp);
     return MSBNB_OK;
