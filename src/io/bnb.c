@@ -353,7 +353,10 @@ msbnb_status msbnb_bnb_quantization_config_json(const msbnb_quant_config *cfg, c
         cJSON_AddStringToObject(o, "quant_method", "bitsandbytes");
         cJSON_AddBoolToObject(o, "_load_in_8bit", eight);
         cJSON_AddBoolToObject(o, "_load_in_4bit", four);
-        cJSON_AddNumberToObject(o, "llm_int8_threshold", eight ? (double)cfg->threshold : 6.0);
+        /* a float in Python ("6.0", not "6"): transformers rejects an int here */
+        char thr[48];
+        msbnb__python_float_repr(eight ? (double)cfg->threshold : 6.0, thr, sizeof thr);
+        cJSON_AddRawToObject(o, "llm_int8_threshold", thr);
         cJSON_AddItemToObject(o, "llm_int8_skip_modules", sk);
         cJSON_AddBoolToObject(o, "llm_int8_enable_fp32_cpu_offload", 0);
         cJSON_AddBoolToObject(o, "llm_int8_has_fp16_weight", 0);

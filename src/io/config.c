@@ -1,6 +1,7 @@
 /* config.c — read-only JSON objects (config.json, adapter_config.json) with dotted-path getters. */
 #include "io/io_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,36 +174,134 @@ const char *msbnb_config_errmsg(const msbnb_config *c) { return c ? c->err : "";
 
 /* ================================================================ config.json with quantization_config */
 
+/* The original text is kept byte for byte (cJSON would print 10000.0 as 10000 and 6.0 as 6, and
+ * transformers checks some fields' float type); only the top-level "quantization_config" member
+ * is cut out and/or appended. The text has already been validated as a JSON object. */
+
+/* Skip a JSON string starting at s[i] == '"'; returns the index after the closing quote. */
+static size_t skip_string(const char *s, size_t i, size_t n) {
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return n;
+}
+
+/* Skip one JSON value starting at s[i] (after whitespace); returns the index after it. */
+static size_t skip_value(const char *s, size_t i, size_t n) {
+    if (i < n && s[i] == '"') return skip_string(s, i, n);
+    int depth = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            i = skip_string(s, i, n) - 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) return i;
+            if (--depth == 0) return i + 1;
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+            return i;
+        }
+    }
+    return n;
+}
+
+static size_t skip_ws(const char *s, size_t i, size_t n) {
+    while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) i++;
+    return i;
+}
+
+/* Byte span [*b, *e) of the top-level member `key` together with one adjacent comma. */
+static bool find_member(const char *s, size_t n, const char *key, size_t *b, size_t *e) {
+    size_t i = skip_ws(s, 0, n);
+    if (i >= n || s[i] != '{') return false;
+    i++;
+    size_t prev_value_end = i; /* where the previous member ended (for a trailing-member cut) */
+    bool first = true;
+    for (;;) {
+        i = skip_ws(s, i, n);
+        if (i >= n || s[i] != '"') return false;
+        size_t ks = i, ke = skip_string(s, i, n);
+        i = skip_ws(s, ke, n);
+        if (i >= n || s[i] != ':') return false;
+        size_t ve = skip_value(s, skip_ws(s, i + 1, n), n);
+        size_t after = skip_ws(s, ve, n);
+        bool match = ke - ks - 2 == strlen(key) && !memcmp(s + ks + 1, key, strlen(key));
+        if (match) {
+            if (after < n && s[after] == ',') { /* cut "key": value, */
+                *b = ks;
+                *e = skip_ws(s, after + 1, n);
+            } else { /* last member: cut the comma before it (or nothing if it is the only one) */
+                *b = first ? ks : prev_value_end;
+                *e = ve;
+            }
+            return true;
+        }
+        if (after >= n || s[after] != ',') return false;
+        prev_value_end = ve;
+        first = false;
+        i = after + 1;
+    }
+}
+
 msbnb_status msbnb_config_write_with_quantization(const char *src_path, const char *dst_path,
                                                   const char *quantization_config_json) {
     RETURN_IF(!src_path || !dst_path, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    char *text = NULL;
+    size_t len = 0;
+    TRY(msbnb__read_file(src_path, CONFIG_MAX_BYTES, &text, &len, NULL));
     msbnb_config *c = NULL;
-    TRY(msbnb_config_open(src_path, &c));
-    cJSON *q = NULL;
-    if (quantization_config_json) {
+    msbnb_status st = msbnb_config_parse(text, len, src_path, &c); /* validates */
+    if (st == MSBNB_OK && quantization_config_json) {
+        cJSON *q = NULL;
         size_t off;
         const char *reason;
-        msbnb_status st = msbnb__json_parse(quantization_config_json, strlen(quantization_config_json), CONFIG_MAX_DEPTH,
-                                            false, &q, &off, &reason);
-        if (st != MSBNB_OK) {
-            msbnb_config_free(c);
-            return MSBNB_FAIL(st, "quantization_config: %s (byte %zu)", reason, off);
-        }
+        st = msbnb__json_parse(quantization_config_json, strlen(quantization_config_json), CONFIG_MAX_DEPTH, false, &q,
+                               &off, &reason);
+        if (st != MSBNB_OK) st = MSBNB_FAIL(st, "quantization_config: %s (byte %zu)", reason, off);
+        cJSON_Delete(q);
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(c->root, "quantization_config");
-    if (q) cJSON_AddItemToObject(c->root, "quantization_config", q);
-    char *text = cJSON_Print(c->root);
+    size_t b, e;
+    if (st == MSBNB_OK && find_member(text, len, "quantization_config", &b, &e)) {
+        memmove(text + b, text + e, len - e);
+        len -= e - b;
+        text[len] = '\0';
+    }
+    bool empty = st == MSBNB_OK && c->root->child == NULL;
     msbnb_config_free(c);
-    RETURN_IF(!text, MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
-    size_t n = strlen(text);
-    char *withnl = realloc(text, n + 2);
-    if (!withnl) {
+    if (st != MSBNB_OK) {
+        free(text);
+        return st;
+    }
+    /* re-check emptiness after the cut: the object may have held only quantization_config */
+    size_t close = len;
+    while (close > 0 && text[close - 1] != '}') close--;
+    size_t before = close - 1;
+    while (before > 0 && (text[before - 1] == ' ' || text[before - 1] == '\n' || text[before - 1] == '\r' ||
+                          text[before - 1] == '\t'))
+        before--;
+    empty = empty || (before > 0 && text[before - 1] == '{');
+    size_t qlen = quantization_config_json ? strlen(quantization_config_json) : 0;
+    char *out = malloc(len + qlen + 64);
+    if (!out) {
         free(text);
         return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    withnl[n] = '\n';
-    withnl[n + 1] = '\0';
-    msbnb_status st = msbnb__write_file_atomic(dst_path, withnl, n + 1, NULL);
-    free(withnl);
+    size_t k = 0;
+    if (quantization_config_json) {
+        memcpy(out, text, before);
+        k = before;
+        k += (size_t)sprintf(out + k, "%s\n  \"quantization_config\": ", empty ? "" : ",");
+        memcpy(out + k, quantization_config_json, qlen);
+        k += qlen;
+        k += (size_t)sprintf(out + k, "\n}\n");
+    } else {
+        memcpy(out, text, len);
+        k = len;
+    }
+    free(text);
+    st = msbnb__write_file_atomic(dst_path, out, k, NULL);
+    free(out);
     return st;
 }

@@ -214,7 +214,7 @@ TEST(quantization_config_matches_transformers) {
     /* BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
      * llm_int8_skip_modules=["lm_head"]).to_dict(), transformers 5.x, key order kept */
     const char *want = "{\"quant_method\":\"bitsandbytes\",\"_load_in_8bit\":false,\"_load_in_4bit\":true,"
-                       "\"llm_int8_threshold\":6,\"llm_int8_skip_modules\":[\"lm_head\"],"
+                       "\"llm_int8_threshold\":6.0,\"llm_int8_skip_modules\":[\"lm_head\"],"
                        "\"llm_int8_enable_fp32_cpu_offload\":false,\"llm_int8_has_fp16_weight\":false,"
                        "\"bnb_4bit_quant_type\":\"nf4\",\"bnb_4bit_use_double_quant\":true,"
                        "\"bnb_4bit_compute_dtype\":\"float32\",\"bnb_4bit_quant_storage\":\"uint8\","
