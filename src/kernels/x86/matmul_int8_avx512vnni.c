@@ -28,37 +28,99 @@ static uint32_t hsum_u32(__m512i v) {
 
 static __mmask64 mask64(int64_t left) { return left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1); }
 
-INLINE void dot_tile(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t lda, const int r, const int q,
-                     int32_t *C, int64_t ldc) {
-    const int64_t K = w->cols;
-    const int asym = w->asym;
+/* One 64-byte step of an r×q tile: ASYM and the shapes are compile-time constants at every call
+ * so the accumulators stay in registers. */
+INLINE void dot_step(const uint8_t *w0, int64_t K, const int8_t *a, int64_t lda, const int r, const int q,
+                     const int asym, __mmask64 m, const int masked, __m512i acc[DR][DO], __m512i wsum[DO]) {
     const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi8(1);
+    __m512i wv[DO];
+    for (int j = 0; j < q; j++) {
+        wv[j] = masked ? _mm512_maskz_loadu_epi8(m, w0 + j * K) : _mm512_loadu_si512((const void *)(w0 + j * K));
+        if (!asym) wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wv[j]);
+    }
+    for (int i = 0; i < r; i++) {
+        __m512i av = masked ? _mm512_maskz_loadu_epi8(m, a + i * lda) : _mm512_loadu_si512((const void *)(a + i * lda));
+        if (asym) {
+            for (int j = 0; j < q; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], wv[j], av);
+        } else {
+            __m512i au = _mm512_xor_si512(av, flip); /* a + 128 as unsigned */
+            for (int j = 0; j < q; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], au, wv[j]);
+        }
+    }
+}
+
+INLINE void dot_tile(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t lda, const int r, const int q,
+                     const int asym, int32_t *C, int64_t ldc) {
+    const int64_t K = w->cols, kv = K & ~(int64_t)63;
+    const uint8_t *w0 = w->codes + o * K;
     __m512i acc[DR][DO], wsum[DO];
     for (int j = 0; j < q; j++) {
         wsum[j] = _mm512_setzero_si512();
         for (int i = 0; i < r; i++) acc[i][j] = _mm512_setzero_si512();
     }
-    for (int64_t k = 0; k < K; k += 64) {
-        __mmask64 m = mask64(K - k);
-        __m512i wv[DO];
-        for (int j = 0; j < q; j++) {
-            wv[j] = _mm512_maskz_loadu_epi8(m, w->codes + (o + j) * K + k); /* zeros past K */
-            if (!asym) wsum[j] = _mm512_dpbusd_epi32(wsum[j], ones, wv[j]);
-        }
-        for (int i = 0; i < r; i++) {
-            __m512i av = _mm512_maskz_loadu_epi8(m, a + i * lda + k);
-            if (asym) {
-                for (int j = 0; j < q; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], wv[j], av);
-            } else {
-                __m512i au = _mm512_xor_si512(av, flip); /* a + 128 as unsigned */
-                for (int j = 0; j < q; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], au, wv[j]);
-            }
-        }
-    }
+    for (int64_t k = 0; k < kv; k += 64) dot_step(w0 + k, K, a + k, lda, r, q, asym, 0, 0, acc, wsum);
+    if (kv < K) dot_step(w0 + kv, K, a + kv, lda, r, q, asym, mask64(K - kv), 1, acc, wsum); /* zeros past K */
     for (int j = 0; j < q; j++) {
         uint32_t ws = asym ? 0u : hsum_u32(wsum[j]);
-        for (int i = 0; i < r; i++)
-            C[i * ldc + j] = (int32_t)(hsum_u32(acc[i][j]) - 128u * ws);
+        for (int i = 0; i < r; i++) C[i * ldc + j] = (int32_t)(hsum_u32(acc[i][j]) - 128u * ws);
+    }
+}
+
+/* The full 4×4 tile spelled out with named accumulators (16 + 4 weight sums + 4 weight vectors
+ * + constants fit the 32 zmm registers; arrays passed around spill). Unmasked steps; the tail
+ * step, if any, goes through dot_step. */
+#define ROW_SYM(i)                                                                                            \
+    do {                                                                                                      \
+        __m512i au = _mm512_xor_si512(_mm512_loadu_si512((const void *)(a + (i) * lda + k)), flip);           \
+        c##i##0 = _mm512_dpbusd_epi32(c##i##0, au, w0v);                                                      \
+        c##i##1 = _mm512_dpbusd_epi32(c##i##1, au, w1v);                                                      \
+        c##i##2 = _mm512_dpbusd_epi32(c##i##2, au, w2v);                                                      \
+        c##i##3 = _mm512_dpbusd_epi32(c##i##3, au, w3v);                                                      \
+    } while (0)
+#define ROW_ASYM(i)                                                                                           \
+    do {                                                                                                      \
+        __m512i av = _mm512_loadu_si512((const void *)(a + (i) * lda + k));                                   \
+        c##i##0 = _mm512_dpbusd_epi32(c##i##0, w0v, av);                                                      \
+        c##i##1 = _mm512_dpbusd_epi32(c##i##1, w1v, av);                                                      \
+        c##i##2 = _mm512_dpbusd_epi32(c##i##2, w2v, av);                                                      \
+        c##i##3 = _mm512_dpbusd_epi32(c##i##3, w3v, av);                                                      \
+    } while (0)
+
+INLINE void tile44(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t lda, const int asym, int32_t *C,
+                   int64_t ldc) {
+    const int64_t K = w->cols, kv = K & ~(int64_t)63;
+    const uint8_t *w0 = w->codes + o * K;
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi8(1), z = _mm512_setzero_si512();
+    __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+    __m512i c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+    __m512i s0 = z, s1 = z, s2 = z, s3 = z;
+    for (int64_t k = 0; k < kv; k += 64) {
+        __m512i w0v = _mm512_loadu_si512((const void *)(w0 + k));
+        __m512i w1v = _mm512_loadu_si512((const void *)(w0 + K + k));
+        __m512i w2v = _mm512_loadu_si512((const void *)(w0 + 2 * K + k));
+        __m512i w3v = _mm512_loadu_si512((const void *)(w0 + 3 * K + k));
+        if (asym) {
+            ROW_ASYM(0);
+            ROW_ASYM(1);
+            ROW_ASYM(2);
+            ROW_ASYM(3);
+        } else {
+            s0 = _mm512_dpbusd_epi32(s0, ones, w0v);
+            s1 = _mm512_dpbusd_epi32(s1, ones, w1v);
+            s2 = _mm512_dpbusd_epi32(s2, ones, w2v);
+            s3 = _mm512_dpbusd_epi32(s3, ones, w3v);
+            ROW_SYM(0);
+            ROW_SYM(1);
+            ROW_SYM(2);
+            ROW_SYM(3);
+        }
+    }
+    __m512i acc[DR][DO] = {{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}};
+    __m512i wsum[DO] = {s0, s1, s2, s3};
+    if (kv < K) dot_step(w0 + kv, K, a + kv, lda, DR, DO, asym, mask64(K - kv), 1, acc, wsum);
+    for (int j = 0; j < DO; j++) {
+        uint32_t ws = asym ? 0u : hsum_u32(wsum[j]);
+        for (int i = 0; i < DR; i++) C[i * ldc + j] = (int32_t)(hsum_u32(acc[i][j]) - 128u * ws);
     }
 }
 
@@ -70,7 +132,11 @@ void msbnb__i8_dot_avx512vnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const
             int r = (int)(m - i < DR ? m - i : DR), q = (int)(o1 - o < DO ? o1 - o : DO);
             const int8_t *ai = a + i * lda;
             int32_t *c = C + i * ldc + (o - o0);
-            if (r == DR && q == DO) dot_tile(w, o, ai, lda, DR, DO, c, ldc);
-            else dot_tile(w, o, ai, lda, r, q, c, ldc);
+            if (r == DR && q == DO) {
+                if (w->asym) tile44(w, o, ai, lda, 1, c, ldc);
+                else tile44(w, o, ai, lda, 0, c, ldc);
+            } else {
+                dot_tile(w, o, ai, lda, r, q, w->asym, c, ldc);
+            }
         }
 }
