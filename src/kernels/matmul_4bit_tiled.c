@@ -9,8 +9,9 @@
  *   Wt [OT][KC] float32 and runs the register-blocked kernel over ALL n rows of X, so each decoded
  *   weight is reused n times. Y[i, o] = sum over chunks (in order) of the chunk's lane-reduced
  *   sum; the order depends only on (in, KC), never on the thread count.
- *   Scratch per thread: Wt (32 KiB), plus for FAST a bf16 copy of the tile; FAST also converts X
- *   once to bf16: Xb [n][in rounded up to 32] (activation-sized, never weight-sized).
+ *   Scratch per thread: Wt (32 KiB), plus for FAST a bf16 tile Wb [OT][KCF] (64 KiB: 4x longer in k,
+ *   so the lane reductions are 4x rarer); FAST also converts X once to bf16: Xb [n][in rounded up
+ *   to 32] (activation-sized, never weight-sized).
  *
  * Transposed, dX[n, in] (+)= dY[n, out] · deq(W):
  *   a thread owns whole KC column chunks of dX; for each OT row tile (in order) it decodes
@@ -22,6 +23,7 @@
 
 #define KC MSBNB__MM4_KC
 #define OT MSBNB__MM4_OT
+#define KCF (4 * MSBNB__MM4_KC) /* FAST: k per bf16 tile, [OT][KCF] bf16 = 64 KiB */
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -57,8 +59,8 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
     int failed = 0;
 #pragma omp parallel num_threads(msbnb__threads())
     {
-        float *Wt = msbnb__alloc_aligned((size_t)OT * KC * sizeof(float));                  /* [OT][KC] */
-        uint16_t *Wb = fast ? msbnb__alloc_aligned((size_t)OT * KC * sizeof(uint16_t)) : NULL; /* [OT][KC] */
+        float *Wt = msbnb__alloc_aligned((size_t)OT * KC * sizeof(float));                      /* [OT][KC] */
+        uint16_t *Wb = fast ? msbnb__alloc_aligned((size_t)OT * KCF * sizeof(uint16_t)) : NULL; /* [OT][KCF] */
         int ok = Wt && (!fast || Wb);
         if (!ok) {
 #pragma omp atomic write
@@ -68,17 +70,23 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
         for (int64_t t = 0; t < tiles; t++) {
             if (!ok) continue;
             const int64_t o0 = t * OT, nr = min64(OT, out - o0);
-            for (int64_t k0 = 0; k0 < in; k0 += KC) {
-                const int64_t kc = min64(KC, in - k0);
-                kern->decode(w, o0, nr, k0, kc, Wt, KC);
-                if (fast) {
-                    const int64_t kcp = (kc + 31) / 32 * 32;
-                    for (int64_t j = 0; j < nr; j++) {
-                        kern->to_bf16(Wt + j * KC, Wb + j * KC, kc);
-                        memset(Wb + j * KC + kc, 0, (size_t)(kcp - kc) * sizeof(uint16_t));
+            if (fast) {
+                /* bf16 tiles of KCF columns (fewer lane reductions), decoded KC columns at a time */
+                for (int64_t k0 = 0; k0 < in; k0 += KCF) {
+                    const int64_t kc = min64(KCF, in - k0), kcp = (kc + 31) / 32 * 32;
+                    for (int64_t d0 = 0; d0 < kc; d0 += KC) {
+                        const int64_t dc = min64(KC, kc - d0);
+                        kern->decode(w, o0, nr, k0 + d0, dc, Wt, KC);
+                        for (int64_t j = 0; j < nr; j++) kern->to_bf16(Wt + j * KC, Wb + j * KCF + d0, dc);
                     }
-                    kern->block_bf16(Xb + k0, inp, n, Wb, KC, nr, kcp, Y + o0, out, k0 == 0);
-                } else {
+                    for (int64_t j = 0; j < nr; j++)
+                        memset(Wb + j * KCF + kc, 0, (size_t)(kcp - kc) * sizeof(uint16_t));
+                    kern->block_bf16(Xb + k0, inp, n, Wb, KCF, nr, kcp, Y + o0, out, k0 == 0);
+                }
+            } else {
+                for (int64_t k0 = 0; k0 < in; k0 += KC) {
+                    const int64_t kc = min64(KC, in - k0);
+                    kern->decode(w, o0, nr, k0, kc, Wt, KC);
                     kern->block(X + k0, in, n, Wt, KC, nr, kc, Y + o0, out, k0 == 0);
                 }
             }
