@@ -198,7 +198,7 @@ msbnb_status msbnb_linear_backward(msbnb_linear *l, const float *X, const float 
         else
             TRY(msbnb_matmul_t(l->q, dY, n, dX, 0));
     }
-    if (l->w && !l->frozen) {
+    if (l->w && !l->frozen && l->merged < 0) {
         TRY(alloc_base_grads(l));
         /* dW[out, in] += dYᵀ[out, n] · X[n, in] */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l->out, (int)l->in, (int)n, 1.0f, dY,

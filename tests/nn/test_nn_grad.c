@@ -317,6 +317,7 @@ static const grad_case cases[] = {
     {"int8_lt", K_INT8, 0, 0, 0, 0, 33, 7, 3, 1, 0, 0, 0, 0},
     {"int8_lt_lora", K_INT8, 0, 0, 0, 0, 33, 7, 3, 1, 2, 0.25f, 0, 1},
     {"int8_asym_tensor", K_INT8, 0, 0, 1, 1, 19, 5, 2, 0, 0, 0, 0, 0},
+    {"int8_asym_row_lora", K_INT8, 0, 0, 1, 0, 21, 6, 3, 1, 3, 0.2f, 0, 0},
     {"int8_sym_tensor_lora", K_INT8, 0, 0, 0, 1, 19, 5, 2, 1, 2, 0, 0, 0},
     {"int4", K_4BIT, MSBNB_QTYPE_INT4, 0, 0, 0, 32, 7, 3, 1, 0, 0, 0, 0},
     {"int4_dq_lora", K_4BIT, MSBNB_QTYPE_INT4, 1, 0, 0, 32, 9, 3, 0, 4, 0.1f, 0, 0},
@@ -334,7 +335,7 @@ TEST(gradients_all_kinds) {
 static void grads_on_isa(msbnb_isa isa, void *ctx) {
     (void)ctx;
     printf("  isa %s\n", msbnb_isa_name(isa));
-    run_case(&cases[12]); /* nf4 + dq + lora */
+    run_case(&cases[13]); /* nf4 + dq + lora */
     run_case(&cases[6]);  /* int8_lt + lora  */
 }
 
