@@ -6,29 +6,46 @@
  * {1, 32}) and 1 and 2 threads, each row prints the best time of a few runs, weight GB/s (int8
  * codes streamed per second), GFLOP/s (2·n·in·out per product) and the ratios
  *   GFLOP/s ÷ dense sgemm (same shape, n and threads), weight GB/s ÷ measured read bandwidth,
- *   GFLOP/s ÷ fp32 FMA peak (both limits at the same thread count).
+ *   GFLOP/s ÷ fp32 FMA peak (both limits at the same thread count),
+ * and cpu% = process CPU time ÷ (wall time · threads) of the best run: well below 100 means the
+ * host was shared and the row is contended (run with OMP_WAIT_POLICY=passive on a busy host:
+ * spinning OpenMP/OpenBLAS threads then steal each other's cores).
  * Shared hosts swing 1.3–2× between runs: quote the ratios. */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <msbnb/kernels.h>
 
 #include "bench.h"
 #include "kernels/int8_kernels.h"
 
-#define TIME_BEST(best, maxrep, call)                                                                         \
+/* Process CPU seconds (all threads): with the wall time of the same run it tells how much of the
+ * requested cores the process really had on a shared host (the "cpu%" column). */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Best wall time of repeated calls (at least 2, until ~0.15 s spent, at most maxrep); util gets
+ * the CPU time of that best run ÷ (wall · threads). */
+#define TIME_BEST(best, util, threads, maxrep, call)                                                          \
     do {                                                                                                      \
         double spent_ = 0;                                                                                    \
         best = 1e30;                                                                                          \
         for (int rep_ = 0; rep_ < (maxrep) && (rep_ < 2 || spent_ < 0.15); rep_++) {                          \
-            double t0_ = bench_now();                                                                         \
+            double c0_ = cpu_now(), t0_ = bench_now();                                                        \
             call;                                                                                             \
-            double dt_ = bench_now() - t0_;                                                                   \
+            double dt_ = bench_now() - t0_, dc_ = cpu_now() - c0_;                                            \
             spent_ += dt_;                                                                                    \
-            if (dt_ < best) best = dt_;                                                                       \
+            if (dt_ < best) {                                                                                 \
+                best = dt_;                                                                                   \
+                util = dc_ / (dt_ * (threads));                                                               \
+            }                                                                                                 \
         }                                                                                                     \
     } while (0)
 
@@ -103,8 +120,8 @@ int bench_matmul_int8(int quick) {
         peak[t] = bench_fma_peak_gflops(t);
         printf("  %d thread(s): read bandwidth %.1f GB/s, fp32 FMA peak %.0f GFLOP/s\n", t, bw[t], peak[t]);
     }
-    printf("  %-13s %5s %6s %2s %9s %8s %8s %7s %7s %7s\n", "product", "out", "n", "th", "ms", "wGB/s", "GFLOP/s",
-           "/sgemm", "/bw", "/peak");
+    printf("  %-13s %5s %6s %2s %9s %8s %8s %7s %7s %7s %5s\n", "product", "out", "n", "th", "ms", "wGB/s",
+           "GFLOP/s", "/sgemm", "/bw", "/peak", "cpu%");
     int rc = 0;
     for (int si = 0; si < n_shapes; si++) {
         const int64_t out = shapes[si][0], in = shapes[si][1];
@@ -134,19 +151,19 @@ int bench_matmul_int8(int quick) {
                 openblas_set_num_threads(t);
                 /* ours first: OpenBLAS' worker threads keep spinning for a while after an sgemm and
                  * would steal the cores from the OpenMP threads that follow */
-                double tvs[N_V];
+                double tvs[N_V], uvs[N_V];
                 for (int v = 0; v < N_V; v++) {
-                    double tv;
+                    double tv, uv = 0;
                     msbnb_status st = MSBNB_OK;
                     switch (v) {
                     case V_EXACT:
-                        TIME_BEST(tv, maxrep, st = msbnb__matmul_int8(W, X, n, bias, Y, MSBNB_PRECISION_EXACT));
+                        TIME_BEST(tv, uv, t, maxrep, st = msbnb__matmul_int8(W, X, n, bias, Y, MSBNB_PRECISION_EXACT));
                         break;
                     case V_FAST:
-                        TIME_BEST(tv, maxrep, st = msbnb__matmul_int8(W, X, n, bias, Y, MSBNB_PRECISION_FAST));
+                        TIME_BEST(tv, uv, t, maxrep, st = msbnb__matmul_int8(W, X, n, bias, Y, MSBNB_PRECISION_FAST));
                         break;
-                    case V_LT6: TIME_BEST(tv, maxrep, st = msbnb_matmul_int8_lt(W, X, n, bias, 6.0f, Y)); break;
-                    default: TIME_BEST(tv, maxrep, st = msbnb_matmul_int8_lt(W, X, n, bias, 0.0f, Y)); break;
+                    case V_LT6: TIME_BEST(tv, uv, t, maxrep, st = msbnb_matmul_int8_lt(W, X, n, bias, 6.0f, Y)); break;
+                    default: TIME_BEST(tv, uv, t, maxrep, st = msbnb_matmul_int8_lt(W, X, n, bias, 0.0f, Y)); break;
                     }
                     if (st != MSBNB_OK) {
                         printf("  %s failed: %s\n", VNAME[v], msbnb_last_error());
@@ -154,18 +171,20 @@ int bench_matmul_int8(int quick) {
                         tv = 0;
                     }
                     tvs[v] = tv;
+                    uvs[v] = uv;
                 }
-                double ts;
-                TIME_BEST(ts, maxrep, msbnb_matmul_f32(Wf, out, in, X, n, bias, Y));
+                double ts, us = 0;
+                TIME_BEST(ts, us, t, maxrep, msbnb_matmul_f32(Wf, out, in, X, n, bias, Y));
                 double sg = flop / ts * 1e-9;
-                printf("  %-13s %5lld %6lld %2d %9.3f %8.1f %8.1f %7.2f %7.2f %7.2f\n", "dense sgemm", (long long)out,
-                       (long long)n, t, ts * 1e3, 4 * wbytes / ts * 1e-9, sg, 1.0, ratio(4 * wbytes / ts * 1e-9, bw[t]),
-                       ratio(sg, peak[t]));
+                printf("  %-13s %5lld %6lld %2d %9.3f %8.1f %8.1f %7.2f %7.2f %7.2f %5.0f\n", "dense sgemm",
+                       (long long)out, (long long)n, t, ts * 1e3, 4 * wbytes / ts * 1e-9, sg, 1.0,
+                       ratio(4 * wbytes / ts * 1e-9, bw[t]), ratio(sg, peak[t]), 100 * us);
                 for (int v = 0; v < N_V; v++) {
                     if (tvs[v] <= 0) continue;
                     double tv = tvs[v], gf = flop / tv * 1e-9, gbs = wbytes / tv * 1e-9;
-                    printf("  %-13s %5lld %6lld %2d %9.3f %8.1f %8.1f %7.2f %7.2f %7.2f\n", VNAME[v], (long long)out,
-                           (long long)n, t, tv * 1e3, gbs, gf, ratio(gf, sg), ratio(gbs, bw[t]), ratio(gf, peak[t]));
+                    printf("  %-13s %5lld %6lld %2d %9.3f %8.1f %8.1f %7.2f %7.2f %7.2f %5.0f\n", VNAME[v],
+                           (long long)out, (long long)n, t, tv * 1e3, gbs, gf, ratio(gf, sg), ratio(gbs, bw[t]),
+                           ratio(gf, peak[t]), 100 * uvs[v]);
                 }
             }
         }
