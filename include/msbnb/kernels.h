@@ -60,11 +60,16 @@ msbnb_status msbnb_matmul_f32_t(const float *W, int64_t out, int64_t in, const f
 /* ---------------------------------------------------------------- LLM.int8() */
 
 /* Row-wise int8 quantization of activations X [rows, cols] (bitsandbytes int8_vectorwise_quant):
- * row_stats[r] = max |X[r, c]| over columns c that are NOT outliers; codes[r, c] =
- * round_half_even(X[r, c] * 127 / row_stats[r]), and 0 in outlier columns.
+ * row_stats[r] = max |X[r, c]| over the ELEMENTS with |x| < threshold (bnb zeroes only the
+ * outlier elements before its row max, so the other elements of an outlier column still count);
+ * codes[r, c] = round_half_even(X[r, c] * (127 / row_stats[r])) (float32 division, then
+ * multiply), clamped to ±127, and 0 in every outlier column.
  * An outlier column is one holding any |x| ≥ threshold (threshold 0 = none).
- * outlier_cols (may be NULL) receives the column indices, ascending, *n_outliers their count;
- * it must hold cols entries. */
+ * A row whose row_stats is 0 gets all-zero codes; NaN elements are ignored by the max and coded 0.
+ * codes [rows, cols] and row_stats [rows] are caller-allocated (NULL rejected); outlier_cols (may
+ * be NULL) receives the column indices, ascending, *n_outliers (may be NULL) their count;
+ * outlier_cols must hold cols entries. Errors: INVALID_ARG (NULL, threshold < 0, NaN or Inf),
+ * SHAPE (rows or cols < 1), OUT_OF_MEMORY. */
 msbnb_status msbnb_int8_vectorwise_quant(const float *X, int64_t rows, int64_t cols, float threshold,
                                          int8_t *codes, float *row_stats, int32_t *outlier_cols,
                                          int64_t *n_outliers);
@@ -72,7 +77,12 @@ msbnb_status msbnb_int8_vectorwise_quant(const float *X, int64_t rows, int64_t c
 /* LLM.int8() product: Y[n, out] = X · deq(W)ᵀ + bias with W INT8 symmetric per-row (bnb CB/SCB).
  * Columns of X with any |x| ≥ threshold go through an fp32 product against the dequantized W
  * columns; the rest through int8×int8→int32 rescaled by C·rowstat·SCB/127². threshold = 0
- * disables the decomposition (everything int8). */
+ * disables the decomposition (everything int8). Exactly: Y = (float)C·(rowstat·SCB)·6.200124e-05
+ * + bias (bnb int8_mm_dequant), then + X[:, outliers]·Ŵ[:, outliers]ᵀ (fp32, OpenBLAS sgemm).
+ * Per-tensor symmetric W uses its single absmax as SCB. X [n, in] and Y [n, out] borrowed;
+ * scratch of n·in bytes (the int8 activations) is allocated inside. Results are the same bits
+ * on every ISA level and thread count. Errors: INVALID_ARG (NULL, non-INT8 W, n < 0, threshold
+ * < 0 / NaN / Inf), UNSUPPORTED (asymmetric W; in_features > 65536), OUT_OF_MEMORY. */
 msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias,
                                   float threshold, float *Y);
 
