@@ -5,9 +5,9 @@
  * [out_features, in_features]):
  *
  *  INT8        absmax int8. Symmetric: per row (default) or per tensor, stats = absmax
- *              (bitsandbytes' SCB), code = round_half_even(x * fl(127 / absmax)) in [-127, 127]
- *              (CB), x̂ = ((float)code * absmax) * fl(1/127) — bitsandbytes' int8_vectorwise_quant
- *              / _dequant exactly. Asymmetric: over [min(0, min x), max(0, max x)] per row or
+ *              (bitsandbytes' SCB), code = round_half_even(x * fl(fl(1/absmax) * 127)) in
+ *              [-127, 127] (CB), x̂ = ((float)code * absmax) * fl(1/127) — bitsandbytes'
+ *              int8_vectorwise_quant / _dequant on CPU bit for bit. Asymmetric: over [min(0, min x), max(0, max x)] per row or
  *              per tensor, uint8 codes 0..255 with an integer zero point:
  *              x̂ = (float)(code - zero_point) * scale, scale = (max - min) / 255.
  *  INT4        per-group int4 along cols (group_size, default 128, even, must divide cols),
@@ -252,7 +252,7 @@ msbnb_status msbnb_int4_unpack(const uint8_t *packed, size_t n, int8_t *codes);
 
 /* INT8 symmetric absmax (bitsandbytes CB/SCB rule, docs/formats_int.md): x [rows, cols] ->
  * codes int8 [rows, cols], absmax [rows] (per_row != 0) or [1] (per tensor).
- * code = round_half_even(x * (127.0f / absmax)), x̂ = ((float)code * absmax) * (1.0f / 127.0f).
+ * code = round_half_even(x * ((1.0f / absmax) * 127.0f)), x̂ = ((float)code * absmax) * (1.0f / 127.0f).
  * NaN -> 0, ±Inf -> ±127, statistics over finite elements. Errors: INVALID_ARG (NULL),
  * SHAPE (rows/cols <= 0, > 2^40 or overflowing). Threads over rows; thread-count invariant. */
 msbnb_status msbnb_quantize_int8(const float *x, int64_t rows, int64_t cols, int per_row, int8_t *codes,

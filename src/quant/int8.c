@@ -5,12 +5,16 @@
  *
  * Symmetric, per row r (per tensor: one absmax over the whole matrix):
  *   absmax[r] = max |x[r, c]| over finite elements                      (bnb SCB)
- *   f         = 127.0f / absmax[r]              float32 IEEE division
+ *   f         = (1.0f / absmax[r]) * 127.0f     two float32 roundings: reciprocal, then * 127
  *   code      = round_half_even(x * f)          float32 multiply, clamp [-127, 127]   (bnb CB)
  *   x̂         = ((float)code * absmax[r]) * (1.0f/127.0f)
- * This is bitsandbytes' default/CPU backend exactly (int8_vectorwise_quant: round(A * (127.0 /
- * row_stats)); int8_vectorwise_dequant: A * stats * 7.874015718698502e-3). Its CUDA kernel uses
- * __fdividef(127, absmax), an approximate division, so CUDA codes can differ by one on ties.
+ * This is bitsandbytes' default/CPU backend exactly: int8_vectorwise_quant computes
+ * round(A * (127.0 / row_stats)), and PyTorch evaluates `scalar / tensor` as
+ * tensor.reciprocal() * scalar — so the factor is fl(fl(1/absmax) * 127), not fl(127/absmax)
+ * (they differ by one ulp for many absmax, which moves codes on near-ties; checked against
+ * bitsandbytes 0.50.2 output in tests/quant/golden). int8_vectorwise_dequant computes
+ * A * stats * 7.874015718698502e-3 = ((float)code * absmax) * fl(1/127). bitsandbytes' CUDA
+ * kernel uses __fdividef(127, absmax), an approximate division, and can differ on rare ties.
  *
  * Asymmetric, per row r (or per tensor):
  *   lo = min(0, min finite x), hi = max(0, max finite x)   (zero is always representable)
@@ -23,7 +27,8 @@
  * Non-finite inputs (both forms): statistics use finite elements only; NaN encodes as the code of
  * 0.0 (0, or zp); +Inf / -Inf saturate to the largest / smallest code. A row with no nonzero
  * finite element gets absmax (scale) 0 and all-zero codes (zp 0). Rows whose factor overflows
- * float (absmax < ~3.7e-37, scale < ~2.9e-39) are coded in double precision by a scalar path.
+ * float (absmax < ~3.7e-37, scale < ~2.9e-39) are coded in double precision by a scalar path
+ * (bitsandbytes has no defined result there: its factor is Inf).
  */
 #include "quant/fourbit_internal.h"
 #include "quant/int_internal.h"
@@ -141,7 +146,7 @@ static msbnb_status check_shape(const char *fn, int64_t rows, int64_t cols) {
 
 /* Codes of one row with absmax a (already computed). */
 static void sym_row(const msbnb__int_kernels *k, const float *x, int64_t cols, float a, int8_t *q) {
-    float f = 127.0f / a;
+    float f = (1.0f / a) * 127.0f; /* PyTorch's 127.0 / t == t.reciprocal() * 127.0 */
     if (f <= FLT_MAX) {
         k->i8_quant(x, cols, f, q);
         return;

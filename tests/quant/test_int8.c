@@ -7,29 +7,34 @@
 
 /* ---------------------------------------------------------------- goldens */
 
-/* The rule is code = rne(x * fl(127/absmax)), NOT rne(x*127/absmax) nor rne(x / fl(absmax/127)).
- * absmax = 15/64: fl(127/absmax) = 0x1.0eeeeep+9 = 541.86663818359375, just BELOW 127*64/15, so
- * x = absmax/2 gives x*f = 63.4999962 -> 63, while exact 63.5 would round (to even) to 64.
- * absmax = 9/64: f = fl(903.111...) = 903.11108398 (below too) but x*f = 0.0703125*903.11108398
- * rounds UP to exactly 63.5 in float -> tie -> 64 (even), while x / fl(absmax/127) = 63.4999962
- * -> 63. absmax = 127: f = 1 exactly, so codes are rne(x): 62.5 -> 62, 63.5 -> 64, 1.5 -> 2,
- * -2.5 -> -2, ±0.5 -> 0 (half to even, not half away from zero). */
+/* The rule is code = rne(x * f) with f = fl(fl(1/absmax) * 127) — what bitsandbytes' torch code
+ * round(A * (127.0 / row_stats)) computes, since PyTorch evaluates 127.0 / t as t.reciprocal() * 127
+ * — NOT rne(x * fl(127/absmax)) nor the exact rne(x*127/absmax). With x = absmax/2 (exactly 63.5
+ * in exact arithmetic, a tie that rounds to 64):
+ *   absmax = 15/64: fl(1/a) = 0x1.111112p+2, f = 0x1.0eeef0p+9 = 541.866699 (ABOVE 127/a) ->
+ *                   x*f = 63.5000038 -> 64;  fl(127/a) = 0x1.0eeeeep+9 would give 63.4999962 -> 63
+ *   absmax = 47/64: fl(1/a) = 0x1.5c9882p+0, f = 0x1.59df50p+7 = 172.936157 (BELOW 127/a) ->
+ *                   x*f = 63.4999962 -> 63;  fl(127/a) = 0x1.59df52p+7 gives exactly 63.5 -> 64
+ * so the three candidate rules give (64, 63), (63, 64) and (64, 64) on these two rows.
+ * absmax = 127: fl(1/127) * 127 = 1 exactly, so codes are rne(x): 62.5 -> 62, 63.5 -> 64,
+ * 1.5 -> 2, -2.5 -> -2, ±0.5 -> 0 (half to even, not half away from zero). */
 TEST(golden_bnb_rule) {
     const float x[3][8] = {
         {0.234375f, 0.1171875f, -0.1171875f, 0.0f, -0.234375f, 0.0f, 0.0f, 0.0f},
-        {0.140625f, 0.0703125f, -0.0703125f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+        {0.734375f, 0.3671875f, -0.3671875f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
         {127.0f, 62.5f, 63.5f, -0.5f, 0.5f, 1.5f, -2.5f, -127.0f},
     };
     const int8_t want[3][8] = {
-        {127, 63, -63, 0, -127, 0, 0, 0},
-        {127, 64, -64, 0, 0, 0, 0, 0},
+        {127, 64, -64, 0, -127, 0, 0, 0},
+        {127, 63, -63, 0, 0, 0, 0, 0},
         {127, 62, 64, 0, 0, 2, -2, -127},
     };
     int8_t q[3][8];
     float absmax[3];
     CHECK_OK(msbnb_quantize_int8(&x[0][0], 3, 8, 1, &q[0][0], absmax));
-    CHECK(absmax[0] == 0.234375f && absmax[1] == 0.140625f && absmax[2] == 127.0f);
-    CHECK(127.0f / 0.234375f == 0x1.0eeeeep+9f);
+    CHECK(absmax[0] == 0.234375f && absmax[1] == 0.734375f && absmax[2] == 127.0f);
+    CHECK((1.0f / 0.234375f) * 127.0f == 0x1.0eeef0p+9f && 127.0f / 0.234375f == 0x1.0eeeeep+9f);
+    CHECK((1.0f / 0.734375f) * 127.0f == 0x1.59df50p+7f && 127.0f / 0.734375f == 0x1.59df52p+7f);
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < 8; c++) CHECK_MSG_(q[r][c] == want[r][c], "row %d col %d: %d != %d", r, c, q[r][c], want[r][c]);
 }
@@ -70,6 +75,45 @@ TEST(golden_asym) {
     CHECK_EQ_INT(q[0], 255);
     /* inv = fl(1 / fl(2/255)) = 127.4999924 (just below 127.5), so 1.0 -> 127, and 2.0 -> rne(254.99998) */
     CHECK_EQ_INT(q[1], 127);
+}
+
+/* Fixture written by bitsandbytes 0.50.2 itself (tests/quant/golden/make_int8_bnb.py): random rows
+ * at scales 2^-8..2^7, eight rows of exact ties (k + 1/2) * absmax / 127, a zero row. CB, SCB and
+ * int8_vectorwise_dequant must match bit for bit (±0 aside). */
+static void *read_fixture(const char *name, size_t want) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/quant/golden/%s", MSBNB_SOURCE_DIR, name);
+    size_t len = 0;
+    void *p = test_read_file(path, &len);
+    CHECK_MSG_(p && len == want, "fixture %s missing or %zu bytes (want %zu)", name, len, want);
+    if (p && len != want) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+TEST(golden_bitsandbytes_fixture) {
+    enum { R = 48, C = 96 };
+    float *x = read_fixture("int8_bnb_48x96.input.f32", R * C * 4);
+    int8_t *cb = read_fixture("int8_bnb_48x96.cb.i8", R * C);
+    float *scb = read_fixture("int8_bnb_48x96.scb.f32", R * 4);
+    float *deq = read_fixture("int8_bnb_48x96.dequant.f32", R * C * 4);
+    if (x && cb && scb && deq) {
+        int8_t q[R * C];
+        float a[R], y[R * C];
+        CHECK_OK(msbnb_quantize_int8(x, R, C, 1, q, a));
+        CHECK_OK(msbnb_dequantize_int8(q, a, R, C, 1, y));
+        CHECK(memcmp(a, scb, sizeof a) == 0);
+        int bad_q = 0, bad_y = 0;
+        for (int i = 0; i < R * C; i++) {
+            bad_q += q[i] != cb[i];
+            bad_y += !(y[i] == deq[i]) && !(isnan(y[i]) && isnan(deq[i]));
+        }
+        CHECK_MSG_(bad_q == 0, "%d of %d codes differ from bitsandbytes", bad_q, R * C);
+        CHECK_MSG_(bad_y == 0, "%d of %d dequantized values differ from bitsandbytes", bad_y, R * C);
+    }
+    free(x), free(cb), free(scb), free(deq);
 }
 
 TEST(per_tensor) {
@@ -304,6 +348,7 @@ TEST(thread_invariance) {
 int main(void) {
     RUN(golden_bnb_rule);
     RUN(golden_bnb_dequant);
+    RUN(golden_bitsandbytes_fixture);
     RUN(golden_asym);
     RUN(per_tensor);
     RUN(roundtrip_bound);
