@@ -136,9 +136,6 @@ msbnb_status msbnb_linear_create_from_weights(const float *w, const float *bias,
     return create_f32(MSBNB_LINEAR_F32, w, bias, bias != NULL, in_features, out_features, 0, out);
 }
 
-/* Used by linear_quant.c for INT8 layers in training mode. */
-msbnb_status msbnb__linear_create_f32_kind(msbnb_linear_kind kind, const float *w, const float *bias, int has_bias,
-                                           int64_t in, int64_t out, uint64_t seed, msbnb_linear **out_l);
 msbnb_status msbnb__linear_create_f32_kind(msbnb_linear_kind kind, const float *w, const float *bias, int has_bias,
                                            int64_t in, int64_t out, uint64_t seed, msbnb_linear **out_l) {
     return create_f32(kind, w, bias, has_bias, in, out, seed, out_l);

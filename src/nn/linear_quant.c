@@ -12,9 +12,6 @@
 #include "nn/nn_internal.h"
 #include "quant/qtensor_internal.h"
 
-msbnb_status msbnb__linear_create_f32_kind(msbnb_linear_kind kind, const float *w, const float *bias, int has_bias,
-                                           int64_t in, int64_t out, uint64_t seed, msbnb_linear **out_l);
-
 msbnb_quant_config msbnb__config_of_qtensor(const msbnb_qtensor *q) {
     const msbnb_qtensor_view *v = &q->v;
     msbnb_quant_config c = msbnb_quant_config_default(v->type);

@@ -48,6 +48,11 @@ struct msbnb_linear {
 
 /* Allocate an empty layer shell (no weights) of the given kind and shape; checks the shape. */
 msbnb_status msbnb__linear_alloc(msbnb_linear_kind kind, int64_t in, int64_t out, msbnb_linear **out_l);
+/* A layer holding fp32 weights: copied from w [out, in] / bias [out] (bias NULL = none), or, when w
+ * is NULL, initialised like nn.Linear from seed with a bias when has_bias. kind F32 or INT8
+ * (training mode). */
+msbnb_status msbnb__linear_create_f32_kind(msbnb_linear_kind kind, const float *w, const float *bias, int has_bias,
+                                           int64_t in, int64_t out, uint64_t seed, msbnb_linear **out_l);
 /* Copy bias [out] into l (allocates l->bias); bias NULL = no bias. */
 msbnb_status msbnb__linear_set_bias(msbnb_linear *l, const float *bias);
 /* Fill w [out, in] and, when non-NULL, bias [out] with torch.nn.Linear's U(-1/√in, 1/√in). */
