@@ -114,6 +114,22 @@ TEST(golden_bitsandbytes_fixture) {
         CHECK_MSG_(bad_y == 0, "%d of %d dequantized values differ from bitsandbytes", bad_y, R * C);
     }
     free(x), free(cb), free(scb), free(deq);
+    /* fp16 input through the functional API (bnb widens fp16 to float32 in the product) */
+    uint16_t *h = read_fixture("int8_bnb_48x96.input.f16", R * C * 2);
+    int8_t *cb16 = read_fixture("int8_bnb_48x96.cb_from_f16.i8", R * C);
+    float *scb16 = read_fixture("int8_bnb_48x96.scb_from_f16.f32", R * 4);
+    msbnb_qtensor *q = NULL;
+    if (h && cb16 && scb16) {
+        msbnb_quant_config c = msbnb_quant_config_default(MSBNB_QTYPE_INT8);
+        CHECK_OK(msbnb_quantize_ex(h, MSBNB_DTYPE_F16, R, C, &c, &q));
+        msbnb_qtensor_view v;
+        if (q && msbnb_qtensor_get_view(q, &v) == MSBNB_OK) {
+            CHECK(memcmp(v.data, cb16, R * C) == 0);
+            CHECK(memcmp(v.stats, scb16, R * 4) == 0);
+        }
+    }
+    msbnb_qtensor_free(q);
+    free(h), free(cb16), free(scb16);
 }
 
 TEST(per_tensor) {

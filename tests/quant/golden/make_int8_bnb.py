@@ -4,7 +4,8 @@
 
 Input: 48 x 96 float32 = N(0, 1) * per-row scale (seed 7), with rows of exact ties (k/2 * absmax/127
 for integer k) and a zero row; bitsandbytes' int8_vectorwise_quant on CPU gives CB (int8) and SCB
-(float32), int8_vectorwise_dequant gives the float32 round trip. Files are raw little-endian.
+(float32), int8_vectorwise_dequant gives the float32 round trip; the same input rounded to fp16
+gives CB/SCB of the fp16 path (*_from_f16). Files are raw little-endian.
 """
 import os
 import sys
@@ -31,4 +32,10 @@ x.tofile(os.path.join(out, "int8_bnb_48x96.input.f32"))
 cb.numpy().astype(np.int8).tofile(os.path.join(out, "int8_bnb_48x96.cb.i8"))
 scb.numpy().astype(np.float32).tofile(os.path.join(out, "int8_bnb_48x96.scb.f32"))
 deq.numpy().astype(np.float32).tofile(os.path.join(out, "int8_bnb_48x96.dequant.f32"))
+# fp16 weights (what Linear8bitLt quantizes): same input rounded to fp16
+A16 = torch.from_numpy(x.copy()).half()
+cb16, scb16, _ = F.int8_vectorwise_quant(A16)
+A16.view(torch.int16).numpy().tofile(os.path.join(out, "int8_bnb_48x96.input.f16"))
+cb16.numpy().astype(np.int8).tofile(os.path.join(out, "int8_bnb_48x96.cb_from_f16.i8"))
+scb16.numpy().astype(np.float32).tofile(os.path.join(out, "int8_bnb_48x96.scb_from_f16.f32"))
 print("bitsandbytes", __import__("bitsandbytes").__version__, "torch", torch.__version__)
