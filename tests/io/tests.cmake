@@ -2,3 +2,6 @@
 # and the fuzz corpus replayed without libFuzzer.
 msbnb_add_test(test_io_safetensors tests/io/test_safetensors.c)
 msbnb_add_test(test_io_bnb tests/io/test_bnb.c)
+# The fuzz corpus replayed as a plain test (no libFuzzer needed): tests/fuzz/replay.c.
+msbnb_add_test(test_io_fuzz_replay tests/fuzz/replay.c tests/fuzz/fuzz_targets.c)
+target_include_directories(test_io_fuzz_replay PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)

@@ -1,0 +1,76 @@
+/* fuzz_targets.c — see fuzz_targets.h. */
+#include "fuzz_targets.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+msbnb_status fuzz_one_safetensors(const uint8_t *data, size_t size) {
+    msbnb_safetensors *f = NULL;
+    msbnb_status st = msbnb_safetensors_open_memory(data, size, "fuzz.safetensors", &f);
+    if (st != MSBNB_OK) return st;
+    volatile float sink = 0;
+    for (size_t i = 0; i < msbnb_safetensors_count(f); i++) {
+        msbnb_tensor_info t, u;
+        if (msbnb_safetensors_get(f, i, &t) != MSBNB_OK) abort();
+        if (msbnb_safetensors_find(f, t.name, &u) != MSBNB_OK || u.data != t.data) abort();
+        /* every byte of a tensor lies inside the input */
+        if ((const uint8_t *)t.data < data || (const uint8_t *)t.data + t.nbytes > data + size) abort();
+        if (t.numel <= 4096) {
+            float *x = malloc((size_t)t.numel * sizeof(float) + 1);
+            if (x && msbnb_tensor_to_f32(&t, x) == MSBNB_OK && t.numel > 0) sink += x[0];
+            free(x);
+        }
+    }
+    for (size_t i = 0; i < msbnb_safetensors_metadata_count(f); i++) {
+        const char *k, *v;
+        if (msbnb_safetensors_metadata_get(f, i, &k, &v) != MSBNB_OK) abort();
+        sink += (float)strlen(k) + (float)strlen(v);
+        if (msbnb_safetensors_metadata(f, k) == NULL) abort();
+    }
+    (void)sink;
+    msbnb_safetensors_close(f);
+    return MSBNB_OK;
+}
+
+msbnb_status fuzz_one_config(const uint8_t *data, size_t size) {
+    msbnb_config *c = NULL;
+    msbnb_status st = msbnb_config_parse((const char *)data, size, "fuzz.json", &c);
+    if (st == MSBNB_OK) {
+        static const char *const keys[] = {"num_hidden_layers", "hidden_size", "rope_theta", "rope_parameters.rope_theta",
+                                           "rope_scaling.factor", "tie_word_embeddings", "model_type", "architectures",
+                                           "a", "a.b", "a.b.c", "quantization_config.llm_int8_threshold", ""};
+        int64_t i64;
+        double d;
+        int b;
+        const char *s;
+        size_t n;
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            msbnb_config_get_int(c, keys[k], &i64);
+            msbnb_config_get_double(c, keys[k], &d);
+            msbnb_config_get_bool(c, keys[k], &b);
+            if (msbnb_config_get_string(c, keys[k], &s) == MSBNB_OK && !s) abort();
+            if (msbnb_config_array_len(c, keys[k], &n) == MSBNB_OK && n > 0) {
+                msbnb_config_array_string(c, keys[k], n - 1, &s);
+                msbnb_config_array_int(c, keys[k], 0, &i64);
+            }
+            msbnb_config_has(c, keys[k]);
+        }
+        if (!msbnb_config_json(c)) abort();
+        msbnb_config_free(c);
+    }
+    fuzz_one_adapter_config(data, size);
+    return st;
+}
+
+msbnb_status fuzz_one_adapter_config(const uint8_t *data, size_t size) {
+    msbnb_peft_adapter *a = NULL;
+    msbnb_status st = msbnb_peft_config_parse((const char *)data, size, "adapter_config.json", &a);
+    if (st == MSBNB_OK) {
+        const msbnb_peft_config *cfg = msbnb_peft_adapter_config(a);
+        if (!cfg || cfg->r < 1 || !cfg->bias) abort();
+        for (size_t i = 0; i < cfg->n_target_modules; i++)
+            if (!cfg->target_modules[i]) abort();
+        msbnb_peft_adapter_free(a);
+    }
+    return st;
+}
