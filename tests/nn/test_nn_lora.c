@@ -476,6 +476,50 @@ TEST(memory_figures) {
     free(W);
 }
 
+/* ---------------------------------------------------------------- precision */
+
+/* FAST products round activations (int8 per row, or bf16): |Δx| ≤ rowmax/254 either way, so
+ * |Y_fast − Y_exact| ≤ Σⱼ rowmax/254 · |Wⱼ| (+ summation rounding). */
+TEST(precision_fast) {
+    test_rng rng = {13};
+    const int64_t in = 128, out = 40, n = 5;
+    float *W = randn(&rng, (size_t)(in * out), 0.1f), *X = randn(&rng, (size_t)(n * in), 1.0f);
+    float *Ye = malloc(sizeof(float) * (size_t)(n * out)), *Yf = malloc(sizeof(float) * (size_t)(n * out));
+    float *Wd = malloc(sizeof(float) * (size_t)(in * out));
+    msbnb_qtype types[3] = {MSBNB_QTYPE_NF4, MSBNB_QTYPE_FP4, MSBNB_QTYPE_INT4};
+    for (int t = 0; t < 3; t++) {
+        msbnb_quant_config cfg = msbnb_quant_config_default(types[t]);
+        msbnb_linear *l = NULL;
+        CHECK_OK(msbnb_linear4bit_create_from_weights(W, NULL, in, out, &cfg, &l));
+        if (!l) continue;
+        CHECK_OK(msbnb_linear_forward(l, X, n, Ye));
+        CHECK_OK(msbnb_linear_set_precision(l, MSBNB_PRECISION_FAST));
+        CHECK_OK(msbnb_linear_forward(l, X, n, Yf));
+        CHECK_STATUS(msbnb_linear_set_precision(l, (msbnb_precision)7), MSBNB_ERR_INVALID_ARG);
+        CHECK_OK(msbnb_linear_get_weight_f32(l, Wd));
+        for (int64_t i = 0; i < n; i++) {
+            double rm = 0;
+            for (int64_t j = 0; j < in; j++) rm = fmax(rm, fabs(X[i * in + j]));
+            for (int64_t o = 0; o < out; o++) {
+                double b = 0, mag = 0;
+                for (int64_t j = 0; j < in; j++) {
+                    b += rm / 254.0 * fabs(Wd[o * in + j]);
+                    mag += fabs(X[i * in + j] * Wd[o * in + j]);
+                }
+                double e = fabs((double)Yf[i * out + o] - Ye[i * out + o]);
+                CHECK_MSG_(e <= b * 1.001 + 1e-5 * mag, "%s fast (%lld,%lld): %g > %g", msbnb_qtype_name(types[t]),
+                           (long long)i, (long long)o, e, b);
+            }
+        }
+        msbnb_linear_free(l);
+    }
+    free(W);
+    free(X);
+    free(Ye);
+    free(Yf);
+    free(Wd);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 TEST(thread_invariance) {
@@ -526,6 +570,7 @@ int main(void) {
     RUN(dropout_reproducible);
     RUN(merge_unmerge);
     RUN(memory_figures);
+    RUN(precision_fast);
     RUN(thread_invariance);
     return test_report();
 }
