@@ -151,6 +151,38 @@ TEST(formats_views_rows) {
     free(x), free(y), free(yr), free(y2);
 }
 
+/* Every format through the object: 1, 2 and 3 threads give the same bytes and the same values. */
+TEST(thread_invariance) {
+    const int64_t rows = 29, cols = 200;
+    size_t n = (size_t)(rows * cols);
+    test_rng rng = {8};
+    float *x = malloc(n * 4), *y[3];
+    test_fill_normal(&rng, x, n, 0.5f);
+    case_t cs[16];
+    int nc = make_cases(cs);
+    for (int i = 0; i < nc; i++) {
+        msbnb_qtensor *q[3] = {NULL, NULL, NULL};
+        for (int t = 0; t < 3; t++) {
+            y[t] = malloc(n * 4);
+            msbnb_set_num_threads(t + 1);
+            CHECK_OK(msbnb_quantize(x, rows, cols, &cs[i].cfg, &q[t]));
+            if (q[t]) CHECK_OK(msbnb_dequantize(q[t], y[t]));
+        }
+        msbnb_set_num_threads(0);
+        for (int t = 1; t < 3 && q[0] && q[t]; t++) {
+            msbnb_qtensor_view a, b;
+            CHECK_OK(msbnb_qtensor_get_view(q[0], &a));
+            CHECK_OK(msbnb_qtensor_get_view(q[t], &b));
+            CHECK_MSG_(!memcmp(a.data, b.data, a.data_bytes) && !memcmp(y[0], y[t], n * 4) &&
+                           (a.stats == NULL || !memcmp(a.stats, b.stats, a.n_stats * 4)) &&
+                           (a.stats_q == NULL || !memcmp(a.stats_q, b.stats_q, a.n_stats)),
+                       "%s: %d threads differ from 1", cs[i].label, t + 1);
+        }
+        for (int t = 0; t < 3; t++) msbnb_qtensor_free(q[t]), free(y[t]);
+    }
+    free(x);
+}
+
 /* ---------------------------------------------------------------- fp16 / bf16 */
 
 TEST(half_io) {
@@ -414,6 +446,7 @@ TEST(view_mutations) {
 int main(void) {
     RUN(defaults_and_names);
     RUN(formats_views_rows);
+    RUN(thread_invariance);
     RUN(half_io);
     RUN(half_conversion_kernels);
     RUN(bnb_golden_half);
