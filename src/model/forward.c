@@ -62,7 +62,10 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
     const float *kc = m->key_cache + (size_t)l * T * kvd, *vc = m->value_cache + (size_t)l * T * kvd;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int64_t jobs = n * c->n_heads;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    /* Threads only pay off with enough work: below ~64K multiply-adds a parallel region costs more
+     * than it saves (decode of one token on a small model). Same results either way. */
+    const int parallel = (int64_t)jobs * (pos + n) * hd >= 65536;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (parallel)
     for (int64_t job = 0; job < jobs; job++) {
         const int64_t t = job / c->n_heads;
         const int h = (int)(job % c->n_heads), g = h / group, last = pos + (int)t;
