@@ -183,8 +183,6 @@ void msbnb__q4_dequantize_avx2(const float *code16, const uint8_t *packed, const
 void msbnb__q4_quantize_avx512(int is_fp4, const float *x, size_t n, size_t bs, uint8_t *packed, float *absmax);
 void msbnb__q4_dequantize_avx512(const float *code16, const uint8_t *packed, const float *absmax, size_t n,
                                  size_t bs, float *y, int nt);
-void msbnb__bw8_dequantize_avx2(const float *code256, const uint8_t *q, const float *absmax, size_t n, size_t bs,
-                                float *y);
 void msbnb__bw8_quantize_avx2(const float *code256, const float *x, float offset, size_t n, size_t bs, uint8_t *q,
                               float *absmax);
 void msbnb__bw8_dequantize_avx512(const float *code256, const uint8_t *q, const float *absmax, size_t n,
