@@ -82,7 +82,7 @@ msbnb_status msbnb_int8_vectorwise_quant(const float *X, int64_t rows, int64_t c
  * Per-tensor symmetric W uses its single absmax as SCB. X [n, in] and Y [n, out] borrowed;
  * scratch of n·in bytes (the int8 activations) is allocated inside. Results are the same bits
  * on every ISA level and thread count. Errors: INVALID_ARG (NULL, non-INT8 W, n < 0, threshold
- * < 0 / NaN / Inf), UNSUPPORTED (asymmetric W; in_features > 65536), OUT_OF_MEMORY. */
+ * < 0 / NaN / Inf), UNSUPPORTED (asymmetric W), OUT_OF_MEMORY. */
 msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias,
                                   float threshold, float *Y);
 

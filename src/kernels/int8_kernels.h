@@ -14,8 +14,9 @@
  *         (|a| ≤ 127) with int8 (symmetric) or uint8 (asymmetric) weight codes. Integer sums do
  *         not depend on order, so every ISA gives the same int32 bits and the fp32 epilogue (in
  *         plain C, shared) makes FAST mode and LLM.int8() bit-identical across ISAs.
- *         Valid while K ≤ MSBNB__INT8_MAX_K (no int32 overflow, even for the +128 trick's
- *         intermediate sums, which wrap harmlessly modulo 2³²).
+ *         The SIMD kernels run while K ≤ MSBNB__INT8_MAX_K (no int32 overflow, even for the +128
+ *         trick's intermediate sums, which wrap harmlessly modulo 2³²); beyond it the driver
+ *         sums in int64 in plain C (same values, so the same bits).
  */
 #ifndef MSBNB_KERNELS_INT8_KERNELS_H
 #define MSBNB_KERNELS_INT8_KERNELS_H
@@ -132,7 +133,7 @@ void msbnb__i8_quant_rows(const float *X, int64_t rows, int64_t cols, const uint
 /* Integer product of quantized activations with the weights, rescaled (matmul_int8.c):
  * Y[i, o] = epilogue(C[i, o]) with, for symmetric weights,
  *     (float)C · (row_stats[i] · absmax[o]) · MSBNB__I8_INV127SQ           (bnb int8_mm_dequant)
- * and for asymmetric weights (C already corrected by − zp·Σa)
+ * and for asymmetric weights (C corrected by − zp·Σa, in int64)
  *     (float)C · (row_stats[i] · scale[o]) · MSBNB__I8_INV127
  * then + bias[o] when bias is given. a: int8 [n, K], asum [n], row_stats [n]. */
 msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,

@@ -27,7 +27,7 @@
 
 void msbnb__i8_quant_rows(const float *X, int64_t rows, int64_t cols, const uint8_t *is_outlier, float threshold,
                           int8_t *codes, int64_t ldc, float *row_stats, int32_t *asum) {
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (rows * cols >= (1 << 16))
     for (int64_t r = 0; r < rows; r++) {
         const float *x = X + r * cols;
         int8_t *q = codes + r * ldc;
@@ -38,7 +38,7 @@ void msbnb__i8_quant_rows(const float *X, int64_t rows, int64_t cols, const uint
             if (v > rs) rs = v;                               /* NaN never compares greater  */
         }
         float f = rs > 0.0f ? 127.0f / rs : 0.0f;
-        int32_t sum = 0;
+        int64_t sum = 0; /* int32 asum is only used while cols ≤ MSBNB__INT8_MAX_K */
         for (int64_t c = 0; c < cols; c++) {
             float v = x[c] * f;
             if (v != v || (is_outlier && is_outlier[c])) v = 0.0f; /* NaN, 0·Inf, outlier column */
@@ -49,7 +49,7 @@ void msbnb__i8_quant_rows(const float *X, int64_t rows, int64_t cols, const uint
             sum += code;
         }
         row_stats[r] = rs;
-        if (asum) asum[r] = sum;
+        if (asum) asum[r] = (int32_t)sum;
     }
 }
 
@@ -139,8 +139,6 @@ msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_
     RETURN_IF(!X || !Y, MSBNB_ERR_INVALID_ARG, "X and Y must not be NULL");
     const msbnb__i8w w = msbnb__i8w_of(W);
     const int64_t K = w.cols;
-    RETURN_IF(K > MSBNB__INT8_MAX_K, MSBNB_ERR_UNSUPPORTED, "in_features %lld above the int32 limit %lld",
-              (long long)K, (long long)MSBNB__INT8_MAX_K);
 
     size_t codes_bytes;
     TRY(msbnb__checked_mul(n, K, &codes_bytes));

@@ -23,6 +23,10 @@
 #define TILE_O 64 /* weight rows per forward task                          */
 #define TILE_N 64 /* activation rows per integer block (C tile 64×64 int32) */
 #define TILE_T_ROWS 64
+/* Below this many multiply-adds a product runs on the calling thread: waking a team costs more
+ * than it saves, and on an oversubscribed host spinning workers make it far worse. The tiles and
+ * their operation order are the same either way, so the bits are too. */
+#define PARALLEL_MIN_WORK ((double)(1 << 18))
 
 /* ---------------------------------------------------------------- dispatch */
 
@@ -69,10 +73,11 @@ static msbnb_status exact_forward(const msbnb__i8w *w, const float *X, int64_t n
     const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
     const int threads = msbnb__threads();
     const int64_t out = w->rows, tiles = (out + TILE_O - 1) / TILE_O;
+    const double work = (double)n * (double)out * (double)w->cols;
     uint8_t *scratch = alloc_per_thread(threads, MSBNB__I8_EXACT_SCRATCH);
     RETURN_IF(!scratch, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %d x %zu bytes of tile scratch", threads,
               MSBNB__I8_EXACT_SCRATCH);
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (work >= PARALLEL_MIN_WORK)
     for (int64_t t = 0; t < tiles; t++) {
         int64_t o0 = t * TILE_O, o1 = o0 + TILE_O < out ? o0 + TILE_O : out;
         kern->exact(w, o0, o1, X, w->cols, n, Y, out, scratch + (size_t)thread_id() * MSBNB__I8_EXACT_SCRATCH);
@@ -86,34 +91,46 @@ static msbnb_status exact_forward(const msbnb__i8w *w, const float *X, int64_t n
 
 /* ---------------------------------------------------------------- integer product */
 
+/* Σ_k a[k]·(code[o, k] − zp) in int64, for K beyond the int32 kernels (plain C, any ISA). */
+static int64_t dot_wide(const msbnb__i8w *w, int64_t o, const int8_t *a) {
+    const int64_t K = w->cols;
+    const uint8_t *c = w->codes + o * K;
+    int64_t s = 0;
+    if (w->asym) {
+        const int32_t zp = msbnb__i8w_zp(w, o);
+        for (int64_t k = 0; k < K; k++) s += (int64_t)a[k] * ((int32_t)c[k] - zp);
+    } else {
+        for (int64_t k = 0; k < K; k++) s += (int64_t)a[k] * (int8_t)c[k];
+    }
+    return s;
+}
+
 msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
                                    const float *row_stats, int64_t n, const float *bias, float *Y) {
     const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
+    const int wide = w->cols > MSBNB__INT8_MAX_K; /* int32 sums could overflow: int64 scalar path */
     const int threads = msbnb__threads();
     const int64_t out = w->rows, K = w->cols, tiles = (out + TILE_O - 1) / TILE_O;
+    const double work = (double)n * (double)out * (double)K;
     const size_t per = (size_t)TILE_N * TILE_O * sizeof(int32_t);
     int32_t *cbuf = alloc_per_thread(threads, per);
     RETURN_IF(!cbuf, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %d x %zu bytes of tile scratch", threads, per);
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (work >= PARALLEL_MIN_WORK)
     for (int64_t t = 0; t < tiles; t++) {
         int32_t *C = cbuf + (size_t)thread_id() * TILE_N * TILE_O; /* [TILE_N, TILE_O] */
         int64_t o0 = t * TILE_O, o1 = o0 + TILE_O < out ? o0 + TILE_O : out;
         for (int64_t i0 = 0; i0 < n; i0 += TILE_N) {
             int64_t m = n - i0 < TILE_N ? n - i0 : TILE_N;
-            kern->dot(w, o0, o1, a + i0 * K, K, asum + i0, m, C, TILE_O);
+            if (!wide) kern->dot(w, o0, o1, a + i0 * K, K, asum + i0, m, C, TILE_O);
             for (int64_t i = 0; i < m; i++) {
                 float rs = row_stats[i0 + i];
                 float *y = Y + (i0 + i) * out;
                 for (int64_t o = o0; o < o1; o++) {
-                    int32_t c = C[i * TILE_O + (o - o0)];
-                    float v;
-                    if (w->asym) {
-                        /* Σ a·(code − zp) = Σ a·code − zp·Σ a, exact in int32 for K ≤ MAX_K */
-                        c -= msbnb__i8w_zp(w, o) * asum[i0 + i];
-                        v = ((float)c * (rs * msbnb__i8w_stat(w, o))) * MSBNB__I8_INV127;
-                    } else {
-                        v = ((float)c * (rs * msbnb__i8w_stat(w, o))) * MSBNB__I8_INV127SQ;
-                    }
+                    /* Σ a·(code − zp) = Σ a·code − zp·Σ a, exact integers */
+                    int64_t c = wide ? dot_wide(w, o, a + (i0 + i) * K)
+                                     : (int64_t)C[i * TILE_O + (o - o0)] - (int64_t)msbnb__i8w_zp(w, o) * asum[i0 + i];
+                    float v = (float)c * (rs * msbnb__i8w_stat(w, o));
+                    v = v * (w->asym ? MSBNB__I8_INV127 : MSBNB__I8_INV127SQ);
                     y[o] = bias ? v + bias[o] : v;
                 }
             }
@@ -124,10 +141,9 @@ msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const i
 }
 
 /* FAST: activations rounded to int8 per row (absmax over the row, the LLM.int8() rule without
- * outliers), then the integer product. K beyond the integer kernels' range falls back to EXACT. */
+ * outliers), then the integer product. */
 static msbnb_status fast_forward(const msbnb__i8w *w, const float *X, int64_t n, const float *bias, float *Y) {
     const int64_t K = w->cols;
-    if (K > MSBNB__INT8_MAX_K) return exact_forward(w, X, n, bias, Y);
     size_t codes_bytes;
     TRY(msbnb__checked_mul(n, K, &codes_bytes));
     int8_t *a = msbnb__alloc_aligned(codes_bytes);
@@ -165,10 +181,11 @@ msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64
     const int64_t K = w.cols;
     const int64_t kt = (K + MSBNB__I8_T_KB - 1) / MSBNB__I8_T_KB, it = (n + TILE_T_ROWS - 1) / TILE_T_ROWS;
     const int64_t tiles = kt * it;
+    const double work = (double)n * (double)w.rows * (double)K;
     uint8_t *scratch = alloc_per_thread(threads, MSBNB__I8_T_SCRATCH);
     RETURN_IF(!scratch, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %d x %zu bytes of tile scratch", threads,
               MSBNB__I8_T_SCRATCH);
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (work >= PARALLEL_MIN_WORK)
     for (int64_t t = 0; t < tiles; t++) {
         int64_t ib = t / kt, kb = t % kt;
         int64_t i0 = ib * TILE_T_ROWS, i1 = i0 + TILE_T_ROWS < n ? i0 + TILE_T_ROWS : n;

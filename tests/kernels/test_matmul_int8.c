@@ -19,7 +19,7 @@ typedef struct shape {
     int64_t n, out, in;
 } shape;
 static const shape SHAPES[] = {{1, 1, 1}, {1, 5, 63}, {3, 17, 65}, {17, 70, 129}, {5, 130, 300},
-                               {3, 1, 1000}, {40, 67, 257}, {2, 9, 4100}};
+                               {3, 1, 1000}, {40, 67, 257}, {2, 9, 4100}, {2, 3, 65600}};
 #define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 typedef struct problem {
