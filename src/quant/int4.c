@@ -120,11 +120,17 @@ msbnb_status msbnb_quantize_int4(const float *x, int64_t rows, int64_t cols, int
     /* One task per row: the row's packed bytes and its column of scales are disjoint from others. */
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
-        for (int64_t j = 0; j < ng; j++) {
-            const float *xg = x + r * cols + j * group_size;
-            float a = k->absmax(xg, group_size);
-            scales[j * rows + r] = a / 7.0f;
-            group_quant(k, xg, group_size, a, packed + (r * cols + j * group_size) / 2);
+        /* Groups in chunks of 64: all maxima first, then all codes, so the reduction -> division
+         * -> quantize chain of one group overlaps with the work of the others. */
+        float amax[64];
+        for (int64_t j0 = 0; j0 < ng; j0 += 64) {
+            int64_t nj = ng - j0 < 64 ? ng - j0 : 64;
+            for (int64_t j = 0; j < nj; j++) amax[j] = k->absmax(x + r * cols + (j0 + j) * group_size, group_size);
+            for (int64_t j = 0; j < nj; j++) {
+                int64_t c0 = (j0 + j) * group_size;
+                scales[(j0 + j) * rows + r] = amax[j] / 7.0f;
+                group_quant(k, x + r * cols + c0, group_size, amax[j], packed + (r * cols + c0) / 2);
+            }
         }
     }
     return MSBNB_OK;

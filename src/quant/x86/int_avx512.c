@@ -134,22 +134,27 @@ void msbnb__u8_dequant_avx512(const uint8_t *q, int64_t n, float scale, int32_t 
 
 /* ---------------------------------------------------------------- INT4 */
 
-/* 32 int8 codes (two halves, element order) -> 16 packed bytes, first element in the high nibble:
- * each 16-bit lane holds (even element | odd element << 8). */
-static inline __m128i pack_nibbles(__m128i c0, __m128i c1) {
-    const __m128i m = _mm_set1_epi16(0x000F);
-    __m128i r0 = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(c0, m), 4), _mm_and_si128(_mm_srli_epi16(c0, 8), m));
-    __m128i r1 = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(c1, m), 4), _mm_and_si128(_mm_srli_epi16(c1, 8), m));
-    return _mm_packus_epi16(r0, r1);
+/* 16 codes (int32 lanes, element order) -> 8 packed bytes: each 64-bit lane holds (even, odd);
+ * (even & 15) << 4 | (odd & 15) lands in its low byte, which vpmovqb keeps. */
+static inline __m128i pack16_nibbles(__m512i c) {
+    __m512i t = _mm512_and_si512(c, _mm512_set1_epi64(0x0000000F0000000FLL));
+    return _mm512_cvtepi64_epi8(_mm512_or_si512(_mm512_slli_epi64(t, 4), _mm512_srli_epi64(t, 32)));
+}
+
+/* v = x * f, clamp [-8, 7], NaN lanes -> 0 through the conversion mask. */
+static inline __m512i i4_code(__m512 x, __m512 f, __m512 lo, __m512 hi) {
+    __m512 v = _mm512_mul_ps(x, f);
+    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+    return _mm512_maskz_cvtps_epi32(ord, _mm512_max_ps(_mm512_min_ps(v, hi), lo));
 }
 
 void msbnb__i4_quant_avx512(const float *x, int64_t n, float f, uint8_t *packed) {
     const __m512 vf = _mm512_set1_ps(f), lo = _mm512_set1_ps(-8.0f), hi = _mm512_set1_ps(7.0f);
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        __m128i c0 = _mm512_cvtepi32_epi8(code_i32(_mm512_loadu_ps(x + i), vf, lo, hi));
-        __m128i c1 = _mm512_cvtepi32_epi8(code_i32(_mm512_loadu_ps(x + i + 16), vf, lo, hi));
-        _mm_storeu_si128((__m128i *)(packed + i / 2), pack_nibbles(c0, c1));
+        __m128i p0 = pack16_nibbles(i4_code(_mm512_loadu_ps(x + i), vf, lo, hi));
+        __m128i p1 = pack16_nibbles(i4_code(_mm512_loadu_ps(x + i + 16), vf, lo, hi));
+        _mm_storeu_si128((__m128i *)(packed + i / 2), _mm_unpacklo_epi64(p0, p1));
     }
     if (i < n) msbnb__i4_quant_ref(x + i, n - i, f, packed + i / 2);
 }
