@@ -49,12 +49,11 @@ INLINE void gemv_rows(const msbnb__i8w *w, int64_t o, const float *X, int64_t ld
         for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 64 <= K; k += 64) {
-        __m512i raw = _mm512_loadu_si512((const void *)(c + k));
-        __m512 wv[4];
-        wv[0] = deq16(_mm512_extracti32x4_epi32(raw, 0), asym, vs, vzp);
-        wv[1] = deq16(_mm512_extracti32x4_epi32(raw, 1), asym, vs, vzp);
-        wv[2] = deq16(_mm512_extracti32x4_epi32(raw, 2), asym, vs, vzp);
-        wv[3] = deq16(_mm512_extracti32x4_epi32(raw, 3), asym, vs, vzp);
+        __m512 wv[4]; /* widening loads (vpmovsxbd/vpmovzxbd from memory) need no shuffles */
+        wv[0] = deq16(_mm_loadu_si128((const __m128i *)(c + k)), asym, vs, vzp);
+        wv[1] = deq16(_mm_loadu_si128((const __m128i *)(c + k + 16)), asym, vs, vzp);
+        wv[2] = deq16(_mm_loadu_si128((const __m128i *)(c + k + 32)), asym, vs, vzp);
+        wv[3] = deq16(_mm_loadu_si128((const __m128i *)(c + k + 48)), asym, vs, vzp);
         for (int i = 0; i < r; i++)
             for (int j = 0; j < 4; j++)
                 acc[i][j] = _mm512_fmadd_ps(_mm512_loadu_ps(X + i * ldx + k + 16 * j), wv[j], acc[i][j]);

@@ -135,6 +135,9 @@ void msbnb__i8_dot_avx512vnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const
             if (r == DR && q == DO) {
                 if (w->asym) tile44(w, o, ai, lda, 1, c, ldc);
                 else tile44(w, o, ai, lda, 0, c, ldc);
+            } else if (r == 1 && q == DO) { /* n = 1 (decode): keep it specialised too */
+                if (w->asym) dot_tile(w, o, ai, lda, 1, DO, 1, c, ldc);
+                else dot_tile(w, o, ai, lda, 1, DO, 0, c, ldc);
             } else {
                 dot_tile(w, o, ai, lda, r, q, w->asym, c, ldc);
             }
