@@ -161,29 +161,23 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
 /* ---------------------------------------------------------------- streaming kernel for n <= 2 */
 /* One or two activation rows (token generation) are bound by the weight stream, so here the packed
  * codes are read once, straight into registers, with the fewest operations per nibble:
- * a 64-byte load holds 128 weights as 16 dwords; dword j covers elements 8j .. 8j+7 of the chunk.
- * vpermps reads only bits [3:0] of each index lane, so shifting the dwords right by 4s (s = 0..7)
- * exposes nibble s of every dword: element 8j + (s ^ 1) (the low nibble of a byte is the odd
- * element). One shift + one vpermps + one vmulps per 16 weights; the matching activations are
- * gathered once per product into Xp [n][in] (per 128-chunk: Xp[16s + j] = x[8j + (s ^ 1)]).
- * Lanes 0-7 lie in the chunk's first 64 elements and lanes 8-15 in the second, so with blocks (or
- * INT4 groups) of a multiple of 64 a lane's scale is one of two values: sv = [sA x8, sB x8], and
- * w = table[q] * scale is again exactly msbnb_dequantize's value. Each row keeps two accumulators
- * per activation row (even / odd s) to hide the FMA latency; they are added, then lane-reduced by
- * mm4_hsum4. Rows go in groups of 4 over the threads; every row sees the same operations. */
+ * 32 code bytes = 64 weights are zero-extended as 16 words into 16 dword lanes (one vpmovzxwd);
+ * lane j holds elements 4j .. 4j+3 of the chunk. vpermps reads only bits [3:0] of each index, so
+ * shifting the lanes right by 4s (s = 0..3) exposes nibble s of every lane: element 4j + (s ^ 1)
+ * (the low nibble of a byte is the odd element). With blocks (INT4: groups) a multiple of 64 the
+ * chunk has one scale, and the table is pre-multiplied by it once per chunk: table[q] * scale is
+ * exactly msbnb_dequantize's value. Per 16 weights: 1/4 vpmovzxwd, 3/4 shift, one vpermps, one FMA.
+ * The activations are permuted once per product to match: Xp [n][in], per 64-chunk
+ * Xp[16s + j] = x[4j + (s ^ 1)]. Each row keeps two accumulators per activation row (even / odd s)
+ * to hide the FMA latency; they are added, then lane-reduced by mm4_hsum4. Rows go in groups of 4
+ * over the threads; every row sees the same operations whatever its group. */
 #define GV_ROWS 4
 
-/* w (16 lanes) of shift step s from the dword codes d: exact table[q] * scale. */
-MM4_INLINE __m512 gemv_weights(__m512i d, int s, __m512 table, __m512 sv) {
-    __m512i idx = _mm512_srl_epi32(d, _mm_cvtsi32_si128(4 * s));
-    return _mm512_mul_ps(_mm512_permutexvar_ps(idx, table), sv);
-}
-
 /* nr (<= 4) rows from r0, nn (1 or 2) activation rows; both compile-time constants per instance so
- * every accumulator stays in a register. */
+ * every accumulator stays in a register. kblk [in/64]: INT4 group of each chunk. */
 MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const int nr, const int nn,
                           const int32_t *kblk, int bs_shift, const float *bias, float *Y) {
-    const int64_t in = w->cols, chunks = in / 128;
+    const int64_t in = w->cols, chunks = in / 64;
     const __m512 table = _mm512_loadu_ps(w->table);
     __m512 even[GV_ROWS][2], odd[GV_ROWS][2]; /* [row][activation row], even / odd shift steps */
     for (int r = 0; r < nr; r++)
@@ -192,31 +186,23 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
     for (int r = 0; r < nr; r++) src[r] = w->data + (r0 + r) * (in / 2);
     for (int64_t c = 0; c < chunks; c++) {
         __m512i d[GV_ROWS];
-        __m512 sv[GV_ROWS];
+        __m512 tbl[GV_ROWS];
         for (int r = 0; r < nr; r++) {
             const int64_t row = r0 + r;
-            int64_t ia, ib;
-            if (w->flat_blocks) {
-                const int64_t pos = row * in + c * 128;
-                ia = pos >> bs_shift;
-                ib = (pos + 64) >> bs_shift;
-            } else {
-                ia = (int64_t)kblk[2 * c] * w->rows + row;
-                ib = (int64_t)kblk[2 * c + 1] * w->rows + row;
-            }
-            const float sa = msbnb__w4_stat(w, ia), sb = ib == ia ? sa : msbnb__w4_stat(w, ib);
-            sv[r] = _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(sa), _mm512_set1_ps(sb));
-            d[r] = _mm512_loadu_si512(src[r] + c * 64);
+            const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : (int64_t)kblk[c] * w->rows + row;
+            tbl[r] = _mm512_mul_ps(table, _mm512_set1_ps(msbnb__w4_stat(w, si)));
+            d[r] = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src[r] + c * 32)));
         }
-        const float *xc = Xp + c * 128;
-        for (int s = 0; s < 8; s += 2) {
+        const float *xc = Xp + c * 64;
+        for (int s = 0; s < 4; s += 2) {
             __m512 xe[2], xo[2];
             for (int i = 0; i < nn; i++) {
                 xe[i] = _mm512_loadu_ps(xc + i * in + 16 * s);
                 xo[i] = _mm512_loadu_ps(xc + i * in + 16 * s + 16);
             }
             for (int r = 0; r < nr; r++) {
-                __m512 we = gemv_weights(d[r], s, table, sv[r]), wo = gemv_weights(d[r], s + 1, table, sv[r]);
+                __m512 we = _mm512_permutexvar_ps(s ? _mm512_srli_epi32(d[r], 8) : d[r], tbl[r]);
+                __m512 wo = _mm512_permutexvar_ps(_mm512_srli_epi32(d[r], s ? 12 : 4), tbl[r]);
                 for (int i = 0; i < nn; i++) {
                     even[r][i] = _mm512_fmadd_ps(xe[i], we, even[r][i]);
                     odd[r][i] = _mm512_fmadd_ps(xo[i], wo, odd[r][i]);
@@ -254,22 +240,22 @@ static const gemv_fn gemv_table[2][GV_ROWS] = {{gemv_1_1, gemv_2_1, gemv_3_1, ge
 
 static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
     const int64_t in = w->cols, out = w->rows;
-    if (n > 2 || in % 128 || w->block % 64) return MSBNB_ERR_UNSUPPORTED; /* not this kernel's shapes */
+    if (n > 2 || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED; /* not this kernel's shapes */
     int bs_shift = -1;
     for (int b = 0; b < 62; b++)
         if (((int64_t)1 << b) == w->block) bs_shift = b;
     if (w->flat_blocks && bs_shift < 0) return MSBNB_ERR_UNSUPPORTED;
-    const int64_t chunks = in / 128;
-    /* Xp [n][in]: permuted activations; kblk [2 * chunks]: INT4 group of each half-chunk */
-    float *Xp = msbnb__alloc_aligned((size_t)(n * in) * sizeof(float) + (size_t)(2 * chunks) * sizeof(int32_t));
+    const int64_t chunks = in / 64;
+    /* Xp [n][in]: permuted activations; kblk [chunks]: INT4 group of each 64-chunk */
+    float *Xp = msbnb__alloc_aligned((size_t)(n * in) * sizeof(float) + (size_t)chunks * sizeof(int32_t));
     RETURN_IF(!Xp, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] permuted activations", (long long)n,
               (long long)in);
     int32_t *kblk = (int32_t *)(Xp + n * in);
     for (int64_t i = 0; i < n; i++)
         for (int64_t c = 0; c < chunks; c++)
-            for (int s = 0; s < 8; s++)
-                for (int j = 0; j < 16; j++) Xp[i * in + c * 128 + 16 * s + j] = X[i * in + c * 128 + 8 * j + (s ^ 1)];
-    for (int64_t c = 0; c < 2 * chunks; c++) kblk[c] = (int32_t)(c * 64 / w->block);
+            for (int s = 0; s < 4; s++)
+                for (int j = 0; j < 16; j++) Xp[i * in + c * 64 + 16 * s + j] = X[i * in + c * 64 + 4 * j + (s ^ 1)];
+    for (int64_t c = 0; c < chunks; c++) kblk[c] = (int32_t)(c * 64 / w->block);
     const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t g = 0; g < groups; g++) {
