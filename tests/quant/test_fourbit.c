@@ -239,6 +239,19 @@ static void thresholds_exact(msbnb_isa isa, void *ctx) {
         CHECK_MSG_((p[1] >> 4) == (unsigned)k && (p[1] & 15) == (unsigned)k + 1, "[%s] threshold %d -> %02x",
                    msbnb_isa_name(isa), k, p[1]);
     }
+    /* FP4: on magnitude threshold k -> magnitude rank k; next float up -> rank k+1; sign kept */
+    for (int k = 0; k < 7; k++) {
+        const float t = msbnb__fp4_thresholds[k] * 4.0f;
+        for (int i = 0; i < 32; i++) x[i] = t;
+        x[0] = 4.0f;
+        x[3] = nextafterf(t, INFINITY);
+        x[4] = -t;
+        x[5] = -nextafterf(t, INFINITY);
+        CHECK_OK(msbnb_quantize_4bit_blockwise(MSBNB_QTYPE_FP4, x, 32, 32, p, a));
+        const unsigned lo = msbnb__fp4_rank_to_code[k], hi = msbnb__fp4_rank_to_code[k + 1];
+        CHECK_MSG_(p[1] == (lo << 4 | hi) && p[2] == ((lo | 8) << 4 | (hi | 8)), "[%s] fp4 threshold %d -> %02x %02x",
+                   msbnb_isa_name(isa), k, p[1], p[2]);
+    }
 }
 TEST(values_on_thresholds) { test_for_each_isa(thresholds_exact, NULL); }
 
