@@ -147,6 +147,7 @@ void msbnb__dequantize_int4_rows(const uint8_t *packed, const float *scales, int
         for (int64_t j = 0; j < ng; j++)
             k->i4_dequant(packed + (r * cols + j * group_size) / 2, group_size, scales[j * rows + r],
                           y + i * cols + j * group_size, nt);
+        msbnb__stream_fence(nt); /* once per row: a fence per group would cost more than the stores */
     }
 }
 

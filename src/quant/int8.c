@@ -199,6 +199,7 @@ void msbnb__dequantize_int8_rows(const int8_t *codes, const float *absmax, int64
     for (int64_t i = 0; i < nrows; i++) {
         int64_t r = row0 + i;
         k->i8_dequant(codes + r * cols, cols, per_row ? absmax[r] : absmax[0], y + i * cols, nt);
+        msbnb__stream_fence(nt);
     }
 }
 
@@ -288,6 +289,7 @@ void msbnb__dequantize_int8_asym_rows(const uint8_t *codes, const float *scale, 
     for (int64_t i = 0; i < nrows; i++) {
         int64_t r = row0 + i, s = per_row ? r : 0;
         k->u8_dequant(codes + r * cols, cols, scale[s], zero_point[s], y + i * cols, nt);
+        msbnb__stream_fence(nt);
     }
 }
 

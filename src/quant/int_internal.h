@@ -21,6 +21,10 @@
 
 #include <msbnb/quant.h>
 
+#if MSBNB_HAVE_X86
+#include <xmmintrin.h> /* _mm_sfence: SSE, part of the x86-64 baseline */
+#endif
+
 /* Max |x| over the finite elements of x [n] (NaN and ±Inf ignored); 0 if none. Exact for any
  * order of evaluation (max is associative), so SIMD and scalar agree bit for bit. */
 typedef float (*msbnb__absmax_fn)(const float *x, int64_t n);
@@ -42,7 +46,8 @@ typedef void (*msbnb__i4_quant_fn)(const float *x, int64_t n, float f, uint8_t *
 /* INT4 dequant of ONE group: y [n] = (float)code * scale, packed [n/2].
  * Dequant kernels take nt: non-zero asks for streaming stores where y is 64-byte aligned (the
  * AVX-512 variants; others ignore it) — set by the drivers when the whole output is far larger
- * than the caches (msbnb__use_nt_stores). The values written are the same either way. */
+ * than the caches (msbnb__use_nt_stores). The values written are the same either way. Kernels do
+ * not fence: the driver calls msbnb__stream_fence after each row it dequantized. */
 typedef void (*msbnb__i4_dequant_fn)(const uint8_t *packed, int64_t n, float scale, float *y, int nt);
 
 /* float32 -> fp16 (bf16 != 0: bfloat16) bit patterns, round to nearest even, exactly as
@@ -111,6 +116,15 @@ void msbnb__dequantize_int8_asym_rows(const uint8_t *codes, const float *scale, 
 /* scales [cols/group_size, rows] (full tensor's), packed [rows, cols/2]. */
 void msbnb__dequantize_int4_rows(const uint8_t *packed, const float *scales, int64_t rows, int64_t cols,
                                  int group_size, int64_t row0, int64_t nrows, float *y);
+
+/* Order a thread's streaming stores before anyone reads them (after each dequantized row). */
+static inline void msbnb__stream_fence(int nt) {
+#if MSBNB_HAVE_X86
+    if (nt) _mm_sfence();
+#else
+    (void)nt;
+#endif
+}
 
 /* 1/127 as bitsandbytes' int8_vectorwise_dequant multiplies by it (7.874015718698502e-3 rounded
  * to float32 = 0x1.020408p-7). */

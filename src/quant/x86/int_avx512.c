@@ -96,7 +96,6 @@ void msbnb__i8_dequant_avx512(const int8_t *q, int64_t n, float absmax, float *y
         __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(t, q + i)));
         _mm512_mask_storeu_ps(y + i, t, _mm512_mul_ps(_mm512_mul_ps(c, a), r));
     }
-    if (nt) _mm_sfence(); /* order streaming stores before anyone reads y */
 }
 
 static inline __m512i u8_code(__m512 x, __m512 vf, __m512 lo, __m512 hi, __m512i z) {
@@ -129,7 +128,6 @@ void msbnb__u8_dequant_avx512(const uint8_t *q, int64_t n, float scale, int32_t 
         __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(t, q + i)), z);
         _mm512_mask_storeu_ps(y + i, t, _mm512_mul_ps(_mm512_cvtepi32_ps(c), s));
     }
-    if (nt) _mm_sfence();
 }
 
 /* ---------------------------------------------------------------- INT4 */
@@ -175,7 +173,6 @@ void msbnb__i4_dequant_avx512(const uint8_t *packed, int64_t n, float scale, flo
         store16(y + i + 16, _mm512_mul_ps(v1, s), nt);
     }
     if (i < n) msbnb__i4_dequant_ref(packed + i / 2, n - i, scale, y + i, 0);
-    if (nt) _mm_sfence();
 }
 
 /* ---------------------------------------------------------------- float32 -> fp16 / bf16 */
