@@ -4,9 +4,8 @@
  *
  * Shapes: W [out, in] (PyTorch nn.Linear layout), bias [out], X [n, in], Y / dY [n, out], dX [n, in].
  * The base product goes through kernels.h (fused products, no dequantized copy of W); weight
- * gradients and adapters use OpenBLAS sgemm directly.
+ * gradients and adapters use the fixed-order products of nn_gemm.c.
  */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,9 +196,8 @@ msbnb_status msbnb_linear_backward(msbnb_linear *l, const float *X, const float 
     }
     if (l->w && !l->frozen && l->merged < 0) {
         TRY(alloc_base_grads(l));
-        /* dW[out, in] += dYᵀ[out, n] · X[n, in] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l->out, (int)l->in, (int)n, 1.0f, dY,
-                    (int)l->out, X, (int)l->in, 1.0f, l->dw, (int)l->in);
+        /* dW[out, in] += dYᵀ[out, n] · X[n, in] (fixed order: independent of the thread count) */
+        msbnb__nn_gemm_tn(dY, X, n, l->out, l->in, 1.0f, 1, l->dw);
         if (l->bias) accumulate_bias_grad(l->dbias, dY, n, l->out);
     }
     if (l->active >= 0 && l->merged < 0) TRY(msbnb__lora_backward(l, X, dY, n, dX));

@@ -3,12 +3,12 @@
  * al. 2023, "QLoRA" for the 4-bit base): add / select / delete named adapters, their forward and
  * backward terms, the merged weight ΔW, and merge / unmerge into the base.
  *
+ * Products go through nn_gemm.c (fixed order, thread-count independent), not BLAS.
  * Shapes: A [r, in] (lora_A.weight), B [out, r] (lora_B.weight), X [n, in], h [n, r], Y [n, out].
  *   forward   h = dropout(X)·Aᵀ;  Y += scaling · h·Bᵀ
  *   backward  dB += scaling · dYᵀ·h;  g = scaling · dY·B;  dA += gᵀ·dropout(X);
  *             dX += (g·A) ⊙ mask / (1 − p)
  */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,8 +180,7 @@ msbnb_status msbnb_lora_get(msbnb_linear *l, const char *name, msbnb_lora_view *
 
 /* ΔW[out, in] = scaling · B[out, r] · A[r, in] */
 static void delta_weight(const msbnb_linear *l, const lora_adapter *a, float *delta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)l->out, (int)l->in, a->r, a->scaling, a->B, a->r,
-                a->A, (int)l->in, 0.0f, delta, (int)l->in);
+    msbnb__nn_gemm_nn(a->B, a->A, l->out, a->r, l->in, a->scaling, 0, delta);
 }
 
 msbnb_status msbnb_lora_get_merged_weight(const msbnb_linear *l, const char *name, float *delta) {
@@ -257,11 +256,9 @@ msbnb_status msbnb__lora_forward(msbnb_linear *l, const float *X, int64_t n, flo
     msbnb_status st = dropped_input(l, a, X, n, &Xd, &owned);
     if (st == MSBNB_OK) {
         /* h[n, r] = Xd[n, in] · Aᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, a->r, (int)l->in, 1.0f, Xd, (int)l->in, a->A,
-                    (int)l->in, 0.0f, h, a->r);
+        msbnb__nn_gemm_nt(Xd, a->A, n, l->in, a->r, 1.0f, 0, h);
         /* Y[n, out] += scaling · h · Bᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)l->out, a->r, a->scaling, h, a->r, a->B,
-                    a->r, 1.0f, Y, (int)l->out);
+        msbnb__nn_gemm_nt(h, a->B, n, a->r, l->out, a->scaling, 1, Y);
     }
     free(owned);
     free(h);
@@ -283,22 +280,22 @@ msbnb_status msbnb__lora_backward(msbnb_linear *l, const float *X, const float *
     float *owned;
     msbnb_status st = dropped_input(l, a, X, n, &Xd, &owned); /* same mask as the last forward */
     if (st == MSBNB_OK) {
-        const int in = (int)l->in, out = (int)l->out, r = a->r, nn = (int)n;
+        const int64_t in = l->in, out = l->out, r = a->r;
         /* h[n, r] = Xd · Aᵀ (recomputed rather than kept from the forward) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nn, r, in, 1.0f, Xd, in, a->A, in, 0.0f, h, r);
+        msbnb__nn_gemm_nt(Xd, a->A, n, in, r, 1.0f, 0, h);
         /* dB[out, r] += scaling · dYᵀ[out, n] · h[n, r] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, nn, a->scaling, dY, out, h, r, 1.0f, a->dB, r);
+        msbnb__nn_gemm_tn(dY, h, n, out, r, a->scaling, 1, a->dB);
         /* g[n, r] = scaling · dY[n, out] · B[out, r] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nn, r, out, a->scaling, dY, out, a->B, r, 0.0f, g, r);
+        msbnb__nn_gemm_nn(dY, a->B, n, out, r, a->scaling, 0, g);
         /* dA[r, in] += gᵀ[r, n] · Xd[n, in] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, nn, 1.0f, g, r, Xd, in, 1.0f, a->dA, in);
+        msbnb__nn_gemm_tn(g, Xd, n, r, in, 1.0f, 1, a->dA);
         if (dX && !owned) {
             /* dX[n, in] += g · A */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nn, in, r, 1.0f, g, r, a->A, in, 1.0f, dX, in);
+            msbnb__nn_gemm_nn(g, a->A, n, r, in, 1.0f, 1, dX);
         } else if (dX) {
             /* Through the dropout: dX += (g · A) ⊙ mask / (1 − p). Reuse `owned` for g · A. */
             float *t = owned;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nn, in, r, 1.0f, g, r, a->A, in, 0.0f, t, in);
+            msbnb__nn_gemm_nn(g, a->A, n, r, in, 1.0f, 0, t);
             uint64_t key = dropout_key(a);
             float keep_scale = 1.0f / (1.0f - a->dropout);
             size_t total = (size_t)n * (size_t)l->in;

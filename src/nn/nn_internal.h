@@ -64,6 +64,18 @@ double msbnb__rand_uniform(uint64_t *state); /* [0, 1), 53 bits */
 /* Quantization config that reproduces the format of q (for merge re-quantization). */
 msbnb_quant_config msbnb__config_of_qtensor(const msbnb_qtensor *q);
 
+/* Fixed-order products (nn_gemm.c), bit-identical for every thread count. alpha scales each term,
+ * accumulate != 0 adds into y instead of overwriting it.
+ *   nt: y[i, m] (+)= alpha · Σ_k x[i, k] w[m, k]     x [n, kd], w [md, kd], y [n, md]
+ *   nn: y[i, :] (+)= Σ_k alpha · g[i, k] · a[k, :]    g [n, kd], a [kd, md], y [n, md]
+ *   tn: y[o, :] (+)= Σ_i alpha · d[i, o] · x[i, :]    d [n, od], x [n, md], y [od, md] */
+void msbnb__nn_gemm_nt(const float *x, const float *w, int64_t n, int64_t kd, int64_t md, float alpha,
+                       int accumulate, float *y);
+void msbnb__nn_gemm_nn(const float *g, const float *a, int64_t n, int64_t kd, int64_t md, float alpha,
+                       int accumulate, float *y);
+void msbnb__nn_gemm_tn(const float *d, const float *x, int64_t n, int64_t od, int64_t md, float alpha,
+                       int accumulate, float *y);
+
 /* LoRA parts of forward / backward (lora.c). X: [n, in]; Y, dY: [n, out]; dX: [n, in]. */
 msbnb_status msbnb__lora_forward(msbnb_linear *l, const float *X, int64_t n, float *Y);
 msbnb_status msbnb__lora_backward(msbnb_linear *l, const float *X, const float *dY, int64_t n, float *dX);

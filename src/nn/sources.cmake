@@ -4,6 +4,7 @@ list(APPEND MSBNB_SRC
   src/nn/linear_quant.c
   src/nn/lora.c
   src/nn/lora_model.c
+  src/nn/nn_gemm.c
   src/nn/optim.c
   src/nn/optim_io.c
   src/nn/adamw.c

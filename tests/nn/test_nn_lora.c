@@ -3,6 +3,8 @@
  * reproducibility, merge / unmerge round trips with format-derived rounding bounds, memory
  * figures, parameter counts, error paths and thread invariance.
  */
+#include <cblas.h>
+
 #include <msbnb/nn.h>
 
 #include "nn/nn_internal.h"
@@ -522,42 +524,73 @@ TEST(precision_fast) {
 
 /* ---------------------------------------------------------------- threads */
 
+/* 1, 2 and 3 threads — msbnb's and OpenBLAS' alike — give identical bits for a QLoRA layer's
+ * forward, dX, dA, dB (NF4 base: fused kernels; adapter: nn_gemm.c), and for an fp32 layer's
+ * parameter gradients dW, db, dA, dB (its Y and dX go through OpenBLAS sgemm, whose bits change
+ * between 1 and 2 OpenBLAS threads, so they are not compared). Shapes are large enough for every
+ * parallel region to engage. */
 TEST(thread_invariance) {
     test_rng rng = {9};
-    const int64_t in = 96, out = 80, n = 7;
+    const int64_t in = 256, out = 192, n = 64;
+    const int r = 8;
     float *W = randn(&rng, (size_t)(in * out), 0.1f), *X = randn(&rng, (size_t)(n * in), 1.0f);
     float *dY = randn(&rng, (size_t)(n * out), 1.0f);
     float *ref = NULL;
-    size_t per = (size_t)(n * out + n * in + 4 * in + out * 4);
+    const int blas_threads = openblas_get_num_threads();
+    const size_t per = (size_t)(n * out + n * in + 2 * (r * in + out * r) + in * out + out);
     for (int t = 1; t <= 3; t++) {
         msbnb_set_num_threads(t);
-        msbnb_linear *l = NULL;
-        msbnb_quant_config cfg = msbnb_quant_config_default(MSBNB_QTYPE_NF4);
-        cfg.double_quant = 1;
-        CHECK_OK(msbnb_linear4bit_create_from_weights(W, NULL, in, out, &cfg, &l));
-        if (!l) break;
-        msbnb_lora_params p = msbnb_lora_params_default();
-        p.r = 4;
-        p.lora_dropout = 0.2f;
-        CHECK_OK(msbnb_lora_add(l, "t", &p));
-        msbnb_lora_view v;
-        CHECK_OK(msbnb_lora_get(l, "t", &v));
-        for (int64_t i = 0; i < out * 4; i++) v.B[i] = 0.01f * (float)(i % 13) - 0.05f;
-        msbnb_linear_set_training(l, 1);
-        float *res = calloc(per, sizeof(float));
-        CHECK_OK(msbnb_linear_forward(l, X, n, res));
-        CHECK_OK(msbnb_linear_backward(l, X, dY, n, res + n * out));
-        memcpy(res + n * out + n * in, v.dA, sizeof(float) * (size_t)(4 * in));
-        memcpy(res + n * out + n * in + 4 * in, v.dB, sizeof(float) * (size_t)(out * 4));
+        openblas_set_num_threads(t);
+        float *res = calloc(per, sizeof(float)), *Y = malloc(sizeof(float) * (size_t)(n * out)), *cur = res;
+        for (int kind = 0; kind < 2; kind++) {
+            msbnb_linear *l = NULL;
+            msbnb_quant_config cfg = msbnb_quant_config_default(MSBNB_QTYPE_NF4);
+            cfg.double_quant = 1;
+            if (kind == 0)
+                CHECK_OK(msbnb_linear4bit_create_from_weights(W, NULL, in, out, &cfg, &l));
+            else
+                CHECK_OK(msbnb_linear_create_from_weights(W, W, in, out, &l)); /* any bias [out] */
+            if (!l) break;
+            msbnb_lora_params p = msbnb_lora_params_default();
+            p.r = r;
+            p.lora_dropout = 0.2f;
+            CHECK_OK(msbnb_lora_add(l, "t", &p));
+            msbnb_lora_view v;
+            CHECK_OK(msbnb_lora_get(l, "t", &v));
+            for (int64_t i = 0; i < out * r; i++) v.B[i] = 0.01f * (float)(i % 13) - 0.05f;
+            msbnb_linear_set_training(l, 1);
+            if (kind == 1) CHECK_OK(msbnb_linear_set_frozen(l, 0));
+            CHECK_OK(msbnb_linear_forward(l, X, n, kind == 0 ? cur : Y));
+            if (kind == 0) cur += n * out;
+            CHECK_OK(msbnb_linear_backward(l, X, dY, n, kind == 0 ? cur : NULL));
+            if (kind == 0) cur += n * in;
+            memcpy(cur, v.dA, sizeof(float) * (size_t)(r * in));
+            cur += r * in;
+            memcpy(cur, v.dB, sizeof(float) * (size_t)(out * r));
+            cur += out * r;
+            if (kind == 1) {
+                msbnb_param_ref refs[MSBNB_LINEAR_MAX_PARAMS];
+                int k = 0;
+                CHECK_OK(msbnb_linear_trainable_params(l, refs, MSBNB_LINEAR_MAX_PARAMS, &k));
+                CHECK_EQ_INT(k, 4);
+                memcpy(cur, refs[0].grad, sizeof(float) * refs[0].n); /* dW */
+                cur += refs[0].n;
+                memcpy(cur, refs[1].grad, sizeof(float) * refs[1].n); /* db */
+                cur += refs[1].n;
+            }
+            msbnb_linear_free(l);
+        }
+        CHECK(cur == res + per);
         if (!ref)
             ref = res;
         else {
             CHECK_MSG_(memcmp(ref, res, per * sizeof(float)) == 0, "threads %d differ from 1", t);
             free(res);
         }
-        msbnb_linear_free(l);
+        free(Y);
     }
     msbnb_set_num_threads(0);
+    openblas_set_num_threads(blas_threads);
     free(ref);
     free(W);
     free(X);
