@@ -15,6 +15,7 @@
  *     <w>.nested_quant_map        F32 [256]         (double quant)
  *     <w>.quant_state.bitsandbytes__<nf4|fp4>   U8 [len] JSON
  */
+#define IO_API "msbnb_bnb"
 #include "io/io_internal.h"
 
 #include <math.h>

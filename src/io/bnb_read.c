@@ -3,6 +3,7 @@
  * checkpoint (layouts in io.h and bnb.c). Files are untrusted: every part's dtype and element
  * count is checked against the quant state before msbnb_qtensor_from_view copies anything.
  */
+#define IO_API "msbnb_bnb_read"
 #include "io/io_internal.h"
 
 #include <stdlib.h>

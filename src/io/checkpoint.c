@@ -5,6 +5,7 @@
  * Also: element conversion of any readable tensor to float32.
  */
 #define _POSIX_C_SOURCE 200809L
+#define IO_API "msbnb_checkpoint"
 #include "io/io_internal.h"
 
 #include <stdlib.h>

@@ -1,4 +1,5 @@
 /* config.c — read-only JSON objects (config.json, adapter_config.json) with dotted-path getters. */
+#define IO_API "msbnb_config"
 #include "io/io_internal.h"
 
 #include <stdio.h>

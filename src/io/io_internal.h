@@ -29,7 +29,15 @@ msbnb_status msbnb__io_fail(char *errbuf, msbnb_status st, const char *func, con
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* Messages start with the public entry point, not the static helper that failed: each file
+ * defines IO_API (e.g. "msbnb_safetensors_open") before including this header. */
+#ifdef IO_API
+#undef MSBNB_FAIL
+#define MSBNB_FAIL(st, ...) msbnb__fail((st), IO_API, __VA_ARGS__)
+#define IO_FAIL(errbuf, st, ...) msbnb__io_fail((errbuf), (st), IO_API, __VA_ARGS__)
+#else
 #define IO_FAIL(errbuf, st, ...) msbnb__io_fail((errbuf), (st), __func__, __VA_ARGS__)
+#endif
 
 /* ---------------------------------------------------------------- JSON */
 

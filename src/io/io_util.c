@@ -1,5 +1,6 @@
 /* io_util.c — error messages on handles, untrusted-JSON parsing, atomic file writes. */
 #define _POSIX_C_SOURCE 200809L
+#define IO_API "msbnb io"
 #include "io/io_internal.h"
 
 #include <errno.h>

@@ -7,6 +7,7 @@
  * (the adapter name, e.g. ".default", is removed on save; we accept it on load).
  */
 #define _POSIX_C_SOURCE 200809L
+#define IO_API "msbnb_peft"
 #include "io/io_internal.h"
 
 #include <errno.h>

@@ -15,6 +15,7 @@
  */
 #define _DEFAULT_SOURCE /* madvise */
 #define _POSIX_C_SOURCE 200809L
+#define IO_API "msbnb_safetensors_open"
 #include "io/io_internal.h"
 
 #include <errno.h>

@@ -13,6 +13,7 @@
  * element size in the file (and in a memory map of it).
  */
 #define _GNU_SOURCE
+#define IO_API "msbnb_st_writer"
 #include "io/io_internal.h"
 
 #include <errno.h>
