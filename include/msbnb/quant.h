@@ -131,7 +131,10 @@ typedef struct msbnb_qtensor_view {
  * zero or overflowing sizes), OUT_OF_MEMORY. */
 msbnb_status msbnb_quantize(const float *w, int64_t rows, int64_t cols, const msbnb_quant_config *cfg,
                             msbnb_qtensor **out);
-/* Same from fp16 / bf16 input (w points to uint16 bit patterns when dtype is F16/BF16). */
+/* Same from fp16 / bf16 input (w points to uint16 bit patterns when dtype is F16/BF16; F32 is
+ * msbnb_quantize). The input is widened exactly into a temporary float32 copy of rows*cols, so the
+ * codes equal those of msbnb_quantize on the widened values (bitsandbytes computes in float32 too).
+ * Errors: as msbnb_quantize, plus INVALID_ARG for an unknown dtype. */
 msbnb_status msbnb_quantize_ex(const void *w, msbnb_dtype dtype, int64_t rows, int64_t cols,
                                const msbnb_quant_config *cfg, msbnb_qtensor **out);
 /* The seed's names: quantize_8bit (INT8 defaults), quantize_4bit (cfg->type INT4/NF4/FP4). */
