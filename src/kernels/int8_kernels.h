@@ -73,11 +73,13 @@ typedef void (*msbnb__i8_exact_fn)(const msbnb__i8w *w, int64_t o0, int64_t o1, 
                                    int64_t n, float *Y, int64_t ldy, void *scratch);
 
 /* Transposed on a tile of columns: dX[i, k] (+)= Σ_o dY[i, o] · ŵ[o, k] for i in [i0, i1),
- * k in [k0, k1). Every element is one fp32 chain over o = 0, 1, ..., out-1 started at 0 (or at
+ * k in [k0, k1), k1 − k0 ≤ MSBNB__I8_T_KB_MAX. Every element is one fp32 chain over o = 0, 1, ..., out-1 started at 0 (or at
  * the old dX when accumulate), one fused multiply-add per step: all variants bit-identical.
  * scratch: msbnb__I8_T_SCRATCH bytes. */
-#define MSBNB__I8_T_KB 256
-#define MSBNB__I8_T_SCRATCH ((size_t)4 * MSBNB__I8_T_KB * sizeof(float))
+#define MSBNB__I8_T_KB 512      /* dX columns per tile (narrowest; k1 − k0 may be larger)     */
+#define MSBNB__I8_T_KB_MAX 4096 /* widest tile, the scratch's capacity                          */
+#define MSBNB__I8_T_OB 8        /* weight rows dequantized per step (each dX vector loaded once) */
+#define MSBNB__I8_T_SCRATCH ((size_t)MSBNB__I8_T_OB * MSBNB__I8_T_KB_MAX * sizeof(float))
 typedef void (*msbnb__i8_t_fn)(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t i1, int64_t k0,
                                int64_t k1, float *dX, int accumulate, void *scratch);
 

@@ -178,9 +178,19 @@ msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64
     msbnb__i8w w = msbnb__i8w_of(W);
     const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
     const int threads = msbnb__threads();
-    const int64_t K = w.cols;
-    const int64_t kt = (K + MSBNB__I8_T_KB - 1) / MSBNB__I8_T_KB, it = (n + TILE_T_ROWS - 1) / TILE_T_ROWS;
-    const int64_t tiles = kt * it;
+    const int64_t K = w.cols, it = (n + TILE_T_ROWS - 1) / TILE_T_ROWS;
+    /* Column tile width. Each weight row is read kw contiguous bytes at a time, so few rows of dX
+     * (decode, small batches) want wide tiles — one per thread — for the prefetchers' sake, and
+     * many rows want narrow ones that keep the dX tile in cache. The width changes no element's
+     * arithmetic (each is one chain over o), so it may depend on the thread count. */
+    int64_t kw = MSBNB__I8_T_KB;
+    if (it < threads || n < TILE_T_ROWS) {
+        int64_t split = threads / it > 1 ? threads / it : 1;
+        int64_t per = (K + split - 1) / split;
+        per = (per + 63) & ~(int64_t)63;
+        kw = per < MSBNB__I8_T_KB ? MSBNB__I8_T_KB : per > MSBNB__I8_T_KB_MAX ? MSBNB__I8_T_KB_MAX : per;
+    }
+    const int64_t kt = (K + kw - 1) / kw, tiles = kt * it;
     const double work = (double)n * (double)w.rows * (double)K;
     uint8_t *scratch = alloc_per_thread(threads, MSBNB__I8_T_SCRATCH);
     RETURN_IF(!scratch, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %d x %zu bytes of tile scratch", threads,
@@ -189,7 +199,7 @@ msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64
     for (int64_t t = 0; t < tiles; t++) {
         int64_t ib = t / kt, kb = t % kt;
         int64_t i0 = ib * TILE_T_ROWS, i1 = i0 + TILE_T_ROWS < n ? i0 + TILE_T_ROWS : n;
-        int64_t k0 = kb * MSBNB__I8_T_KB, k1 = k0 + MSBNB__I8_T_KB < K ? k0 + MSBNB__I8_T_KB : K;
+        int64_t k0 = kb * kw, k1 = k0 + kw < K ? k0 + kw : K;
         kern->transposed(&w, dY, i0, i1, k0, k1, dX, accumulate,
                          scratch + (size_t)thread_id() * MSBNB__I8_T_SCRATCH);
     }

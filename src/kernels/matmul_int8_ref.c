@@ -36,7 +36,7 @@ void msbnb__i8_exact_ref(const msbnb__i8w *w, int64_t o0, int64_t o1, const floa
 
 void msbnb__i8_t_ref(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t i1, int64_t k0, int64_t k1,
                      float *dX, int accumulate, void *scratch) {
-    float *wk = (float *)scratch; /* [k1 - k0 ≤ MSBNB__I8_T_KB] dequantized segment of row o */
+    float *wk = (float *)scratch; /* [k1 - k0 ≤ MSBNB__I8_T_KB_MAX] dequantized segment of row o */
     const int64_t K = w->cols, out = w->rows;
     if (!accumulate)
         for (int64_t i = i0; i < i1; i++)

@@ -166,21 +166,21 @@ void msbnb__i8_exact_avx2(const msbnb__i8w *w, int64_t o0, int64_t o1, const flo
 
 void msbnb__i8_t_avx2(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t i1, int64_t k0, int64_t k1,
                       float *dX, int accumulate, void *scratch) {
-    float *wk = (float *)scratch; /* [4][MSBNB__I8_T_KB]: 4 dequantized row segments */
+    float *wk = (float *)scratch; /* [MSBNB__I8_T_OB][MSBNB__I8_T_KB_MAX]: dequantized row segments */
     const int64_t K = w->cols, out = w->rows, kn = k1 - k0, kv = kn & ~(int64_t)7;
     if (!accumulate)
         for (int64_t i = i0; i < i1; i++)
             for (int64_t k = k0; k < k1; k++) dX[i * K + k] = 0.0f;
-    for (int64_t o = 0; o < out; o += 4) {
-        int ob = (int)(out - o < 4 ? out - o : 4);
+    for (int64_t o = 0; o < out; o += MSBNB__I8_T_OB) {
+        int ob = (int)(out - o < MSBNB__I8_T_OB ? out - o : MSBNB__I8_T_OB);
         for (int b = 0; b < ob; b++) {
             const uint8_t *c = w->codes + (o + b) * K + k0;
             const __m256 vs = _mm256_set1_ps(msbnb__i8w_stat(w, o + b));
             const __m256i vzp = _mm256_set1_epi32(msbnb__i8w_zp(w, o + b));
             int64_t k = 0;
             for (; k < kv; k += 8)
-                _mm256_storeu_ps(wk + b * MSBNB__I8_T_KB + k, deq8(_mm_loadl_epi64((const __m128i *)(c + k)), w->asym, vs, vzp));
-            for (; k < kn; k++) wk[b * MSBNB__I8_T_KB + k] = msbnb__i8_deq(w, o + b, k0 + k);
+                _mm256_storeu_ps(wk + b * MSBNB__I8_T_KB_MAX + k, deq8(_mm_loadl_epi64((const __m128i *)(c + k)), w->asym, vs, vzp));
+            for (; k < kn; k++) wk[b * MSBNB__I8_T_KB_MAX + k] = msbnb__i8_deq(w, o + b, k0 + k);
         }
         for (int64_t i = i0; i < i1; i++) {
             const float *g = dY + i * out + o;
@@ -189,11 +189,11 @@ void msbnb__i8_t_avx2(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t 
             for (; k < kv; k += 8) {
                 __m256 acc = _mm256_loadu_ps(d + k);
                 for (int b = 0; b < ob; b++) /* o ascending, as the reference */
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(g[b]), _mm256_loadu_ps(wk + b * MSBNB__I8_T_KB + k), acc);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(g[b]), _mm256_loadu_ps(wk + b * MSBNB__I8_T_KB_MAX + k), acc);
                 _mm256_storeu_ps(d + k, acc);
             }
             for (; k < kn; k++)
-                for (int b = 0; b < ob; b++) d[k] = fmaf(g[b], wk[b * MSBNB__I8_T_KB + k], d[k]);
+                for (int b = 0; b < ob; b++) d[k] = fmaf(g[b], wk[b * MSBNB__I8_T_KB_MAX + k], d[k]);
         }
     }
 }

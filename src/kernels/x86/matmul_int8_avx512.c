@@ -207,34 +207,68 @@ void msbnb__i8_exact_avx512(const msbnb__i8w *w, int64_t o0, int64_t o1, const f
 
 /* ---------------------------------------------------------------- transposed */
 
+/* ≤ 4 rows of dX: for each block of MSBNB__I8_T_OB weight rows and each 16 columns, the codes are
+ * dequantized in registers and applied to every row in o order — the same chain per element. */
+static void t_few_rows(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t i1, int64_t k0, int64_t k1,
+                       float *dX) {
+    const int64_t K = w->cols, out = w->rows, kn = k1 - k0;
+    for (int64_t o = 0; o < out; o += MSBNB__I8_T_OB) {
+        int ob = (int)(out - o < MSBNB__I8_T_OB ? out - o : MSBNB__I8_T_OB);
+        __m512 vs[MSBNB__I8_T_OB];
+        __m512i vzp[MSBNB__I8_T_OB];
+        for (int b = 0; b < ob; b++) {
+            vs[b] = _mm512_set1_ps(msbnb__i8w_stat(w, o + b));
+            vzp[b] = _mm512_set1_epi32(msbnb__i8w_zp(w, o + b));
+        }
+        const uint8_t *c = w->codes + o * K + k0;
+        for (int64_t k = 0; k < kn; k += 16) {
+            __mmask16 m = mask16(kn - k);
+            __m512 wv[MSBNB__I8_T_OB];
+            for (int b = 0; b < ob; b++) wv[b] = deq16(_mm_maskz_loadu_epi8(m, c + b * K + k), w->asym, vs[b], vzp[b]);
+            for (int64_t i = i0; i < i1; i++) {
+                const float *g = dY + i * out + o;
+                float *d = dX + i * K + k0 + k;
+                __m512 acc = _mm512_maskz_loadu_ps(m, d);
+                for (int b = 0; b < ob; b++) acc = _mm512_fmadd_ps(_mm512_set1_ps(g[b]), wv[b], acc);
+                _mm512_mask_storeu_ps(d, m, acc);
+            }
+        }
+    }
+}
+
 void msbnb__i8_t_avx512(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t i1, int64_t k0, int64_t k1,
                         float *dX, int accumulate, void *scratch) {
-    float *wk = (float *)scratch; /* [4][MSBNB__I8_T_KB]: 4 dequantized row segments */
+    float *wk = (float *)scratch; /* [MSBNB__I8_T_OB][MSBNB__I8_T_KB_MAX]: dequantized row segments */
     const int64_t K = w->cols, out = w->rows, kn = k1 - k0;
     if (!accumulate)
         for (int64_t i = i0; i < i1; i++)
             for (int64_t k = k0; k < k1; k++) dX[i * K + k] = 0.0f;
-    for (int64_t o = 0; o < out; o += 4) {
-        int ob = (int)(out - o < 4 ? out - o : 4);
+    if (i1 - i0 <= 4) { /* few rows: dequantize in registers, no scratch round trip */
+        t_few_rows(w, dY, i0, i1, k0, k1, dX);
+        return;
+    }
+    for (int64_t o = 0; o < out; o += MSBNB__I8_T_OB) {
+        int ob = (int)(out - o < MSBNB__I8_T_OB ? out - o : MSBNB__I8_T_OB);
         for (int b = 0; b < ob; b++) {
             const uint8_t *c = w->codes + (o + b) * K + k0;
             const __m512 vs = _mm512_set1_ps(msbnb__i8w_stat(w, o + b));
             const __m512i vzp = _mm512_set1_epi32(msbnb__i8w_zp(w, o + b));
             for (int64_t k = 0; k < kn; k += 16) {
                 __mmask16 m = mask16(kn - k);
-                _mm512_mask_storeu_ps(wk + b * MSBNB__I8_T_KB + k, m,
+                _mm512_mask_storeu_ps(wk + b * MSBNB__I8_T_KB_MAX + k, m,
                                       deq16(_mm_maskz_loadu_epi8(m, c + k), w->asym, vs, vzp));
             }
         }
         for (int64_t i = i0; i < i1; i++) {
             const float *g = dY + i * out + o;
             float *d = dX + i * K + k0;
+            __m512 gb[MSBNB__I8_T_OB];
+            for (int b = 0; b < ob; b++) gb[b] = _mm512_set1_ps(g[b]);
             for (int64_t k = 0; k < kn; k += 16) {
                 __mmask16 m = mask16(kn - k);
                 __m512 acc = _mm512_maskz_loadu_ps(m, d + k);
                 for (int b = 0; b < ob; b++) /* o ascending, as the reference */
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(g[b]), _mm512_maskz_loadu_ps(m, wk + b * MSBNB__I8_T_KB + k),
-                                          acc);
+                    acc = _mm512_fmadd_ps(gb[b], _mm512_maskz_loadu_ps(m, wk + b * MSBNB__I8_T_KB_MAX + k), acc);
                 _mm512_mask_storeu_ps(d + k, m, acc);
             }
         }
