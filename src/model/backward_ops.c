@@ -21,16 +21,17 @@
 
 typedef BW_REAL real;
 
-/* Open a parallel region only when the op has enough work (about 2^15 multiply-adds) to pay for
- * waking the threads: a tiny model or batch otherwise spends its time in the OpenMP barrier.
- * Outputs are disjoint either way, so results do not depend on it. */
 /* exp in the working precision: expf for the float build (the hot softmax and SiLU loops), exp
  * for the double build the tests use. */
 #ifndef BW_EXP
 #define BW_EXP(x) expf(x)
 #endif
 
-#define BW_PARALLEL(work) ((int64_t)(work) >= ((int64_t)1 << 15))
+/* Open a parallel region only when the op has enough work (BW(parallel_min) element operations,
+ * 2^17 by default) to pay for waking the threads: a tiny model otherwise spends its time in
+ * OpenMP barriers. Outputs are disjoint either way, so results do not depend on it. */
+int64_t BW(parallel_min) = (int64_t)1 << 17;
+#define BW_PARALLEL(work) ((int64_t)(work) >= BW(parallel_min))
 
 /* ================================================================ RMSNorm */
 

@@ -23,6 +23,10 @@
 #define BW(name) msbnb__##name
 #endif
 
+/* Smallest amount of work (element operations) for which an op opens an OpenMP parallel region
+ * (default 2^17). Tests set it to 0 to run every op threaded on small shapes. */
+extern int64_t BW(parallel_min);
+
 /* ---------------------------------------------------------------- RMSNorm
  * y[n, :] = x[n, :] * rstd[n] * w[:],  rstd[n] = 1 / sqrt(mean(x[n, :]²) + eps)
  * x, y: [N, D]; w: [D]; rstd: [N] (saved for the backward). y may not alias x. */

@@ -191,7 +191,7 @@ void msbnb__train_dropout(const msbnb_trainer *tr, int l, msbnb_proj q, const fl
     uint64_t key = mix64(tr->p.seed ^ mix64(tr->step * 0x9e3779b97f4a7c15ull + (uint64_t)(l * 16 + (int)q) + 1));
     float keep_scale = 1.0f / (1.0f - p);
     uint32_t thresh = (uint32_t)((double)p * 65536.0);
-#pragma omp parallel for if(N * in >= 32768) num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for if(N * in >= msbnb__parallel_min) num_threads(msbnb__threads()) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         uint64_t rowkey = mix64(key + (uint64_t)n * 0xd1b54a32d192ed03ull);
         const float *x = X ? X + n * in : NULL;
@@ -288,8 +288,17 @@ msbnb_status msbnb__train_forward(msbnb_trainer *tr, int training) {
     return MSBNB_OK;
 }
 
+/* OpenBLAS keeps its own thread pool, sized to all cores by default, whose workers spin between
+ * products: next to our OpenMP threads that oversubscribes the machine. Give it the library's
+ * thread count (msbnb_set_num_threads / MSBNB_THREADS) before each batch; a no-op when unchanged. */
+static void sync_blas_threads(void) {
+    int want = msbnb__threads();
+    if (openblas_get_num_threads() != want) openblas_set_num_threads(want);
+}
+
 /* Split tokens [B, T+1] into inputs and targets, checking the ids. */
 static msbnb_status load_batch(msbnb_trainer *tr, const int32_t *tokens) {
+    sync_blas_threads();
     for (int64_t b = 0; b < tr->B; b++)
         for (int64_t t = 0; t < tr->T; t++) {
             int32_t x = tokens[b * (tr->T + 1) + t], y = tokens[b * (tr->T + 1) + t + 1];

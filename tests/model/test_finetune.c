@@ -208,6 +208,10 @@ TEST(resume_equals_uninterrupted) {
 }
 
 int main(void) {
+    /* One thread: a 260K-parameter model gains nothing from two, and on a loaded CI machine
+     * OpenMP's spinning barriers make it many times slower. Thread invariance of the trainer is
+     * tested in test_grad_llama. */
+    msbnb_set_num_threads(1);
     size_t len = 0;
     char *text = test_read_file(test_shared_path("data/austen.txt"), &len);
     msbnb_tokenizer *tok = NULL;

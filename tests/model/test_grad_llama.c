@@ -18,6 +18,7 @@
  */
 #include <msbnb/train.h>
 
+#include "model/backward_ops.h"
 #include "model/llama_internal.h"
 #include "test.h"
 
@@ -173,7 +174,8 @@ TEST(grad_dropout) { grad_check(MSBNB_QTYPE_NF4, 1, 0.3f, 0); }
 /* Gradients of one step, copied out. */
 static float *grads_of(int recompute, int threads, int *n_out, double *loss) {
     msbnb_set_num_threads(threads);
-    /* big enough (N·D = 8192 and more) that every op really runs on several threads */
+    /* every op threaded, whatever its size (the default skips threads for small work) */
+    msbnb__parallel_min = 0;
     msbnb_model *m = tiny_model(MSBNB_QTYPE_NF4, 1, 8, 1);
     if (!m) return NULL;
     attach(m, 0.1f, 21);
@@ -195,6 +197,7 @@ static float *grads_of(int recompute, int threads, int *n_out, double *loss) {
     msbnb_trainer_free(tr);
     msbnb_model_free(m);
     msbnb_set_num_threads(0);
+    msbnb__parallel_min = (int64_t)1 << 17;
     return g;
 }
 
