@@ -11,8 +11,9 @@
 #          tokens of context), first PPL_TOKENS tokens (default 40000; 0 = the whole file).
 #   sample ../shared/data/tinystories_sample.txt with golden.json's protocol (5 stories split on
 #          <|endoftext|>, BOS + dummy prefix, tokens 1..n-1 scored; 1804 tokens).
-# INT4 groups run along in_features; down_proj has in_features 172, which neither 64 nor 128
-# divides, so it uses the largest even divisor below the group (g128 -> 86, g64 -> 4).
+# INT4 groups run along in_features and must divide it: a group longer than a row becomes the row
+# (stories260K's 64-wide layers: g128 -> 64), and down_proj's 172, which neither 64 nor 128
+# divides, uses the next even divisor up (g64 -> 86, g128 -> 172, one group per row).
 # Results do not depend on the thread count; one thread is used to behave on shared machines.
 set -euo pipefail
 
@@ -50,8 +51,9 @@ configs=(
   "nf4|NF4 blocksize 64|--quant nf4"
   "nf4+dq|NF4 blocksize 64 + double quant|--quant nf4 --double-quant"
   "fp4|FP4 blocksize 64|--quant fp4"
-  "int4 g128|INT4 group 128 (down_proj: 86)|--quant int4 --group-size 128"
-  "int4 g64|INT4 group 64 (down_proj: 4)|--quant int4 --group-size 64"
+  "int4 g128|INT4 group 128 → one group per row here (64; down_proj 172)|--quant int4 --group-size 128"
+  "int4 g64|INT4 group 64 (down_proj: 86)|--quant int4 --group-size 64"
+  "int4 g32|INT4 group 32 (down_proj: 86)|--quant int4 --group-size 32"
 )
 
 tokens_label="first $TOKENS tokens"

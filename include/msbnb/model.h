@@ -92,8 +92,9 @@ typedef struct msbnb_model_params {
     int double_quant;      /* NF4/FP4/INT4: quantize the statistics too (default 0)              */
     int blocksize;         /* NF4/FP4 block size (default 64)                                    */
     int group_size;        /* INT4 group (default 128). A layer whose in_features it does not divide
-                            * uses the largest even divisor of in_features below it (stories260K's
-                            * down_proj, in 172: 128 -> 86, 64 -> 4); odd in_features stay fp32. */
+                            * uses the smallest even divisor of in_features above it, at most one
+                            * group per row (stories260K: in 64 with 128 -> 64; down_proj, in 172:
+                            * 64 -> 86, 128 -> 172); odd in_features stay fp32.                 */
     float int8_threshold;  /* INT8: LLM.int8() outlier threshold (0 = pure int8, default 0)      */
     int max_seq_len;       /* KV cache length: 0 = config seq_len, else min(seq_len, this)       */
     int max_batch;         /* longest prompt chunk processed at once by forward (default 64)     */

@@ -288,13 +288,17 @@ void msbnb_model_free(msbnb_model *m) {
 
 /* ================================================================ projections */
 
-/* INT4 group for a layer with in_features cols: the requested group when it divides, else the
- * largest even divisor of cols below it (0 when cols is odd: the layer then stays fp32). */
+/* INT4 group for a layer with in_features cols: the requested group when it divides cols; else
+ * the smallest even divisor of cols above it, i.e. cols itself (one group per row) when the group
+ * is longer than a row. Rounding up keeps the scale overhead at or below the requested one
+ * (bits per weight as asked) instead of multiplying it. 0 when cols is odd: the layer stays fp32. */
 static int int4_group_for(int group, int64_t cols) {
+    if (cols % 2 != 0) return 0;
+    if (group >= cols) return (int)cols;
     if (cols % group == 0) return group;
-    for (int g = group - 1; g >= 2; g--)
-        if (g % 2 == 0 && cols % g == 0) return g;
-    return 0;
+    for (int64_t g = group + 1; g < cols; g++)
+        if (g % 2 == 0 && cols % g == 0) return (int)g;
+    return (int)cols;
 }
 
 msbnb_status msbnb__llama_set_proj_f32(msbnb_model *m, int l, msbnb_proj p, const float *w) {

@@ -11,6 +11,7 @@
 
 #include <msbnb/io.h>
 #include <msbnb/model.h>
+#include <msbnb/nn.h>
 
 #include "test.h"
 
@@ -73,6 +74,30 @@ TEST(quantized_perplexity) {
         CHECK_MSG_(p >= fp32_ppl * 0.98, "%s: ppl %g suspiciously below fp32 %g", cases[i].name, p, fp32_ppl);
         CHECK_MSG_(p != fp32_ppl, "%s: identical to fp32: quantization not applied?", cases[i].name);
         CHECK(bytes < fp32_bytes);
+    }
+}
+
+/* INT4 groups round up to a divisor of in_features, at most the row: group 128 on in 64 -> 64,
+ * on down_proj's 172 -> 172; group 64 on 172 -> 86. {requested, in 64 layers, down_proj}. */
+TEST(int4_group_fallback) {
+    static const int want[2][3] = {{128, 64, 172}, {64, 64, 86}};
+    for (int k = 0; k < 2; k++) {
+        msbnb_model_params mp = msbnb_model_params_default();
+        mp.quant = MSBNB_QTYPE_INT4;
+        mp.group_size = want[k][0];
+        msbnb_model *m = NULL;
+        CHECK_OK(msbnb_model_load(MODEL_DIR "/stories260K.bin", &mp, &m));
+        if (!m) return;
+        for (int p = 0; p < MSBNB_PROJ_COUNT; p++) {
+            const msbnb_qtensor *q = msbnb_linear_qtensor(msbnb_model_linear(m, 4, (msbnb_proj)p));
+            msbnb_qtensor_view v;
+            CHECK(q != NULL);
+            if (!q) continue;
+            CHECK_OK(msbnb_qtensor_get_view(q, &v));
+            CHECK_EQ_INT(v.type, MSBNB_QTYPE_INT4);
+            CHECK_EQ_INT(v.group_size, p == MSBNB_PROJ_DOWN ? want[k][2] : want[k][1]);
+        }
+        msbnb_model_free(m);
     }
 }
 
@@ -146,6 +171,7 @@ int main(void) {
     fp32_ppl = ppl_of(MODEL_DIR "/stories260K.bin", NULL, &fp32_bytes);
     printf("  fp32       ppl %.4f, weights %zu bytes\n", fp32_ppl, fp32_bytes);
     RUN(quantized_perplexity);
+    RUN(int4_group_fallback);
     RUN(bnb_nf4_checkpoint_roundtrip);
     msbnb_tokenizer_free(tok);
     free(text);
