@@ -245,6 +245,54 @@ static double format_bound(const msbnb_qtensor *q, int64_t i) {
     return v->stats[i / v->blocksize] * gap / 2.0;
 }
 
+/* Same bound for a double-quantized tensor q built from `exact` [rows*cols]: codes are chosen with
+ * the TRUE statistic s (block absmax, or group absmax/7 for INT4) and stored with its 8-bit
+ * dequantized value s', so |deq − x| ≤ (bound with s) + max|code| · |s' − s|. out [rows*cols]. */
+static void dq_bounds(const msbnb_qtensor *q, const float *exact, double *out) {
+    const msbnb_qtensor_view *v = &q->v;
+    float *sd = malloc(v->n_stats * sizeof(float));
+    if (msbnb_double_dequantize(v->stats_q, v->nested_absmax, v->nested_offset, v->nested_code, v->n_stats,
+                                v->nested_blocksize, sd) != MSBNB_OK) {
+        for (int64_t i = 0; i < v->rows * v->cols; i++) out[i] = -1; /* forces a failure */
+        free(sd);
+        return;
+    }
+    double gap = 0;
+    float sorted[16];
+    if (v->type != MSBNB_QTYPE_INT4) {
+        memcpy(sorted, v->code, sizeof sorted);
+        for (int a = 0; a < 16; a++)
+            for (int b = a + 1; b < 16; b++)
+                if (sorted[b] < sorted[a]) {
+                    float t = sorted[a];
+                    sorted[a] = sorted[b];
+                    sorted[b] = t;
+                }
+        for (int c = 1; c < 16; c++) gap = fmax(gap, (double)sorted[c] - sorted[c - 1]);
+    }
+    for (int64_t i = 0; i < v->rows * v->cols; i++) {
+        double s_true = 0, s_dq, half, cmax;
+        if (v->type == MSBNB_QTYPE_INT4) {
+            int64_t row = i / v->cols, g = (i % v->cols) / v->group_size;
+            for (int64_t j = 0; j < v->group_size; j++)
+                s_true = fmax(s_true, fabs(exact[row * v->cols + g * v->group_size + j]));
+            s_true = (float)(s_true / 7.0);
+            s_dq = sd[g * v->rows + row];
+            half = s_true / 2.0;
+            cmax = 8.0;
+        } else {
+            int64_t b = i / v->blocksize, e = (b + 1) * v->blocksize;
+            if (e > v->rows * v->cols) e = v->rows * v->cols;
+            for (int64_t j = b * v->blocksize; j < e; j++) s_true = fmax(s_true, fabs(exact[j]));
+            s_dq = sd[b];
+            half = s_true * gap / 2.0;
+            cmax = 1.0;
+        }
+        out[i] = half * (1 + 1e-5) + cmax * fabs(s_dq - s_true) + 1e-7;
+    }
+    free(sd);
+}
+
 static void run_merge(const merge_case *mc) {
     test_rng rng = {21 + (uint64_t)mc->kind};
     const int64_t in = 64, out = 48, n = 6;
@@ -306,6 +354,17 @@ static void run_merge(const merge_case *mc) {
     CHECK(rep.delta_rms > 0);
     /* 2. the error is within the format's rounding bound, element by element */
     const msbnb_qtensor *qm = msbnb_linear_qtensor(l);
+    if (qm && mc->double_quant) {
+        float *ex = malloc(sizeof(float) * (size_t)(in * out));
+        double *bd = malloc(sizeof(double) * (size_t)(in * out));
+        for (int64_t i = 0; i < in * out; i++) ex[i] = Wold[i] + D[i]; /* the merge's float sum */
+        dq_bounds(qm, ex, bd);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < in * out; i++) bad += fabs((double)Wnew[i] - ex[i]) > bd[i];
+        CHECK_MSG_(bad == 0, "%s: %lld elements beyond the double-quant bound", mc->name, (long long)bad);
+        free(ex);
+        free(bd);
+    }
     if (qm && !mc->double_quant) {
         int64_t bad = 0;
         for (int64_t i = 0; i < in * out; i++) {
