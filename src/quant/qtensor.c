@@ -261,28 +261,30 @@ msbnb_status msbnb__qtensor_resolve_stats(const msbnb_qtensor *q, const float **
     return MSBNB_OK;
 }
 
-/* Flat blockwise formats (NF4/FP4/BLOCKWISE8): elements [e0, e1) into y [e1 - e0]. The flat
- * functions start at a block boundary, so a partial first block goes through a small buffer. */
-static msbnb_status flat_range(const msbnb_qtensor *q, const float *stats, size_t e0, size_t e1, float *y) {
+/* Flat blockwise formats (NF4/FP4/BLOCKWISE8): elements [e0, e1) into y [e1 - e0]; stats[i] is
+ * the statistic of block s_base + i. The flat functions start at a block boundary, so a partial
+ * first block goes through a small buffer. */
+static msbnb_status flat_range(const msbnb_qtensor *q, const float *stats, size_t s_base, size_t e0, size_t e1,
+                               float *y) {
     const msbnb_qtensor_view *v = &q->v;
     size_t bs = (size_t)v->blocksize;
-    int four = v->type != MSBNB_QTYPE_BLOCKWISE8;
+        int four = v->type != MSBNB_QTYPE_BLOCKWISE8;
     size_t b0 = e0 - e0 % bs; /* block-aligned start, even since bs is */
     if (b0 < e0) {
         float tmp[4096];
         size_t end = b0 + bs < e1 ? b0 + bs : e1;
-        msbnb_status st = four ? msbnb_dequantize_4bit_blockwise(v->type, v->data + b0 / 2, stats + b0 / bs, end - b0,
-                                                                 v->blocksize, tmp)
-                               : msbnb_dequantize_blockwise8(v->code, v->data + b0, stats + b0 / bs, end - b0,
-                                                             v->blocksize, tmp);
+        const float *sb = stats + (b0 / bs - s_base);
+        msbnb_status st = four ? msbnb_dequantize_4bit_blockwise(v->type, v->data + b0 / 2, sb, end - b0, v->blocksize, tmp)
+                               : msbnb_dequantize_blockwise8(v->code, v->data + b0, sb, end - b0, v->blocksize, tmp);
         TRY(st);
         memcpy(y, tmp + (e0 - b0), (end - e0) * sizeof(float));
         y += end - e0;
         e0 = end;
     }
     if (e0 >= e1) return MSBNB_OK;
-    return four ? msbnb_dequantize_4bit_blockwise(v->type, v->data + e0 / 2, stats + e0 / bs, e1 - e0, v->blocksize, y)
-                : msbnb_dequantize_blockwise8(v->code, v->data + e0, stats + e0 / bs, e1 - e0, v->blocksize, y);
+    const float *s = stats + (e0 / bs - s_base);
+    return four ? msbnb_dequantize_4bit_blockwise(v->type, v->data + e0 / 2, s, e1 - e0, v->blocksize, y)
+                : msbnb_dequantize_blockwise8(v->code, v->data + e0, s, e1 - e0, v->blocksize, y);
 }
 
 msbnb_status msbnb__qtensor_dequantize_rows(const msbnb_qtensor *q, const float *stats, int64_t row0, int64_t nrows,
@@ -299,7 +301,7 @@ msbnb_status msbnb__qtensor_dequantize_rows(const msbnb_qtensor *q, const float 
         msbnb__dequantize_int4_rows(v->data, stats, v->rows, v->cols, v->group_size, row0, nrows, y);
         return MSBNB_OK;
     default:
-        return flat_range(q, stats, (size_t)row0 * (size_t)v->cols, (size_t)(row0 + nrows) * (size_t)v->cols, y);
+        return flat_range(q, stats, 0, (size_t)row0 * (size_t)v->cols, (size_t)(row0 + nrows) * (size_t)v->cols, y);
     }
 }
 
@@ -308,6 +310,21 @@ msbnb_status msbnb_dequantize_rows(const msbnb_qtensor *q, int64_t row0, int64_t
     RETURN_IF(row0 < 0 || nrows < 0 || row0 > q->v.rows || nrows > q->v.rows - row0, MSBNB_ERR_SHAPE,
               "rows [%lld, %lld) outside [0, %lld)", (long long)row0, (long long)(row0 + nrows), (long long)q->v.rows);
     if (nrows == 0) return MSBNB_OK;
+    const msbnb_qtensor_view *v = &q->v;
+    if (v->double_quant && v->type != MSBNB_QTYPE_INT4) {
+        /* Flat double-quantized formats: reconstruct only the statistics of these rows' blocks,
+         * from a nested-block boundary (callers often walk a big tensor slab by slab). */
+        size_t bs = (size_t)v->blocksize, nbs = (size_t)v->nested_blocksize;
+        size_t e0 = (size_t)row0 * (size_t)v->cols, e1 = (size_t)(row0 + nrows) * (size_t)v->cols;
+        size_t s0 = e0 / bs - (e0 / bs) % nbs, s1 = (e1 + bs - 1) / bs;
+        float *s = malloc((s1 - s0) * sizeof(float));
+        RETURN_IF(!s, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu statistics", s1 - s0);
+        msbnb_status st = msbnb_double_dequantize(v->stats_q + s0, v->nested_absmax + s0 / nbs, v->nested_offset,
+                                                  v->nested_code, s1 - s0, v->nested_blocksize, s);
+        if (st == MSBNB_OK) st = flat_range(q, s, s0, e0, e1, out);
+        free(s);
+        return st;
+    }
     const float *stats;
     float *owned;
     TRY(msbnb__qtensor_resolve_stats(q, &stats, &owned));

@@ -151,6 +151,31 @@ TEST(formats_views_rows) {
     free(x), free(y), free(yr), free(y2);
 }
 
+/* Row ranges of a double-quantized tensor with several nested blocks (469 NF4 blocks, nested 256):
+ * the range path reconstructs only the statistics it needs, from a nested-block boundary. */
+TEST(rows_nested_ranges) {
+    const int64_t rows = 300, cols = 100;
+    size_t n = (size_t)(rows * cols);
+    test_rng rng = {31};
+    float *x = malloc(n * 4), *y = malloc(n * 4), *y2 = malloc(n * 4);
+    test_fill_normal(&rng, x, n, 1.0f);
+    for (int t = 0; t < 2; t++) {
+        msbnb_quant_config c = msbnb_quant_config_default(t ? MSBNB_QTYPE_FP4 : MSBNB_QTYPE_NF4);
+        c.double_quant = 1, c.nested_blocksize = 64 << t;
+        msbnb_qtensor *q = NULL;
+        CHECK_OK(msbnb_quantize(x, rows, cols, &c, &q));
+        if (!q) continue;
+        CHECK_OK(msbnb_dequantize(q, y));
+        const int64_t ranges[][2] = {{0, 300}, {163, 1}, {164, 40}, {200, 100}, {299, 1}, {1, 298}};
+        for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            CHECK_OK(msbnb_dequantize_rows(q, ranges[r][0], ranges[r][1], y2));
+            CHECK_MSG_(!memcmp(y2, y + ranges[r][0] * cols, (size_t)(ranges[r][1] * cols) * 4), "type %d range %zu", t, r);
+        }
+        msbnb_qtensor_free(q);
+    }
+    free(x), free(y), free(y2);
+}
+
 /* Every format through the object: 1, 2 and 3 threads give the same bytes and the same values. */
 TEST(thread_invariance) {
     const int64_t rows = 29, cols = 200;
@@ -446,6 +471,7 @@ TEST(view_mutations) {
 int main(void) {
     RUN(defaults_and_names);
     RUN(formats_views_rows);
+    RUN(rows_nested_ranges);
     RUN(thread_invariance);
     RUN(half_io);
     RUN(half_conversion_kernels);
