@@ -121,6 +121,6 @@ extern const msbnb__mm4_kernels msbnb__mm4_avx512bf16;
 
 /* Tile sizes shared by the SIMD units (fixed: results must not depend on how work is split). */
 #define MSBNB__MM4_KC 512 /* k per decoded tile (multiple of 32)  */
-#define MSBNB__MM4_OT 16  /* W rows per decoded tile                */
+#define MSBNB__MM4_OT 64  /* W rows per decoded tile                */
 
 #endif

@@ -334,7 +334,7 @@ TEST(transposed_every_format_level) { test_for_each_isa(transposed_level, NULL);
 static void threads_level(msbnb_isa isa, void *unused) {
     (void)unused;
     test_rng rng = {5};
-    const int64_t n = 7, out = 50, in = 1152; /* in: 3 K chunks with a tail, and a multiple of 128 */
+    const int64_t n = 7, out = 150, in = 1152; /* out: 3 row tiles (64) with a tail; in: 3 K chunks, a multiple of 128 */
     float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(n * in) * sizeof(float));
     float *b = malloc((size_t)out * sizeof(float));
     float *y[3], *dx[3];
