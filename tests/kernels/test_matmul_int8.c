@@ -314,6 +314,30 @@ TEST(edges) {
     problem_free(&p);
 }
 
+/* The public entry points route INT8 weights here and validate first. */
+TEST(public_api_routes_and_validates) {
+    shape s = {3, 20, 77};
+    for (int vi = 0; vi < 4; vi++) {
+        problem p;
+        problem_make(&p, s, I8_VARIANTS[vi], 700 + (uint64_t)vi);
+        float y1[60], y2[60], d1[231], d2[231];
+        for (int mode = 0; mode < 2; mode++) {
+            CHECK_OK(msbnb_matmul(p.q, p.x, s.n, p.bias, y1, (msbnb_precision)mode));
+            CHECK_OK(msbnb__matmul_int8(p.q, p.x, s.n, p.bias, y2, (msbnb_precision)mode));
+            CHECK(memcmp(y1, y2, sizeof y1) == 0);
+        }
+        CHECK_OK(msbnb_matmul_t(p.q, y1, s.n, d1, 0));
+        CHECK_OK(msbnb__matmul_int8_t(p.q, y1, s.n, d2, 0));
+        CHECK(memcmp(d1, d2, sizeof d1) == 0);
+        CHECK_STATUS(msbnb_matmul(p.q, NULL, s.n, NULL, y1, MSBNB_PRECISION_EXACT), MSBNB_ERR_INVALID_ARG);
+        CHECK(strlen(msbnb_last_error()) > 0);
+        CHECK_STATUS(msbnb_matmul(p.q, p.x, s.n, NULL, NULL, MSBNB_PRECISION_EXACT), MSBNB_ERR_INVALID_ARG);
+        CHECK_STATUS(msbnb_matmul(NULL, p.x, s.n, NULL, y1, MSBNB_PRECISION_EXACT), MSBNB_ERR_INVALID_ARG);
+        CHECK_STATUS(msbnb_matmul_t(p.q, NULL, s.n, d1, 0), MSBNB_ERR_INVALID_ARG);
+        problem_free(&p);
+    }
+}
+
 int main(void) {
     RUN(exact_three_way_every_isa);
     RUN(exact_dequantizes_like_msbnb_dequantize);
@@ -321,5 +345,6 @@ int main(void) {
     RUN(transposed_every_isa);
     RUN(thread_invariance);
     RUN(edges);
+    RUN(public_api_routes_and_validates);
     return test_report();
 }
