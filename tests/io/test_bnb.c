@@ -178,8 +178,8 @@ TEST(corrupt_parts_are_rejected) {
         "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [100, 201]}",
         "{\"quant_type\": \"nf4\", \"blocksize\": 63, \"dtype\": \"float32\", \"shape\": [100, 200]}",
         "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"shape\": [1e300, 200]}",
-        "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [100, 200], "
-        "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": 0.5}",
+        ("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [100, 200], "
+         "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": 0.5}"),
         "not json",
     };
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
@@ -293,5 +293,8 @@ int main(void) {
     RUN(corrupt_parts_are_rejected);
     RUN(quantization_config_matches_transformers);
     RUN(peft_adapter_round_trip);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (strncmp(tmpdir, "/tmp", 5) && system(cmd) != 0) printf("could not remove %s\n", tmpdir);
     return test_report();
 }

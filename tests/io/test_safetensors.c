@@ -382,5 +382,8 @@ int main(void) {
     RUN(writer_abandoned_or_failing_leaves_nothing);
     RUN(sharded_directory);
     RUN(python_float_repr_matches_json_dumps);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (strncmp(tmpdir, "/tmp", 5) && system(cmd) != 0) printf("could not remove %s\n", tmpdir);
     return test_report();
 }
