@@ -374,6 +374,83 @@ TEST(save_restore_resumes_identically) {
     remove(path);
 }
 
+/* ---------------------------------------------------------------- hostile state files */
+
+static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+}
+
+/* Write bytes with a correct CRC (so the parser, not the checksum, must reject them). */
+static void write_with_crc(const char *path, uint8_t *b, size_t len) {
+    uint32_t c = crc32_ieee(b, len - 4);
+    memcpy(b + len - 4, &c, 4);
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, len, f);
+    fclose(f);
+}
+
+TEST(hostile_state_files) {
+    char path[512], bad[600];
+    snprintf(path, sizeof path, "%s/test_nn_optim_hostile.bin", MSBNB_BINARY_DIR);
+    snprintf(bad, sizeof bad, "%s.bad", path);
+    float p[10] = {0}, g[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    msbnb_optim *o = NULL;
+    CHECK_OK(msbnb_adamw_create(NULL, &o));
+    CHECK_OK(msbnb_optim_add_param(o, p, g, 10, "w"));
+    CHECK_OK(msbnb_optim_step(o, NULL));
+    CHECK_OK(msbnb_optim_save(o, path));
+    size_t len = 0;
+    uint8_t *orig = test_read_file(path, &len);
+    CHECK(orig != NULL && len == 8 + 4 + 4 + 8 + 4 + 4 + (4 + 1 + 8 + 4) + 80 + 4);
+    if (!orig) return;
+    uint8_t *b = malloc(len);
+    /* offsets: magic 0, version 8, type 12, step 16, n_tensors 24, blocksize 28, name_len 32,
+     * name 36, n 37, is8bit 45, m 49, v 89, crc 129 */
+    struct { size_t off; uint32_t val; msbnb_status want; const char *what; } cases[] = {
+        {8, 2, MSBNB_ERR_FORMAT, "version"},
+        {12, 1, MSBNB_ERR_SHAPE, "type"},
+        {24, 2, MSBNB_ERR_SHAPE, "tensor count"},
+        {28, 512, MSBNB_ERR_SHAPE, "blocksize"},
+        {32, 0x7fffffff, MSBNB_ERR_FORMAT, "name length"},
+        {32, 2, MSBNB_ERR_SHAPE, "name"},
+        {37, 11, MSBNB_ERR_SHAPE, "element count"},
+        {45, 1, MSBNB_ERR_SHAPE, "state kind"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(b, orig, len);
+        memcpy(b + cases[i].off, &cases[i].val, 4);
+        write_with_crc(bad, b, len);
+        msbnb_status st = msbnb_optim_load(o, bad);
+        CHECK_MSG_(st == cases[i].want, "%s: got %s (%s)", cases[i].what, msbnb_status_str(st), msbnb_last_error());
+    }
+    memcpy(b, orig, len);
+    memcpy(b, "MSBNBOPX", 8);
+    write_with_crc(bad, b, len);
+    CHECK_STATUS(msbnb_optim_load(o, bad), MSBNB_ERR_FORMAT);
+    write_with_crc(bad, b, 20); /* shorter than any header */
+    CHECK_STATUS(msbnb_optim_load(o, bad), MSBNB_ERR_FORMAT);
+    /* trailing garbage inside the checksummed region */
+    uint8_t *longer = malloc(len + 3);
+    memcpy(longer, orig, len - 4);
+    memset(longer + len - 4, 0xab, 3);
+    write_with_crc(bad, longer, len + 3);
+    CHECK_STATUS(msbnb_optim_load(o, bad), MSBNB_ERR_FORMAT);
+    /* the original still loads; the optimizer kept its state through every failure */
+    CHECK_EQ_INT(msbnb_optim_step_count(o), 1);
+    CHECK_OK(msbnb_optim_load(o, path));
+    free(longer);
+    free(b);
+    free(orig);
+    remove(bad);
+    remove(path);
+    msbnb_optim_free(o);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 TEST(thread_invariance) {
@@ -414,6 +491,7 @@ int main(void) {
     RUN(adamw8bit_tracks_fp32);
     RUN(adamw8bit_state_rounding);
     RUN(save_restore_resumes_identically);
+    RUN(hostile_state_files);
     RUN(thread_invariance);
     return test_report();
 }
