@@ -33,23 +33,23 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
         W = tr->wbuf;
     }
     /* dX[N, in] (+)= dY[N, out] · W[out, in] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, (int)out, 1.0f, dY, (int)out, W, (int)in,
+    msbnb__train_gemm(0, 0, N, (int)in, (int)out, 1.0f, dY, (int)out, W, (int)in,
                 accumulate ? 1.0f : 0.0f, dX, (int)in);
     const train_lora *tl = &tr->lora[l * MSBNB_PROJ_COUNT + q];
     if (!tl->on) return MSBNB_OK;
     int r = tl->v.r;
     float s = tl->v.scaling;
     /* dB[out, r] += s · dYᵀ · h */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, r, N, s, dY, (int)out, lora_h, r, 1.0f, tl->v.dB,
+    msbnb__train_gemm(1, 0, (int)out, r, N, s, dY, (int)out, lora_h, r, 1.0f, tl->v.dB,
                 r);
     /* g[N, r] = s · dY · B */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, (int)out, s, dY, (int)out, tl->v.B, r, 0.0f, tr->lg,
+    msbnb__train_gemm(0, 0, N, r, (int)out, s, dY, (int)out, tl->v.B, r, 0.0f, tr->lg,
                 r);
     if (!tr->training || tl->v.lora_dropout <= 0.0f) {
         /* dA[r, in] += gᵀ · X;  dX += g · A */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)in, N, 1.0f, tr->lg, r, X, (int)in, 1.0f,
+        msbnb__train_gemm(1, 0, r, (int)in, N, 1.0f, tr->lg, r, X, (int)in, 1.0f,
                     tl->v.dA, (int)in);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 1.0f,
+        msbnb__train_gemm(0, 0, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 1.0f,
                     dX, (int)in);
         return MSBNB_OK;
     }
@@ -58,9 +58,9 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
     int64_t n = tr->N * in;
     msbnb__train_dropout(tr, l, q, NULL, in, tr->xdrop);
     for (int64_t i = 0; i < n; i++) tr->tmp[i] = X[i] * tr->xdrop[i];
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)in, N, 1.0f, tr->lg, r, tr->tmp, (int)in, 1.0f,
+    msbnb__train_gemm(1, 0, r, (int)in, N, 1.0f, tr->lg, r, tr->tmp, (int)in, 1.0f,
                 tl->v.dA, (int)in);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 0.0f,
+    msbnb__train_gemm(0, 0, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 0.0f,
                 tr->tmp, (int)in);
     for (int64_t i = 0; i < n; i++) dX[i] += tr->tmp[i] * tr->xdrop[i];
     return MSBNB_OK;
@@ -96,7 +96,7 @@ msbnb_status msbnb__train_backward(msbnb_trainer *tr) {
     int64_t N = tr->N, D = tr->D;
     /* logits = xf · Woutᵀ  ->  dxf[N, D] = dlogits[N, V] · Wout[V, D] (into dxn) */
     const float *Wout = m->cfg.tied ? m->tok_emb : tr->out_w;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)D, (int)tr->V, 1.0f, tr->dlogits,
+    msbnb__train_gemm(0, 0, (int)N, (int)D, (int)tr->V, 1.0f, tr->dlogits,
                 (int)tr->V, Wout, (int)D, 0.0f, tr->dxn, (int)D);
     memset(tr->dx, 0, sizeof(float) * (size_t)(N * D));
     msbnb__rmsnorm_bwd(tr->dxn, tr->xs + (int64_t)L * N * D, m->final_norm, tr->rstdf, N, D, tr->dx);

@@ -228,7 +228,7 @@ msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, c
     const float *W;
     TRY(base_weight(tr, lin, &W));
     /* Y[N, out] = X[N, in] · Wᵀ */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tr->N, (int)out, (int)in, 1.0f, X, (int)in, W,
+    msbnb__train_gemm(0, 1, (int)tr->N, (int)out, (int)in, 1.0f, X, (int)in, W,
                 (int)in, 0.0f, Y, (int)out);
     const float *bias = msbnb_linear_bias(lin);
     if (bias)
@@ -239,9 +239,9 @@ msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, c
     int r = tl->v.r;
     msbnb__train_dropout(tr, l, q, X, in, tr->xdrop);
     /* lora_h[N, r] = dropout(X) · Aᵀ;  Y += scaling · lora_h · Bᵀ */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tr->N, r, (int)in, 1.0f, tr->xdrop, (int)in,
+    msbnb__train_gemm(0, 1, (int)tr->N, r, (int)in, 1.0f, tr->xdrop, (int)in,
                 tl->v.A, (int)in, 0.0f, lora_h, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)tr->N, (int)out, r, tl->v.scaling, lora_h, r,
+    msbnb__train_gemm(0, 1, (int)tr->N, (int)out, r, tl->v.scaling, lora_h, r,
                 tl->v.B, r, 1.0f, Y, (int)out);
     return MSBNB_OK;
 }
@@ -283,17 +283,37 @@ msbnb_status msbnb__train_forward(msbnb_trainer *tr, int training) {
     msbnb__rmsnorm_fwd(tr->xs + (int64_t)L * N * D, m->final_norm, N, D, m->cfg.norm_eps, tr->xf, tr->rstdf);
     /* logits[N, V] = xf · Eᵀ (tied) or xf · Woutᵀ */
     const float *Wout = m->cfg.tied ? m->tok_emb : tr->out_w;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)tr->V, (int)D, 1.0f, tr->xf, (int)D, Wout,
+    msbnb__train_gemm(0, 1, (int)N, (int)tr->V, (int)D, 1.0f, tr->xf, (int)D, Wout,
                 (int)D, 0.0f, tr->logits, (int)tr->V);
     return MSBNB_OK;
 }
 
-/* OpenBLAS keeps its own thread pool, sized to all cores by default, whose workers spin between
- * products: next to our OpenMP threads that oversubscribes the machine. Give it the library's
- * thread count (msbnb_set_num_threads / MSBNB_THREADS) before each batch; a no-op when unchanged. */
+/* ================================================================ products
+ *
+ * OpenBLAS's own threads are a problem twice over: its sgemm does not give the same bits for
+ * different thread counts (measured: it picks other kernels and blockings), and its workers spin
+ * next to our OpenMP threads. So the trainer runs OpenBLAS single-threaded and splits each
+ * product itself: C's rows in fixed blocks of GEMM_ROWS, independent of the thread count, each
+ * block one sgemm call on one OpenMP thread. Same blocks, same kernels, same bits for 1, 2, 3
+ * threads. */
+#define GEMM_ROWS 64
+
 static void sync_blas_threads(void) {
-    int want = msbnb__threads();
-    if (openblas_get_num_threads() != want) openblas_set_num_threads(want);
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
+void msbnb__train_gemm(int trans_a, int trans_b, int64_t M, int64_t Nc, int64_t K, float alpha, const float *A,
+                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    int64_t blocks = (M + GEMM_ROWS - 1) / GEMM_ROWS;
+    int threaded = blocks > 1 && M * Nc * K >= ((int64_t)1 << 18);
+#pragma omp parallel for if(threaded) num_threads(msbnb__threads()) schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t i0 = b * GEMM_ROWS, m = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+        /* rows i0.. of op(A): row offset when A is not transposed, column offset when it is */
+        const float *a = trans_a ? A + i0 : A + i0 * lda;
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
+                    (int)Nc, (int)K, alpha, a, (int)lda, B, (int)ldb, beta, C + i0 * ldc, (int)ldc);
+    }
 }
 
 /* Split tokens [B, T+1] into inputs and targets, checking the ids. */
