@@ -61,6 +61,7 @@ static double worst_rel_format_err = 0;
 
 static void exact_one(msbnb_isa isa, void *ctx) {
     (void)ctx;
+    if (isa == MSBNB_ISA_AVX512_BF16) return; /* same INT8 kernel table as AVX512_VNNI */
     for (int vi = 0; vi < 4; vi++)
         for (int si = 0; si < N_SHAPES; si++) {
             problem p;
@@ -110,6 +111,7 @@ TEST(exact_three_way_every_isa) {
  * (n < 8 register path, n ≥ 8 panel path). */
 static void deq_identity_one(msbnb_isa isa, void *ctx) {
     (void)ctx;
+    if (isa == MSBNB_ISA_AVX512_BF16) return; /* same INT8 kernel table as AVX512_VNNI */
     const int64_t out = 37, in = 70;
     for (int vi = 0; vi < 4; vi++) {
         problem p;
@@ -141,6 +143,7 @@ static double fast_num[4], fast_den[4]; /* Σ (y_fast − y_exact)², Σ (y_exac
 
 static void fast_one(msbnb_isa isa, void *ctx) {
     (void)ctx;
+    if (isa == MSBNB_ISA_AVX512_BF16) return; /* same INT8 kernel table as AVX512_VNNI */
     for (int vi = 0; vi < 4; vi++)
         for (int si = 0; si < N_SHAPES; si++) {
             problem p;
@@ -203,6 +206,7 @@ static float *t_scalar_dx[4][N_SHAPES];
 
 static void transposed_one(msbnb_isa isa, void *ctx) {
     (void)ctx;
+    if (isa == MSBNB_ISA_AVX512_BF16) return; /* same INT8 kernel table as AVX512_VNNI */
     for (int vi = 0; vi < 4; vi++)
         for (int si = 0; si < N_SHAPES; si++) {
             problem p;
@@ -255,7 +259,9 @@ TEST(transposed_every_isa) {
 /* ---------------------------------------------------------------- thread invariance */
 
 TEST(thread_invariance) {
-    shape s = {37, 200, 515};
+    /* 2 and 3 threads split the forward into 3 output tiles and the transposed product into 2 and
+     * 3 column ranges of different widths (the width follows the thread count): same bits. */
+    shape s = {9, 130, 1100};
     for (int vi = 0; vi < 4; vi++) {
         problem p;
         problem_make(&p, s, I8_VARIANTS[vi], 400);
