@@ -172,6 +172,7 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
  * to hide the FMA latency; they are added, then lane-reduced by mm4_hsum4. Rows go in groups of 4
  * over the threads; every row sees the same operations whatever its group. */
 #define GV_ROWS 4
+#define GV_PF 2048 /* prefetch distance along each row, bytes */
 
 /* nr (<= 4) rows from r0, nn (1 or 2) activation rows; both compile-time constants per instance so
  * every accumulator stays in a register. kblk [in/64]: INT4 group of each chunk. */
@@ -184,7 +185,24 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
         for (int i = 0; i < nn; i++) even[r][i] = odd[r][i] = _mm512_setzero_ps();
     const uint8_t *src[GV_ROWS];
     for (int r = 0; r < nr; r++) src[r] = w->data + (r0 + r) * (in / 2);
+    const int64_t row_bytes = in / 2;
     for (int64_t c = 0; c < chunks; c++) {
+        /* Four short streams (one per row, in/2 bytes each) restart with every row group, too
+         * short for the hardware prefetchers to follow from DRAM: prefetch GV_PF bytes ahead along
+         * each row, continuing into the same row of the next group (the next rows this thread
+         * reads under schedule(static)). Prefetches never fault, also past the end of W. */
+        const int64_t ahead = c * 32 + GV_PF;
+        for (int r = 0; r < nr; r++) {
+            const int64_t off = ahead < row_bytes ? ahead : GV_ROWS * row_bytes + (ahead - row_bytes);
+            /* addresses formed as integers: they may point past W, which prefetching tolerates */
+            _mm_prefetch((const char *)((uintptr_t)src[r] + (uintptr_t)off), _MM_HINT_T0);
+            if (w->flat_blocks && (c & 7) == 0) { /* the block statistics stream, once per 8 chunks */
+                const int64_t si = ((r0 + r) * in + 2 * off) >> bs_shift;
+                uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
+                                       : (uintptr_t)w->stats_q + (uintptr_t)si;
+                _mm_prefetch((const char *)p, _MM_HINT_T0);
+            }
+        }
         __m512i d[GV_ROWS];
         __m512 tbl[GV_ROWS];
         for (int r = 0; r < nr; r++) {
