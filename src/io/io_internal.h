@@ -53,6 +53,13 @@ bool msbnb__utf8_valid(const char *buf, size_t len, size_t *bad_offset);
 msbnb_status msbnb__json_parse(const char *text, size_t len, int max_depth, bool trailing_spaces_only,
                                cJSON **out, size_t *err_offset, const char **reason);
 
+/* cJSON_Print with Python's json.dump(indent=2) look (two spaces, "key": value) and a final
+ * newline; malloc'ed, NULL on allocation failure. */
+char *msbnb__json_print_pretty(const cJSON *item);
+/* A JSON number item for a value that came from a float32: the shortest decimal that reads back
+ * to the same float32 when there is one (0.05f -> 0.05, not 0.05000000074505806), Python style. */
+cJSON *msbnb__json_float_number(double v, bool integral_as_int);
+
 /* Integer value of a JSON number that is integral and within [lo, hi]; false otherwise. */
 bool msbnb__json_int(const cJSON *item, int64_t lo, int64_t hi, int64_t *out);
 

@@ -164,6 +164,48 @@ bool msbnb__json_int(const cJSON *item, int64_t lo, int64_t hi, int64_t *out) {
     return true;
 }
 
+char *msbnb__json_print_pretty(const cJSON *item) {
+    char *text = cJSON_Print(item);
+    if (!text) return NULL;
+    /* cJSON indents with tabs; raw tabs occur only as formatting (strings escape them) */
+    size_t tabs = 0, n = strlen(text);
+    for (const char *p = text; *p; p++) tabs += *p == '\t';
+    char *out = malloc(n + tabs + 2);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    size_t k = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p != '\t') out[k++] = *p;
+        else if (p > text && p[-1] == ':') out[k++] = ' ';
+        else out[k++] = ' ', out[k++] = ' ';
+    }
+    out[k++] = '\n';
+    out[k] = '\0';
+    free(text);
+    return out;
+}
+
+cJSON *msbnb__json_float_number(double v, bool integral_as_int) {
+    char buf[64], repr[64];
+    float f = (float)v;
+    if (isfinite(v) && (double)f == v) {
+        for (int prec = 1; prec <= 9; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+            if (strtof(buf, NULL) == f) {
+                v = strtod(buf, NULL);
+                break;
+            }
+        }
+    }
+    if (!isfinite(v)) return cJSON_CreateNull();
+    msbnb__python_float_repr(v, repr, sizeof repr);
+    /* integral values stay integers ("lora_alpha": 16), as PEFT writes them */
+    if (integral_as_int && v == floor(v) && fabs(v) < 1e15) snprintf(repr, sizeof repr, "%.0f", v);
+    return cJSON_CreateRaw(repr);
+}
+
 /* ================================================================ files */
 
 msbnb_status msbnb__tmp_create(const char *dest, int *fd, char **tmp_path, char *errbuf) {

@@ -301,8 +301,8 @@ static char *config_json(const msbnb_peft_config *c) {
     cJSON_AddBoolToObject(o, "init_lora_weights", 1);
     cJSON_AddNullToObject(o, "layers_pattern");
     cJSON_AddNullToObject(o, "layers_to_transform");
-    cJSON_AddNumberToObject(o, "lora_alpha", c->lora_alpha);
-    cJSON_AddNumberToObject(o, "lora_dropout", c->lora_dropout);
+    cJSON_AddItemToObject(o, "lora_alpha", msbnb__json_float_number(c->lora_alpha, true));
+    cJSON_AddItemToObject(o, "lora_dropout", msbnb__json_float_number(c->lora_dropout, false));
     cJSON_AddNullToObject(o, "modules_to_save");
     cJSON_AddStringToObject(o, "peft_type", "LORA");
     cJSON_AddNumberToObject(o, "r", c->r);
@@ -316,7 +316,7 @@ static char *config_json(const msbnb_peft_config *c) {
     else cJSON_AddNullToObject(o, "task_type");
     cJSON_AddBoolToObject(o, "use_dora", 0);
     cJSON_AddBoolToObject(o, "use_rslora", c->use_rslora);
-    char *s = cJSON_Print(o);
+    char *s = msbnb__json_print_pretty(o);
     cJSON_Delete(o);
     return s;
 }
