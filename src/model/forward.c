@@ -59,6 +59,8 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
     const msbnb_model_config *c = &m->cfg;
     const int hd = c->head_dim, qd = msbnb__llama_q_dim(c), kvd = msbnb__llama_kv_dim(c);
     const int group = c->n_heads / c->n_kv_heads, T = m->ctx_len;
+    /* kc: [n_kv_heads, head_dim, T] (keys transposed, so scores vectorize over positions);
+     * vc: [T, kv_dim] */
     const float *kc = m->key_cache + (size_t)l * T * kvd, *vc = m->value_cache + (size_t)l * T * kvd;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const int64_t jobs = n * c->n_heads;
@@ -71,12 +73,25 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
         const int h = (int)(job % c->n_heads), g = h / group, last = pos + (int)t;
         const float *qv = q + t * qd + (size_t)h * hd;
         float *att = m->att + (size_t)job * T;
+        /* att[s] = (Σ_i q[i]·K[s, i]) · scale, the sum over i in order for each s */
+        const float *kg = kc + (size_t)g * hd * T;
+        int s0 = 0;
+        for (; s0 + 16 <= last + 1; s0 += 16) { /* 16 positions in registers across the i loop */
+            float acc[16] = {0};
+            for (int i = 0; i < hd; i++) {
+                const float qi = qv[i], *kr = kg + (size_t)i * T + s0;
+                for (int j = 0; j < 16; j++) acc[j] += qi * kr[j];
+            }
+            memcpy(att + s0, acc, sizeof acc);
+        }
+        for (int s = s0; s <= last; s++) {
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += qv[i] * kg[(size_t)i * T + s];
+            att[s] = dot;
+        }
         float mx = -INFINITY;
         for (int s = 0; s <= last; s++) {
-            const float *kv = kc + (size_t)s * kvd + (size_t)g * hd;
-            float dot = 0.0f;
-            for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
-            att[s] = dot * scale;
+            att[s] *= scale;
             if (att[s] > mx) mx = att[s];
         }
         double sum = 0.0;
@@ -86,11 +101,20 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
         }
         const float inv = (float)(1.0 / sum);
         float *o = out + t * qd + (size_t)h * hd;
-        memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int s = 0; s <= last; s++) {
-            const float a = att[s] * inv;
-            const float *vv = vc + (size_t)s * kvd + (size_t)g * hd;
-            for (int i = 0; i < hd; i++) o[i] += a * vv[i];
+        const float *vg = vc + (size_t)g * hd;
+        int i0 = 0;
+        for (; i0 + 8 <= hd; i0 += 8) { /* 8 outputs in registers across the s loop */
+            float acc[8] = {0};
+            for (int s = 0; s <= last; s++) {
+                const float a = att[s] * inv, *vv = vg + (size_t)s * kvd + i0;
+                for (int j = 0; j < 8; j++) acc[j] += a * vv[j];
+            }
+            memcpy(o + i0, acc, sizeof acc);
+        }
+        for (int i = i0; i < hd; i++) {
+            float acc = 0.0f;
+            for (int s = 0; s <= last; s++) acc += (att[s] * inv) * vg[(size_t)s * kvd + i];
+            o[i] = acc;
         }
     }
 }
@@ -110,9 +134,10 @@ static msbnb_status forward_chunk(msbnb_model *m, const int32_t *tokens, int n, 
         TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_K], m->xb, n, m->k));
         TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_V], m->xb, n, m->v));
         msbnb__llama_rope(m, m->q, m->k, n, pos);
-        float *kc = m->key_cache + ((size_t)l * T + (size_t)pos) * kvd;
+        float *kc = m->key_cache + (size_t)l * T * kvd; /* [kv_dim, T]: element j of position p at j*T + p */
+        for (int t = 0; t < n; t++)
+            for (int j = 0; j < kvd; j++) kc[(size_t)j * T + (size_t)(pos + t)] = m->k[(size_t)t * kvd + j];
         float *vc = m->value_cache + ((size_t)l * T + (size_t)pos) * kvd;
-        memcpy(kc, m->k, sizeof(float) * (size_t)n * kvd);
         memcpy(vc, m->v, sizeof(float) * (size_t)n * kvd);
         attention(m, l, m->q, n, pos, m->xb);
         TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_O], m->xb, n, m->xb2));

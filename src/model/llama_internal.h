@@ -6,8 +6,8 @@
  *  - Every projection is in HF layout: weight [out_features, in_features], q/k rows ordered for the
  *    rotate_half RoPE (pair i with i + head_dim/2 inside each head). llama2.c checkpoints are permuted
  *    at load (load_llama2c.c), so HF adapters (PEFT lora_B rows) apply without change.
- *  - Activations are row-major [tokens, features]; the KV cache stores, per layer, K and V rows of
- *    kv_dim = n_kv_heads*head_dim floats per position.
+ *  - Activations are row-major [tokens, features]; the KV cache stores, per layer, V as rows of
+ *    kv_dim = n_kv_heads*head_dim floats per position and K transposed ([kv_dim, ctx_len]).
  */
 #ifndef MSBNB_MODEL_LLAMA_INTERNAL_H
 #define MSBNB_MODEL_LLAMA_INTERNAL_H
@@ -44,7 +44,7 @@ struct msbnb_model {
     /* ---- inference state (forward.c): one sequence at a time */
     int ctx_len;              /* positions the cache holds: min(seq_len, params.max_seq_len)  */
     int batch_cap;            /* rows of the scratch buffers (params.max_batch)                */
-    float *key_cache;         /* [n_layers, ctx_len, kv_dim]                                   */
+    float *key_cache;         /* [n_layers, kv_dim, ctx_len] (transposed: scores vectorize)    */
     float *value_cache;       /* [n_layers, ctx_len, kv_dim]                                   */
     float *x;                 /* [batch_cap, dim] residual stream                              */
     float *xb;                /* [batch_cap, max(dim, q_dim)] normed input / attention output  */
