@@ -224,6 +224,27 @@ msbnb_status msbnb_checkpoint_open(const char *path, msbnb_checkpoint **out) {
     return MSBNB_OK;
 }
 
+msbnb_status msbnb__checkpoint_wrap(msbnb_safetensors *f, msbnb_checkpoint **out) {
+    *out = NULL;
+    msbnb_checkpoint *ck = calloc(1, sizeof *ck);
+    msbnb_status st = MSBNB_OK;
+    if (ck) ck->path = msbnb__strdup(msbnb_safetensors_path(f));
+    if (ck) ck->shards = malloc(sizeof *ck->shards);
+    if (!ck || !ck->path || !ck->shards) {
+        msbnb_checkpoint_close(ck);
+        msbnb_safetensors_close(f);
+        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    ck->shards[0] = f;
+    ck->n_shards = 1;
+    if ((st = build_index(ck)) != MSBNB_OK) {
+        msbnb_checkpoint_close(ck);
+        return st;
+    }
+    *out = ck;
+    return MSBNB_OK;
+}
+
 /* ================================================================ queries */
 
 size_t msbnb_checkpoint_count(const msbnb_checkpoint *ck) { return ck ? ck->n : 0; }

@@ -84,6 +84,9 @@ char *msbnb__strdup(const char *s);
 
 /* ---------------------------------------------------------------- checkpoints, bnb */
 
+/* A checkpoint over one already-open file (ownership of f passes to the checkpoint, also on
+ * failure). The fuzz target uses it to run the bitsandbytes reader on in-memory files. */
+msbnb_status msbnb__checkpoint_wrap(msbnb_safetensors *f, msbnb_checkpoint **out);
 /* Look a tensor up without recording an error (probing for optional entries). */
 bool msbnb__checkpoint_lookup(const msbnb_checkpoint *ck, const char *name, msbnb_tensor_info *t);
 /* madvise(MADV_DONTNEED) over the whole pages inside [data, data+n) when f is memory-mapped. */

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msbnb/quant.h>
+
+#include "io/io_internal.h"
+
 msbnb_status fuzz_one_safetensors(const uint8_t *data, size_t size) {
     msbnb_safetensors *f = NULL;
     msbnb_status st = msbnb_safetensors_open_memory(data, size, "fuzz.safetensors", &f);
@@ -73,4 +77,39 @@ msbnb_status fuzz_one_adapter_config(const uint8_t *data, size_t size) {
         msbnb_peft_adapter_free(a);
     }
     return st;
+}
+
+msbnb_status fuzz_one_bnb(const uint8_t *data, size_t size) {
+    msbnb_safetensors *f = NULL;
+    msbnb_status st = msbnb_safetensors_open_memory(data, size, "fuzz.safetensors", &f);
+    if (st != MSBNB_OK) return st;
+    msbnb_checkpoint *ck = NULL;
+    if ((st = msbnb__checkpoint_wrap(f, &ck)) != MSBNB_OK) return st;
+    msbnb_status first_error = MSBNB_OK;
+    for (size_t i = 0; i < msbnb_checkpoint_count(ck); i++) {
+        msbnb_tensor_info t;
+        msbnb_qtype type = MSBNB_QTYPE_NONE;
+        if (msbnb_checkpoint_get(ck, i, &t) != MSBNB_OK) abort();
+        if (msbnb_bnb_detect(ck, t.name, &type) != MSBNB_OK || type == MSBNB_QTYPE_NONE) continue;
+        msbnb_qtensor *q = NULL;
+        msbnb_status rs = msbnb_bnb_read(ck, t.name, &q);
+        if (rs != MSBNB_OK) {
+            if (q) abort();
+            if (first_error == MSBNB_OK) first_error = rs;
+            continue;
+        }
+        msbnb_qtensor_view v;
+        if (msbnb_qtensor_get_view(q, &v) != MSBNB_OK) abort();
+        if (v.rows * v.cols <= (1 << 16)) {
+            float *y = malloc((size_t)(v.rows * v.cols) * sizeof(float) + 1);
+            if (y && msbnb_dequantize(q, y) != MSBNB_OK) {
+                /* a tensor the reader accepted must dequantize */
+                abort();
+            }
+            free(y);
+        }
+        msbnb_qtensor_free(q);
+    }
+    msbnb_checkpoint_close(ck);
+    return first_error;
 }

@@ -12,6 +12,11 @@
 /* safetensors header + data: open, walk every tensor and metadata entry, convert small tensors
  * to float32, look each name up again. */
 msbnb_status fuzz_one_safetensors(const uint8_t *data, size_t size);
+/* A quantized checkpoint in memory: every weight that looks quantized goes through
+ * msbnb_bnb_read (parts cross-checked against the quant-state JSON) and, when small, through
+ * dequantization. Returns the status of opening the file, else of the first weight that failed
+ * to read. */
+msbnb_status fuzz_one_bnb(const uint8_t *data, size_t size);
 /* config.json / adapter_config.json: parse as a config (every getter on a set of keys) and as a
  * PEFT adapter config. Returns the config parse status. */
 msbnb_status fuzz_one_config(const uint8_t *data, size_t size);

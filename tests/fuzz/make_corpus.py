@@ -139,6 +139,92 @@ ADAPTER = {
 }
 
 
+def st_build(tensors):
+    """A valid safetensors file from [(name, dtype, shape, bytes)], data in the given order."""
+    header, data = {}, b""
+    for name, dtype, shape, raw in tensors:
+        header[name] = entry(dtype, shape, len(data), len(data) + len(raw))
+        data += raw
+    return st_file(js(header), data)
+
+
+# the exact code tables (the reader checks a stored quant_map against them)
+GOLDEN = os.path.join(HERE, "..", "..", "..", "shared", "golden", "bnb")
+NF4 = struct.unpack("<16f", open(os.path.join(GOLDEN, "map_nf4.f32"), "rb").read())
+FP4 = struct.unpack("<16f", open(os.path.join(GOLDEN, "map_fp4.f32"), "rb").read())
+DYN = [(-1 + 2 * i / 255) for i in range(256)]  # any sorted 256-entry map will do for the reader
+
+
+def nf4(state=None, absmax=None, packed=None, qmap=None, extra=(), key="nf4"):
+    w = "layer.weight"
+    state = state or {"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [4, 4]}
+    parts = [(w, "U8", [8, 1], packed if packed is not None else bytes(range(0, 256, 32))),
+             (w + ".absmax", "F32", [1], absmax if absmax is not None else f32(0.5)),
+             (w + ".quant_map", "F32", [16], qmap if qmap is not None else f32(*(FP4 if key == "fp4" else NF4))),
+             (w + ".quant_state.bitsandbytes__" + key, "U8",
+              [len(json.dumps(state))], json.dumps(state).encode())]
+    return st_build(parts + list(extra))
+
+
+def nf4_dq(offset=0.25, nested=None, codes=b"\x80"):
+    w = "layer.weight"
+    state = {"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [4, 4], "nested_blocksize": 256,
+             "nested_dtype": "float32", "nested_offset": offset}
+    s = json.dumps(state).encode()
+    return st_build([(w, "U8", [8, 1], bytes(8)), (w + ".absmax", "U8", [len(codes)], codes),
+                     (w + ".quant_map", "F32", [16], f32(*NF4)),
+                     (w + ".nested_absmax", "F32", [1], nested if nested is not None else f32(0.1)),
+                     (w + ".nested_quant_map", "F32", [256], f32(*DYN)),
+                     (w + ".quant_state.bitsandbytes__nf4", "U8", [len(s)], s)])
+
+
+def int8(scb=None, fmt=b"\x00", weight=None):
+    return st_build([("l.weight", "I8", [2, 3], weight if weight is not None else bytes([1, 2, 3, 0xff, 0x81, 0x7f])),
+                     ("l.SCB", "F32", [2] if scb is None else [len(scb) // 4], scb if scb is not None else f32(1.0, 2.0)),
+                     ("l.weight_format", "U8", [], fmt)])
+
+
+def int4(state=None, scales=None):
+    state = state or {"quant_type": "int4", "group_size": 8, "dtype": "float32", "shape": [2, 8], "format_version": 1}
+    s = json.dumps(state).encode()
+    return st_build([("l.weight", "U8", [2, 4], bytes([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0])),
+                     ("l.weight.scales", "F32", [1, 2], scales if scales is not None else f32(0.1, 0.2)),
+                     ("l.weight.quant_state.msbnb__int4", "U8", [len(s)], s)])
+
+
+BNB = {
+    "good_nf4": nf4(),
+    "good_fp4": nf4(state={"quant_type": "fp4", "blocksize": 64, "dtype": "float16", "shape": [4, 4]}, key="fp4"),
+    "good_nf4_double_quant": nf4_dq(),
+    "good_int8_linear8bitlt": int8(),
+    "good_int4": int4(),
+    "bad_absmax_count": nf4(absmax=f32(0.5, 0.5)),
+    # the first F32 [1] entry of the header is .absmax: make it I32
+    "bad_absmax_dtype": nf4().replace(b'"F32","shape":[1]', b'"I32","shape":[1]', 1),
+    "bad_state_shape_mismatch": nf4(state={"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [4, 5]}),
+    "bad_state_blocksize_63": nf4(state={"quant_type": "nf4", "blocksize": 63, "dtype": "float32", "shape": [4, 4]}),
+    "bad_state_blocksize_0": nf4(state={"quant_type": "nf4", "blocksize": 0, "dtype": "float32", "shape": [4, 4]}),
+    "bad_state_huge_shape": nf4(state={"quant_type": "nf4", "blocksize": 64, "dtype": "float32",
+                                       "shape": [2**40, 2**40]}),
+    "bad_state_negative_shape": nf4(state={"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [-4, -4]}),
+    "bad_state_no_shape": nf4(state={"quant_type": "nf4", "blocksize": 64, "dtype": "float32"}),
+    "bad_state_type_mismatch": nf4(state={"quant_type": "fp4", "blocksize": 64, "dtype": "float32", "shape": [4, 4]}),
+    "bad_quant_map_not_nf4": nf4(qmap=f32(*FP4)),
+    "bad_quant_map_short": nf4(qmap=f32(*NF4[:8])),
+    "bad_packed_short": nf4(packed=bytes(4)),
+    "bad_nested_offset_string": nf4_dq(offset="0.25"),
+    "bad_nested_absmax_count": nf4_dq(nested=f32(0.1, 0.2)),
+    "bad_nested_codes_count": nf4_dq(codes=b"\x80\x80"),
+    "bad_int8_scb_count": int8(scb=f32(1.0)),
+    "bad_int8_weight_format_col32": int8(fmt=b"\x01"),
+    "bad_int4_group_not_dividing": int4(state={"quant_type": "int4", "group_size": 6, "dtype": "float32",
+                                               "shape": [2, 8], "format_version": 1}),
+    "bad_int4_future_version": int4(state={"quant_type": "int4", "group_size": 8, "dtype": "float32",
+                                           "shape": [2, 8], "format_version": 99}),
+    "bad_int4_scales_count": int4(scales=f32(0.1)),
+}
+
+
 def write(sub, files, ext):
     d = os.path.join(OUT, sub)
     os.makedirs(d, exist_ok=True)
@@ -154,3 +240,4 @@ if __name__ == "__main__":
     write("safetensors", SAFETENSORS, ".safetensors")
     write("config", CONFIG, ".json")
     write("adapter", ADAPTER, ".json")
+    write("bnb", BNB, ".safetensors")
