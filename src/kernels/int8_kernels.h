@@ -122,6 +122,9 @@ void msbnb__i8_dot_avx512(const msbnb__i8w *w, int64_t o0, int64_t o1, const int
                           const int32_t *asum, int64_t m, int32_t *C, int64_t ldc);
 void msbnb__i8_dot_avx512vnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
                               const int32_t *asum, int64_t m, int32_t *C, int64_t ldc);
+/* AVX-VNNI (VEX, 256-bit): only when msbnb__cpu()->avxvnni. */
+void msbnb__i8_dot_avxvnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
+                           const int32_t *asum, int64_t m, int32_t *C, int64_t ldc);
 #endif
 
 /* ---------------------------------------------------------------- shared drivers */

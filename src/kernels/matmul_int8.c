@@ -33,6 +33,8 @@
 static const msbnb__i8_kernels kernels_ref = {"scalar", msbnb__i8_exact_ref, msbnb__i8_t_ref, msbnb__i8_dot_ref};
 #if MSBNB_HAVE_X86
 static const msbnb__i8_kernels kernels_avx2 = {"avx2", msbnb__i8_exact_avx2, msbnb__i8_t_avx2, msbnb__i8_dot_avx2};
+static const msbnb__i8_kernels kernels_avxvnni = {"avx2+avx_vnni", msbnb__i8_exact_avx2, msbnb__i8_t_avx2,
+                                                  msbnb__i8_dot_avxvnni};
 static const msbnb__i8_kernels kernels_avx512 = {"avx512", msbnb__i8_exact_avx512, msbnb__i8_t_avx512,
                                                  msbnb__i8_dot_avx512};
 static const msbnb__i8_kernels kernels_vnni = {"avx512_vnni", msbnb__i8_exact_avx512, msbnb__i8_t_avx512,
@@ -43,7 +45,7 @@ const msbnb__i8_kernels *msbnb__i8_kernels_get(void) {
 #if MSBNB_HAVE_X86
     switch (msbnb__isa()) {
     case MSBNB_ISA_SCALAR: return &kernels_ref;
-    case MSBNB_ISA_AVX2: return &kernels_avx2;
+    case MSBNB_ISA_AVX2: return msbnb__cpu()->avxvnni ? &kernels_avxvnni : &kernels_avx2;
     case MSBNB_ISA_AVX512: return &kernels_avx512;
     default: return &kernels_vnni; /* AVX512_VNNI and above */
     }

@@ -200,6 +200,63 @@ TEST(fast_bound_and_isa_identical) {
         }
 }
 
+/* ---------------------------------------------------------------- integer dot kernels */
+
+/* Every integer dot kernel the CPU can run, called directly (the dispatch picks only one per
+ * level, e.g. AVX-VNNI over vpmaddubsw at the AVX2 level): exact int32 sums, so all must agree
+ * with the reference bit for bit — including code −128, which quantize never writes but a
+ * checkpoint could hold. */
+TEST(dot_kernels_bit_exact) {
+    typedef struct { const char *name; msbnb__i8_dot_fn fn; int ok; } dotk;
+    msbnb_isa top = msbnb_isa_detected();
+    (void)top;
+    dotk ks[] = {
+        {"ref", msbnb__i8_dot_ref, 1},
+#if MSBNB_HAVE_X86
+        {"avx2", msbnb__i8_dot_avx2, top >= MSBNB_ISA_AVX2},
+        {"avxvnni", msbnb__i8_dot_avxvnni, top >= MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni},
+        {"avx512", msbnb__i8_dot_avx512, top >= MSBNB_ISA_AVX512},
+        {"avx512vnni", msbnb__i8_dot_avx512vnni, top >= MSBNB_ISA_AVX512_VNNI},
+#endif
+    };
+    const int nk = (int)(sizeof ks / sizeof ks[0]);
+    const int64_t Ks[] = {1, 31, 32, 33, 63, 64, 65, 200, 1000};
+    test_rng rng = {900};
+    for (int asym = 0; asym < 2; asym++)
+        for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
+            const int64_t K = Ks[ki], rows = 11, m = 7;
+            uint8_t *codes = (uint8_t *)malloc((size_t)(rows * K));
+            int8_t *a = (int8_t *)malloc((size_t)(m * K));
+            int32_t asum[7], C0[7 * 11], C1[7 * 11];
+            for (int64_t j = 0; j < rows * K; j++) codes[j] = (uint8_t)(test_rng_u64(&rng) & 0xff);
+            if (K >= 3) codes[2] = asym ? 255 : 0x80; /* extremes: 255 / −128 */
+            for (int64_t i = 0; i < m; i++) {
+                asum[i] = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    int v = (int)(test_rng_u64(&rng) % 255) - 127;
+                    if (k == 0 && i == 0) v = -127;
+                    a[i * K + k] = (int8_t)v;
+                    asum[i] += v;
+                }
+            }
+            msbnb__i8w w = {codes, rows, K, asym, 1, NULL, NULL};
+            for (int t = 0; t < nk; t++) {
+                if (!ks[t].ok) continue;
+                /* o range [1, 11): 10 rows (tails of the 4-row tiles); m = 7 (tails of the row tiles) */
+                int32_t *C = t == 0 ? C0 : C1;
+                memset(C, 0x55, sizeof C0);
+                ks[t].fn(&w, 1, rows, a, K, asum, m, C, 11);
+                if (t > 0)
+                    for (int j = 0; j < 7 * 11; j++)
+                        if ((j % 11) < 10)
+                            CHECK_MSG_(C1[j] == C0[j], "%s asym %d K %lld: C[%d] %d vs ref %d", ks[t].name, asym,
+                                       (long long)K, j, C1[j], C0[j]);
+            }
+            free(codes);
+            free(a);
+        }
+}
+
 /* ---------------------------------------------------------------- transposed */
 
 static float *t_scalar_dx[4][N_SHAPES];
@@ -348,6 +405,7 @@ int main(void) {
     RUN(exact_three_way_every_isa);
     RUN(exact_dequantizes_like_msbnb_dequantize);
     RUN(fast_bound_and_isa_identical);
+    RUN(dot_kernels_bit_exact);
     RUN(transposed_every_isa);
     RUN(thread_invariance);
     RUN(edges);

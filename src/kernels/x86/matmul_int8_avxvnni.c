@@ -1,0 +1,79 @@
+/*
+ * matmul_int8_avxvnni.c — integer dot products with AVX-VNNI (the VEX-encoded, 256-bit vpdpbusd
+ * of Alder Lake / Zen 5 class CPUs). Used at the AVX2 level when the CPU reports AVX-VNNI; the
+ * EXACT and transposed kernels of that level are the AVX2 ones. Compiled with -mavx2 -mfma
+ * -mavxvnni only (see src/kernels/int8.cmake).
+ *
+ * vpdpbusd multiplies an unsigned byte by a signed byte, four products per int32 lane, with no
+ * intermediate saturation:
+ *  - uint8 weights (asymmetric) are the unsigned side as they are: Σ code·a;
+ *  - int8 weights (symmetric): |w| is the unsigned side and a·sign(w) (vpsignb) the signed one,
+ *    |w|·(a·sign w) = w·a, so no correction term is needed (|w| ≤ 128 fits a byte).
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/int8_kernels.h"
+
+#define DR 2 /* activation rows per register tile (8 accumulators + 4 weights fit 16 ymm) */
+#define DO 4 /* weight rows per register tile                                              */
+#define INLINE static inline __attribute__((always_inline))
+
+/* Sum of the 8 int32 lanes in uint32 arithmetic (wraps modulo 2³², never signed overflow). */
+static uint32_t hsum_u32(__m256i v) {
+    uint32_t t[8], s = 0;
+    _mm256_storeu_si256((__m256i *)t, v);
+    for (int l = 0; l < 8; l++) s += t[l];
+    return s;
+}
+
+/* acc[i][j] += 32 bytes of a_i · w_j (see the header for the sign handling). */
+INLINE void dot_step(const uint8_t *w0, int64_t ldw, const int8_t *a, int64_t lda, const int r, const int q,
+                     const int asym, __m256i acc[DR][DO]) {
+    __m256i wv[DO];
+    for (int j = 0; j < q; j++) wv[j] = _mm256_loadu_si256((const __m256i *)(w0 + j * ldw));
+    for (int i = 0; i < r; i++) {
+        __m256i av = _mm256_loadu_si256((const __m256i *)(a + i * lda));
+        for (int j = 0; j < q; j++)
+            acc[i][j] = asym ? _mm256_dpbusd_avx_epi32(acc[i][j], wv[j], av)
+                             : _mm256_dpbusd_avx_epi32(acc[i][j], _mm256_abs_epi8(wv[j]), _mm256_sign_epi8(av, wv[j]));
+    }
+}
+
+INLINE void dot_tile(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t lda, const int r, const int q,
+                     const int asym, int32_t *C, int64_t ldc) {
+    const int64_t K = w->cols, kv = K & ~(int64_t)31;
+    const uint8_t *w0 = w->codes + o * K;
+    __m256i acc[DR][DO];
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < q; j++) acc[i][j] = _mm256_setzero_si256();
+    for (int64_t k = 0; k < kv; k += 32) dot_step(w0 + k, K, a + k, lda, r, q, asym, acc);
+    if (kv < K) {
+        /* The < 32 last columns, zero-padded into one more vector step. (Not a scalar loop:
+         * gcc 12 -O3 auto-vectorizes such a mixed-sign loop into a wrong AVX-VNNI dot product.) */
+        uint8_t wt[DO][32] = {{0}};
+        int8_t at[DR][32] = {{0}};
+        for (int j = 0; j < q; j++) memcpy(wt[j], w0 + j * K + kv, (size_t)(K - kv));
+        for (int i = 0; i < r; i++) memcpy(at[i], a + i * lda + kv, (size_t)(K - kv));
+        dot_step(&wt[0][0], 32, &at[0][0], 32, r, q, asym, acc);
+    }
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < q; j++) C[i * ldc + j] = (int32_t)hsum_u32(acc[i][j]);
+}
+
+void msbnb__i8_dot_avxvnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
+                           const int32_t *asum, int64_t m, int32_t *C, int64_t ldc) {
+    (void)asum;
+    for (int64_t i = 0; i < m; i += DR)
+        for (int64_t o = o0; o < o1; o += DO) {
+            int r = (int)(m - i < DR ? m - i : DR), q = (int)(o1 - o < DO ? o1 - o : DO);
+            const int8_t *ai = a + i * lda;
+            int32_t *c = C + i * ldc + (o - o0);
+            if (r == DR && q == DO) {
+                if (w->asym) dot_tile(w, o, ai, lda, DR, DO, 1, c, ldc);
+                else dot_tile(w, o, ai, lda, DR, DO, 0, c, ldc);
+            } else {
+                dot_tile(w, o, ai, lda, r, q, w->asym, c, ldc);
+            }
+        }
+}
