@@ -196,6 +196,15 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
             const int64_t off = ahead < row_bytes ? ahead : GV_ROWS * row_bytes + (ahead - row_bytes);
             /* addresses formed as integers: they may point past W, which prefetching tolerates */
             _mm_prefetch((const char *)((uintptr_t)src[r] + (uintptr_t)off), _MM_HINT_T0);
+            if (!w->flat_blocks && r == 0) {
+                /* INT4 scales [groups][rows]: one line serves 16 rows of a group, and the lines of all
+                 * groups form as many strided streams as there are groups, which no hardware
+                 * prefetcher follows: fetch the line of rows r0+16.. of this chunk's group. */
+                const int64_t si = (int64_t)kblk[c] * w->rows + r0 + 16;
+                uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
+                                       : (uintptr_t)w->stats_q + (uintptr_t)si;
+                _mm_prefetch((const char *)p, _MM_HINT_T0);
+            }
             if (w->flat_blocks && (c & 7) == 0) { /* the block statistics stream, once per 8 chunks */
                 const int64_t si = ((r0 + r) * in + 2 * off) >> bs_shift;
                 uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
