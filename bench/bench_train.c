@@ -132,10 +132,10 @@ int bench_train(int quick) {
         snprintf(name, sizeof name, "random d%d L%d nf4+dq (%.0fM)", c.dim, c.n_layers, (double)flop_params(&c) / 1e6);
         printf("  (generated in %.1f s)\n", bench_now() - t0);
         run_result r = {0};
-        if (time_training(m, 1, 256, quick ? 1 : 3, 0, peak, &r) == 0) print_row(name, 1, 256, "kept", &r);
+        if (time_training(m, 1, 256, quick ? 1 : 5, 0, peak, &r) == 0) print_row(name, 1, 256, "kept", &r);
         else rc = 1;
         if (!quick) {
-            if (time_training(m, 1, 256, 2, 1, peak, &r) == 0) print_row(name, 1, 256, "recompute", &r);
+            if (time_training(m, 1, 256, 4, 1, peak, &r) == 0) print_row(name, 1, 256, "recompute", &r);
             else rc = 1;
         }
         msbnb_model_free(m);
