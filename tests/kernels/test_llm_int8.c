@@ -63,6 +63,11 @@ TEST(vectorwise_quant_bad_args) {
     CHECK_STATUS(msbnb_int8_vectorwise_quant(x, 1, 4, -1.0f, c, rs, NULL, NULL), MSBNB_ERR_INVALID_ARG);
     CHECK(strstr(msbnb_last_error(), "threshold") != NULL);
     CHECK_STATUS(msbnb_int8_vectorwise_quant(x, 1, 4, NAN, c, rs, NULL, NULL), MSBNB_ERR_INVALID_ARG);
+    /* NaN is ignored by the row max and coded 0 */
+    float xn[3] = {NAN, 1.0f, -2.0f};
+    int8_t cn[3];
+    CHECK_OK(msbnb_int8_vectorwise_quant(xn, 1, 3, 6.0f, cn, rs, NULL, NULL));
+    CHECK(rs[0] == 2.0f && cn[0] == 0 && cn[1] == 64 && cn[2] == -127);
     /* an all-zero row: stats 0, codes 0 (bnb would divide by zero) */
     CHECK_OK(msbnb_int8_vectorwise_quant(x, 1, 4, 0, c, rs, NULL, NULL));
     CHECK(rs[0] == 0.0f && c[0] == 0 && c[3] == 0);
