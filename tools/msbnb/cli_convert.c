@@ -33,7 +33,8 @@ static const char quantize_help[] =
     "  --type T          nf4, fp4, int4 or int8 (required)\n"
     "  --blocksize N     nf4/fp4 block size, power of two 32..4096 (default 64)\n"
     "  --group-size N    int4 group size along the input dimension (default 128); a layer whose\n"
-    "                    column count it does not divide is kept unquantized (reported)\n"
+    "                    column count it does not divide uses the largest even divisor below it\n"
+    "                    (shown in the table); odd column counts keep the layer unquantized\n"
     "  --double-quant    quantize the per-block scales too (nf4, fp4, int4)\n"
     "  --skip LIST       comma-separated module patterns kept unquantized (default lm_head)\n"
     "  --targets LIST    comma-separated module patterns to quantize (default: every linear layer,\n"
@@ -130,6 +131,7 @@ typedef struct layer_row {
     uint64_t before, after;
     double rel_pct, snr_db;
     const char *kept; /* NULL when quantized, else why not */
+    int group_size;   /* INT4: the group size used when it differs from --group-size, else 0 */
 } layer_row;
 
 /* Quantize one weight, add its entries to w, measure its error. ref is float32 (rows*cols). */
@@ -187,10 +189,16 @@ static const char *keep_reason(const quantize_opts *o, const msbnb_tensor_info *
         for (size_t i = 0; mod && i < o->n_targets && !hit; i++) hit = cli_pattern_match(mod, o->targets[i]);
         if (!hit) why = "not in --targets";
     }
-    if (!why && o->cfg.type == MSBNB_QTYPE_INT4 && t->shape[1] % o->cfg.group_size)
-        why = "group size does not divide columns";
+    if (!why && o->cfg.type == MSBNB_QTYPE_INT4 && t->shape[1] % 2) why = "odd column count (int4)";
     free(mod);
     return why;
+}
+
+/* INT4: the largest even group size <= requested that divides cols (cols is even). */
+static int int4_group_for(int64_t cols, int requested) {
+    for (int g = requested; g >= 2; g -= 2)
+        if (cols % g == 0) return g;
+    return 2;
 }
 
 /* ================================================================ quantize: summary */
@@ -207,9 +215,11 @@ static void print_summary(const layer_row *rows, size_t n, uint64_t total_before
             printf("%-48s %-6s %-13s %11s %11s  kept: %s\n", r->name, "-", sh, cli_bytes_str(r->before, b1, sizeof b1),
                    cli_bytes_str(r->after, b2, sizeof b2), r->kept);
         } else {
-            printf("%-48s %-6s %-13s %11s %11s %9.3f %8.2f\n", r->name, msbnb_qtype_name(cfg->type), sh,
+            printf("%-48s %-6s %-13s %11s %11s %9.3f %8.2f", r->name, msbnb_qtype_name(cfg->type), sh,
                    cli_bytes_str(r->before, b1, sizeof b1), cli_bytes_str(r->after, b2, sizeof b2), r->rel_pct,
                    r->snr_db);
+            if (r->group_size) printf("  (group size %d)", r->group_size);
+            printf("\n");
         }
     }
     size_t nq = 0;
@@ -299,7 +309,12 @@ int cmd_quantize(int argc, char **argv) {
                 if (mod && !listed) not_converted[n_not_converted++] = mod;
                 else free(mod);
             } else {
-                st = quantize_one(w, &t, &o.cfg, r);
+                msbnb_quant_config cfg = o.cfg;
+                if (cfg.type == MSBNB_QTYPE_INT4 && t.shape[1] % cfg.group_size) {
+                    cfg.group_size = int4_group_for(t.shape[1], o.cfg.group_size);
+                    r->group_size = cfg.group_size;
+                }
+                st = quantize_one(w, &t, &cfg, r);
             }
         } else {
             n_other++;
