@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <msbnb/io.h>
 #include <msbnb/model.h>
 #include <msbnb/nn.h>
 
@@ -266,6 +267,92 @@ TEST(random_model_and_names) {
     CHECK_STATUS(msbnb_proj_parse("lm_head", &pj), MSBNB_ERR_INVALID_ARG);
 }
 
+/* The HF model written with bf16 / f16 weights loads (converted to fp32) and stays close. */
+TEST(half_precision_checkpoint) {
+    static const msbnb_st_dtype dts[2] = {MSBNB_ST_BF16, MSBNB_ST_F16};
+    msbnb_model *ref = NULL;
+    CHECK_OK(msbnb_model_load(MSBNB_SHARED_DIR "/models/stories260K/hf", NULL, &ref));
+    int32_t ids[4] = {1, 403, 407, 261};
+    float a[4 * 512], b[4 * 512];
+    if (ref) CHECK_OK(msbnb_model_forward(ref, ids, 4, 0, a, 1));
+    for (int k = 0; ref && k < 2; k++) {
+        char dir[512], path[600], cfg[600];
+        snprintf(dir, sizeof dir, "%s/test_load_half%d", MSBNB_BINARY_DIR, k);
+        mkdir(dir, 0755);
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+        msbnb_checkpoint *ck = NULL;
+        msbnb_st_writer *w = NULL;
+        CHECK_OK(msbnb_checkpoint_open(MSBNB_SHARED_DIR "/models/stories260K/hf", &ck));
+        CHECK_OK(msbnb_st_writer_create(path, &w));
+        for (size_t i = 0; ck && w && i < msbnb_checkpoint_count(ck); i++) {
+            msbnb_tensor_info t;
+            CHECK_OK(msbnb_checkpoint_get(ck, i, &t));
+            float *f = (float *)malloc(sizeof(float) * (size_t)t.numel);
+            uint16_t *h = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t.numel);
+            CHECK_OK(msbnb_tensor_to_f32(&t, f));
+            if (k == 0) msbnb_f32_to_bf16_array(f, h, (size_t)t.numel);
+            else msbnb_f32_to_f16_array(f, h, (size_t)t.numel);
+            CHECK_OK(msbnb_st_writer_add(w, t.name, dts[k], t.ndim, t.shape, h, sizeof(uint16_t) * (size_t)t.numel));
+            free(f);
+            free(h);
+        }
+        CHECK_OK(msbnb_st_writer_finish(w));
+        msbnb_st_writer_free(w);
+        msbnb_checkpoint_close(ck);
+        size_t clen = 0;
+        char *json = (char *)test_read_file(MSBNB_SHARED_DIR "/models/stories260K/hf/config.json", &clen);
+        FILE *f = fopen(cfg, "wb");
+        if (f && json) fwrite(json, 1, clen, f);
+        if (f) fclose(f);
+        free(json);
+        msbnb_model *m = NULL;
+        CHECK_OK(msbnb_model_load(dir, NULL, &m));
+        if (m) {
+            CHECK_OK(msbnb_model_forward(m, ids, 4, 0, b, 1));
+            double d = 0;
+            for (int i = 0; i < 4 * 512; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+            printf("  %s checkpoint: max logit change %.3g\n", k ? "f16" : "bf16", d);
+            /* bf16 keeps 8 mantissa bits: logits of magnitude ~10-20 move by a few tenths at most */
+            CHECK_MSG_(d > 0 && d < (k == 0 ? 1.0 : 0.1), "%s: max logit change %g", k ? "f16" : "bf16", d);
+        }
+        msbnb_model_free(m);
+        remove(path);
+        remove(cfg);
+        rmdir(dir);
+    }
+    msbnb_model_free(ref);
+}
+
+/* Generation stops at the end of the context. */
+TEST(generate_stops_at_context) {
+    msbnb_model_config c;
+    memset(&c, 0, sizeof c);
+    c.dim = 16;
+    c.hidden_dim = 24;
+    c.n_layers = 1;
+    c.n_heads = 2;
+    c.vocab_size = 40;
+    c.seq_len = 12;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 10000.0f;
+    c.tied = 1;
+    msbnb_model *m = NULL;
+    CHECK_OK(msbnb_model_create_random(&c, NULL, 3, &m));
+    if (!m) return;
+    int32_t prompt[2] = {1, 5}, out[64];
+    int n = 0;
+    msbnb_sampler_params sp = msbnb_sampler_params_default();
+    sp.temperature = 1.5f;
+    sp.top_p = 1.0f;
+    CHECK_OK(msbnb_model_generate(m, prompt, 2, 100, &sp, NULL, NULL, out, 64, &n));
+    CHECK(n >= 2 && n <= 12);
+    for (int i = 2; i < n; i++) CHECK(out[i] >= 0 && out[i] < 40 && out[i] != 1 && out[i] != 2); /* EOS/BOS stop, not emitted */
+    int32_t long_prompt[13] = {1};
+    CHECK_STATUS(msbnb_model_generate(m, long_prompt, 13, 1, &sp, NULL, NULL, out, 64, &n), MSBNB_ERR_SHAPE);
+    msbnb_model_free(m);
+}
+
 int main(void) {
     good_bin = (unsigned char *)test_read_file(BIN_PATH, &good_len);
     if (!good_bin) {
@@ -277,6 +364,8 @@ int main(void) {
     RUN(config_json);
     RUN(hf_dir_config_mismatch);
     RUN(random_model_and_names);
+    RUN(half_precision_checkpoint);
+    RUN(generate_stops_at_context);
     free(good_bin);
     return test_report();
 }
