@@ -2,14 +2,15 @@
  * matmul_int8_avx512.c — AVX-512 (F/BW/VL) INT8 product kernels. Compiled with the AVX512 flags
  * only; reached through msbnb__i8_kernels_get() when msbnb__isa() ≥ AVX512.
  *
- *  exact       n < GEMM_MIN_N: each weight row is dequantized 64 codes at a time in registers and
+ *  exact       n < GEMM_MIN_N: 4 weight rows are dequantized 16 codes at a time in registers and
  *              dotted with up to 4 activation rows (16 lanes along k, reduced at the end).
- *              n ≥ GEMM_MIN_N: a [KC][32] panel of dequantized weights (k-major, scattered from
- *              row vectors) feeds an 8×32 register tile: broadcast x[i, k], two 16-wide weight
+ *              n ≥ GEMM_MIN_N: a [KC][32] panel of dequantized weights (k-major, built with dword
+ *              gathers across 16 rows) feeds an 8×32 register tile: broadcast x[i, k], two 16-wide weight
  *              vectors, 16 accumulators; Y holds the running sums between k panels, so every
  *              element is one sequential fused multiply-add chain over k.
- *  transposed  dequantize W[o, k0:k1] to scratch, then dX[i, k] = fma(dY[i, o], ŵ, dX[i, k]) for
- *              o ascending — the reference's order exactly, so the bits match it.
+ *  transposed  dequantize 8 rows W[o.., k0:k1] (to scratch, or in registers for ≤ 4 dX rows), then
+ *              dX[i, k] = fma(dY[i, o], ŵ, dX[i, k]) for o ascending — the reference's order
+ *              exactly, so the bits match it.
  *  dot         int8 × int8/uint8 → int32 without VNNI: vpmaddubsw needs an unsigned operand and
  *              saturates at ±32767, so the unsigned side is |w| and the signed side a·sign(w)
  *              (|w|·|a| ≤ 128·127, two products per int16 stay below 32767); uint8 weights are
@@ -19,7 +20,7 @@
 
 #include "kernels/int8_kernels.h"
 
-#define GEMM_MIN_N 8
+#define GEMM_MIN_N 48
 #define KC 256 /* k panel of the GEMM path */
 #define NR 32  /* weight rows per panel    */
 #define MR 8   /* activation rows per tile */
@@ -37,51 +38,61 @@ static __mmask16 mask16(int64_t left) { return left >= 16 ? (__mmask16)0xffff : 
 
 /* ---------------------------------------------------------------- exact: few rows */
 
-INLINE void gemv_rows(const msbnb__i8w *w, int64_t o, const float *X, int64_t ldx, const int r, float *Y,
+/* Y[i, o + j] = Σ_k X[i, k]·ŵ[o + j, k] for i < r ≤ 4, j < q ≤ 4: 16 codes of each of the q weight
+ * rows are dequantized per step and each activation vector is loaded once for all q rows (the
+ * activation rows are re-read from cache once per 4 weight rows, not once per row). 16 lanes
+ * along k per accumulator, reduced at the end. */
+INLINE void gemv_tile(const msbnb__i8w *w, int64_t o, const float *X, int64_t ldx, const int r, const int q, float *Y,
                       int64_t ldy) {
     const int64_t K = w->cols;
-    const uint8_t *c = w->codes + o * K;
-    const __m512 vs = _mm512_set1_ps(msbnb__i8w_stat(w, o));
-    const __m512i vzp = _mm512_set1_epi32(msbnb__i8w_zp(w, o));
     const int asym = w->asym;
+    const uint8_t *c = w->codes + o * K;
+    __m512 vs[4];
+    __m512i vzp[4];
+    for (int j = 0; j < q; j++) {
+        vs[j] = _mm512_set1_ps(msbnb__i8w_stat(w, o + j));
+        vzp[j] = _mm512_set1_epi32(msbnb__i8w_zp(w, o + j));
+    }
     __m512 acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
-    int64_t k = 0;
-    for (; k + 64 <= K; k += 64) {
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < q; j++) acc[i][j] = _mm512_setzero_ps();
+    const int64_t kv = K & ~(int64_t)15;
+    for (int64_t k = 0; k < kv; k += 16) {
         __m512 wv[4]; /* widening loads (vpmovsxbd/vpmovzxbd from memory) need no shuffles */
-        wv[0] = deq16(_mm_loadu_si128((const __m128i *)(c + k)), asym, vs, vzp);
-        wv[1] = deq16(_mm_loadu_si128((const __m128i *)(c + k + 16)), asym, vs, vzp);
-        wv[2] = deq16(_mm_loadu_si128((const __m128i *)(c + k + 32)), asym, vs, vzp);
-        wv[3] = deq16(_mm_loadu_si128((const __m128i *)(c + k + 48)), asym, vs, vzp);
-        for (int i = 0; i < r; i++)
-            for (int j = 0; j < 4; j++)
-                acc[i][j] = _mm512_fmadd_ps(_mm512_loadu_ps(X + i * ldx + k + 16 * j), wv[j], acc[i][j]);
+        for (int j = 0; j < q; j++) wv[j] = deq16(_mm_loadu_si128((const __m128i *)(c + j * K + k)), asym, vs[j], vzp[j]);
+        for (int i = 0; i < r; i++) {
+            __m512 xv = _mm512_loadu_ps(X + i * ldx + k);
+            for (int j = 0; j < q; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
     }
-    for (; k < K; k += 16) {
-        __mmask16 m = mask16(K - k);
-        __m512 wv = deq16(_mm_maskz_loadu_epi8(m, c + k), asym, vs, vzp);
-        for (int i = 0; i < r; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, X + i * ldx + k), wv, acc[i][0]);
+    if (kv < K) {
+        __mmask16 m = mask16(K - kv);
+        __m512 wv[4];
+        for (int j = 0; j < q; j++) wv[j] = deq16(_mm_maskz_loadu_epi8(m, c + j * K + kv), asym, vs[j], vzp[j]);
+        for (int i = 0; i < r; i++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, X + i * ldx + kv);
+            for (int j = 0; j < q; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
     }
-    for (int i = 0; i < r; i++) {
-        __m512 s = _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3]));
-        Y[i * ldy + o] = _mm512_reduce_add_ps(s);
-    }
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < q; j++) Y[i * ldy + o + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
 static void exact_gemv(const msbnb__i8w *w, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t n,
                        float *Y, int64_t ldy) {
-    for (int64_t o = o0; o < o1; o++)
-        for (int64_t i = 0; i < n; i += 4) {
-            const float *x = X + i * ldx;
-            float *y = Y + i * ldy;
-            switch (n - i < 4 ? n - i : 4) {
-            case 1: gemv_rows(w, o, x, ldx, 1, y, ldy); break;
-            case 2: gemv_rows(w, o, x, ldx, 2, y, ldy); break;
-            case 3: gemv_rows(w, o, x, ldx, 3, y, ldy); break;
-            default: gemv_rows(w, o, x, ldx, 4, y, ldy); break;
+    for (int64_t i = 0; i < n; i += 4) {
+        const float *x = X + i * ldx;
+        float *y = Y + i * ldy;
+        const int r = (int)(n - i < 4 ? n - i : 4);
+        int64_t o = o0;
+        for (; o + 4 <= o1; o += 4) switch (r) {
+            case 1: gemv_tile(w, o, x, ldx, 1, 4, y, ldy); break;
+            case 2: gemv_tile(w, o, x, ldx, 2, 4, y, ldy); break;
+            case 3: gemv_tile(w, o, x, ldx, 3, 4, y, ldy); break;
+            default: gemv_tile(w, o, x, ldx, 4, 4, y, ldy); break;
             }
-        }
+        if (o < o1) gemv_tile(w, o, x, ldx, r, (int)(o1 - o), y, ldy);
+    }
 }
 
 /* ---------------------------------------------------------------- exact: GEMM */
