@@ -7,15 +7,21 @@
  * Transposed: dX = dY · deq(W)          (dY: [n, out], dX: [n, in]) — for backward passes.
  *
  * No full dequantized copy of W is made: scratch memory is bounded by a tile, independent of the
- * matrix size. Work is split over output rows/tiles on msbnb_get_num_threads() threads; results
- * are bit-identical for every thread count.
+ * matrix size (plus, for some paths, activation-sized buffers: see docs/kernels.md). Work is split
+ * over output rows/tiles on msbnb_get_num_threads() threads; results are bit-identical for every
+ * thread count. Which kernel runs may depend on n (e.g. a streaming kernel for n <= 2), so the
+ * last bits of a row can differ between very small and larger batches — never between runs or
+ * thread counts.
  *
  * Precision:
  *  EXACT  weights dequantized to fp32 exactly as msbnb_dequantize does, fp32 accumulation: the
  *         reference semantics and the default. Differs from dequantize + a plain fp32 product only
- *         by summation order (bound: see README "Fused products").
- *  FAST   activations may be rounded (bf16 via AVX512-BF16, or int8 with per-row scales via VNNI);
- *         the error of each mode is measured and stated in the README.
+ *         by summation order: |Y - Σ x·ŵ - b| <= (in + 3)·2^-24·(Σ|x·ŵ| + |b|) (docs/kernels.md).
+ *  FAST   activations (and, for 4-bit weights, the dequantized weights) may be rounded:
+ *         4-bit weights: bf16 with vdpbf16ps on AVX512-BF16 CPUs for n >= 4, else as EXACT
+ *         (measured 2.4e-3 relative to EXACT, docs/kernels.md);
+ *         INT8 weights: int8 activations with per-row scales and integer dot products
+ *         (docs/kernels_int8.md).
  */
 #ifndef MSBNB_KERNELS_H
 #define MSBNB_KERNELS_H
@@ -33,21 +39,31 @@ typedef enum msbnb_precision {
 } msbnb_precision;
 
 /* Y[n, out] = X[n, in] · deq(W)ᵀ (+ bias). Any n ≥ 1, any in/out (tails handled).
- * W of any type except BLOCKWISE8 with rows*cols as its shape. Errors: INVALID_ARG, SHAPE,
- * OUT_OF_MEMORY (tile scratch). Thread-safe for concurrent calls on the same W. */
+ * W: INT8, INT4, NF4 or FP4 (plain or double-quantized statistics), borrowed. X [n, in], bias [out]
+ * or NULL: borrowed, read only. Y [n, out]: caller-allocated, overwritten (never read; must not
+ * overlap X or bias). precision: MSBNB_PRECISION_EXACT or _FAST.
+ * Errors: INVALID_ARG (NULL W/X/Y, W of another type or without codes/statistics, bad precision),
+ * SHAPE (n < 1 or n too large; activation sizes overflowing size_t), OUT_OF_MEMORY (tile scratch).
+ * Thread-safe for concurrent calls on the same W (W is only read). */
 msbnb_status msbnb_matmul(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias, float *Y,
                           msbnb_precision precision);
 
-/* X given as fp16 or bf16 bit patterns (dtype F16/BF16) or f32. */
+/* As msbnb_matmul with X [n, in] given as float32 (MSBNB_DTYPE_F32) or as fp16 / bf16 bit patterns
+ * (MSBNB_DTYPE_F16 / _BF16, uint16_t elements). Half inputs are converted to float32 in blocks of at
+ * most 67 rows (scratch [67, in] floats); the result equals msbnb_matmul on the converted rows.
+ * Errors: those of msbnb_matmul, INVALID_ARG for another x_dtype. */
 msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype x_dtype, int64_t n,
                              const float *bias, float *Y, msbnb_precision precision);
 
-/* dX[n, in] = dY[n, out] · deq(W); accumulate != 0 adds into dX instead of overwriting. */
+/* dX[n, in] = dY[n, out] · deq(W) (EXACT semantics, fp32 accumulation in increasing out);
+ * accumulate != 0 adds into dX instead of overwriting (accumulate == 0: dX is never read).
+ * dY borrowed; dX caller-allocated, must not overlap dY. Errors: as msbnb_matmul. */
 msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate);
 
-/* Optional: build a kernel-friendly copy of W's codes inside W (kept until W is freed) so later
- * products run faster. Not thread-safe against concurrent products on the same W. The functional
- * view and the on-disk format are unchanged. */
+/* Optional: prepare W for faster products. Validates W (INVALID_ARG as msbnb_matmul). The current
+ * 4-bit kernels read the bitsandbytes layout directly, so nothing is built for them and W is left
+ * unchanged; the functional view and the on-disk format never change. Not thread-safe against
+ * concurrent products on the same W. */
 msbnb_status msbnb_qtensor_prepare(msbnb_qtensor *W);
 
 /* Dense fp32 product (OpenBLAS sgemm): Y[n, out] = X[n, in] · Wᵀ (+ bias), W: [out, in]. */
