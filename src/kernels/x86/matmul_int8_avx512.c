@@ -17,6 +17,7 @@
  *              first shifted to w − 128 and the shift restored with 128·Σa.
  */
 #include <immintrin.h>
+#include <stdint.h>
 
 #include "kernels/int8_kernels.h"
 
@@ -107,7 +108,8 @@ static void pack_panel(const msbnb__i8w *w, int64_t ob, int nr, int64_t kb, int6
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i vidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)K));
     const __m512 inv127 = _mm512_set1_ps(MSBNB__I8_INV127);
-    const int64_t k4 = kb + kn + 3 <= K ? kn : kn & ~(int64_t)3; /* columns safe for 4-byte gathers */
+    /* columns safe for 4-byte gathers; none when 16·K overflows the gathers' int32 offsets */
+    const int64_t k4 = K > INT32_MAX / 16 ? 0 : kb + kn + 3 <= K ? kn : kn & ~(int64_t)3;
     for (int h = 0; h < NR / 16; h++) {
         int rows = nr - 16 * h;
         rows = rows < 0 ? 0 : rows > 16 ? 16 : rows;
