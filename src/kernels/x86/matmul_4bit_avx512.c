@@ -177,7 +177,7 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
 /* nr (<= 4) rows from r0, nn (1 or 2) activation rows; both compile-time constants per instance so
  * every accumulator stays in a register. kblk [in/64]: INT4 group of each chunk. */
 MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const int nr, const int nn,
-                          const int32_t *kblk, int bs_shift, const float *bias, float *Y) {
+                          const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const int64_t in = w->cols, chunks = in / 64;
     const __m512 table = _mm512_loadu_ps(w->table);
     __m512 even[GV_ROWS][2], odd[GV_ROWS][2]; /* [row][activation row], even / odd shift steps */
@@ -200,7 +200,7 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
                 /* INT4 scales [groups][rows]: one line serves 16 rows of a group, and the lines of all
                  * groups form as many strided streams as there are groups, which no hardware
                  * prefetcher follows: fetch the line of rows r0+16.. of this chunk's group. */
-                const int64_t si = (int64_t)kblk[c] * w->rows + r0 + 16;
+                const int64_t si = kblk[c] * w->rows + r0 + 16;
                 uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
                                        : (uintptr_t)w->stats_q + (uintptr_t)si;
                 _mm_prefetch((const char *)p, _MM_HINT_T0);
@@ -216,7 +216,7 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
         __m512 tbl[GV_ROWS];
         for (int r = 0; r < nr; r++) {
             const int64_t row = r0 + r;
-            const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : (int64_t)kblk[c] * w->rows + row;
+            const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;
             tbl[r] = _mm512_mul_ps(table, _mm512_set1_ps(msbnb__w4_stat(w, si)));
             d[r] = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src[r] + c * 32)));
         }
@@ -248,9 +248,9 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
     }
 }
 
-typedef void (*gemv_fn)(const msbnb__w4 *, const float *, int64_t, const int32_t *, int, const float *, float *);
+typedef void (*gemv_fn)(const msbnb__w4 *, const float *, int64_t, const int64_t *, int, const float *, float *);
 #define GEMV(R, N)                                                                                           \
-    static void gemv_##R##_##N(const msbnb__w4 *w, const float *Xp, int64_t r0, const int32_t *kblk, int sh,  \
+    static void gemv_##R##_##N(const msbnb__w4 *w, const float *Xp, int64_t r0, const int64_t *kblk, int sh,  \
                                const float *bias, float *Y) {                                                \
         gemv_rows(w, Xp, r0, R, N, kblk, sh, bias, Y);                                                       \
     }
@@ -274,15 +274,15 @@ static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n
     if (w->flat_blocks && bs_shift < 0) return MSBNB_ERR_UNSUPPORTED;
     const int64_t chunks = in / 64;
     /* Xp [n][in]: permuted activations; kblk [chunks]: INT4 group of each 64-chunk */
-    float *Xp = msbnb__alloc_aligned((size_t)(n * in) * sizeof(float) + (size_t)chunks * sizeof(int32_t));
+    float *Xp = msbnb__alloc_aligned((size_t)(n * in) * sizeof(float) + (size_t)(chunks + 1) * sizeof(int64_t));
     RETURN_IF(!Xp, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] permuted activations", (long long)n,
               (long long)in);
-    int32_t *kblk = (int32_t *)(Xp + n * in);
+    int64_t *kblk = (int64_t *)(Xp + n * in + (n * in) % 2); /* 8-byte aligned after the floats */
     for (int64_t i = 0; i < n; i++)
         for (int64_t c = 0; c < chunks; c++)
             for (int s = 0; s < 4; s++)
                 for (int j = 0; j < 16; j++) Xp[i * in + c * 64 + 16 * s + j] = X[i * in + c * 64 + 4 * j + (s ^ 1)];
-    for (int64_t c = 0; c < chunks; c++) kblk[c] = (int32_t)(c * 64 / w->block);
+    for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 64 / w->block;
     const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t g = 0; g < groups; g++) {
