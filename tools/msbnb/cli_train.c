@@ -1,5 +1,6 @@
 /* cli_train.c — `msbnb finetune` (QLoRA fine-tuning on a text file, PEFT adapter out) and
  * `msbnb merge` (fold an adapter into a standalone checkpoint). Public API only. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, fileno, isatty */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
