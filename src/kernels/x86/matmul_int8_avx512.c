@@ -249,6 +249,26 @@ static void t_few_rows(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t
     }
 }
 
+/* dX rows d[r·ldd + k] += Σ_b g[r·ldg + b]·wk[b][k] for r < nr (1 or 2), b ascending: each
+ * dequantized weight vector loaded once serves every row. Per 16 columns all loads come before
+ * the stores, so rows a multiple of 4 KiB apart do not 4K-alias. */
+INLINE void t_rows_from_scratch(const float *wk, const float *g, int64_t ldg, int ob, float *d, int64_t ldd,
+                                int64_t kn, const int nr) {
+    __m512 gb[2][MSBNB__I8_T_OB]; /* 16 broadcasts + 2 accumulators + 1 weight vector in registers */
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < ob; b++) gb[r][b] = _mm512_set1_ps(g[r * ldg + b]);
+    for (int64_t k = 0; k < kn; k += 16) {
+        __mmask16 m = mask16(kn - k);
+        __m512 acc[2];
+        for (int r = 0; r < nr; r++) acc[r] = _mm512_maskz_loadu_ps(m, d + r * ldd + k);
+        for (int b = 0; b < ob; b++) { /* o ascending, as the reference */
+            __m512 wv = _mm512_maskz_loadu_ps(m, wk + b * MSBNB__I8_T_KB_MAX + k);
+            for (int r = 0; r < nr; r++) acc[r] = _mm512_fmadd_ps(gb[r][b], wv, acc[r]);
+        }
+        for (int r = 0; r < nr; r++) _mm512_mask_storeu_ps(d + r * ldd + k, m, acc[r]);
+    }
+}
+
 void msbnb__i8_t_avx512(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t i1, int64_t k0, int64_t k1,
                         float *dX, int accumulate, void *scratch) {
     float *wk = (float *)scratch; /* [MSBNB__I8_T_OB][MSBNB__I8_T_KB_MAX]: dequantized row segments */
@@ -272,19 +292,9 @@ void msbnb__i8_t_avx512(const msbnb__i8w *w, const float *dY, int64_t i0, int64_
                                       deq16(_mm_maskz_loadu_epi8(m, c + k), w->asym, vs, vzp));
             }
         }
-        for (int64_t i = i0; i < i1; i++) {
-            const float *g = dY + i * out + o;
-            float *d = dX + i * K + k0;
-            __m512 gb[MSBNB__I8_T_OB];
-            for (int b = 0; b < ob; b++) gb[b] = _mm512_set1_ps(g[b]);
-            for (int64_t k = 0; k < kn; k += 16) {
-                __mmask16 m = mask16(kn - k);
-                __m512 acc = _mm512_maskz_loadu_ps(m, d + k);
-                for (int b = 0; b < ob; b++) /* o ascending, as the reference */
-                    acc = _mm512_fmadd_ps(gb[b], _mm512_maskz_loadu_ps(m, wk + b * MSBNB__I8_T_KB_MAX + k), acc);
-                _mm512_mask_storeu_ps(d + k, m, acc);
-            }
-        }
+        int64_t i = i0;
+        for (; i + 2 <= i1; i += 2) t_rows_from_scratch(wk, dY + i * out + o, out, ob, dX + i * K + k0, K, kn, 2);
+        if (i < i1) t_rows_from_scratch(wk, dY + i * out + o, out, ob, dX + i * K + k0, K, kn, 1);
     }
 }
 
