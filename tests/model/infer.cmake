@@ -14,3 +14,8 @@ add_test(NAME cli_model
     rc=0; $<TARGET_FILE:msbnb_cli> generate ${_m}/hf --quant nf5 2>/dev/null || rc=$?; test $rc = 2
     rc=0; $<TARGET_FILE:msbnb_cli> perplexity /nonexistent ${MSBNB_SHARED_DIR}/data/tinystories_sample.txt 2>/dev/null || rc=$?; test $rc = 1
     rc=0; $<TARGET_FILE:msbnb_cli> generate ${_m}/stories260K.bin --tokenizer ${_m}/stories260K.bin 2>/dev/null || rc=$?; test $rc = 1")
+
+# Inference speed on a generated config (run by hand, not by ctest): build/tests/bench_llama_infer
+add_executable(bench_llama_infer ${CMAKE_SOURCE_DIR}/tests/model/bench_infer.c)
+target_compile_options(bench_llama_infer PRIVATE ${MSBNB_WARNINGS})
+target_link_libraries(bench_llama_infer PRIVATE msbnb_static)

@@ -314,7 +314,7 @@ TEST(half_precision_checkpoint) {
             for (int i = 0; i < 4 * 512; i++) d = fmax(d, fabs((double)a[i] - b[i]));
             printf("  %s checkpoint: max logit change %.3g\n", k ? "f16" : "bf16", d);
             /* bf16 keeps 8 mantissa bits: logits of magnitude ~10-20 move by a few tenths at most */
-            CHECK_MSG_(d > 0 && d < (k == 0 ? 1.0 : 0.1), "%s: max logit change %g", k ? "f16" : "bf16", d);
+            CHECK_MSG_(d > 0 && d < (k == 0 ? 0.4 : 0.1), "%s: max logit change %g", k ? "f16" : "bf16", d);
         }
         msbnb_model_free(m);
         remove(path);
