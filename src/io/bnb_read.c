@@ -6,6 +6,7 @@
 #define IO_API "msbnb_bnb_read"
 #include "io/io_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -298,9 +299,27 @@ static msbnb_status read_own(const msbnb_checkpoint *ck, const char *name, msbnb
     return st;
 }
 
+static msbnb_status read_any(const msbnb_checkpoint *ck, const char *name, msbnb_qtensor **out);
+
 msbnb_status msbnb_bnb_read(const msbnb_checkpoint *ck, const char *name, msbnb_qtensor **out) {
     RETURN_IF(!ck || !name || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
+    msbnb_status st = read_any(ck, name, out);
+    msbnb_tensor_info t;
+    if (st != MSBNB_OK && !strstr(msbnb_last_error(), "(byte ") && msbnb__checkpoint_lookup(ck, name, &t)) {
+        /* name the file and where the weight lies when the failing check did not */
+        char msg[512];
+        const char *m = msbnb_last_error();
+        const char *colon = strstr(m, ": ");
+        snprintf(msg, sizeof msg, "%s", colon && !strncmp(m, "msbnb", 5) ? colon + 2 : m);
+        const char *body = msg;
+        if (!strncmp(body, "tensor '", 8) && strstr(body, "': ")) body = strstr(body, "': ") + 3;
+        st = MSBNB_FAIL(st, "%s: tensor '%.120s': %s (byte %llu)", t.file, name, body, (unsigned long long)t.file_offset);
+    }
+    return st;
+}
+
+static msbnb_status read_any(const msbnb_checkpoint *ck, const char *name, msbnb_qtensor **out) {
     msbnb_qtype type;
     TRY(msbnb_bnb_detect(ck, name, &type));
     switch (type) {

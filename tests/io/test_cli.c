@@ -219,6 +219,26 @@ TEST(every_malicious_file_is_rejected_cleanly) {
     }
     closedir(d);
     CHECK(n >= 40);
+    /* quantized weights with inconsistent parts: dequantize refuses them the same way */
+    char bnbdir[600];
+    snprintf(bnbdir, sizeof bnbdir, "%s/../bnb", CORPUS);
+    d = opendir(bnbdir);
+    CHECK(d != NULL);
+    int nb = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strncmp(e->d_name, "bad_", 4)) continue;
+        char args[2048], out[600];
+        snprintf(out, sizeof out, "%s/deq.safetensors", outdir);
+        snprintf(args, sizeof args, "dequantize %s/%s %s", bnbdir, e->d_name, out);
+        CHECK_MSG_(run(args) == 1, "dequantize %s did not fail", e->d_name);
+        char *err = slurp("err.txt");
+        CHECK_MSG_(count_lines(err) == 1 && strstr(err, e->d_name) && strstr(err, "(byte "), "%s: %s", e->d_name, err);
+        free(err);
+        CHECK_MSG_(dir_entries(outdir) == 0, "%s: output left behind", e->d_name);
+        nb++;
+    }
+    if (d) closedir(d);
+    CHECK(nb >= 15);
     /* a model directory whose model.safetensors is malicious: the output directory never appears */
     char model[512], outd[512], cmd[2048];
     snprintf(model, sizeof model, "%s/badmodel", tmp);

@@ -324,8 +324,7 @@ int cmd_quantize(int argc, char **argv) {
             if (linear) rows[n_rows - 1].after = t.nbytes;
         }
         if (st != MSBNB_OK && t.name) {
-            fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t.file, t.name,
-                    (unsigned long long)t.file_offset, msbnb_last_error());
+            cli_tensor_error(cmd, &t);
             rc = EXIT_FAIL;
         }
         total_after += msbnb_st_writer_bytes(w) - before;
@@ -466,8 +465,7 @@ int cmd_dequantize(int argc, char **argv) {
             msbnb_qtensor_free(q);
         }
         if (st != MSBNB_OK) {
-            fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t.file, t.name,
-                    (unsigned long long)t.file_offset, msbnb_last_error());
+            cli_tensor_error(cmd, &t);
             rc = EXIT_FAIL;
         }
         msbnb_checkpoint_release(ck, t.name);

@@ -23,6 +23,16 @@ int cli_fail(const char *cmd) {
     return EXIT_FAIL;
 }
 
+int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t) {
+    const char *m = msbnb_last_error();
+    if (strstr(m, "tensor '") && strstr(m, "(byte "))
+        fprintf(stderr, "msbnb %s: %s\n", cmd, m);
+    else
+        fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t->file, t->name,
+                (unsigned long long)t->file_offset, m);
+    return EXIT_FAIL;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "msbnb %s: ", cmd);
     va_list ap;

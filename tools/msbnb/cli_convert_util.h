@@ -23,6 +23,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* A failure while processing tensor t: msbnb_last_error() alone when it already names a
+ * tensor and a byte offset, else prefixed with t's file, name and offset. Returns EXIT_FAIL. */
+int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t);
 bool cli_parse_int(const char *s, long lo, long hi, long *out);
 bool cli_parse_float(const char *s, float *out);
 /* Split "a,b,c" into a NULL-terminated malloc'ed array of malloc'ed strings (*n entries). */

@@ -88,8 +88,7 @@ int cmd_inspect(int argc, char **argv) {
         }
         int64_t shape[2];
         if (describe_quant(ck, t.name, shape, desc, sizeof desc) != MSBNB_OK) {
-            fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t.file, t.name,
-                    (unsigned long long)t.file_offset, msbnb_last_error());
+            cli_tensor_error(cmd, &t);
             rc = EXIT_FAIL;
             continue;
         }
