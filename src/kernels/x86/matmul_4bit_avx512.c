@@ -112,33 +112,65 @@ static void block_avx512(const float *X, int64_t ldx, int64_t n, const float *Wt
 /* dX[i, k..k+63] += dY[i, j] * Wt[j, k..k+63] for j = 0 .. nr-1 in order: 6 rows × 4 vectors of
  * accumulators loaded from dX, one FMA per (i, vector, j). Masks cut the columns past kc. */
 #define T_MR 6
+/* acc loads/stores are masked only in the instantiation for the last (partial) 64 columns; with
+ * masks everywhere GCC kept a memory copy of all 24 accumulators, stored every iteration. The
+ * per-element operations are the same in both instantiations. */
 MM4_INLINE void t_tile(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,
-                       float *dX, int64_t ldx, const int mr) {
-    __mmask16 m[4];
-    for (int v = 0; v < 4; v++) {
-        int64_t left = kleft - 16 * v;
-        m[v] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1u) : (__mmask16)0;
+                       float *dX, int64_t ldx, const int mr, const int masked) {
+    __mmask16 m0 = 0xFFFF, m1 = 0xFFFF, m2 = 0xFFFF, m3 = 0xFFFF;
+    if (masked) {
+        __mmask16 mm[4];
+        for (int v = 0; v < 4; v++) {
+            int64_t left = kleft - 16 * v;
+            mm[v] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1u) : (__mmask16)0;
+        }
+        m0 = mm[0], m1 = mm[1], m2 = mm[2], m3 = mm[3];
     }
+#define T_LOAD(mk, p) (masked ? _mm512_maskz_loadu_ps((mk), (p)) : _mm512_loadu_ps(p))
     __m512 acc[T_MR][4];
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < 4; v++) acc[i][v] = _mm512_maskz_loadu_ps(m[v], dX + i * ldx + 16 * v);
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = T_LOAD(m0, dX + i * ldx);
+        acc[i][1] = T_LOAD(m1, dX + i * ldx + 16);
+        acc[i][2] = T_LOAD(m2, dX + i * ldx + 32);
+        acc[i][3] = T_LOAD(m3, dX + i * ldx + 48);
+    }
     for (int64_t j = 0; j < nr; j++) {
-        __m512 wv[4];
-        for (int v = 0; v < 4; v++) wv[v] = _mm512_maskz_loadu_ps(m[v], Wt + j * ldw + 16 * v);
+        const float *wj = Wt + j * ldw;
+        const __m512 w0 = T_LOAD(m0, wj), w1 = T_LOAD(m1, wj + 16), w2 = T_LOAD(m2, wj + 32), w3 = T_LOAD(m3, wj + 48);
         for (int i = 0; i < mr; i++) {
             __m512 g = _mm512_set1_ps(dY[i * ldy + j]);
-            for (int v = 0; v < 4; v++) acc[i][v] = _mm512_fmadd_ps(g, wv[v], acc[i][v]);
+            acc[i][0] = _mm512_fmadd_ps(g, w0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(g, w1, acc[i][1]);
+            acc[i][2] = _mm512_fmadd_ps(g, w2, acc[i][2]);
+            acc[i][3] = _mm512_fmadd_ps(g, w3, acc[i][3]);
         }
     }
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(dX + i * ldx + 16 * v, m[v], acc[i][v]);
+#undef T_LOAD
+    for (int i = 0; i < mr; i++) {
+        float *d = dX + i * ldx;
+        if (masked) {
+            _mm512_mask_storeu_ps(d, m0, acc[i][0]);
+            _mm512_mask_storeu_ps(d + 16, m1, acc[i][1]);
+            _mm512_mask_storeu_ps(d + 32, m2, acc[i][2]);
+            _mm512_mask_storeu_ps(d + 48, m3, acc[i][3]);
+        } else {
+            _mm512_storeu_ps(d, acc[i][0]);
+            _mm512_storeu_ps(d + 16, acc[i][1]);
+            _mm512_storeu_ps(d + 32, acc[i][2]);
+            _mm512_storeu_ps(d + 48, acc[i][3]);
+        }
+    }
 }
 
 typedef void (*t_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, float *, int64_t);
 #define TT(M)                                                                                                \
     static void t_##M(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,   \
                       float *dX, int64_t ldx) {                                                              \
-        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M);                                                     \
+        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M, 0);                                                  \
+    }                                                                                                        \
+    static void tm_##M(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,  \
+                       float *dX, int64_t ldx) {                                                             \
+        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M, 1);                                                  \
     }
 TT(1)
 TT(2)
@@ -146,16 +178,19 @@ TT(3)
 TT(4)
 TT(5)
 TT(6)
-static const t_fn t_table[T_MR] = {t_1, t_2, t_3, t_4, t_5, t_6};
+static const t_fn t_table[2][T_MR] = {{t_1, t_2, t_3, t_4, t_5, t_6}, {tm_1, tm_2, tm_3, tm_4, tm_5, tm_6}};
 
 static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float *Wt, int64_t ldw, int64_t nr,
                            int64_t kc, float *dX, int64_t ldx) {
-    for (int64_t k0 = 0; k0 < kc; k0 += 64)
+    for (int64_t k0 = 0; k0 < kc; k0 += 64) {
+        const int masked = kc - k0 < 64;
         for (int64_t i0 = 0; i0 < n; i0 += T_MR) {
             int mr = (int)(n - i0 < T_MR ? n - i0 : T_MR);
-            t_table[mr - 1](dY + i0 * ldy, ldy, Wt + k0, ldw, nr, kc - k0, dX + i0 * ldx + k0, ldx);
+            t_table[masked][mr - 1](dY + i0 * ldy, ldy, Wt + k0, ldw, nr, kc - k0, dX + i0 * ldx + k0, ldx);
         }
+    }
 }
+
 
 
 /* ---------------------------------------------------------------- streaming kernel for n <= 2 */
