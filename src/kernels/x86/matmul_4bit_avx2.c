@@ -126,45 +126,67 @@ static void block_avx2(const float *X, int64_t ldx, int64_t n, const float *Wt, 
 }
 
 /* ---------------------------------------------------------------- transposed kernel */
-/* dX[i, k..k+15] += dY[i, j] * Wt[j, k..k+15] for j in order: 4 rows × 2 vectors of accumulators. */
-#define T_MR 4
+/* dX[i, k..k+15] += dY[i, j] * Wt[j, k..k+15] for j in order: 6 rows × 2 vectors of accumulators
+ * (12 of the 16 ymm registers). Loads/stores are masked only in the instantiation for the last
+ * partial 16 columns (with masks everywhere GCC kept the accumulators in memory); the per-element
+ * operations are the same in both. */
+#define T_MR 6
 AVX2_INLINE void t_tile(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,
-                        float *dX, int64_t ldx, const int mr) {
-    __m256i m[2] = {lane_mask(kleft), lane_mask(kleft - 8)};
+                        float *dX, int64_t ldx, const int mr, const int masked) {
+    const __m256i m0 = lane_mask(kleft), m1 = lane_mask(kleft - 8);
+#define T_LOAD(mk, p) (masked ? _mm256_maskload_ps((p), (mk)) : _mm256_loadu_ps(p))
     __m256 acc[T_MR][2];
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < 2; v++) acc[i][v] = _mm256_maskload_ps(dX + i * ldx + 8 * v, m[v]);
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = T_LOAD(m0, dX + i * ldx);
+        acc[i][1] = T_LOAD(m1, dX + i * ldx + 8);
+    }
     for (int64_t j = 0; j < nr; j++) {
-        __m256 wv[2];
-        for (int v = 0; v < 2; v++) wv[v] = _mm256_maskload_ps(Wt + j * ldw + 8 * v, m[v]);
+        const __m256 w0 = T_LOAD(m0, Wt + j * ldw), w1 = T_LOAD(m1, Wt + j * ldw + 8);
         for (int i = 0; i < mr; i++) {
             __m256 g = _mm256_set1_ps(dY[i * ldy + j]);
-            for (int v = 0; v < 2; v++) acc[i][v] = _mm256_fmadd_ps(g, wv[v], acc[i][v]);
+            acc[i][0] = _mm256_fmadd_ps(g, w0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(g, w1, acc[i][1]);
         }
     }
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < 2; v++) _mm256_maskstore_ps(dX + i * ldx + 8 * v, m[v], acc[i][v]);
+#undef T_LOAD
+    for (int i = 0; i < mr; i++) {
+        if (masked) {
+            _mm256_maskstore_ps(dX + i * ldx, m0, acc[i][0]);
+            _mm256_maskstore_ps(dX + i * ldx + 8, m1, acc[i][1]);
+        } else {
+            _mm256_storeu_ps(dX + i * ldx, acc[i][0]);
+            _mm256_storeu_ps(dX + i * ldx + 8, acc[i][1]);
+        }
+    }
 }
 
 typedef void (*t_fn)(const float *, int64_t, const float *, int64_t, int64_t, int64_t, float *, int64_t);
 #define TT(M)                                                                                                \
     static void t_##M(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,   \
                       float *dX, int64_t ldx) {                                                              \
-        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M);                                                     \
+        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M, 0);                                                  \
+    }                                                                                                        \
+    static void tm_##M(const float *dY, int64_t ldy, const float *Wt, int64_t ldw, int64_t nr, int64_t kleft,  \
+                       float *dX, int64_t ldx) {                                                             \
+        t_tile(dY, ldy, Wt, ldw, nr, kleft, dX, ldx, M, 1);                                                  \
     }
 TT(1)
 TT(2)
 TT(3)
 TT(4)
-static const t_fn t_table[T_MR] = {t_1, t_2, t_3, t_4};
+TT(5)
+TT(6)
+static const t_fn t_table[2][T_MR] = {{t_1, t_2, t_3, t_4, t_5, t_6}, {tm_1, tm_2, tm_3, tm_4, tm_5, tm_6}};
 
 static void block_t_avx2(const float *dY, int64_t ldy, int64_t n, const float *Wt, int64_t ldw, int64_t nr,
                          int64_t kc, float *dX, int64_t ldx) {
-    for (int64_t k0 = 0; k0 < kc; k0 += 16)
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+        const int masked = kc - k0 < 16;
         for (int64_t i0 = 0; i0 < n; i0 += T_MR) {
             int mr = (int)(n - i0 < T_MR ? n - i0 : T_MR);
-            t_table[mr - 1](dY + i0 * ldy, ldy, Wt + k0, ldw, nr, kc - k0, dX + i0 * ldx + k0, ldx);
+            t_table[masked][mr - 1](dY + i0 * ldy, ldy, Wt + k0, ldw, nr, kc - k0, dX + i0 * ldx + k0, ldx);
         }
+    }
 }
 
 const msbnb__mm4_kernels msbnb__mm4_avx2 = {
