@@ -372,6 +372,39 @@ TEST(python_float_repr_matches_json_dumps) {
     }
 }
 
+/* config.json keeps its text byte for byte; only quantization_config is cut out / appended. */
+TEST(config_quantization_splice) {
+    static const char *const inputs[] = {
+        "{\n  \"rope_theta\": 10000.0,\n  \"eps\": 1e-05\n}\n",
+        "{\"a\": 1.0, \"quantization_config\": {\"x\": [1, {\"y\": \"}\"}]}, \"b\": 2.50}",
+        "{\"a\": 1.0, \"quantization_config\": {\"x\": 1}}",
+        "{\"quantization_config\": {\"x\": 1}}",
+        "{}",
+    };
+    const char *src = tpath("cfg_in.json"), *dst = tpath("cfg_out.json");
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        FILE *f = fopen(src, "w");
+        fputs(inputs[i], f);
+        fclose(f);
+        for (int add = 0; add < 2; add++) {
+            CHECK_OK(msbnb_config_write_with_quantization(src, dst, add ? "{\"quant_method\":\"bitsandbytes\",\"t\":6.0}" : NULL));
+            msbnb_config *c = NULL;
+            CHECK_OK(msbnb_config_open(dst, &c));
+            if (!c) continue;
+            const char *qm = NULL;
+            CHECK_EQ_INT(msbnb_config_has(c, "quantization_config"), add);
+            if (add) CHECK_OK(msbnb_config_get_string(c, "quantization_config.quant_method", &qm));
+            size_t len = 0;
+            char *text = test_read_file(dst, &len);
+            /* values other than quantization_config keep their spelling (10000.0, 2.50, 6.0) */
+            if (i == 0) CHECK(text && strstr(text, "\"rope_theta\": 10000.0") && strstr(text, "1e-05"));
+            if (i == 1) CHECK(text && strstr(text, "2.50") && (!add || strstr(text, "6.0")));
+            free(text);
+            msbnb_config_free(c);
+        }
+    }
+}
+
 int main(void) {
     make_tmpdir();
     RUN(stories_model_opens);
@@ -382,6 +415,7 @@ int main(void) {
     RUN(writer_abandoned_or_failing_leaves_nothing);
     RUN(sharded_directory);
     RUN(python_float_repr_matches_json_dumps);
+    RUN(config_quantization_splice);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (strncmp(tmpdir, "/tmp", 5) && system(cmd) != 0) printf("could not remove %s\n", tmpdir);
