@@ -8,7 +8,8 @@
  *     holding any outlier element.
  *  2. row_stats[r] = max |x[r, c]| over the elements that are not outliers — the other elements
  *     of an outlier column still count, exactly as bnb zeroes only A[outliers] before its max.
- *  3. code = round_half_even(x · (127 / row_stats[r])) (float32 division, then multiply), and
+ *  3. code = round_half_even(x · fl(fl(1 / row_stats[r]) · 127)) — the factor as PyTorch computes
+ *     bnb's `127.0 / row_stats` (reciprocal, then multiply) — and
  *     every code of an outlier column is 0.
  *  4. Y = (float)C · (row_stats[i] · SCB[o]) · 6.200124e-05 + bias, C = codes · CBᵀ in int32;
  *     then Y += X[:, outliers] · Ŵ[:, outliers]ᵀ in fp32 (OpenBLAS sgemm, beta = 1) with
@@ -37,7 +38,8 @@ void msbnb__i8_quant_rows(const float *X, int64_t rows, int64_t cols, const uint
             if (threshold > 0.0f && v >= threshold) continue; /* outlier element: left out */
             if (v > rs) rs = v;                               /* NaN never compares greater  */
         }
-        float f = rs > 0.0f ? 127.0f / rs : 0.0f;
+        /* PyTorch evaluates bnb's `127.0 / row_stats` as row_stats.reciprocal() * 127: match it. */
+        float f = rs > 0.0f ? (1.0f / rs) * 127.0f : 0.0f;
         int64_t sum = 0; /* int32 asum is only used while cols ≤ MSBNB__INT8_MAX_K */
         for (int64_t c = 0; c < cols; c++) {
             float v = x[c] * f;

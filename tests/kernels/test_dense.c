@@ -79,9 +79,36 @@ TEST(bad_args_and_empty) {
     CHECK(y[0] == 6.5f && y[1] == 14.0f);
 }
 
+/* The chunked split never depends on the thread count: 1, 2 and 3 threads give identical bits
+ * (OpenBLAS alone does not guarantee this — its threaded gemv splits the K sum). */
+TEST(thread_invariance) {
+    const int64_t n = 5, out = 700, in = 300;
+    test_rng rng = {77};
+    float *w = falloc((size_t)(out * in)), *x = falloc((size_t)(n * in)), *dy = falloc((size_t)(n * out));
+    float *y[3], *dx[3];
+    test_fill_normal(&rng, w, (size_t)(out * in), 0.1f);
+    test_fill_normal(&rng, x, (size_t)(n * in), 1.0f);
+    test_fill_normal(&rng, dy, (size_t)(n * out), 1.0f);
+    for (int t = 0; t < 3; t++) {
+        y[t] = falloc((size_t)(n * out));
+        dx[t] = falloc((size_t)(n * in));
+        msbnb_set_num_threads(t + 1);
+        CHECK_OK(msbnb_matmul_f32(w, out, in, x, n, NULL, y[t]));
+        CHECK_OK(msbnb_matmul_f32_t(w, out, in, dy, n, dx[t], 0));
+    }
+    msbnb_set_num_threads(0);
+    for (int t = 1; t < 3; t++) {
+        CHECK(memcmp(y[0], y[t], (size_t)(n * out) * sizeof(float)) == 0);
+        CHECK(memcmp(dx[0], dx[t], (size_t)(n * in) * sizeof(float)) == 0);
+    }
+    for (int t = 0; t < 3; t++) free(y[t]), free(dx[t]);
+    free(w), free(x), free(dy);
+}
+
 int main(void) {
     RUN(forward_vs_double);
     RUN(transposed_vs_double);
     RUN(bad_args_and_empty);
+    RUN(thread_invariance);
     return test_report();
 }
