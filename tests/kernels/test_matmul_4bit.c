@@ -352,8 +352,8 @@ static void threads_level(msbnb_isa isa, void *unused) {
         msbnb_qtensor *q = make_w(fs[fi], w, out, in);
         CHECK(q != NULL);
         if (!q) continue;
-        for (int p = 0; p < 3; p++) { /* exact, fast, exact with n = 2 (streaming kernel) */
-            const int64_t nn = p == 2 ? 2 : n;
+        for (int p = 0; p < 4; p++) { /* exact, fast, exact with n = 2 and n = 1 (streaming kernels) */
+            const int64_t nn = p == 2 ? 2 : p == 3 ? 1 : n;
             for (int t = 0; t < 3; t++) {
                 msbnb_set_num_threads(t + 1);
                 CHECK_OK(msbnb_matmul(q, x, nn, b, y[t], p == 1 ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT));

@@ -1,6 +1,7 @@
 /*
  * matmul_4bit_avx2.c — AVX2 + FMA kernels of the fused 4-bit products (EXACT precision; FAST runs
- * as EXACT on this level): tile decode, forward and transposed register-blocked kernels. Driver:
+ * as EXACT on this level): tile decode, forward and transposed register-blocked kernels, streaming
+ * kernel for n == 1. Driver:
  * kernels/matmul_4bit_tiled.c; specification: kernels/matmul_4bit_ref.c.
  */
 #include <immintrin.h>
@@ -189,8 +190,100 @@ static void block_t_avx2(const float *dY, int64_t ldy, int64_t n, const float *W
     }
 }
 
+/* ---------------------------------------------------------------- streaming kernel for n == 1 */
+/* One activation row is bound by the weight stream: read the codes once, straight into registers.
+ * 16 code bytes = 32 weights are zero-extended as 8 words into 8 dword lanes (vpmovzxwd); lane j
+ * holds elements 4j .. 4j+3 of the chunk, and shifting by 4s (s = 0..3) exposes element
+ * 4j + (s ^ 1) in bits [3:0] for lookup16. With blocks (INT4: groups) a multiple of 32 the chunk
+ * has one scale, folded into the two table halves once per chunk (exact values again). X is
+ * permuted once per product to match: per 32-chunk Xp[8s + j] = x[4j + (s ^ 1)]. Two rows per
+ * group (16 ymm registers: 4 accumulators, 4 table halves, codes, activations, temporaries), two
+ * accumulators per row (even / odd s); every row sees the same operations. */
+#define GV_ROWS 2
+#define GV_PF 2048 /* prefetch distance along each row, bytes (see the AVX-512 kernel) */
+
+AVX2_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const int nr, const int64_t *kblk,
+                           int bs_shift, const float *bias, float *Y) {
+    const int64_t in = w->cols, chunks = in / 32, row_bytes = in / 2;
+    const __m256 t_lo = _mm256_loadu_ps(w->table), t_hi = _mm256_loadu_ps(w->table + 8);
+    __m256 even[GV_ROWS], odd[GV_ROWS];
+    const uint8_t *src[GV_ROWS];
+    for (int r = 0; r < nr; r++) {
+        even[r] = odd[r] = _mm256_setzero_ps();
+        src[r] = w->data + (r0 + r) * row_bytes;
+    }
+    for (int64_t c = 0; c < chunks; c++) {
+        const int64_t ahead = c * 16 + GV_PF;
+        for (int r = 0; r < nr; r++) {
+            const int64_t off = ahead < row_bytes ? ahead : GV_ROWS * row_bytes + (ahead - row_bytes);
+            _mm_prefetch((const char *)((uintptr_t)src[r] + (uintptr_t)off), _MM_HINT_T0);
+        }
+        __m256i d[GV_ROWS];
+        __m256 lo[GV_ROWS], hi[GV_ROWS];
+        for (int r = 0; r < nr; r++) {
+            const int64_t row = r0 + r;
+            const int64_t si = w->flat_blocks ? (row * in + c * 32) >> bs_shift : kblk[c] * w->rows + row;
+            const __m256 sc = _mm256_set1_ps(msbnb__w4_stat(w, si));
+            lo[r] = _mm256_mul_ps(t_lo, sc);
+            hi[r] = _mm256_mul_ps(t_hi, sc);
+            d[r] = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src[r] + c * 16)));
+        }
+        const float *xc = Xp + c * 32;
+        for (int s = 0; s < 4; s += 2) {
+            const __m256 xe = _mm256_loadu_ps(xc + 8 * s), xo = _mm256_loadu_ps(xc + 8 * s + 8);
+            for (int r = 0; r < nr; r++) {
+                __m256 we = lookup16(s ? _mm256_srli_epi32(d[r], 8) : d[r], lo[r], hi[r]);
+                __m256 wo = lookup16(_mm256_srli_epi32(d[r], s ? 12 : 4), lo[r], hi[r]);
+                even[r] = _mm256_fmadd_ps(xe, we, even[r]);
+                odd[r] = _mm256_fmadd_ps(xo, wo, odd[r]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        float y = hsum8(_mm256_add_ps(even[r], odd[r]));
+        Y[r0 + r] = bias ? y + bias[r0 + r] : y;
+    }
+}
+
+static void gemv_1(const msbnb__w4 *w, const float *Xp, int64_t r0, const int64_t *kblk, int sh, const float *bias,
+                   float *Y) {
+    gemv_rows(w, Xp, r0, 1, kblk, sh, bias, Y);
+}
+static void gemv_2(const msbnb__w4 *w, const float *Xp, int64_t r0, const int64_t *kblk, int sh, const float *bias,
+                   float *Y) {
+    gemv_rows(w, Xp, r0, 2, kblk, sh, bias, Y);
+}
+
+static msbnb_status small_n_avx2(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
+    const int64_t in = w->cols, out = w->rows;
+    if (n != 1 || in % 32 || w->block % 32) return MSBNB_ERR_UNSUPPORTED; /* not this kernel's shapes */
+    int bs_shift = -1;
+    for (int b = 0; b < 62; b++)
+        if (((int64_t)1 << b) == w->block) bs_shift = b;
+    if (w->flat_blocks && bs_shift < 0) return MSBNB_ERR_UNSUPPORTED;
+    const int64_t chunks = in / 32;
+    /* Xp [in]: permuted activations; kblk [chunks]: INT4 group of each 32-chunk (after the floats,
+     * 8-byte aligned since in is a multiple of 32) */
+    float *Xp = msbnb__alloc_aligned((size_t)in * sizeof(float) + (size_t)chunks * sizeof(int64_t));
+    RETURN_IF(!Xp, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [1, %lld] permuted activations", (long long)in);
+    int64_t *kblk = (int64_t *)(Xp + in);
+    for (int64_t c = 0; c < chunks; c++)
+        for (int s = 0; s < 4; s++)
+            for (int j = 0; j < 8; j++) Xp[c * 32 + 8 * s + j] = X[c * 32 + 4 * j + (s ^ 1)];
+    for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 32 / w->block;
+    const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t g = 0; g < groups; g++) {
+        const int64_t r0 = g * GV_ROWS;
+        if (out - r0 >= 2) gemv_2(w, Xp, r0, kblk, bs_shift, bias, Y);
+        else gemv_1(w, Xp, r0, kblk, bs_shift, bias, Y);
+    }
+    msbnb__free_aligned(Xp);
+    return MSBNB_OK;
+}
+
 const msbnb__mm4_kernels msbnb__mm4_avx2 = {
-    .small_n = NULL,
+    .small_n = small_n_avx2,
     .decode = decode_avx2,
     .block = block_avx2,
     .block_t = block_t_avx2,
