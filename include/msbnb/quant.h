@@ -249,6 +249,14 @@ msbnb_status msbnb_double_quantize(const float *s, size_t n, int nested_blocksiz
 msbnb_status msbnb_double_dequantize(const uint8_t *q, const float *nested_absmax, float offset,
                                      const float *nested_code, size_t n, int nested_blocksize, float *s);
 
+/* INT4 group size to use for a matrix with `cols` columns when `requested` may not divide it:
+ * `requested` if it divides cols; otherwise the smallest even divisor of cols above it (cols
+ * itself — one group per row — when requested >= cols). Rounding up keeps the scale overhead at
+ * or below the requested one (stories260K's down_proj, cols 172: 128 -> 172, 64 -> 86).
+ * Returns 0 when cols is odd or < 2 (INT4 cannot pack it; keep that layer unquantized) or
+ * requested < 2. The converter and the model loader both use this one rule. */
+int msbnb_int4_group_for(int64_t cols, int requested);
+
 /* INT4 nibble packing, first element in the high nibble: codes int8 [n] in [-8,7] <-> packed [(n+1)/2]. */
 msbnb_status msbnb_int4_pack(const int8_t *codes, size_t n, uint8_t *packed);
 msbnb_status msbnb_int4_unpack(const uint8_t *packed, size_t n, int8_t *codes);

@@ -288,19 +288,6 @@ void msbnb_model_free(msbnb_model *m) {
 
 /* ================================================================ projections */
 
-/* INT4 group for a layer with in_features cols: the requested group when it divides cols; else
- * the smallest even divisor of cols above it, i.e. cols itself (one group per row) when the group
- * is longer than a row. Rounding up keeps the scale overhead at or below the requested one
- * (bits per weight as asked) instead of multiplying it. 0 when cols is odd: the layer stays fp32. */
-static int int4_group_for(int group, int64_t cols) {
-    if (cols % 2 != 0) return 0;
-    if (group >= cols) return (int)cols;
-    if (cols % group == 0) return group;
-    for (int64_t g = group + 1; g < cols; g++)
-        if (g % 2 == 0 && cols % g == 0) return (int)g;
-    return (int)cols;
-}
-
 msbnb_status msbnb__llama_set_proj_f32(msbnb_model *m, int l, msbnb_proj p, const float *w) {
     RETURN_IF(!m || !w || l < 0 || l >= m->cfg.n_layers || (unsigned)p >= MSBNB_PROJ_COUNT, MSBNB_ERR_INVALID_ARG,
               "bad argument");
@@ -322,7 +309,7 @@ msbnb_status msbnb__llama_set_proj_f32(msbnb_model *m, int l, msbnb_proj p, cons
         msbnb_quant_config qc = msbnb_quant_config_default(mp->quant);
         qc.double_quant = mp->double_quant;
         if (mp->quant == MSBNB_QTYPE_INT4) {
-            qc.group_size = int4_group_for(mp->group_size > 0 ? mp->group_size : 128, in);
+            qc.group_size = msbnb_int4_group_for(in, mp->group_size > 0 ? mp->group_size : 128);
             if (qc.group_size == 0) { /* odd in_features: no INT4 grouping exists */
                 TRY(msbnb_linear_create_from_weights(w, NULL, in, out, &lin));
                 break;

@@ -53,6 +53,15 @@ void msbnb__i4_dequant_ref(const uint8_t *packed, int64_t n, float scale, float 
 
 /* ---------------------------------------------------------------- packing helpers */
 
+int msbnb_int4_group_for(int64_t cols, int requested) {
+    if (cols < 2 || cols % 2 != 0 || requested < 2) return 0;
+    if (requested >= cols) return cols > INT32_MAX ? 0 : (int)cols;
+    if (requested % 2 == 0 && cols % requested == 0) return requested;
+    for (int64_t g = requested + 1; g < cols && g <= INT32_MAX; g++)
+        if (g % 2 == 0 && cols % g == 0) return (int)g;
+    return cols > INT32_MAX ? 0 : (int)cols;
+}
+
 msbnb_status msbnb_int4_pack(const int8_t *codes, size_t n, uint8_t *packed) {
     RETURN_IF(!codes || !packed, MSBNB_ERR_INVALID_ARG, "NULL buffer");
     for (size_t i = 0; i < n; i++)

@@ -114,7 +114,7 @@ TEST(round_trip_every_type) {
     round_trip("fp4", "", "fp4 bs=64");
     round_trip("int8", "", "int8 sym row");
     round_trip("int4", "--group-size 32", "int4 g=32");
-    round_trip("int4", "", "int4 g=86"); /* 172 columns: the largest even divisor <= 128 */
+    round_trip("int4", "", "int4 g=172"); /* 172 columns: the smallest even divisor >= 128 (msbnb_int4_group_for) */
 }
 
 /* Every entry of a CLI-written 4-bit weight equals what the library API writes for it. */

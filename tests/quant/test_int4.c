@@ -206,6 +206,25 @@ TEST(large_output_streaming) {
     free(x), free(y0), free(y1), free(q), free(s), free(z);
 }
 
+/* The one group-size rule shared by the converter and the model loader. */
+TEST(group_for_rule) {
+    CHECK_EQ_INT(msbnb_int4_group_for(4096, 128), 128); /* divides */
+    CHECK_EQ_INT(msbnb_int4_group_for(172, 128), 172);  /* > half a row: one group per row */
+    CHECK_EQ_INT(msbnb_int4_group_for(172, 64), 86);    /* smallest even divisor above 64 */
+    CHECK_EQ_INT(msbnb_int4_group_for(64, 128), 64);    /* longer than the row */
+    CHECK_EQ_INT(msbnb_int4_group_for(11008, 128), 128);
+    CHECK_EQ_INT(msbnb_int4_group_for(300, 7), 10);     /* odd request: next even divisor */
+    CHECK_EQ_INT(msbnb_int4_group_for(171, 128), 0);    /* odd cols cannot be packed */
+    CHECK_EQ_INT(msbnb_int4_group_for(0, 128), 0);
+    CHECK_EQ_INT(msbnb_int4_group_for(128, 1), 0);
+    for (int64_t cols = 2; cols <= 600; cols += 2)
+        for (int req = 2; req <= 256; req += 2) {
+            int g = msbnb_int4_group_for(cols, req);
+            CHECK_MSG_(g >= 2 && g % 2 == 0 && cols % g == 0 && (g >= req || g == cols), "cols %lld req %d -> %d",
+                       (long long)cols, req, g);
+        }
+}
+
 int main(void) {
     RUN(pack_golden);
     RUN(quant_golden);
@@ -215,5 +234,6 @@ int main(void) {
     RUN(thread_invariance);
     RUN(bad_args);
     RUN(large_output_streaming);
+    RUN(group_for_rule);
     return test_report();
 }

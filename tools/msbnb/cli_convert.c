@@ -33,7 +33,7 @@ static const char quantize_help[] =
     "  --type T          nf4, fp4, int4 or int8 (required)\n"
     "  --blocksize N     nf4/fp4 block size, power of two 32..4096 (default 64)\n"
     "  --group-size N    int4 group size along the input dimension (default 128); a layer whose\n"
-    "                    column count it does not divide uses the largest even divisor below it\n"
+    "                    column count it does not divide uses the smallest even divisor above it\n"
     "                    (shown in the table); odd column counts keep the layer unquantized\n"
     "  --double-quant    quantize the per-block scales too (nf4, fp4, int4)\n"
     "  --skip LIST       comma-separated module patterns kept unquantized (default lm_head)\n"
@@ -194,13 +194,6 @@ static const char *keep_reason(const quantize_opts *o, const msbnb_tensor_info *
     return why;
 }
 
-/* INT4: the largest even group size <= requested that divides cols (cols is even). */
-static int int4_group_for(int64_t cols, int requested) {
-    for (int g = requested; g >= 2; g -= 2)
-        if (cols % g == 0) return g;
-    return 2;
-}
-
 /* ================================================================ quantize: summary */
 
 static void print_summary(const layer_row *rows, size_t n, uint64_t total_before, uint64_t total_after,
@@ -311,7 +304,7 @@ int cmd_quantize(int argc, char **argv) {
             } else {
                 msbnb_quant_config cfg = o.cfg;
                 if (cfg.type == MSBNB_QTYPE_INT4 && t.shape[1] % cfg.group_size) {
-                    cfg.group_size = int4_group_for(t.shape[1], o.cfg.group_size);
+                    cfg.group_size = msbnb_int4_group_for(t.shape[1], o.cfg.group_size);
                     r->group_size = cfg.group_size;
                 }
                 st = quantize_one(w, &t, &cfg, r);
