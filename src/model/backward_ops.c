@@ -13,6 +13,7 @@
  */
 #include "model/backward_ops.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -98,27 +99,36 @@ void BW(rope_apply)(real *x, int64_t B, int64_t T, int64_t H, int64_t hd, const 
     }
 }
 
-/* ================================================================ attention */
+/* ================================================================ attention
+ *
+ * Per (batch, head) the products are matrix products over strided views of the activations
+ * (a head's rows are hd apart inside rows of H·hd), done by BLAS: S = Q·Kᵀ over the full T×T
+ * square (the masked half is wasted, and still far cheaper than scalar loops), then the masked
+ * softmax row by row, then O = P·V. */
+#ifndef BW_GEMM
+#define BW_GEMM cblas_sgemm
+#endif
 
 void BW(attention_fwd)(const real *q, const real *k, const real *v, int64_t B, int64_t T, int64_t H, int64_t KVH,
                        int64_t hd, real *probs, real *out) {
     int64_t rep = H / KVH;
     real scale = (real)(1.0 / sqrt((double)hd));
-    /* one (batch, head) pair per iteration: disjoint rows of probs and out */
+    int qs = (int)(H * hd), ks = (int)(KVH * hd); /* row strides of q/out and k/v */
+    /* one (batch, head) pair per iteration: disjoint blocks of probs and out */
 #pragma omp parallel for if(BW_PARALLEL(B * H * T * T * hd)) num_threads(msbnb__threads()) schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H, kh = h / rep;
+        const real *qh = q + b * T * H * hd + h * hd, *kk = k + b * T * KVH * hd + kh * hd;
+        const real *vv = v + b * T * KVH * hd + kh * hd;
+        real *P = probs + (b * H + h) * T * T; /* P: [T, T] */
+        /* S[t, s] = scale · q_t · k_s */
+        BW_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, scale, qh, qs, kk, ks, 0, P,
+                (int)T);
         for (int64_t t = 0; t < T; t++) {
-            const real *qt = q + ((b * T + t) * H + h) * hd;
-            real *p = probs + ((b * H + h) * T + t) * T; /* p: [T], row t of this head's matrix */
-            real mx = -INFINITY;
-            for (int64_t s = 0; s <= t; s++) {
-                const real *ks = k + ((b * T + s) * KVH + kh) * hd;
-                real d = 0;
-                for (int64_t i = 0; i < hd; i++) d += qt[i] * ks[i];
-                p[s] = d * scale;
+            real *p = P + t * T;
+            real mx = p[0];
+            for (int64_t s = 1; s <= t; s++)
                 if (p[s] > mx) mx = p[s];
-            }
             real sum = 0;
             for (int64_t s = 0; s <= t; s++) {
                 p[s] = BW_EXP(p[s] - mx);
@@ -126,60 +136,56 @@ void BW(attention_fwd)(const real *q, const real *k, const real *v, int64_t B, i
             }
             real inv = 1 / sum;
             for (int64_t s = 0; s <= t; s++) p[s] *= inv;
-            for (int64_t s = t + 1; s < T; s++) p[s] = 0;
-            real *o = out + ((b * T + t) * H + h) * hd;
-            for (int64_t i = 0; i < hd; i++) o[i] = 0;
-            for (int64_t s = 0; s <= t; s++) {
-                const real *vs = v + ((b * T + s) * KVH + kh) * hd;
-                for (int64_t i = 0; i < hd; i++) o[i] += p[s] * vs[i];
-            }
+            for (int64_t s = t + 1; s < T; s++) p[s] = 0; /* causal mask */
         }
+        /* out_h[T, hd] = P · V */
+        BW_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1, P, (int)T, vv, ks, 0,
+                out + b * T * H * hd + h * hd, qs);
     }
 }
 
-int64_t BW(attention_bwd_scratch)(int64_t T) { return (int64_t)msbnb__threads() * T; }
+int64_t BW(attention_bwd_scratch)(int64_t T) { return (int64_t)msbnb__threads() * T * T; }
 
 void BW(attention_bwd)(const real *dout, const real *q, const real *k, const real *v, const real *probs, int64_t B,
-                       int64_t T, int64_t H, int64_t KVH, int64_t hd, real *dq, real *dk, real *dv, real *scratch) {
+                       int64_t T, int64_t H, int64_t KVH, int64_t hd, real *dq, real *dk, real *dv, real *scratch, int slots) {
     int64_t rep = H / KVH;
+    int nt = msbnb__threads() < slots ? msbnb__threads() : slots;
     real scale = (real)(1.0 / sqrt((double)hd));
+    int qs = (int)(H * hd), ks = (int)(KVH * hd);
     /* One (batch, kv head) pair per iteration: it owns dk/dv of that kv head and dq of its query
-     * heads, and sums the query heads in ascending order (fixed reduction order). */
-#pragma omp parallel for if(BW_PARALLEL(B * H * T * T * hd)) num_threads(msbnb__threads()) schedule(static)
+     * heads, and adds the query heads in ascending order (fixed reduction order). */
+#pragma omp parallel for if(BW_PARALLEL(B * H * T * T * hd) && nt > 1) num_threads(nt) schedule(static)
     for (int64_t bk = 0; bk < B * KVH; bk++) {
         int64_t b = bk / KVH, kh = bk % KVH;
-        real *ds = scratch + (int64_t)omp_get_thread_num() * T; /* ds: [T] dScores of one query row */
+        real *dS = scratch + (int64_t)omp_get_thread_num() * T * T; /* dS: [T, T] */
+        const real *kk = k + b * T * KVH * hd + kh * hd, *vv = v + b * T * KVH * hd + kh * hd;
+        real *dkk = dk + b * T * KVH * hd + kh * hd, *dvv = dv + b * T * KVH * hd + kh * hd;
         for (int64_t s = 0; s < T; s++) {
-            memset(dk + ((b * T + s) * KVH + kh) * hd, 0, (size_t)hd * sizeof(real));
-            memset(dv + ((b * T + s) * KVH + kh) * hd, 0, (size_t)hd * sizeof(real));
+            memset(dkk + s * KVH * hd, 0, (size_t)hd * sizeof(real));
+            memset(dvv + s * KVH * hd, 0, (size_t)hd * sizeof(real));
         }
         for (int64_t h = kh * rep; h < (kh + 1) * rep; h++) {
+            const real *P = probs + (b * H + h) * T * T;
+            const real *doh = dout + b * T * H * hd + h * hd, *qh = q + b * T * H * hd + h * hd;
+            /* dP[t, s] = dout_t · v_s */
+            BW_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, 1, doh, qs, vv, ks, 0, dS,
+                    (int)T);
+            /* dS = P ∘ (dP − Σ_s P dP) · scale: ∂L/∂(q·k); zero above the diagonal */
             for (int64_t t = 0; t < T; t++) {
-                const real *p = probs + ((b * H + h) * T + t) * T;
-                const real *dot_ = dout + ((b * T + t) * H + h) * hd;
-                const real *qt = q + ((b * T + t) * H + h) * hd;
-                real *dqt = dq + ((b * T + t) * H + h) * hd;
+                const real *p = P + t * T;
+                real *d = dS + t * T;
                 real pdp = 0;
-                for (int64_t s = 0; s <= t; s++) {
-                    const real *vs = v + ((b * T + s) * KVH + kh) * hd;
-                    real d = 0; /* dP[t, s] = dout[t] · v[s] */
-                    for (int64_t i = 0; i < hd; i++) d += dot_[i] * vs[i];
-                    ds[s] = d;
-                    pdp += p[s] * d;
-                }
-                for (int64_t i = 0; i < hd; i++) dqt[i] = 0;
-                for (int64_t s = 0; s <= t; s++) {
-                    real g = p[s] * (ds[s] - pdp) * scale; /* dS[t, s] scaled: ∂L/∂(q·k) */
-                    const real *ks = k + ((b * T + s) * KVH + kh) * hd;
-                    real *dks = dk + ((b * T + s) * KVH + kh) * hd;
-                    real *dvs = dv + ((b * T + s) * KVH + kh) * hd;
-                    for (int64_t i = 0; i < hd; i++) {
-                        dqt[i] += g * ks[i];
-                        dks[i] += g * qt[i];
-                        dvs[i] += p[s] * dot_[i];
-                    }
-                }
+                for (int64_t s = 0; s <= t; s++) pdp += p[s] * d[s];
+                for (int64_t s = 0; s <= t; s++) d[s] = p[s] * (d[s] - pdp) * scale;
+                for (int64_t s = t + 1; s < T; s++) d[s] = 0;
             }
+            /* dq_h = dS · K;  dk += dSᵀ · q_h;  dv += Pᵀ · dout_h */
+            BW_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1, dS, (int)T, kk, ks, 0,
+                    dq + b * T * H * hd + h * hd, qs);
+            BW_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1, dS, (int)T, qh, qs, 1, dkk,
+                    ks);
+            BW_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)hd, (int)T, 1, P, (int)T, doh, qs, 1, dvv,
+                    ks);
         }
     }
 }

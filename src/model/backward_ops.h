@@ -55,11 +55,14 @@ void BW(rope_apply)(BW_REAL *x, int64_t B, int64_t T, int64_t H, int64_t hd, con
 void BW(attention_fwd)(const BW_REAL *q, const BW_REAL *k, const BW_REAL *v, int64_t B, int64_t T, int64_t H,
                        int64_t KVH, int64_t hd, BW_REAL *probs, BW_REAL *out);
 /* Given dout [B, T, H, hd]: dq [B, T, H, hd], dk, dv [B, T, KVH, hd] (all overwritten).
- * scratch: [threads * T] values of BW_REAL (attention_bwd_scratch gives the count). */
+ * scratch: [slots * T * T] values of BW_REAL; at most `slots` threads are used (the count
+ * attention_bwd_scratch(T) gives is for msbnb__threads() slots).
+ * Both products run through BLAS (sgemm / dgemm), one call per head on one thread: the caller
+ * keeps OpenBLAS single-threaded for thread-count-independent results (the trainer does). */
 int64_t BW(attention_bwd_scratch)(int64_t T);
 void BW(attention_bwd)(const BW_REAL *dout, const BW_REAL *q, const BW_REAL *k, const BW_REAL *v,
                        const BW_REAL *probs, int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t hd,
-                       BW_REAL *dq, BW_REAL *dk, BW_REAL *dv, BW_REAL *scratch);
+                       BW_REAL *dq, BW_REAL *dk, BW_REAL *dv, BW_REAL *scratch, int slots);
 
 /* ---------------------------------------------------------------- SwiGLU
  * h = silu(g) * u, silu(g) = g / (1 + e^-g); g, u, h: [n] (flat). */

@@ -80,7 +80,7 @@ static msbnb_status layer_backward(msbnb_trainer *tr, int l, const float *x_in, 
     /* ---- attention: x_mid = x_in + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))) */
     TRY(proj_backward(tr, l, MSBNB_PROJ_O, a->att, a->lora_h[MSBNB_PROJ_O], tr->dx, tr->datt, 0));
     msbnb__attention_bwd(tr->datt, a->q, a->k, a->v, a->probs, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim,
-                         tr->dq, tr->dk, tr->dv, tr->attn_scratch);
+                         tr->dq, tr->dk, tr->dv, tr->attn_scratch, tr->attn_slots);
     msbnb__rope_apply(tr->dq, tr->B, tr->T, c->n_heads, c->head_dim, tr->cos_sin, 0, 1);
     msbnb__rope_apply(tr->dk, tr->B, tr->T, c->n_kv_heads, c->head_dim, tr->cos_sin, 0, 1);
     TRY(proj_backward(tr, l, MSBNB_PROJ_Q, a->xn1, a->lora_h[MSBNB_PROJ_Q], tr->dq, tr->dxn, 0));

@@ -140,6 +140,7 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     tr->dg = talloc(tr, (size_t)(N * tr->HID), &fail);
     tr->du = talloc(tr, (size_t)(N * tr->HID), &fail);
     tr->dh = talloc(tr, (size_t)(N * tr->HID), &fail);
+    tr->attn_slots = msbnb__threads();
     tr->attn_scratch = talloc(tr, (size_t)msbnb__attention_bwd_scratch(T), &fail);
     if (!fail && !c->tied) {
         tr->out_w = talloc(tr, (size_t)(tr->V * tr->D), &fail);

@@ -68,7 +68,8 @@ struct msbnb_trainer {
     float *datt;              /* [N, QD]                                                  */
     float *dq, *dk, *dv;      /* [N, QD], [N, KVD], [N, KVD]                              */
     float *dg, *du, *dh;      /* [N, HID] each                                            */
-    float *attn_scratch;      /* [threads · T]                                            */
+    float *attn_scratch;      /* [attn_slots · T · T]                                     */
+    int attn_slots;           /* threads the attention backward may use (count at create) */
     size_t bytes;             /* everything above                                         */
 };
 

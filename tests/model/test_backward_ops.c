@@ -10,6 +10,7 @@
 #define BW_REAL double
 #define BW(name) dbl_##name
 #define BW_EXP(x) exp(x)
+#define BW_GEMM cblas_dgemm
 #include "model/backward_ops.c"
 
 #include "test.h"
@@ -143,7 +144,7 @@ TEST(attention_grad) {
         CHECK_NEAR(s, 1.0, 1e-14);
     }
     double *scratch = malloc(sizeof(double) * (size_t)dbl_attention_bwd_scratch(AT));
-    dbl_attention_bwd(c, q, k, v, probs, AB, AT, AH, AKVH, AHD, dq, dk, dv, scratch);
+    dbl_attention_bwd(c, q, k, v, probs, AB, AT, AH, AKVH, AHD, dq, dk, dv, scratch, msbnb_get_num_threads());
     free(scratch);
     struct { double *x, *g; int n; const char *name; } cases[] = {{q, dq, NQ, "dq"}, {k, dk, NKV, "dk"}, {v, dv, NKV, "dv"}};
     for (int cse = 0; cse < 3; cse++)
