@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <cblas.h>
 #include <msbnb/train.h>
 
 #include "bench.h"
@@ -97,6 +98,11 @@ int bench_train(int quick) {
     printf("\n[train] QLoRA training step (forward + backward + AdamW), r=8 on all 7 projections, %d threads\n",
            threads);
     printf("  fp32 FMA peak measured: %.1f GFLOP/s. Model FLOPs = 4 x P x tokens (P: projections + output)\n", peak);
+    /* OpenBLAS picks its kernels at load (or takes OPENBLAS_CORETYPE): the AVX2 "Haswell" ones
+     * reach at most half of an AVX-512 machine's measured peak, "SkylakeX" uses AVX-512 */
+    const char *forced = getenv("OPENBLAS_CORETYPE");
+    printf("  OpenBLAS kernels: %s (%s%s)\n", openblas_get_corename(), forced ? "forced by OPENBLAS_CORETYPE=" : "detected",
+           forced ? forced : "");
     printf("  %-30s %10s %-10s %10s %9s %8s %9s\n", "model", "batch x T", "activ.", "tokens/s", "GFLOP/s", "MFU",
            "act. MB");
     int rc = 0;
