@@ -37,7 +37,10 @@
  * during the backward (≈ one extra forward of compute). See docs/training.md for the figures.
  *
  * Threading: kernels inside run on msbnb_get_num_threads() threads; losses and gradients are
- * bit-identical for every thread count. A trainer uses its model exclusively while it runs.
+ * bit-identical for every thread count. Because OpenBLAS's own threading changes sgemm's bits
+ * with its thread count, msbnb_trainer_step/_loss set OpenBLAS to one thread
+ * (openblas_set_num_threads(1), process-wide, left so) and split the products over our threads
+ * themselves. A trainer uses its model exclusively while it runs.
  */
 #ifndef MSBNB_TRAIN_H
 #define MSBNB_TRAIN_H
