@@ -180,13 +180,13 @@ static float *grads_of(int recompute, int threads, int *n_out, double *loss) {
     if (!m) return NULL;
     attach(m, 0.1f, 21);
     msbnb_train_params tp = msbnb_train_params_default();
-    tp.batch = 4;
+    tp.batch = 8; /* 256 rows: products split into two row blocks */
     tp.seq_len = 32;
     tp.recompute = recompute;
     msbnb_trainer *tr = NULL;
     CHECK_OK(msbnb_trainer_create(m, &tp, &tr));
-    int32_t tok[4 * 33];
-    make_tokens(tok, 4 * 33, 12);
+    int32_t tok[8 * 33];
+    make_tokens(tok, 8 * 33, 12);
     static pref p[32768];
     int n = collect(m, p, 32768);
     zero_grads(p, n);
