@@ -67,15 +67,17 @@ msbnb_status msbnb_model_lora_attach(msbnb_model *m, const char *name, const msb
             lp.seed = p->seed + 1000u * (uint64_t)l + (uint64_t)q;
             msbnb_linear *lin = m->layers[l].proj[q];
             msbnb_status st = msbnb_lora_add(lin, name, &lp);
-            if (st == MSBNB_OK) st = msbnb_lora_set_active(lin, name);
+            int added = st == MSBNB_OK;
+            if (added) st = msbnb_lora_set_active(lin, name);
             if (st != MSBNB_OK) {
-                /* undo what this call added, newest first */
+                /* undo what this call added, newest first (the failing module only if its add
+                 * succeeded: a failed add may mean the name was already there before us) */
                 for (int l2 = l; l2 >= 0; l2--)
-                    for (int q2 = (l2 == l ? q : MSBNB_PROJ_COUNT - 1); q2 >= 0; q2--)
-                        if (targets & (1u << q2)) {
-                            msbnb_lora_set_active(m->layers[l2].proj[q2], NULL);
-                            msbnb_lora_delete(m->layers[l2].proj[q2], name);
-                        }
+                    for (int q2 = (l2 == l ? q : MSBNB_PROJ_COUNT - 1); q2 >= 0; q2--) {
+                        if (!(targets & (1u << q2)) || (l2 == l && q2 == q && !added)) continue;
+                        msbnb_lora_set_active(m->layers[l2].proj[q2], NULL);
+                        msbnb_lora_delete(m->layers[l2].proj[q2], name);
+                    }
                 return st;
             }
         }
@@ -187,6 +189,7 @@ msbnb_status msbnb_model_lora_load(msbnb_model *m, const char *dir, const char *
                             (long long)msbnb_linear_in_features(m->layers[l].proj[p]));
         }
     }
+    size_t done = 0; /* modules that received the adapter, for the rollback */
     for (size_t i = 0; i < count && st == MSBNB_OK; i++) {
         msbnb_lora_pair pr;
         int l;
@@ -202,13 +205,27 @@ msbnb_status msbnb_model_lora_load(msbnb_model *m, const char *dir, const char *
         lp.lora_dropout = (float)cfg->lora_dropout;
         lp.use_rslora = cfg->use_rslora;
         st = msbnb_lora_add(lin, name, &lp);
-        if (st == MSBNB_OK) st = msbnb_lora_set_active(lin, name);
+        if (st != MSBNB_OK) break;
+        done = i + 1;
+        st = msbnb_lora_set_active(lin, name);
         msbnb_lora_view v;
         if (st == MSBNB_OK) st = msbnb_lora_get(lin, name, &v);
         if (st == MSBNB_OK) {
             memcpy(v.A, pr.A, sizeof(float) * (size_t)(pr.r * pr.in_features));
             memcpy(v.B, pr.B, sizeof(float) * (size_t)(pr.r * pr.out_features));
         }
+    }
+    /* on failure take the adapter off every module this call gave it to */
+    for (size_t i = 0; st != MSBNB_OK && i < done; i++) {
+        msbnb_lora_pair pr;
+        int l;
+        msbnb_proj p;
+        msbnb_peft_adapter_get(a, i, &pr);
+        const char *path = pr.module;
+        if (!strncmp(path, "base_model.model.", 17)) path += 17;
+        parse_module(m, path, &l, &p);
+        msbnb_lora_set_active(m->layers[l].proj[p], NULL);
+        msbnb_lora_delete(m->layers[l].proj[p], name);
     }
     msbnb_peft_adapter_free(a);
     return st;

@@ -216,11 +216,32 @@ TEST(recompute_and_threads_bit_identical) {
     free(ref);
 }
 
+/* A second attach under the same name fails and leaves the first adapters in place. */
+TEST(attach_twice_fails_cleanly) {
+    msbnb_model *m = tiny_model(MSBNB_QTYPE_NONE, 1, 1, 0);
+    if (!m) return;
+    msbnb_lora_params lp = msbnb_lora_params_default();
+    unsigned mask = 0;
+    CHECK_OK(msbnb_lora_targets_parse("v_proj,q_proj", &mask));
+    CHECK_EQ_INT(mask, (1u << MSBNB_PROJ_Q) | (1u << MSBNB_PROJ_V));
+    CHECK_STATUS(msbnb_lora_targets_parse("q_proj,lm_head", &mask), MSBNB_ERR_INVALID_ARG);
+    CHECK_OK(msbnb_model_lora_attach(m, "a", &lp, 1u << MSBNB_PROJ_V));
+    CHECK(msbnb_model_lora_attach(m, "a", &lp, MSBNB_LORA_TARGETS_ALL) != MSBNB_OK);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int q = 0; q < MSBNB_PROJ_COUNT; q++) {
+            msbnb_linear *lin = m->layers[l].proj[q];
+            CHECK_EQ_INT(msbnb_lora_count(lin), q == MSBNB_PROJ_V ? 1 : 0);
+            if (q == MSBNB_PROJ_V) CHECK(msbnb_lora_active(lin) && !strcmp(msbnb_lora_active(lin), "a"));
+        }
+    msbnb_model_free(m);
+}
+
 int main(void) {
     RUN(grad_fp32_tied);
     RUN(grad_nf4_tied_recompute);
     RUN(grad_fp32_untied);
     RUN(grad_dropout);
     RUN(recompute_and_threads_bit_identical);
+    RUN(attach_twice_fails_cleanly);
     return test_report();
 }
