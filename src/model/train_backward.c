@@ -27,14 +27,16 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
     int64_t out = msbnb_linear_out_features(lin), in = msbnb_linear_in_features(lin);
     int N = (int)tr->N;
     const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
-    const float *W = qt ? NULL : msbnb_linear_weight(lin);
-    if (!W) {
-        TRY(msbnb_linear_get_weight_f32(lin, tr->wbuf));
-        W = tr->wbuf;
+    if (qt) {
+        /* dX[N, in] (+)= dY[N, out] · deq(W), reading the packed codes directly */
+        TRY(msbnb_matmul_t(qt, dY, tr->N, dX, accumulate));
+    } else {
+        const float *W;
+        TRY(msbnb__train_f32_weight(tr, lin, &W));
+        /* dX[N, in] (+)= dY[N, out] · W[out, in] */
+        msbnb__train_gemm(0, 0, N, (int)in, (int)out, 1.0f, dY, (int)out, W, (int)in, accumulate ? 1.0f : 0.0f, dX,
+                          (int)in);
     }
-    /* dX[N, in] (+)= dY[N, out] · W[out, in] */
-    msbnb__train_gemm(0, 0, N, (int)in, (int)out, 1.0f, dY, (int)out, W, (int)in,
-                accumulate ? 1.0f : 0.0f, dX, (int)in);
     const train_lora *tl = &tr->lora[l * MSBNB_PROJ_COUNT + q];
     if (!tl->on) return MSBNB_OK;
     int r = tl->v.r;

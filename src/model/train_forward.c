@@ -88,7 +88,8 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
         for (int q = 0; q < MSBNB_PROJ_COUNT; q++) {
             msbnb_linear *lin = m->layers[l].proj[q];
             int64_t o = msbnb_linear_out_features(lin), in = msbnb_linear_in_features(lin);
-            if (o * in > maxw) maxw = o * in;
+            /* wbuf is needed only for a projection with neither a qtensor nor fp32 weights */
+            if (!msbnb_linear_qtensor(lin) && !msbnb_linear_weight(lin) && o * in > maxw) maxw = o * in;
             train_lora *tl = &tr->lora[l * MSBNB_PROJ_COUNT + q];
             if (msbnb_lora_active(lin) && msbnb_lora_get(lin, NULL, &tl->v) == MSBNB_OK && !tl->v.merged) {
                 tl->on = 1;
@@ -127,7 +128,7 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     tr->logits = talloc(tr, (size_t)(N * tr->V), &fail);
     tr->dlogits = talloc(tr, (size_t)(N * tr->V), &fail);
     tr->cos_sin = talloc(tr, (size_t)(T * c->head_dim), &fail);
-    tr->wbuf = talloc(tr, (size_t)maxw, &fail);
+    if (maxw > 0) tr->wbuf = talloc(tr, (size_t)maxw, &fail);
     tr->xdrop = talloc(tr, (size_t)(N * wide), &fail);
     tr->lg = talloc(tr, (size_t)(N * (tr->R > 0 ? tr->R : 1)), &fail);
     tr->tmp = talloc(tr, (size_t)(N * wide), &fail);
@@ -209,14 +210,15 @@ void msbnb__train_dropout(const msbnb_trainer *tr, int l, msbnb_proj q, const fl
 
 /* ================================================================ forward */
 
-/* W of projection (l, q) as fp32 [out, in]: the layer's own fp32 weight, or dequantized into wbuf. */
-static msbnb_status base_weight(msbnb_trainer *tr, msbnb_linear *lin, const float **W) {
-    const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
-    float *w = qt ? NULL : msbnb_linear_weight(lin);
+/* W of an unquantized projection as fp32 [out, in]: the layer's own fp32 weight, or (a layer
+ * kind without either a qtensor or fp32 weights) its weight copied into wbuf. */
+msbnb_status msbnb__train_f32_weight(msbnb_trainer *tr, msbnb_linear *lin, const float **W) {
+    float *w = msbnb_linear_weight(lin);
     if (w) {
         *W = w;
         return MSBNB_OK;
     }
+    RETURN_IF(!tr->wbuf, MSBNB_ERR_INTERNAL, "projection without quantized or fp32 weights");
     TRY(msbnb_linear_get_weight_f32(lin, tr->wbuf));
     *W = tr->wbuf;
     return MSBNB_OK;
@@ -226,15 +228,20 @@ msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, c
                                        float *lora_h) {
     msbnb_linear *lin = tr->m->layers[l].proj[q];
     int64_t out = msbnb_linear_out_features(lin), in = msbnb_linear_in_features(lin);
-    const float *W;
-    TRY(base_weight(tr, lin, &W));
-    /* Y[N, out] = X[N, in] · Wᵀ */
-    msbnb__train_gemm(0, 1, (int)tr->N, (int)out, (int)in, 1.0f, X, (int)in, W,
-                (int)in, 0.0f, Y, (int)out);
     const float *bias = msbnb_linear_bias(lin);
-    if (bias)
-        for (int64_t n = 0; n < tr->N; n++)
-            for (int64_t o = 0; o < out; o++) Y[n * out + o] += bias[o];
+    const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
+    if (qt) {
+        /* Y[N, out] = X[N, in] · deq(W)ᵀ + bias, reading the packed codes directly */
+        TRY(msbnb_matmul(qt, X, tr->N, bias, Y, MSBNB_PRECISION_EXACT));
+    } else {
+        const float *W;
+        TRY(msbnb__train_f32_weight(tr, lin, &W));
+        /* Y[N, out] = X[N, in] · Wᵀ */
+        msbnb__train_gemm(0, 1, (int)tr->N, (int)out, (int)in, 1.0f, X, (int)in, W, (int)in, 0.0f, Y, (int)out);
+        if (bias)
+            for (int64_t n = 0; n < tr->N; n++)
+                for (int64_t o = 0; o < out; o++) Y[n * out + o] += bias[o];
+    }
     const train_lora *tl = &tr->lora[l * MSBNB_PROJ_COUNT + q];
     if (!tl->on) return MSBNB_OK;
     int r = tl->v.r;

@@ -59,7 +59,8 @@ struct msbnb_trainer {
     float *cos_sin;           /* [T, head_dim/2, 2] RoPE table from the model's tables    */
 
     /* scratch */
-    float *wbuf;              /* [max out·in] dequantized base weight of one projection   */
+    float *wbuf;              /* [max out·in] fp32 copy of a base weight that is neither a
+                                 qtensor nor fp32 (none for the current layer kinds), or NULL */
     float *xdrop;             /* [N, max(D, QD, HID)] dropout(X) of a LoRA input          */
     float *lg;                /* [N, R] LoRA g = scaling·dY·B                              */
     float *tmp;               /* [N, max(D, QD, HID)]                                     */
@@ -86,6 +87,8 @@ msbnb_status msbnb__train_layer_forward(msbnb_trainer *tr, int l, const float *x
  * lora_h [N, r] receives dropout(X)·Aᵀ when the projection is adapted (may be NULL otherwise). */
 msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, const float *X, float *Y,
                                        float *lora_h);
+/* W [out, in] of a projection without a qtensor: its fp32 weight (borrowed) or a copy in wbuf. */
+msbnb_status msbnb__train_f32_weight(msbnb_trainer *tr, msbnb_linear *lin, const float **W);
 /* The dropout mask of the LoRA input of (l, q) at the current step applied to X [N, in] into
  * out [N, in] (kept elements scaled by 1/(1-p)); a plain copy when dropout is off. X NULL: a
  * matrix of ones, i.e. out = mask / (1-p). */
