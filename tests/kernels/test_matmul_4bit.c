@@ -94,11 +94,14 @@ static const fmt FORMATS[] = {
 
 /* Shapes (n, out, in): n = 1, 3, 17; out = 1; in odd; in not a multiple of the block (rows then
  * start inside a block); several K chunks (in > 512) with a tail; n <= 2 with in a multiple of 128
- * (the streaming kernel), rows not a multiple of its 4-row groups; in > 2048 (several FAST tiles). */
+ * (the streaming kernel), rows not a multiple of its 4-row groups; in > 2048 (several FAST tiles);
+ * n = 1 with 131 chunks of 64 (the streaming kernel's 128-chunk scale segments plus an odd tail,
+ * rows starting at block 131·r, not 16-aligned for the vector double-quant scale decoder). */
 typedef struct shape { int64_t n, out, in; } shape;
 static const shape SHAPES[] = {{1, 1, 64},    {3, 5, 100},  {17, 9, 96}, {2, 7, 33}, {1, 18, 1056},
                                {17, 3, 1100}, {6, 21, 64}, {1, 5, 256}, {2, 9, 384}, {1, 1, 128},
-                               {4, 5, 2112}}; /* FAST's bf16 tiles are 2048 long */
+                               {4, 5, 2112}, /* FAST's bf16 tiles are 2048 long */
+                               {1, 6, 8384}};
 #define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 static int shape_ok(fmt f, shape s) {

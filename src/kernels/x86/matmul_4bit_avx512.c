@@ -208,9 +208,73 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
  * over the threads; every row sees the same operations whatever its group. */
 #define GV_ROWS 4
 #define GV_PF 2048 /* prefetch distance along each row, bytes */
+#define GV_SEG 128 /* chunks per segment: scales of 4 rows x 128 chunks on the stack (2 KB) */
+
+/* Double-quantized scales of n consecutive flat blocks from i0 into out [n]: each exactly
+ * msbnb__w4_stat's value (code[q] * absmax rounded, then + offset rounded; no FMA), 16 at a time. */
+static void gv_dq_scales(const msbnb__w4 *w, int64_t i0, int64_t n, float *out) {
+    int64_t j = 0;
+    if (w->nested_shift >= 4) { /* a nested block holds whole 16-aligned runs: one absmax per run */
+        for (; j < n && ((i0 + j) & 15); j++) out[j] = msbnb__w4_stat(w, i0 + j);
+        const __m512 off = _mm512_set1_ps(w->nested_offset);
+        for (; j + 16 <= n; j += 16) {
+            const int64_t i = i0 + j;
+            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->stats_q + i)));
+            __m512 code = _mm512_i32gather_ps(q, w->nested_code, 4);
+            __m512 s = _mm512_mul_ps(code, _mm512_set1_ps(w->nested_absmax[i >> w->nested_shift]));
+            _mm512_storeu_ps(out + j, _mm512_add_ps(s, off));
+        }
+    }
+    for (; j < n; j++) out[j] = msbnb__w4_stat(w, i0 + j);
+}
+
+/* One 64-weight chunk c of nr rows (see gemv_rows). sc [GV_ROWS][GV_SEG]: the chunk scales of the
+ * segment, ci = c's index in it. pf: issue the prefetches (once per 64-byte line, every other
+ * chunk: a prefetch per 32 bytes was half redundant). */
+MM4_INLINE void gemv_chunk(const uint8_t *const *src, const float *Xp, int64_t in, int64_t c, int64_t ci,
+                           const float *const *scp, __m512 table, __m512 (*even)[2], __m512 (*odd)[2], const int nr,
+                           const int nn, const int pf) {
+    const int64_t row_bytes = in / 2;
+    if (pf) {
+        /* Four short streams (one per row, in/2 bytes each) restart with every row group, too short
+         * for the hardware prefetchers to follow from DRAM: prefetch GV_PF bytes ahead along each
+         * row, continuing into the same row of the next group (the next rows this thread reads
+         * under schedule(static)). Addresses formed as integers: they may point past W, which
+         * prefetching tolerates. */
+        const int64_t ahead = c * 32 + GV_PF;
+        const int64_t off = ahead < row_bytes ? ahead : GV_ROWS * row_bytes + (ahead - row_bytes);
+        for (int r = 0; r < nr; r++) _mm_prefetch((const char *)((uintptr_t)src[r] + (uintptr_t)off), _MM_HINT_T0);
+    }
+    __m512i d[GV_ROWS];
+    __m512 tbl[GV_ROWS];
+    for (int r = 0; r < nr; r++) {
+        tbl[r] = _mm512_mul_ps(table, _mm512_set1_ps(scp[r][ci]));
+        d[r] = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src[r] + c * 32)));
+    }
+    const float *xc = Xp + c * 64;
+    for (int s = 0; s < 4; s += 2) {
+        __m512 xe[2], xo[2];
+        for (int i = 0; i < nn; i++) {
+            xe[i] = _mm512_loadu_ps(xc + i * in + 16 * s);
+            xo[i] = _mm512_loadu_ps(xc + i * in + 16 * s + 16);
+        }
+        for (int r = 0; r < nr; r++) {
+            __m512 we = _mm512_permutexvar_ps(s ? _mm512_srli_epi32(d[r], 8) : d[r], tbl[r]);
+            __m512 wo = _mm512_permutexvar_ps(_mm512_srli_epi32(d[r], s ? 12 : 4), tbl[r]);
+            for (int i = 0; i < nn; i++) {
+                even[r][i] = _mm512_fmadd_ps(xe[i], we, even[r][i]);
+                odd[r][i] = _mm512_fmadd_ps(xo[i], wo, odd[r][i]);
+            }
+        }
+    }
+}
 
 /* nr (<= 4) rows from r0, nn (1 or 2) activation rows; both compile-time constants per instance so
- * every accumulator stays in a register. kblk [in/64]: INT4 group of each chunk. */
+ * every accumulator stays in a register. kblk [in/64]: INT4 group of each chunk. The row is walked
+ * in segments of GV_SEG chunks: first the scale of every chunk of the segment is read (and
+ * dequantized when double-quantized: msbnb__w4_stat, so the values are exactly msbnb_dequantize's)
+ * into sc, a branch-free pass over 4 short sequential streams; then the chunks, whose only scale
+ * work is one vmulps with a broadcast operand from sc. */
 MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const int nr, const int nn,
                           const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const int64_t in = w->cols, chunks = in / 64;
@@ -220,57 +284,42 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
         for (int i = 0; i < nn; i++) even[r][i] = odd[r][i] = _mm512_setzero_ps();
     const uint8_t *src[GV_ROWS];
     for (int r = 0; r < nr; r++) src[r] = w->data + (r0 + r) * (in / 2);
-    const int64_t row_bytes = in / 2;
-    for (int64_t c = 0; c < chunks; c++) {
-        /* Four short streams (one per row, in/2 bytes each) restart with every row group, too
-         * short for the hardware prefetchers to follow from DRAM: prefetch GV_PF bytes ahead along
-         * each row, continuing into the same row of the next group (the next rows this thread
-         * reads under schedule(static)). Prefetches never fault, also past the end of W. */
-        const int64_t ahead = c * 32 + GV_PF;
+    float sc[GV_ROWS][GV_SEG]; /* [row][chunk of the segment]: decoded scales when not stored as such */
+    const float *scp[GV_ROWS];  /* [row] -> scale of the segment's first chunk, one float per chunk */
+    const int direct = w->stats && w->flat_blocks && w->block == 64; /* stats are the chunk scales */
+    for (int64_t c0 = 0; c0 < chunks; c0 += GV_SEG) {
+        const int64_t ce = c0 + GV_SEG < chunks ? c0 + GV_SEG : chunks;
         for (int r = 0; r < nr; r++) {
-            const int64_t off = ahead < row_bytes ? ahead : GV_ROWS * row_bytes + (ahead - row_bytes);
-            /* addresses formed as integers: they may point past W, which prefetching tolerates */
-            _mm_prefetch((const char *)((uintptr_t)src[r] + (uintptr_t)off), _MM_HINT_T0);
-            if (!w->flat_blocks && r == 0) {
-                /* INT4 scales [groups][rows]: one line serves 16 rows of a group, and the lines of all
-                 * groups form as many strided streams as there are groups, which no hardware
-                 * prefetcher follows: fetch the line of rows r0+16.. of this chunk's group. */
+            const int64_t row = r0 + r;
+            if (direct) {
+                scp[r] = w->stats + row * chunks + c0;
+                continue;
+            }
+            scp[r] = sc[r];
+            if (w->flat_blocks && w->block == 64)
+                gv_dq_scales(w, row * chunks + c0, ce - c0, sc[r]);
+            else
+                for (int64_t c = c0; c < ce; c++) {
+                    const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;
+                    sc[r][c - c0] = msbnb__w4_stat(w, si);
+                }
+        }
+        if (!w->flat_blocks)
+            for (int64_t c = ce; c < ce + GV_SEG && c < chunks; c += 2) {
+                /* INT4 scales [groups][rows]: one line serves 16 rows of a group, and the lines of
+                 * all groups form as many strided streams as there are groups, which no hardware
+                 * prefetcher follows: fetch the next segment's lines of rows r0+16.. */
                 const int64_t si = kblk[c] * w->rows + r0 + 16;
                 uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
                                        : (uintptr_t)w->stats_q + (uintptr_t)si;
                 _mm_prefetch((const char *)p, _MM_HINT_T0);
             }
-            if (w->flat_blocks && (c & 7) == 0) { /* the block statistics stream, once per 8 chunks */
-                const int64_t si = ((r0 + r) * in + 2 * off) >> bs_shift;
-                uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
-                                       : (uintptr_t)w->stats_q + (uintptr_t)si;
-                _mm_prefetch((const char *)p, _MM_HINT_T0);
-            }
+        int64_t c = c0;
+        for (; c + 1 < ce; c += 2) {
+            gemv_chunk(src, Xp, in, c, c - c0, scp, table, even, odd, nr, nn, 1);
+            gemv_chunk(src, Xp, in, c + 1, c + 1 - c0, scp, table, even, odd, nr, nn, 0);
         }
-        __m512i d[GV_ROWS];
-        __m512 tbl[GV_ROWS];
-        for (int r = 0; r < nr; r++) {
-            const int64_t row = r0 + r;
-            const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;
-            tbl[r] = _mm512_mul_ps(table, _mm512_set1_ps(msbnb__w4_stat(w, si)));
-            d[r] = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src[r] + c * 32)));
-        }
-        const float *xc = Xp + c * 64;
-        for (int s = 0; s < 4; s += 2) {
-            __m512 xe[2], xo[2];
-            for (int i = 0; i < nn; i++) {
-                xe[i] = _mm512_loadu_ps(xc + i * in + 16 * s);
-                xo[i] = _mm512_loadu_ps(xc + i * in + 16 * s + 16);
-            }
-            for (int r = 0; r < nr; r++) {
-                __m512 we = _mm512_permutexvar_ps(s ? _mm512_srli_epi32(d[r], 8) : d[r], tbl[r]);
-                __m512 wo = _mm512_permutexvar_ps(_mm512_srli_epi32(d[r], s ? 12 : 4), tbl[r]);
-                for (int i = 0; i < nn; i++) {
-                    even[r][i] = _mm512_fmadd_ps(xe[i], we, even[r][i]);
-                    odd[r][i] = _mm512_fmadd_ps(xo[i], wo, odd[r][i]);
-                }
-            }
-        }
+        if (c < ce) gemv_chunk(src, Xp, in, c, c - c0, scp, table, even, odd, nr, nn, 1);
     }
     const __m512 z = _mm512_setzero_ps();
     const __mmask8 m = (__mmask8)((1u << nr) - 1u);
