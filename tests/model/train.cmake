@@ -2,3 +2,22 @@
 msbnb_add_test(test_backward_ops tests/model/test_backward_ops.c)
 msbnb_add_test(test_grad_llama tests/model/test_grad_llama.c)
 msbnb_add_test(test_finetune tests/model/test_finetune.c)
+
+# Several adapters loaded at once, chosen per generate call: two tiny fine-tunes on different
+# texts, then greedy generation with each, with none, and with the default (the last loaded).
+set(_m ${MSBNB_SHARED_DIR}/models/stories260K)
+set(_d ${MSBNB_SHARED_DIR}/data)
+add_test(NAME cli_multi_adapter
+  COMMAND sh -c "set -e
+    w=$(mktemp -d); trap 'rm -rf $w' EXIT
+    head -c 200000 ${_d}/austen.txt > $w/a.txt
+    head -c 200000 ${_d}/tinystories_valid_head.txt > $w/t.txt
+    $<TARGET_FILE:msbnb_cli> finetune ${_m}/hf $w/a.txt --out $w/austen --steps 40 --lr 4e-3 --batch 4 --seq 32 --eval-every 0 --quiet >/dev/null
+    $<TARGET_FILE:msbnb_cli> finetune ${_m}/hf $w/t.txt --out $w/tiny --steps 40 --lr 4e-3 --batch 4 --seq 32 --eval-every 0 --quiet --seed 7 >/dev/null
+    g() { $<TARGET_FILE:msbnb_cli> generate ${_m}/hf --quant nf4 --double-quant --adapter austen=$w/austen --adapter tiny=$w/tiny --steps 40 --prompt 'It was a' \"$@\" 2>/dev/null; }
+    a=$(g --use austen); t=$(g --use tiny); n=$(g --use none); d=$(g)
+    base=$($<TARGET_FILE:msbnb_cli> generate ${_m}/hf --quant nf4 --double-quant --steps 40 --prompt 'It was a' 2>/dev/null)
+    test \"$a\" != \"$t\"; test \"$a\" != \"$n\"; test \"$t\" != \"$n\"
+    test \"$n\" = \"$base\"
+    test \"$d\" = \"$t\"")
+set_tests_properties(cli_multi_adapter PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")

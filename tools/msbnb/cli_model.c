@@ -94,7 +94,7 @@ static const char *model_options_help =
     "  --quant TYPE         f32 (default: as stored), int8, int4, nf4, fp4: quantize the 7 projections\n"
     "  --double-quant       quantize the 4-bit statistics too (nf4/fp4/int4)\n"
     "  --blocksize N        nf4/fp4 block size (64)\n"
-    "  --group-size N       int4 group size (128; layers it does not divide use a smaller even divisor)\n"
+    "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
     "  --threshold T        int8: LLM.int8() outlier threshold (0 = off)\n"
     "  --tokenizer PATH     llama2.c tokenizer (default: tok512.bin beside a .bin, in or above an HF dir)\n"
     "  --ctx N              KV cache length (default: the model's seq_len)\n"
