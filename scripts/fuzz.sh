@@ -10,7 +10,8 @@ SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 JOBS=${JOBS:-2}
 CC=${FUZZ_CC:-clang} cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSBNB_FUZZ=ON \
     -DMSBNB_BUILD_TESTS=OFF -DMSBNB_BUILD_BENCH=OFF >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb
+cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb fuzz_llama2c fuzz_tokenizer \
+    fuzz_optim_state
 mkdir -p "$BUILD/crashes"
 status=0
 run() { # target seed-dir...
@@ -29,5 +30,8 @@ run() { # target seed-dir...
 run fuzz_safetensors tests/fuzz/corpus/safetensors
 run fuzz_config tests/fuzz/corpus/config tests/fuzz/corpus/adapter
 run fuzz_bnb tests/fuzz/corpus/bnb
+run fuzz_llama2c tests/fuzz/corpus/llama2c
+run fuzz_tokenizer tests/fuzz/corpus/tokenizer
+run fuzz_optim_state tests/fuzz/corpus/optim
 if [ "$status" -eq 0 ]; then echo "fuzz: no crashes"; fi
 exit $status

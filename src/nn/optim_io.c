@@ -161,7 +161,8 @@ static msbnb_status parse_and_check(const msbnb_optim *o, const uint8_t *data, s
               n_tensors, o->n_tensors);
     RETURN_IF(blocksize != (uint32_t)o->p.blocksize, MSBNB_ERR_SHAPE, "state blocksize %u, optimizer %d", blocksize,
               o->p.blocksize);
-    RETURN_IF(st > (uint64_t)INT64_MAX, MSBNB_ERR_FORMAT, "step out of range");
+    /* INT64_MAX is refused too: the next msbnb_optim_step would overflow the counter. */
+    RETURN_IF(st >= (uint64_t)INT64_MAX, MSBNB_ERR_FORMAT, "step %llu out of range", (unsigned long long)st);
     for (int i = 0; i < o->n_tensors; i++) {
         const optim_tensor *t = &o->t[i];
         uint32_t nl, is8;

@@ -23,4 +23,22 @@ msbnb_status fuzz_one_config(const uint8_t *data, size_t size);
 /* Status of msbnb_peft_config_parse alone on the same bytes. */
 msbnb_status fuzz_one_adapter_config(const uint8_t *data, size_t size);
 
+/* The parsers outside src/io, which take a path: the input goes through a temporary file.
+ * llama2.c .bin checkpoint: msbnb_model_load (KV cache capped at 16 positions); on success the
+ * config must equal the header and a two-token forward pass must run. */
+msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size);
+/* llama2.c tokenizer file with FUZZ_TOKENIZER_VOCAB entries: msbnb_tokenizer_load; on success a
+ * few strings (multi-byte and invalid UTF-8 among them) are encoded and every id decoded. */
+#define FUZZ_TOKENIZER_VOCAB 32
+msbnb_status fuzz_one_tokenizer(const uint8_t *data, size_t size);
+/* Optimizer state file (msbnb_optim_save format): msbnb_optim_load into an optimizer holding
+ * "a" [FUZZ_OPTIM_N_A] and "b" [FUZZ_OPTIM_N_B] with blocksize FUZZ_OPTIM_BLOCKSIZE — fp32 AdamW,
+ * or 8-bit AdamW ("b" 8-bit) when the file's type field is 1 — then one step on success. The
+ * same bytes with the CRC fixed up are loaded too (fuzzing past the checksum); the status is
+ * that of the bytes as given. */
+#define FUZZ_OPTIM_N_A 5
+#define FUZZ_OPTIM_N_B 130
+#define FUZZ_OPTIM_BLOCKSIZE 64
+msbnb_status fuzz_one_optim_state(const uint8_t *data, size_t size);
+
 #endif
