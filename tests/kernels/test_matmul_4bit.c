@@ -88,7 +88,7 @@ static double rel_l2(const float *Y, const double *R, int64_t count) {
 static const fmt FORMATS[] = {
     {MSBNB_QTYPE_NF4, 0, 64}, {MSBNB_QTYPE_NF4, 1, 64}, {MSBNB_QTYPE_FP4, 0, 64},  {MSBNB_QTYPE_FP4, 1, 64},
     {MSBNB_QTYPE_NF4, 0, 32}, {MSBNB_QTYPE_FP4, 1, 128}, {MSBNB_QTYPE_INT4, 0, 32}, {MSBNB_QTYPE_INT4, 1, 32},
-    {MSBNB_QTYPE_NF4, 1, 256}, {MSBNB_QTYPE_INT4, 0, 128}, {MSBNB_QTYPE_INT4, 1, 64},
+    {MSBNB_QTYPE_NF4, 1, 256}, {MSBNB_QTYPE_INT4, 0, 128}, {MSBNB_QTYPE_INT4, 1, 64}, {MSBNB_QTYPE_INT4, 0, 64},
 };
 #define N_FORMATS (int)(sizeof FORMATS / sizeof FORMATS[0])
 

@@ -238,10 +238,17 @@ static void gv_dq_scales(const msbnb__w4 *w, int64_t i0, int64_t n, float *out) 
     for (; j < n; j++) out[j] = msbnb__w4_stat(w, i0 + j);
 }
 
-/* One 64-weight chunk c of nr rows (see gemv_rows). sc [GV_ROWS][GV_SEG]: the chunk scales of the
- * segment, ci = c's index in it. pf: issue the prefetches (once per 64-byte line, every other
+/* Prefetch the line of statistic si (a float, or a code byte when double-quantized); the address is
+ * formed as an integer: it may lie past the statistics, which prefetching tolerates. */
+MM4_INLINE void gv_prefetch_scale(const msbnb__w4 *w, int64_t si) {
+    uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float) : (uintptr_t)w->stats_q + (uintptr_t)si;
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
+
+/* One 64-weight chunk c of nr rows (see gemv_rows). Row r's scale is scp[r][si]. pf: issue the
+ * prefetches (once per 64-byte line, every other
  * chunk: a prefetch per 32 bytes was half redundant). */
-MM4_INLINE void gemv_chunk(const uint8_t *const *src, const float *Xp, int64_t in, int64_t c, int64_t ci,
+MM4_INLINE void gemv_chunk(const uint8_t *const *src, const float *Xp, int64_t in, int64_t c, int64_t si,
                            const float *const *scp, __m512 table, __m512 (*even)[2], __m512 (*odd)[2], const int nr,
                            const int nn, const int pf) {
     const int64_t row_bytes = in / 2;
@@ -258,7 +265,7 @@ MM4_INLINE void gemv_chunk(const uint8_t *const *src, const float *Xp, int64_t i
     __m512i d[GV_ROWS];
     __m512 tbl[GV_ROWS];
     for (int r = 0; r < nr; r++) {
-        tbl[r] = _mm512_mul_ps(table, _mm512_set1_ps(scp[r][ci]));
+        tbl[r] = _mm512_mul_ps(table, _mm512_set1_ps(scp[r][si]));
         d[r] = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src[r] + c * 32)));
     }
     const float *xc = Xp + c * 64;
@@ -294,42 +301,48 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
         for (int i = 0; i < nn; i++) even[r][i] = odd[r][i] = _mm512_setzero_ps();
     const uint8_t *src[GV_ROWS];
     for (int r = 0; r < nr; r++) src[r] = w->data + (r0 + r) * (in / 2);
-    float sc[GV_ROWS][GV_SEG]; /* [row][chunk of the segment]: decoded scales when not stored as such */
-    const float *scp[GV_ROWS];  /* [row] -> scale of the segment's first chunk, one float per chunk */
-    const int direct = w->stats && w->flat_blocks && w->block == 64; /* stats are the chunk scales */
+    /* Scale of row r, chunk c: scp[r][si]. Plain statistics are read in place: flat blocks of 64
+     * (the chunk scales themselves) with si = c - c0 from the row's first block of the segment;
+     * INT4 groups [groups][rows] with si = kblk[c] * rows from the row's entry in group 0.
+     * Otherwise (double quant, larger flat blocks) the segment's chunk scales are decoded into sc. */
+    float sc[GV_ROWS][GV_SEG]; /* [row][chunk of the segment] */
+    const float *scp[GV_ROWS];
+    const int flat_direct = w->stats && w->flat_blocks && w->block == 64;
+    const int group_direct = w->stats && !w->flat_blocks;
     for (int64_t c0 = 0; c0 < chunks; c0 += GV_SEG) {
         const int64_t ce = c0 + GV_SEG < chunks ? c0 + GV_SEG : chunks;
         for (int r = 0; r < nr; r++) {
             const int64_t row = r0 + r;
-            if (direct) {
+            if (flat_direct) {
                 scp[r] = w->stats + row * chunks + c0;
-                continue;
+            } else if (group_direct) {
+                scp[r] = w->stats + row;
+            } else {
+                scp[r] = sc[r];
+                if (w->flat_blocks && w->block == 64)
+                    gv_dq_scales(w, row * chunks + c0, ce - c0, sc[r]);
+                else
+                    for (int64_t c = c0; c < ce; c++) {
+                        const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;
+                        sc[r][c - c0] = msbnb__w4_stat(w, si);
+                    }
             }
-            scp[r] = sc[r];
-            if (w->flat_blocks && w->block == 64)
-                gv_dq_scales(w, row * chunks + c0, ce - c0, sc[r]);
-            else
-                for (int64_t c = c0; c < ce; c++) {
-                    const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;
-                    sc[r][c - c0] = msbnb__w4_stat(w, si);
-                }
         }
-        if (!w->flat_blocks)
-            for (int64_t c = ce; c < ce + GV_SEG && c < chunks; c += 2) {
-                /* INT4 scales [groups][rows]: one line serves 16 rows of a group, and the lines of
-                 * all groups form as many strided streams as there are groups, which no hardware
-                 * prefetcher follows: fetch the next segment's lines of rows r0+16.. */
-                const int64_t si = kblk[c] * w->rows + r0 + 16;
-                uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
-                                       : (uintptr_t)w->stats_q + (uintptr_t)si;
-                _mm_prefetch((const char *)p, _MM_HINT_T0);
-            }
         int64_t c = c0;
         for (; c + 1 < ce; c += 2) {
-            gemv_chunk(src, Xp, in, c, c - c0, scp, table, even, odd, nr, nn, 1);
-            gemv_chunk(src, Xp, in, c + 1, c + 1 - c0, scp, table, even, odd, nr, nn, 0);
+            if (!w->flat_blocks) {
+                /* INT4 scales [groups][rows]: one line serves 16 rows of a group, and the lines of
+                 * all groups form as many strided streams as there are groups, which no hardware
+                 * prefetcher follows: fetch the lines of rows r0+16.. (read 4 row groups later) */
+                gv_prefetch_scale(w, kblk[c] * w->rows + r0 + 16);
+                gv_prefetch_scale(w, kblk[c + 1] * w->rows + r0 + 16);
+            }
+            const int64_t s0 = group_direct ? kblk[c] * w->rows : c - c0;
+            const int64_t s1 = group_direct ? kblk[c + 1] * w->rows : c + 1 - c0;
+            gemv_chunk(src, Xp, in, c, s0, scp, table, even, odd, nr, nn, 1);
+            gemv_chunk(src, Xp, in, c + 1, s1, scp, table, even, odd, nr, nn, 0);
         }
-        if (c < ce) gemv_chunk(src, Xp, in, c, c - c0, scp, table, even, odd, nr, nn, 1);
+        if (c < ce) gemv_chunk(src, Xp, in, c, group_direct ? kblk[c] * w->rows : c - c0, scp, table, even, odd, nr, nn, 1);
     }
     const __m512 z = _mm512_setzero_ps();
     const __mmask8 m = (__mmask8)((1u << nr) - 1u);

@@ -1,0 +1,90 @@
+/* gemv_profile.c — profiling driver for the n = 1 fused 4-bit product (docs/kernels.md, "n = 1
+ * weight streaming: profile"). Not part of the CMake build: built by hand against the library,
+ *   gcc -O2 -g -Iinclude bench/gemv_profile.c build/libmsbnb.a -fopenmp -lopenblas -lcjson -lm -o gemv_profile
+ * Usage: gemv_profile OUT IN REPS FORMAT [noprobe]
+ *   Quantizes a synthetic W [OUT, IN] to FORMAT (nf4, nf4+dq, fp4, int4), then REPS times:
+ *   one n = 1 product (1 thread, process CPU time) and, unless "noprobe", a plain AVX-512 read of a
+ *   256 MiB buffer (which also evicts W from the caches). Prints the best product time, packed-weight
+ *   GB/s, the best read GB/s and their ratio. "noprobe" keeps W cache-resident (pick W small enough
+ *   for L2 to measure the kernel's compute ceiling) and is what to run under valgrind with
+ *   MSBNB_ISA=avx2 (valgrind cannot execute AVX-512). */
+#define _POSIX_C_SOURCE 200809L
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <msbnb/kernels.h>
+#include <msbnb/quant.h>
+
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Sum of buf [n] (n a multiple of 64, buf 64-byte aligned): four independent accumulators so the
+ * loop is bound by the loads, not by the add latency. */
+__attribute__((target("avx512f"))) static float read_sum(const float *buf, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < n; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_load_ps(buf + i));
+        a1 = _mm512_add_ps(a1, _mm512_load_ps(buf + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_load_ps(buf + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_load_ps(buf + i + 48));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s OUT IN REPS nf4|nf4+dq|fp4|int4 [noprobe]\n", argv[0]);
+        return 2;
+    }
+    const long out = atol(argv[1]), in = atol(argv[2]);
+    const int reps = atoi(argv[3]), probe = argc < 6;
+    const char *format = argv[4];
+    const int dq = strcmp(format, "nf4+dq") == 0;
+    const msbnb_qtype type = strcmp(format, "fp4") == 0 ? MSBNB_QTYPE_FP4 : strcmp(format, "int4") == 0 ? MSBNB_QTYPE_INT4 : MSBNB_QTYPE_NF4;
+    float *W = malloc((size_t)(out * in) * sizeof(float)); /* [out, in], freed after quantizing */
+    float *X = malloc((size_t)in * sizeof(float));          /* [1, in] */
+    float *Y = malloc((size_t)out * sizeof(float));         /* [1, out] */
+    const size_t probe_bytes = (size_t)1 << 28;
+    float *buf = probe ? aligned_alloc(64, probe_bytes) : NULL; /* [probe_bytes / 4] zeros */
+    if (!W || !X || !Y || (probe && !buf)) return 1;
+    for (long i = 0; i < out * in; i++) W[i] = (float)((unsigned long)i * 2654435761u % 1000u) / 1000.0f - 0.5f;
+    for (long i = 0; i < in; i++) X[i] = (float)(i % 7) - 3.0f;
+    if (probe) memset(buf, 0, probe_bytes);
+    msbnb_quant_config cfg = msbnb_quant_config_default(type);
+    cfg.double_quant = dq;
+    msbnb_qtensor *q = NULL;
+    msbnb_quant_info info;
+    if (msbnb_quantize(W, out, in, &cfg, &q) != MSBNB_OK || msbnb_get_quantization_info(q, &info) != MSBNB_OK) {
+        fprintf(stderr, "quantize: %s\n", msbnb_last_error());
+        return 1;
+    }
+    free(W);
+    msbnb_set_num_threads(1);
+    volatile float sink = 0;
+    double best = 1e30, best_read = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = cpu_now();
+        if (msbnb_matmul(q, X, 1, NULL, Y, MSBNB_PRECISION_EXACT) != MSBNB_OK) return 1;
+        t = cpu_now() - t;
+        if (t < best) best = t;
+        if (probe) {
+            t = cpu_now();
+            sink += read_sum(buf, probe_bytes / sizeof(float));
+            t = cpu_now() - t;
+            if (t < best_read) best_read = t;
+        }
+    }
+    const double gbs = (double)info.total_bytes / best * 1e-9, read = probe ? (double)probe_bytes / best_read * 1e-9 : 0;
+    printf("%s W %ld x %ld (%.1f MB packed): %.3f ms, %.1f GB/s", format, out, in,
+           (double)info.total_bytes / 1e6, best * 1e3, gbs);
+    if (probe) printf("; read %.1f GB/s; ratio %.3f", read, gbs / read);
+    printf("\n");
+    msbnb_qtensor_free(q);
+    free(X), free(Y), free(buf);
+    return 0;
+}
