@@ -252,6 +252,12 @@ msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, c
     return MSBNB_OK;
 }
 
+/* out[i] = x[i] + y[i], i < n. */
+static void residual_add(const float *x, const float *y, int64_t n, float *out) {
+#pragma omp parallel for if(n >= msbnb__parallel_min) num_threads(msbnb__threads()) schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] + y[i];
+}
+
 msbnb_status msbnb__train_layer_forward(msbnb_trainer *tr, int l, const float *x_in, train_acts *a, float *x_out) {
     const msbnb_model *m = tr->m;
     const msbnb_model_config *c = &m->cfg;
@@ -265,14 +271,14 @@ msbnb_status msbnb__train_layer_forward(msbnb_trainer *tr, int l, const float *x
     msbnb__rope_apply(a->k, tr->B, tr->T, c->n_kv_heads, c->head_dim, tr->cos_sin, 0, 0);
     msbnb__attention_fwd(a->q, a->k, a->v, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim, a->probs, a->att);
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_O, a->att, tr->tmp, a->lora_h[MSBNB_PROJ_O]));
-    for (int64_t i = 0; i < N * D; i++) a->xmid[i] = x_in[i] + tr->tmp[i];
+    residual_add(x_in, tr->tmp, N * D, a->xmid);
     /* MLP block: x_out = x_mid + Wdown · (silu(Wgate·xn2) ∘ Wup·xn2) */
     msbnb__rmsnorm_fwd(a->xmid, m->layers[l].ffn_norm, N, D, c->norm_eps, a->xn2, a->rstd2);
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_GATE, a->xn2, a->g, a->lora_h[MSBNB_PROJ_GATE]));
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_UP, a->xn2, a->u, a->lora_h[MSBNB_PROJ_UP]));
     msbnb__swiglu_fwd(a->g, a->u, N * tr->HID, a->h);
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_DOWN, a->h, tr->tmp, a->lora_h[MSBNB_PROJ_DOWN]));
-    for (int64_t i = 0; i < N * D; i++) x_out[i] = a->xmid[i] + tr->tmp[i];
+    residual_add(a->xmid, tr->tmp, N * D, x_out);
     return MSBNB_OK;
 }
 
