@@ -241,7 +241,8 @@ static void gv_dq_scales(const msbnb__w4 *w, int64_t i0, int64_t n, float *out) 
 /* Prefetch the line of statistic si (a float, or a code byte when double-quantized); the address is
  * formed as an integer: it may lie past the statistics, which prefetching tolerates. */
 MM4_INLINE void gv_prefetch_scale(const msbnb__w4 *w, int64_t si) {
-    uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float) : (uintptr_t)w->stats_q + (uintptr_t)si;
+    uintptr_t p = w->stats ? (uintptr_t)w->stats + (uintptr_t)si * sizeof(float)
+                           : (uintptr_t)w->stats_q + (uintptr_t)si;
     _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 
@@ -342,7 +343,10 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
             gemv_chunk(src, Xp, in, c, s0, scp, table, even, odd, nr, nn, 1);
             gemv_chunk(src, Xp, in, c + 1, s1, scp, table, even, odd, nr, nn, 0);
         }
-        if (c < ce) gemv_chunk(src, Xp, in, c, group_direct ? kblk[c] * w->rows : c - c0, scp, table, even, odd, nr, nn, 1);
+        if (c < ce) {
+            const int64_t s0 = group_direct ? kblk[c] * w->rows : c - c0;
+            gemv_chunk(src, Xp, in, c, s0, scp, table, even, odd, nr, nn, 1);
+        }
     }
     const __m512 z = _mm512_setzero_ps();
     const __mmask8 m = (__mmask8)((1u << nr) - 1u);
@@ -385,10 +389,24 @@ static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n
     RETURN_IF(!Xp, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] permuted activations", (long long)n,
               (long long)in);
     int64_t *kblk = (int64_t *)(Xp + n * in + (n * in) % 2); /* 8-byte aligned after the floats */
+    /* per 64-chunk Xp[16s + j] = x[4j + (s ^ 1)]: lanes j < 8 gather from x[0..31], j >= 8 from
+     * x[32..63], both with index (4j + t) mod 32 (vpermt2ps reads 5 bits); one blend joins them */
+    __m512i gidx[4];
+    for (int s = 0; s < 4; s++) {
+        int32_t lanes[16];
+        for (int j = 0; j < 16; j++) lanes[j] = (4 * j + (s ^ 1)) & 31;
+        gidx[s] = _mm512_loadu_si512(lanes);
+    }
     for (int64_t i = 0; i < n; i++)
-        for (int64_t c = 0; c < chunks; c++)
-            for (int s = 0; s < 4; s++)
-                for (int j = 0; j < 16; j++) Xp[i * in + c * 64 + 16 * s + j] = X[i * in + c * 64 + 4 * j + (s ^ 1)];
+        for (int64_t c = 0; c < chunks; c++) {
+            const float *x = X + i * in + c * 64;
+            const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+            const __m512 v2 = _mm512_loadu_ps(x + 32), v3 = _mm512_loadu_ps(x + 48);
+            for (int s = 0; s < 4; s++) {
+                const __m512 lo = _mm512_permutex2var_ps(v0, gidx[s], v1), hi = _mm512_permutex2var_ps(v2, gidx[s], v3);
+                _mm512_storeu_ps(Xp + i * in + c * 64 + 16 * s, _mm512_mask_blend_ps((__mmask16)0xFF00, lo, hi));
+            }
+        }
     for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 64 / w->block;
     const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
