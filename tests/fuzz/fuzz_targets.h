@@ -25,7 +25,9 @@ msbnb_status fuzz_one_adapter_config(const uint8_t *data, size_t size);
 
 /* The parsers outside src/io, which take a path: the input goes through a temporary file.
  * llama2.c .bin checkpoint: msbnb_model_load (KV cache capped at 16 positions); on success the
- * config must equal the header and a two-token forward pass must run. */
+ * config must equal the header and a two-token forward pass must run. The same bytes cut or
+ * zero-padded to the length the header implies (when <= 1 MiB) are loaded first, so mutated
+ * headers reach the weights; the status is that of the bytes as given. */
 msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size);
 /* llama2.c tokenizer file with FUZZ_TOKENIZER_VOCAB entries: msbnb_tokenizer_load; on success a
  * few strings (multi-byte and invalid UTF-8 among them) are encoded and every id decoded. */

@@ -41,9 +41,26 @@ static _Noreturn void temp_failed(void) {
 
 /* ---------------------------------------------------------------- llama2.c checkpoint */
 
-msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size) {
-    char path[32];
-    if (!write_temp(data, size, path)) temp_failed();
+/* Bytes a llama2.c file with header h should have (load_llama2c.c's layout), when that is at
+ * most 1 MiB and the fields are positive (head = dim / n_heads); 0 otherwise. */
+static size_t llama2c_implied_bytes(const int32_t h[7]) {
+    for (int i = 0; i < 7; i++)
+        if (h[i] == 0 || h[i] == INT32_MIN || (i != 5 && h[i] < 0) || h[i] > (1 << 20)) return 0;
+    const uint64_t dim = (uint64_t)h[0], hid = (uint64_t)h[1], L = (uint64_t)h[2], heads = (uint64_t)h[3];
+    const uint64_t kv = (uint64_t)h[4], V = (uint64_t)(h[5] < 0 ? -h[5] : h[5]), seq = (uint64_t)h[6];
+    const uint64_t head = dim / heads, qd = heads * head, kvd = kv * head;
+    /* every term is below 2^60 with fields <= 2^20 only when products stay small: check as we go */
+    if (L * dim > (1u << 20) || V * dim > (1u << 20) || hid * dim > (1u << 20) || qd * dim > (1u << 20) ||
+        kvd * dim > (1u << 20) || seq * head > (1u << 20))
+        return 0;
+    uint64_t n = V * dim + L * dim * 2 + L * (qd * dim * 2 + 2 * kvd * dim) + L * 3 * hid * dim + dim + seq * head;
+    if (h[5] < 0) n += V * dim;
+    return 28 + 4 * n <= (1u << 20) ? (size_t)(28 + 4 * n) : 0;
+}
+
+/* Load the .bin at path (then unlink it); on success check the model against header h and run a
+ * short forward pass. */
+static msbnb_status load_llama2c(const char *path, const int32_t h[7]) {
     msbnb_model_params p = msbnb_model_params_default();
     p.max_seq_len = 16; /* the KV cache grows with layers × seq_len: keep each run small */
     p.max_batch = 4;
@@ -55,8 +72,6 @@ msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size) {
         return st;
     }
     /* The accepted model is the one the header describes. */
-    int32_t h[7];
-    memcpy(h, data, sizeof h);
     msbnb_model_config c;
     if (msbnb_model_get_config(m, &c) != MSBNB_OK || c.dim != h[0] || c.hidden_dim != h[1] || c.n_layers != h[2] ||
         c.n_heads != h[3] || c.n_kv_heads != h[4] || c.vocab_size != (h[5] < 0 ? -h[5] : h[5]) ||
@@ -73,6 +88,27 @@ msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size) {
     free(logits);
     msbnb_model_free(m);
     return MSBNB_OK;
+}
+
+msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size) {
+    char path[32];
+    int32_t h[7] = {0};
+    if (size >= 28) memcpy(h, data, sizeof h);
+    /* The loader wants the exact length the header implies, which random mutations of the header
+     * almost never keep: first load the same bytes cut or zero-padded to that length, so the
+     * fuzzer reaches the weights and the forward pass for every shape it invents. */
+    const size_t want = size >= 28 ? llama2c_implied_bytes(h) : 0;
+    if (want && want != size) {
+        uint8_t *fixed = calloc(1, want);
+        if (!fixed) abort();
+        memcpy(fixed, data, size < want ? size : want);
+        if (!write_temp(fixed, want, path)) temp_failed();
+        free(fixed);
+        load_llama2c(path, h);
+    }
+    /* then the bytes as given, whose status and message are the result */
+    if (!write_temp(data, size, path)) temp_failed();
+    return load_llama2c(path, h);
 }
 
 /* ---------------------------------------------------------------- tokenizer */
