@@ -19,3 +19,4 @@ add_test(NAME cli_model
 add_executable(bench_llama_infer ${CMAKE_SOURCE_DIR}/tests/model/bench_infer.c)
 target_compile_options(bench_llama_infer PRIVATE ${MSBNB_WARNINGS})
 target_link_libraries(bench_llama_infer PRIVATE msbnb_static)
+set_tests_properties(cli_model PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")
