@@ -21,3 +21,19 @@ add_test(NAME cli_multi_adapter
     test \"$n\" = \"$base\"
     test \"$d\" = \"$t\"")
 set_tests_properties(cli_multi_adapter PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")
+
+# An interrupted `msbnb finetune` (--stop-at) resumed with --resume ends with the same adapter,
+# byte for byte, as an uninterrupted run; a corrupt state.json is refused (exit 1).
+add_test(NAME cli_resume
+  COMMAND sh -c "set -e
+    w=$(mktemp -d); trap 'rm -rf $w' EXIT
+    head -c 100000 ${_d}/austen.txt > $w/a.txt
+    ft() { $<TARGET_FILE:msbnb_cli> finetune ${_m}/hf $w/a.txt --steps 30 --batch 2 --seq 32 --eval-every 7 --optim adamw8bit --quiet \"$@\" >/dev/null; }
+    ft --out $w/full
+    ft --out $w/part --stop-at 20
+    ! cmp -s $w/full/adapter_model.safetensors $w/part/adapter_model.safetensors
+    ft --out $w/part --resume $w/part
+    cmp $w/full/adapter_model.safetensors $w/part/adapter_model.safetensors
+    echo '{\"step\": 5, \"rng\": \"zz\", \"dropout_step\": 1}' > $w/part/checkpoint/state.json
+    rc=0; ft --out $w/part --resume $w/part 2>/dev/null || rc=$?; test $rc = 1")
+set_tests_properties(cli_resume PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")

@@ -1,6 +1,7 @@
 /* cli_train.c — `msbnb finetune` (QLoRA fine-tuning on a text file, PEFT adapter out) and
  * `msbnb merge` (fold an adapter into a standalone checkpoint). Public API only. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, fileno, isatty */
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <msbnb/io.h>
 #include <msbnb/train.h>
 
 #include "cli.h"
@@ -138,6 +140,7 @@ typedef struct ft_opts {
     int r;
     float alpha, dropout, lr, val_frac;
     int steps, batch, seq, warmup, eval_every, val_windows, recompute, threads, quiet;
+    int stop_at; /* stop (with a checkpoint) after this step; 0 = run to --steps */
     msbnb_optim_type optim;
     uint64_t seed;
 } ft_opts;
@@ -150,9 +153,11 @@ static void finetune_usage(FILE *f) {
           "  --lr 2e-4 --steps 200 --batch 4 --seq 64 --warmup 10 --optim adamw|adamw8bit --seed 0\n"
           "  --eval-every 50 --val TEXTFILE (default: last --val-frac 0.05 of TEXTFILE held out)\n"
           "  --val-windows 64 (validation windows of seq tokens; 0 = all)  --recompute (less memory)\n"
-          "  --resume DIR (continue a run saved in DIR)  --tokenizer PATH  --threads N  --quiet\n"
+          "  --resume DIR (continue a run saved in DIR, with the same options)  --stop-at N (stop after\n"
+          "  step N as if interrupted)  --tokenizer PATH  --threads N  --quiet\n"
           "Writes ADAPTER_DIR/adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.svg,\n"
-          "checkpoint/ (optimizer.bin, state.json).\n",
+          "checkpoint/ (optimizer.bin, state.json), saved at every evaluation and at the end, so an\n"
+          "interrupted run resumed with --resume ends bit-identical to an uninterrupted one.\n",
           f);
 }
 
@@ -199,6 +204,7 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
         else if (OPT("--val-windows")) o->val_windows = atoi(v);
         else if (OPT("--val-frac")) o->val_frac = (float)atof(v);
         else if (OPT("--threads")) o->threads = atoi(v);
+        else if (OPT("--stop-at")) o->stop_at = atoi(v);
         else if (OPT("--seed")) o->seed = strtoull(v, NULL, 10);
         else if (a[0] == '-' && a[1] == '-') return fprintf(stderr, "unknown or incomplete option %s\n", a), 0;
         else if (npos < 2) pos[npos++] = a;
@@ -207,7 +213,7 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
     }
     o->model = pos[0], o->text = pos[1];
     if (!o->model || !o->text || !o->out) return fprintf(stderr, "MODEL, TEXTFILE and --out are required\n"), 0;
-    if (o->steps < 1 || o->batch < 1 || o->seq < 2 || o->r < 1 || o->warmup < 0 || o->eval_every < 0 ||
+    if (o->steps < 1 || o->batch < 1 || o->seq < 2 || o->r < 1 || o->warmup < 0 || o->eval_every < 0 || o->stop_at < 0 ||
         o->dropout < 0 || o->dropout >= 1 || o->val_frac < 0 || o->val_frac >= 1 || o->lr <= 0)
         return fprintf(stderr, "an option is out of range\n"), 0;
     return 1;
@@ -229,20 +235,54 @@ static int save_state(const char *dir, int step, uint64_t rng, uint64_t dropout_
     return rename(path, final) == 0;
 }
 
+/* Reads checkpoint/state.json (written by save_state) through the library's validated JSON reader;
+ * any missing, mistyped or out-of-range field rejects the checkpoint with a message. */
 static int load_state(const char *dir, int *step, uint64_t *rng, uint64_t *dropout_step) {
     char path[8400];
     snprintf(path, sizeof path, "%s/checkpoint/state.json", dir);
-    size_t len = 0;
-    char *s = read_file(path, &len);
-    if (!s) return 0;
-    unsigned long long r = 0, d = 0;
-    const char *p1 = strstr(s, "\"step\":"), *p2 = strstr(s, "\"rng\": \""), *p3 = strstr(s, "\"dropout_step\":");
-    int ok = p1 && p2 && p3 && sscanf(p1, "\"step\": %d", step) == 1 && sscanf(p2, "\"rng\": \"%llx", &r) == 1 &&
-             sscanf(p3, "\"dropout_step\": %llu", &d) == 1;
-    free(s);
+    msbnb_config *c = NULL;
+    if (msbnb_config_open(path, &c) != MSBNB_OK) {
+        fprintf(stderr, "msbnb finetune: %s\n", msbnb_last_error());
+        return 0;
+    }
+    int64_t st = -1, dst = -1;
+    const char *hex = NULL;
+    char *end = NULL;
+    int ok = msbnb_config_get_int(c, "step", &st) == MSBNB_OK && msbnb_config_get_int(c, "dropout_step", &dst) == MSBNB_OK &&
+             msbnb_config_get_string(c, "rng", &hex) == MSBNB_OK && st >= 0 && st <= INT32_MAX && dst >= 0 && hex &&
+             strlen(hex) == 16;
+    unsigned long long r = 0;
+    if (ok) {
+        errno = 0;
+        r = strtoull(hex, &end, 16);
+        ok = errno == 0 && end && *end == '\0';
+    }
+    if (!ok) fprintf(stderr, "msbnb finetune: %s: missing or invalid step / rng / dropout_step\n", path);
+    msbnb_config_free(c);
+    if (!ok) return 0;
+    *step = (int)st;
     *rng = r;
-    *dropout_step = d;
-    return ok;
+    *dropout_step = (uint64_t)dst;
+    return 1;
+}
+
+/* Adapter (PEFT files) + checkpoint/ (optimizer state, state.json with the step reached, the data
+ * RNG and the dropout counter) of a run that has completed `step` steps. Returns 1 on success. */
+static int save_checkpoint(msbnb_model *m, msbnb_optim *opt, msbnb_trainer *tr, const ft_opts *o, int step,
+                           uint64_t rng) {
+    if (msbnb_model_lora_save(m, "default", o->out, o->model) != MSBNB_OK) {
+        fail("save adapter");
+        return 0;
+    }
+    char path[4200], opath[4300];
+    snprintf(path, sizeof path, "%s/checkpoint", o->out);
+    mkdir(path, 0777);
+    snprintf(opath, sizeof opath, "%s/optimizer.bin", path);
+    if (msbnb_optim_save(opt, opath) != MSBNB_OK || !save_state(path, step, rng, msbnb_trainer_step_count(tr), o)) {
+        fail("save checkpoint");
+        return 0;
+    }
+    return 1;
 }
 
 typedef struct curve {
@@ -424,7 +464,8 @@ int cmd_finetune(int argc, char **argv) {
     fprintf(metrics, "{\"step\": %d, \"val_loss\": %.6f, \"val_ppl\": %.4f}\n", start_step, val_loss, exp(val_loss));
     double t0 = now_s(), ema = NAN;
     int64_t tokens_done = 0;
-    for (int step = start_step + 1; step <= o.steps; step++) {
+    const int last = o.stop_at > 0 && o.stop_at < o.steps ? o.stop_at : o.steps; /* last step of this run */
+    for (int step = start_step + 1; step <= last; step++) {
         for (int b = 0; b < o.batch; b++) {
             int64_t off = (int64_t)(rng_next(&rng) % (uint64_t)(n_train - o.seq - 1));
             memcpy(batch + (size_t)b * (size_t)(o.seq + 1), train_ids + off, sizeof(int32_t) * (size_t)(o.seq + 1));
@@ -446,6 +487,8 @@ int cmd_finetune(int argc, char **argv) {
                 goto done;
             }
             curve_add(&val_c, step, val_loss);
+            /* periodic checkpoint: a killed run loses at most eval_every steps */
+            if (step < last && !save_checkpoint(m, opt, tr, &o, step, rng)) goto done;
         }
         curve_add(&train_c, step, loss);
         fprintf(metrics, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f",
@@ -469,18 +512,7 @@ int cmd_finetune(int argc, char **argv) {
            exp(val_loss));
 
     /* ---- save: adapter (PEFT), checkpoint, curve */
-    if (msbnb_model_lora_save(m, "default", o.out, o.model) != MSBNB_OK) {
-        fail("save adapter");
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/checkpoint", o.out);
-    mkdir(path, 0777);
-    char opath[4300];
-    snprintf(opath, sizeof opath, "%s/optimizer.bin", path);
-    if (msbnb_optim_save(opt, opath) != MSBNB_OK || !save_state(path, o.steps, rng, msbnb_trainer_step_count(tr), &o)) {
-        fail("save checkpoint");
-        goto done;
-    }
+    if (!save_checkpoint(m, opt, tr, &o, last, rng)) goto done;
     snprintf(path, sizeof path, "%s/loss.svg", o.out);
     svg_series series[2] = {{train_c.x, train_c.y, train_c.n, "train loss", "#1f77b4"},
                             {val_c.x, val_c.y, val_c.n, "validation loss", "#d62728"}};
