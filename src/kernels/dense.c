@@ -11,12 +11,26 @@
  * is set to 1 for the duration of the call and restored afterwards (a host program that calls
  * OpenBLAS concurrently from other threads may see its setting change meanwhile; see README).
  * cblas takes 32-bit sizes: in and out must be below 2³¹, n is processed in chunks that fit.
+ *
+ * Tiled path (x86, AVX-512 level and up, n ≥ TILED_MIN_N): the register-blocked micro-kernels of
+ * the fused 4-bit products (matmul_4bit.h, x86/matmul_4bit_avx512.c) read W in place — the fp32
+ * matrix needs no decoding, and the kernels take any leading dimension — so the product runs at
+ * their AVX-512 speed instead of OpenBLAS's AVX2 sgemm on this Debian build (measured on the
+ * 32000×768 output matrix, N = 256, two cores: see docs/training.md). Same tiling as the 4-bit
+ * driver (matmul_4bit_tiled.c): forward, a thread owns tiles of OT rows of W and runs the kernel
+ * over all n rows of X per KC chunk of k; each Y element is the in-order sum over the fixed KC
+ * chunks of a fixed lane-reduced sum, so the bits do not depend on the thread count. Transposed,
+ * a thread owns a column range of dX and adds dY[:, tile] · W[tile, range] for the OT-row tiles in
+ * increasing order; every dX element is updated by the same FMAs in the same order (j = 0, 1, ...)
+ * whatever the range, so the range width may follow the thread count without changing a bit.
  */
 #include <limits.h>
+#include <string.h>
 
 #include <cblas.h>
 
 #include "core/internal.h"
+#include "kernels/matmul_4bit.h"
 #include <msbnb/kernels.h>
 
 #define BLAS_MAX ((int64_t)INT_MAX)
@@ -46,6 +60,59 @@ static msbnb_status check_shape(int64_t out, int64_t in, int64_t n) {
     return MSBNB_OK;
 }
 
+/* Below this many rows sgemm is kept: each W tile is reused only n times by the tiled path, and at
+ * n = 1..8 OpenBLAS's gemv-like paths stream W as fast. */
+#define TILED_MIN_N ((int64_t)16)
+
+/* Micro-kernels for the tiled path at the current level, or NULL to use sgemm. */
+static const msbnb__mm4_kernels *tiled_kernels(int64_t n) {
+#if MSBNB_HAVE_X86
+    if (n >= TILED_MIN_N && msbnb__isa() >= MSBNB_ISA_AVX512) return &msbnb__mm4_avx512;
+#else
+    (void)n;
+#endif
+    return NULL;
+}
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Y[n, out] = X[n, in] · W[out, in]ᵀ (+ bias): W read in place as the kernels' [nr][ldw = in] tile. */
+static void f32_tiled(const msbnb__mm4_kernels *kern, const float *W, int64_t out, int64_t in, const float *X,
+                      int64_t n, const float *bias, float *Y) {
+    const int64_t tiles = (out + MSBNB__MM4_OT - 1) / MSBNB__MM4_OT;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t o0 = t * MSBNB__MM4_OT, nr = min64(MSBNB__MM4_OT, out - o0);
+        for (int64_t k0 = 0; k0 < in; k0 += MSBNB__MM4_KC) {
+            const int64_t kc = min64(MSBNB__MM4_KC, in - k0);
+            kern->block(X + k0, in, n, W + o0 * in + k0, in, nr, kc, Y + o0, out, k0 == 0);
+        }
+        if (bias)
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < nr; j++) Y[i * out + o0 + j] += bias[o0 + j];
+    }
+}
+
+/* dX[n, in] (+)= dY[n, out] · W[out, in]: thread p owns dX columns [p·cw, (p+1)·cw), cw a multiple
+ * of 64 (the transposed kernel's column block); for each OT-row tile of W, in order, the kernel adds
+ * dY[:, tile] · W[tile, columns]. */
+static void f32_t_tiled(const msbnb__mm4_kernels *kern, const float *W, int64_t out, int64_t in, const float *dY,
+                        int64_t n, float *dX, int accumulate) {
+    const int64_t threads = msbnb__threads();
+    const int64_t cw = ((in + threads - 1) / threads + 63) / 64 * 64;
+    const int64_t ranges = (in + cw - 1) / cw;
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+    for (int64_t c = 0; c < ranges; c++) {
+        const int64_t k0 = c * cw, kc = min64(cw, in - k0);
+        if (!accumulate)
+            for (int64_t i = 0; i < n; i++) memset(dX + i * in + k0, 0, (size_t)kc * sizeof(float));
+        for (int64_t o0 = 0; o0 < out; o0 += MSBNB__MM4_OT) {
+            const int64_t nr = min64(MSBNB__MM4_OT, out - o0);
+            kern->block_t(dY + o0, out, n, W + o0 * in + k0, in, nr, kc, dX + k0, in);
+        }
+    }
+}
+
 /* Rows per sgemm call so that rows · max(in, out) stays addressable by a 32-bit leading size. */
 static int64_t chunk_rows(int64_t n) { return n < BLAS_MAX ? n : BLAS_MAX; }
 
@@ -55,6 +122,11 @@ msbnb_status msbnb_matmul_f32(const float *W, int64_t out, int64_t in, const flo
     RETURN_IF(!W, MSBNB_ERR_INVALID_ARG, "W must not be NULL");
     if (n == 0) return MSBNB_OK;
     RETURN_IF(!X || !Y, MSBNB_ERR_INVALID_ARG, "X and Y must not be NULL");
+    const msbnb__mm4_kernels *kern = tiled_kernels(n);
+    if (kern) {
+        f32_tiled(kern, W, out, in, X, n, bias, Y);
+        return MSBNB_OK;
+    }
     int prev = blas_single_thread_begin();
     int64_t n_chunks = (out + DENSE_CHUNK - 1) / DENSE_CHUNK;
     for (int64_t r0 = 0; r0 < n; r0 += chunk_rows(n - r0)) {
@@ -85,6 +157,11 @@ msbnb_status msbnb_matmul_f32_t(const float *W, int64_t out, int64_t in, const f
     RETURN_IF(!W, MSBNB_ERR_INVALID_ARG, "W must not be NULL");
     if (n == 0) return MSBNB_OK;
     RETURN_IF(!dY || !dX, MSBNB_ERR_INVALID_ARG, "dY and dX must not be NULL");
+    const msbnb__mm4_kernels *kern = tiled_kernels(n);
+    if (kern) {
+        f32_t_tiled(kern, W, out, in, dY, n, dX, accumulate);
+        return MSBNB_OK;
+    }
     int prev = blas_single_thread_begin();
     int64_t n_chunks = (in + DENSE_CHUNK - 1) / DENSE_CHUNK;
     for (int64_t r0 = 0; r0 < n; r0 += chunk_rows(n - r0)) {

@@ -1,6 +1,8 @@
 /*
  * test_dense.c — msbnb_matmul_f32 / msbnb_matmul_f32_t (OpenBLAS sgemm) against a naive double
  * loop, within |Δ| ≤ (K + 2)·u·Σ|x w| (+|bias|, +|old dX|); n = 0, bias, accumulate, bad args.
+ * Every ISA level the CPU has: from n = 16 on, AVX-512 runs msbnb's tiled kernels instead of sgemm
+ * (shapes with in not a multiple of the 512-wide k chunk, out not a multiple of the 64-row tile).
  */
 #include "int8_test_util.h"
 
@@ -22,17 +24,22 @@ static void check_forward(int64_t n, int64_t out, int64_t in, int with_bias, uin
     free(w), free(x), free(b), free(y), free(r), free(m);
 }
 
-TEST(forward_vs_double) {
-    const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 63}, {3, 17, 65}, {17, 1, 129}, {64, 96, 300}};
-    for (int s = 0; s < 5; s++) {
+static void forward_shapes(msbnb_isa isa, void *ctx) {
+    (void)isa, (void)ctx;
+    const int64_t shapes[][3] = {{1, 1, 1},    {1, 7, 63},    {3, 17, 65},  {17, 1, 129},
+                                 {64, 96, 300}, {16, 65, 513}, {23, 130, 1100}};
+    for (int s = 0; s < 7; s++) {
         check_forward(shapes[s][0], shapes[s][1], shapes[s][2], 0, 1 + (uint64_t)s);
         check_forward(shapes[s][0], shapes[s][1], shapes[s][2], 1, 11 + (uint64_t)s);
     }
 }
 
-TEST(transposed_vs_double) {
-    const int64_t shapes[][3] = {{1, 1, 1}, {3, 17, 65}, {17, 33, 129}, {40, 70, 200}};
-    for (int s = 0; s < 4; s++) {
+TEST(forward_vs_double) { test_for_each_isa(forward_shapes, NULL); }
+
+static void transposed_shapes(msbnb_isa isa, void *ctx) {
+    (void)isa, (void)ctx;
+    const int64_t shapes[][3] = {{1, 1, 1}, {3, 17, 65}, {17, 33, 129}, {40, 70, 200}, {16, 65, 513}, {23, 130, 1100}};
+    for (int s = 0; s < 6; s++) {
         int64_t n = shapes[s][0], out = shapes[s][1], in = shapes[s][2];
         test_rng rng = {50 + (uint64_t)s};
         float *w = falloc((size_t)(out * in)), *dy = falloc((size_t)(n * out));
@@ -60,6 +67,8 @@ TEST(transposed_vs_double) {
     }
 }
 
+TEST(transposed_vs_double) { test_for_each_isa(transposed_shapes, NULL); }
+
 TEST(bad_args_and_empty) {
     float w[6] = {1, 2, 3, 4, 5, 6}, x[3] = {1, 1, 1}, y[2] = {0, 0};
     CHECK_OK(msbnb_matmul_f32(w, 2, 3, NULL, 0, NULL, NULL));
@@ -81,9 +90,8 @@ TEST(bad_args_and_empty) {
 
 /* The chunked split never depends on the thread count: 1, 2 and 3 threads give identical bits
  * (OpenBLAS alone does not guarantee this — its threaded gemv splits the K sum). */
-TEST(thread_invariance) {
-    const int64_t n = 5, out = 700, in = 300;
-    test_rng rng = {77};
+static void thread_invariance_shape(int64_t n, int64_t out, int64_t in) {
+    test_rng rng = {77 + (uint64_t)n};
     float *w = falloc((size_t)(out * in)), *x = falloc((size_t)(n * in)), *dy = falloc((size_t)(n * out));
     float *y[3], *dx[3];
     test_fill_normal(&rng, w, (size_t)(out * in), 0.1f);
@@ -104,6 +112,16 @@ TEST(thread_invariance) {
     for (int t = 0; t < 3; t++) free(y[t]), free(dx[t]);
     free(w), free(x), free(dy);
 }
+
+/* sgemm path (n = 5) and, on AVX-512, the tiled path (n = 30: 3 row tiles of W with a partial one,
+ * a 512 + 88 column k split, transposed column ranges that follow the thread count) */
+static void thread_invariance_shapes(msbnb_isa isa, void *ctx) {
+    (void)isa, (void)ctx;
+    thread_invariance_shape(5, 700, 300);
+    thread_invariance_shape(30, 150, 600);
+}
+
+TEST(thread_invariance) { test_for_each_isa(thread_invariance_shapes, NULL); }
 
 int main(void) {
     RUN(forward_vs_double);
