@@ -241,15 +241,26 @@ double BW(cross_entropy)(const real *logits, const int32_t *targets, int64_t N, 
             if (dz) memset(dz, 0, (size_t)V * sizeof(real));
             continue;
         }
-        double mx = -INFINITY;
+        real mx = -INFINITY;
         for (int64_t i = 0; i < V; i++)
             if (z[i] > mx) mx = z[i];
+        /* one exp per logit, in the working precision (the vocabulary-wide loop is the hot part):
+         * e_i = exp(z_i - max) is kept in dz, summed in double, then dz = e_i / Σe / count */
         double sum = 0.0;
-        for (int64_t i = 0; i < V; i++) sum += exp((double)z[i] - mx);
-        double lse = mx + log(sum);
+        if (dz) {
+            for (int64_t i = 0; i < V; i++) {
+                real e = BW_EXP(z[i] - mx);
+                dz[i] = e;
+                sum += (double)e;
+            }
+        } else {
+            for (int64_t i = 0; i < V; i++) sum += (double)BW_EXP(z[i] - mx);
+        }
+        double lse = (double)mx + log(sum);
         row_loss[n] = lse - (double)z[targets[n]];
         if (dz) {
-            for (int64_t i = 0; i < V; i++) dz[i] = (real)(exp((double)z[i] - lse) * inv_cnt);
+            real scale = (real)(inv_cnt / sum);
+            for (int64_t i = 0; i < V; i++) dz[i] *= scale;
             dz[targets[n]] -= (real)inv_cnt;
         }
     }
