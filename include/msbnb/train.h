@@ -38,9 +38,9 @@
  *
  * Threading: kernels inside run on msbnb_get_num_threads() threads; losses and gradients are
  * bit-identical for every thread count. Because OpenBLAS's own threading changes sgemm's bits
- * with its thread count, msbnb_trainer_step/_loss set OpenBLAS to one thread
- * (openblas_set_num_threads(1), process-wide, left so) and split the products over our threads
- * themselves. A trainer uses its model exclusively while it runs.
+ * with its thread count, msbnb_trainer_step/_loss run OpenBLAS single-threaded for their duration
+ * (the previous openblas_set_num_threads setting is restored on return) and split the products
+ * over msbnb's threads themselves. A trainer uses its model exclusively while it runs.
  */
 #ifndef MSBNB_TRAIN_H
 #define MSBNB_TRAIN_H

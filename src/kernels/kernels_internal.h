@@ -15,4 +15,18 @@ msbnb_status msbnb__matmul_int8(const msbnb_qtensor *W, const float *X, int64_t 
                                 msbnb_precision precision);
 msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate);
 
+/* ---------------------------------------------------------------- dense fp32 (dense.c)
+ * OpenBLAS's own threading is not bit-stable across thread counts, so every OpenBLAS call in
+ * msbnb runs single-threaded inside a begin/end pair, which saves and restores the process's
+ * OpenBLAS thread setting (msbnb never leaves it changed), and msbnb splits the work itself. */
+int msbnb__blas_single_thread_begin(void);   /* returns the previous setting for _end */
+void msbnb__blas_single_thread_end(int prev);
+
+/* C[M, Nc] = alpha · op(A) · op(B) + beta · C (row-major, op = transpose when trans_* != 0), as
+ * cblas_sgemm, split over msbnb's threads in fixed blocks of C (128 rows, or 256 columns when C has
+ * at most 128 rows), each one single-threaded sgemm call: bit-identical for every thread count.
+ * Sizes must fit cblas' int. */
+void msbnb__sgemm_fixed(int trans_a, int trans_b, int64_t M, int64_t Nc, int64_t K, float alpha, const float *A,
+                        int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
 #endif

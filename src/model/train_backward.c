@@ -47,20 +47,10 @@ static msbnb_status base_product_t(const msbnb_qtensor *qt, const float *dY, int
     return MSBNB_FAIL(MSBNB_ERR_INTERNAL, "transposed base product failed on rows %lld..", (long long)i0);
 }
 
-/* dA[r, in] += gᵀ · X  (g [n, r], X [n, in]). msbnb__train_gemm splits C by rows and dA has
- * only r of them, so it would run on one thread: split dA's columns instead, in fixed blocks of
- * DA_COLS (independent of the thread count: same bits for every count). */
-#define DA_COLS 256
-
+/* dA[r, in] += gᵀ · X  (g [n, r], X [n, in]); C has only r rows, so msbnb__sgemm_fixed splits
+ * its columns. */
 static void lora_grad_a(int r, int64_t in, int64_t n, const float *g, const float *X, float *dA) {
-    int64_t blocks = (in + DA_COLS - 1) / DA_COLS;
-    int threaded = blocks > 1 && (int64_t)r * in * n >= ((int64_t)1 << 18);
-#pragma omp parallel for if(threaded) num_threads(msbnb__threads()) schedule(static)
-    for (int64_t b = 0; b < blocks; b++) {
-        int64_t j0 = b * DA_COLS, c = in - j0 < DA_COLS ? in - j0 : DA_COLS;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, (int)c, (int)n, 1.0f, g, r, X + j0, (int)in, 1.0f,
-                    dA + j0, (int)in);
-    }
+    msbnb__sgemm_fixed(1, 0, r, in, n, 1.0f, g, r, X, in, 1.0f, dA, in);
 }
 
 /* dX [N, in] (= or +=, per accumulate) from dY [N, out] through projection (l, q) whose forward
@@ -85,15 +75,15 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
     int r = tl->v.r;
     float s = tl->v.scaling;
     /* dB[out, r] += s · dYᵀ · h */
-    msbnb__train_gemm(1, 0, (int)out, r, N, s, dY, (int)out, lora_h, r, 1.0f, tl->v.dB,
+    msbnb__sgemm_fixed(1, 0, (int)out, r, N, s, dY, (int)out, lora_h, r, 1.0f, tl->v.dB,
                 r);
     /* g[N, r] = s · dY · B */
-    msbnb__train_gemm(0, 0, N, r, (int)out, s, dY, (int)out, tl->v.B, r, 0.0f, tr->lg,
+    msbnb__sgemm_fixed(0, 0, N, r, (int)out, s, dY, (int)out, tl->v.B, r, 0.0f, tr->lg,
                 r);
     if (!tr->training || tl->v.lora_dropout <= 0.0f) {
         /* dA[r, in] += gᵀ · X;  dX += g · A */
         lora_grad_a(r, in, tr->N, tr->lg, X, tl->v.dA);
-        msbnb__train_gemm(0, 0, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 1.0f,
+        msbnb__sgemm_fixed(0, 0, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 1.0f,
                     dX, (int)in);
         return MSBNB_OK;
     }
@@ -106,7 +96,7 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
 #pragma omp parallel for if(n >= msbnb__parallel_min) num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < n; i++) tmp[i] = X[i] * mask[i];
     lora_grad_a(r, in, tr->N, tr->lg, tmp, tl->v.dA);
-    msbnb__train_gemm(0, 0, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 0.0f,
+    msbnb__sgemm_fixed(0, 0, N, (int)in, r, 1.0f, tr->lg, r, tl->v.A, (int)in, 0.0f,
                 tr->tmp, (int)in);
 #pragma omp parallel for if(n >= msbnb__parallel_min) num_threads(msbnb__threads()) schedule(static)
     for (int64_t i = 0; i < n; i++) dX[i] += tmp[i] * mask[i];

@@ -7,7 +7,7 @@
  * codes directly: no dequantized copy of the weight, and (measured at 768 wide, n = 256) about
  * 400 GFLOP/s on two AVX-512 cores against 230 for dequantize + OpenBLAS sgemm with its AVX2
  * kernels. fp32 weights (fp32 bases, the output matrix) go through sgemm (msbnb_matmul_f32
- * forward, msbnb__train_gemm backward). The LoRA products (rank r) use msbnb__train_gemm.
+ * forward, msbnb__sgemm_fixed backward). The LoRA products (rank r) use msbnb__sgemm_fixed.
  */
 #include <cblas.h>
 #include <math.h>
@@ -245,9 +245,9 @@ msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, c
     int r = tl->v.r;
     msbnb__train_dropout(tr, l, q, X, in, tr->xdrop);
     /* lora_h[N, r] = dropout(X) · Aᵀ;  Y += scaling · lora_h · Bᵀ */
-    msbnb__train_gemm(0, 1, (int)tr->N, r, (int)in, 1.0f, tr->xdrop, (int)in,
+    msbnb__sgemm_fixed(0, 1, (int)tr->N, r, (int)in, 1.0f, tr->xdrop, (int)in,
                 tl->v.A, (int)in, 0.0f, lora_h, r);
-    msbnb__train_gemm(0, 1, (int)tr->N, (int)out, r, tl->v.scaling, lora_h, r,
+    msbnb__sgemm_fixed(0, 1, (int)tr->N, (int)out, r, tl->v.scaling, lora_h, r,
                 tl->v.B, r, 1.0f, Y, (int)out);
     return MSBNB_OK;
 }
@@ -301,36 +301,13 @@ msbnb_status msbnb__train_forward(msbnb_trainer *tr, int training) {
 
 /* ================================================================ products
  *
- * OpenBLAS's own threads are a problem twice over: its sgemm does not give the same bits for
- * different thread counts (measured: it picks other kernels and blockings), and its workers spin
- * next to our OpenMP threads. So the trainer runs OpenBLAS single-threaded and splits each
- * product itself: C's rows in fixed blocks of GEMM_ROWS (128: fewer blocks mean fewer re-packings of the
- * weight by OpenBLAS, measured 7% faster than 64 on the 768-wide bench), independent of the thread count, each
- * block one sgemm call on one OpenMP thread. Same blocks, same kernels, same bits for 1, 2, 3
- * threads. */
-#define GEMM_ROWS 128
-
-static void sync_blas_threads(void) {
-    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
-}
-
-void msbnb__train_gemm(int trans_a, int trans_b, int64_t M, int64_t Nc, int64_t K, float alpha, const float *A,
-                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    int64_t blocks = (M + GEMM_ROWS - 1) / GEMM_ROWS;
-    int threaded = blocks > 1 && M * Nc * K >= ((int64_t)1 << 18);
-#pragma omp parallel for if(threaded) num_threads(msbnb__threads()) schedule(static)
-    for (int64_t b = 0; b < blocks; b++) {
-        int64_t i0 = b * GEMM_ROWS, m = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
-        /* rows i0.. of op(A): row offset when A is not transposed, column offset when it is */
-        const float *a = trans_a ? A + i0 : A + i0 * lda;
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
-                    (int)Nc, (int)K, alpha, a, (int)lda, B, (int)ldb, beta, C + i0 * ldc, (int)ldc);
-    }
-}
+ * Plain fp32 products (LoRA adapters) go through msbnb__sgemm_fixed (kernels/dense.c): fixed row
+ * blocks, one single-threaded OpenBLAS call each, so the bits never depend on the thread count.
+ * msbnb_trainer_step/_loss hold OpenBLAS single-threaded for their whole duration (the attention
+ * products in backward_ops.c call it from inside OpenMP regions) and restore it on return. */
 
 /* Split tokens [B, T+1] into inputs and targets, checking the ids. */
 static msbnb_status load_batch(msbnb_trainer *tr, const int32_t *tokens) {
-    sync_blas_threads();
     for (int64_t b = 0; b < tr->B; b++)
         for (int64_t t = 0; t < tr->T; t++) {
             int32_t x = tokens[b * (tr->T + 1) + t], y = tokens[b * (tr->T + 1) + t + 1];
@@ -347,21 +324,28 @@ static msbnb_status load_batch(msbnb_trainer *tr, const int32_t *tokens) {
 msbnb_status msbnb_trainer_step(msbnb_trainer *tr, const int32_t *tokens, double *loss) {
     RETURN_IF(!tr || !tokens || !loss, MSBNB_ERR_INVALID_ARG, "NULL argument");
     TRY(load_batch(tr, tokens));
-    TRY(msbnb__train_forward(tr, 1));
-    int64_t count = 0;
-    *loss = msbnb__cross_entropy(tr->logits, tr->targets, tr->N, tr->V, tr->dlogits, tr->row_loss, &count);
-    msbnb_status st = count > 0 ? msbnb__train_backward(tr) : MSBNB_OK;
+    int blas_prev = msbnb__blas_single_thread_begin();
+    msbnb_status st = msbnb__train_forward(tr, 1);
+    if (st == MSBNB_OK) {
+        int64_t count = 0;
+        *loss = msbnb__cross_entropy(tr->logits, tr->targets, tr->N, tr->V, tr->dlogits, tr->row_loss, &count);
+        if (count > 0) st = msbnb__train_backward(tr);
+        tr->step++;
+    }
     tr->training = 0;
-    tr->step++;
+    msbnb__blas_single_thread_end(blas_prev);
     return st;
 }
 
 msbnb_status msbnb_trainer_loss(msbnb_trainer *tr, const int32_t *tokens, double *loss, int64_t *count) {
     RETURN_IF(!tr || !tokens || !loss, MSBNB_ERR_INVALID_ARG, "NULL argument");
     TRY(load_batch(tr, tokens));
-    TRY(msbnb__train_forward(tr, 0));
-    *loss = msbnb__cross_entropy(tr->logits, tr->targets, tr->N, tr->V, NULL, tr->row_loss, count);
-    return MSBNB_OK;
+    int blas_prev = msbnb__blas_single_thread_begin();
+    msbnb_status st = msbnb__train_forward(tr, 0);
+    if (st == MSBNB_OK)
+        *loss = msbnb__cross_entropy(tr->logits, tr->targets, tr->N, tr->V, NULL, tr->row_loss, count);
+    msbnb__blas_single_thread_end(blas_prev);
+    return st;
 }
 
 msbnb_status msbnb_trainer_eval_stream(msbnb_trainer *tr, const int32_t *ids, int64_t n, int64_t max_windows,

@@ -8,6 +8,7 @@
 #ifndef MSBNB_MODEL_TRAIN_INTERNAL_H
 #define MSBNB_MODEL_TRAIN_INTERNAL_H
 
+#include "kernels/kernels_internal.h"
 #include <msbnb/train.h>
 
 #include "model/llama_internal.h"
@@ -93,11 +94,6 @@ msbnb_status msbnb__train_f32_weight(msbnb_trainer *tr, msbnb_linear *lin, const
  * out [N, in] (kept elements scaled by 1/(1-p)); a plain copy when dropout is off. X NULL: a
  * matrix of ones, i.e. out = mask / (1-p). */
 void msbnb__train_dropout(const msbnb_trainer *tr, int l, msbnb_proj q, const float *X, int64_t in, float *out);
-
-/* C[M, Nc] = alpha · op(A) · op(B) + beta · C (row-major, op = transpose when trans_* != 0), as
- * cblas_sgemm, split over threads in fixed row blocks: bit-identical for every thread count. */
-void msbnb__train_gemm(int trans_a, int trans_b, int64_t M, int64_t Nc, int64_t K, float alpha, const float *A,
-                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* train_backward.c: backward from tr->dlogits to every adapter's dA, dB (accumulated). */
 msbnb_status msbnb__train_backward(msbnb_trainer *tr);

@@ -4,7 +4,7 @@
  *
  * Shapes: W [out, in] (PyTorch nn.Linear layout), bias [out], X [n, in], Y / dY [n, out], dX [n, in].
  * The base product goes through kernels.h (fused products, no dequantized copy of W); weight
- * gradients and adapters use the fixed-order products of nn_gemm.c.
+ * gradients and adapters use the deterministic products of nn_gemm.c (msbnb__sgemm_fixed).
  */
 #include <math.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * al. 2023, "QLoRA" for the 4-bit base): add / select / delete named adapters, their forward and
  * backward terms, the merged weight ΔW, and merge / unmerge into the base.
  *
- * Products go through nn_gemm.c (fixed order, thread-count independent), not BLAS.
+ * Products go through nn_gemm.c (the shared fixed-block GEMM: thread-count independent).
  * Shapes: A [r, in] (lora_A.weight), B [out, r] (lora_B.weight), X [n, in], h [n, r], Y [n, out].
  *   forward   h = dropout(X)·Aᵀ;  Y += scaling · h·Bᵀ
  *   backward  dB += scaling · dYᵀ·h;  g = scaling · dY·B;  dA += gᵀ·dropout(X);

@@ -64,8 +64,8 @@ double msbnb__rand_uniform(uint64_t *state); /* [0, 1), 53 bits */
 /* Quantization config that reproduces the format of q (for merge re-quantization). */
 msbnb_quant_config msbnb__config_of_qtensor(const msbnb_qtensor *q);
 
-/* Fixed-order products (nn_gemm.c), bit-identical for every thread count. alpha scales each term,
- * accumulate != 0 adds into y instead of overwriting it.
+/* Products on the shared deterministic GEMM (nn_gemm.c → msbnb__sgemm_fixed), bit-identical for
+ * every thread count. accumulate != 0 adds into y (BLAS beta = 1) instead of overwriting it.
  *   nt: y[i, m] (+)= alpha · Σ_k x[i, k] w[m, k]     x [n, kd], w [md, kd], y [n, md]
  *   nn: y[i, :] (+)= Σ_k alpha · g[i, k] · a[k, :]    g [n, kd], a [kd, md], y [n, md]
  *   tn: y[o, :] (+)= Σ_i alpha · d[i, o] · x[i, :]    d [n, od], x [n, md], y [od, md] */
