@@ -123,6 +123,17 @@ static void copy_tile(const float *W, int64_t in, int64_t r0, int64_t nr, int64_
         memcpy(Wt + j * MSBNB__MM4_KC, W + (r0 + j) * in + k0, (size_t)kc * sizeof(float));
 }
 
+/* One thread's tile buffer Wt [OT][KC] float32 (called inside the parallel region); on failure
+ * raises *failed (the caller reports OUT_OF_MEMORY) and returns NULL. */
+static float *tile_scratch(int *failed) {
+    float *Wt = msbnb__alloc_aligned((size_t)MSBNB__MM4_OT * MSBNB__MM4_KC * sizeof(float));
+    if (!Wt) {
+#pragma omp atomic write
+        *failed = 1;
+    }
+    return Wt;
+}
+
 /* Y[n, out] = X[n, in] · W[out, in]ᵀ (+ bias). Scratch per thread: Wt [OT][KC] float32. */
 static msbnb_status f32_tiled(const msbnb__mm4_kernels *kern, const float *W, int64_t out, int64_t in,
                               const float *X, int64_t n, const float *bias, float *Y) {
@@ -130,11 +141,7 @@ static msbnb_status f32_tiled(const msbnb__mm4_kernels *kern, const float *W, in
     int failed = 0;
 #pragma omp parallel num_threads(msbnb__threads())
     {
-        float *Wt = msbnb__alloc_aligned((size_t)MSBNB__MM4_OT * MSBNB__MM4_KC * sizeof(float));
-        if (!Wt) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        float *Wt = tile_scratch(&failed);
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; t++) {
             if (!Wt) continue;
@@ -167,11 +174,7 @@ static msbnb_status f32_t_tiled(const msbnb__mm4_kernels *kern, const float *W, 
     int failed = 0;
 #pragma omp parallel num_threads(msbnb__threads())
     {
-        float *Wt = msbnb__alloc_aligned((size_t)MSBNB__MM4_OT * MSBNB__MM4_KC * sizeof(float));
-        if (!Wt) {
-#pragma omp atomic write
-            failed = 1;
-        }
+        float *Wt = tile_scratch(&failed);
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < ranges; c++) {
             if (!Wt) continue;
