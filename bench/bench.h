@@ -7,8 +7,16 @@
 /* Monotonic wall-clock seconds. */
 double bench_now(void);
 /* Measured memory read bandwidth in GB/s (1e9 B/s) at `threads` threads, over a buffer much
- * larger than the last-level cache; best of a few passes. */
+ * larger than the last-level cache (on huge pages, see bench_alloc_huge); best of a few passes. */
 double bench_read_bandwidth_gbs(int threads);
+/* One timed read of buf [n] floats on the calling thread (thread CPU time, 512-bit loads where the
+ * CPU has AVX-512), in GB/s; the same loop as bench_read_bandwidth_gbs(1). *sink receives the sum so
+ * the read is not optimized away. */
+double bench_read_pass_gbs(const float *buf, size_t n, float *sink);
+/* bytes of memory (free() it) on 2 MiB transparent huge pages where Linux allows, as the library
+ * allocates large tensors (msbnb__alloc_large): the bandwidth probes read memory of the same kind
+ * as the products they are compared with. */
+void *bench_alloc_huge(size_t bytes);
 /* Measured fp32 FMA peak in GFLOP/s (2 flops per FMA lane) at `threads` threads. */
 double bench_fma_peak_gflops(int threads);
 

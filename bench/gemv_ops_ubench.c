@@ -60,6 +60,18 @@ static double hz;
 #define CHUNK_NOSRL(a, b, c, d)                                                                               \
     ZX(%%zmm8) MUL(%%zmm9) PERM(%%zmm13) PERM(%%zmm14) PERM(%%zmm15) PERM(%%zmm8) FMA(a) FMA(b) FMA(c) FMA(d)
 #define PERM_FMA(a, b, c, d) PERM(%%zmm13) PERM(%%zmm14) PERM(%%zmm15) PERM(%%zmm8) FMA(a) FMA(b) FMA(c) FMA(d)
+/* FAST int8 kernel (x86/matmul_4bit_avx512vnni.c): zmm28 nibble mask, zmm27 byte table */
+#define PSHUFB(d) "vpshufb %%zmm29,%%zmm27," #d "\n\t"
+#define PAND(d) "vpandd %%zmm28,%%zmm29," #d "\n\t"
+#define SRLW(d) "vpsrlw $4,%%zmm29," #d "\n\t"
+#define DPBUSD(d) "vpdpbusd %%zmm29,%%zmm31," #d "\n\t"
+#define CVT(d) "vcvtdq2ps %%zmm29," #d "\n\t"
+#define LOAD(d) "vmovdqu64 (%0)," #d "\n\t"
+#define DP8 DPBUSD(%%zmm0) DPBUSD(%%zmm1) DPBUSD(%%zmm2) DPBUSD(%%zmm3) DPBUSD(%%zmm4) DPBUSD(%%zmm5) DPBUSD(%%zmm6) DPBUSD(%%zmm7)
+/* one 64-byte chunk pair of one row: 1 shift, 2 and, 2 vpshufb, 2 vpdpbusd, 1 cvt, 1 vpermps, 1 FMA */
+#define PAIR(a, b, c)                                                                                         \
+    SRLW(%%zmm8) PAND(%%zmm9) PAND(%%zmm10) PSHUFB(%%zmm11) PSHUFB(%%zmm12) DPBUSD(a) DPBUSD(b) CVT(%%zmm13)   \
+        PERM(%%zmm14) FMA(c)
 #define LO(M) M(%%zmm0, %%zmm1, %%zmm2, %%zmm3)
 #define HI(M) M(%%zmm4, %%zmm5, %%zmm6, %%zmm7)
 
@@ -78,5 +90,15 @@ int main(void) {
     RUN("2 chunks: 4 perm + 4 fma each (decode-free floor)", 16, ASM(LO(PERM_FMA) HI(PERM_FMA)));
     RUN("2 chunks as compiled: 1 zx 1 mul 3 srl 4 perm 4 fma each", 26, ASM(LO(CHUNK) HI(CHUNK)));
     RUN("2 chunks without the 3 srl", 20, ASM(LO(CHUNK_NOSRL) HI(CHUNK_NOSRL)));
+    RUN("vpshufb zmm", 8, ASM(X8(PSHUFB)));
+    RUN("vpandd zmm", 8, ASM(X8(PAND)));
+    RUN("vpsrlw zmm", 8, ASM(X8(SRLW)));
+    RUN("vpdpbusd zmm (8 accumulators)", 8, ASM(DP8));
+    RUN("vcvtdq2ps zmm", 8, ASM(X8(CVT)));
+    RUN("vmovdqu64 zmm load", 8, ASM(X8(LOAD)));
+    RUN("8 vpshufb + 8 vpdpbusd", 16, ASM(X8(PSHUFB) DP8));
+    RUN("4 pairs as in the FAST kernel (10 ops each)", 40,
+        ASM(PAIR(%%zmm0, %%zmm1, %%zmm4) PAIR(%%zmm2, %%zmm3, %%zmm5) PAIR(%%zmm0, %%zmm1, %%zmm6)
+                PAIR(%%zmm2, %%zmm3, %%zmm7)));
     return 0;
 }

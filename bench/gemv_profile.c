@@ -1,14 +1,15 @@
 /* gemv_profile.c — profiling driver for the n = 1 fused 4-bit product (docs/kernels.md, "n = 1
  * weight streaming: profile"). Not part of the CMake build: built by hand against the library,
  *   gcc -O2 -g -Iinclude bench/gemv_profile.c build/libmsbnb.a -fopenmp -lopenblas -lcjson -lm -o gemv_profile
- * Usage: gemv_profile OUT IN REPS FORMAT [noprobe]
+ * Usage: gemv_profile OUT IN REPS FORMAT [noprobe] [fast]
  *   Quantizes a synthetic W [OUT, IN] to FORMAT (nf4, nf4+dq, fp4, int4), then REPS times:
  *   one n = 1 product (1 thread, process CPU time) and, unless "noprobe", a plain AVX-512 read of a
  *   256 MiB buffer (which also evicts W from the caches). Prints the best product time, packed-weight
  *   GB/s, the best read GB/s and their ratio. "noprobe" keeps W cache-resident (pick W small enough
  *   for L2 to measure the kernel's compute rate; the mean over all REPS is printed too, as the best
  *   of thousands of ~20 µs calls picks clock jitter) and is what to run under valgrind with
- *   MSBNB_ISA=avx2 (valgrind cannot execute AVX-512). */
+ *   MSBNB_ISA=avx2 (valgrind cannot execute AVX-512). "fast" times MSBNB_PRECISION_FAST (the int8
+ *   VNNI streaming kernel where the CPU has it) instead of EXACT. */
 #define _POSIX_C_SOURCE 200809L
 #include <immintrin.h>
 #include <stdio.h>
@@ -39,11 +40,17 @@ __attribute__((target("avx512f"))) static float read_sum(const float *buf, size_
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s OUT IN REPS nf4|nf4+dq|fp4|int4 [noprobe]\n", argv[0]);
+        fprintf(stderr, "usage: %s OUT IN REPS nf4|nf4+dq|fp4|int4 [noprobe] [fast]\n", argv[0]);
         return 2;
     }
     const long out = atol(argv[1]), in = atol(argv[2]);
-    const int reps = atoi(argv[3]), probe = argc < 6;
+    const int reps = atoi(argv[3]);
+    int probe = 1;
+    msbnb_precision prec = MSBNB_PRECISION_EXACT;
+    for (int a = 5; a < argc; a++) {
+        if (strcmp(argv[a], "noprobe") == 0) probe = 0;
+        else if (strcmp(argv[a], "fast") == 0) prec = MSBNB_PRECISION_FAST;
+    }
     const char *format = argv[4];
     const int dq = strcmp(format, "nf4+dq") == 0;
     const msbnb_qtype type = strcmp(format, "fp4") == 0 ? MSBNB_QTYPE_FP4 : strcmp(format, "int4") == 0 ? MSBNB_QTYPE_INT4 : MSBNB_QTYPE_NF4;
@@ -70,7 +77,7 @@ int main(int argc, char **argv) {
     double best = 1e30, best_read = 1e30, total = cpu_now();
     for (int r = 0; r < reps; r++) {
         double t = cpu_now();
-        if (msbnb_matmul(q, X, 1, NULL, Y, MSBNB_PRECISION_EXACT) != MSBNB_OK) return 1;
+        if (msbnb_matmul(q, X, 1, NULL, Y, prec) != MSBNB_OK) return 1;
         t = cpu_now() - t;
         if (t < best) best = t;
         if (probe) {
@@ -83,7 +90,7 @@ int main(int argc, char **argv) {
     total = cpu_now() - total;
     (void)sink;
     const double gbs = (double)info.total_bytes / best * 1e-9, read = probe ? (double)probe_bytes / best_read * 1e-9 : 0;
-    printf("%s W %ld x %ld (%.1f MB packed): %.3f ms, %.1f GB/s", format, out, in,
+    printf("%s%s W %ld x %ld (%.1f MB packed): %.3f ms, %.1f GB/s", format, prec == MSBNB_PRECISION_FAST ? " fast" : "", out, in,
            (double)info.total_bytes / 1e6, best * 1e3, gbs);
     if (probe) printf("; read %.1f GB/s; ratio %.3f", read, gbs / read);
     else printf(" (mean of %d: %.1f GB/s)", reps, (double)info.total_bytes * reps / total * 1e-9);

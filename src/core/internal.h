@@ -49,6 +49,9 @@ bool msbnb__mul_ok(size_t a, size_t b, size_t *out);
  * Release with msbnb__free_aligned (NULL accepted). */
 void *msbnb__alloc_aligned(size_t bytes);
 void msbnb__free_aligned(void *p);
+/* The same for large payloads (tensor codes and statistics): from 4 MiB on, 2 MiB aligned and
+ * advised to use transparent huge pages (Linux). Release with msbnb__free_aligned. */
+void *msbnb__alloc_large(size_t bytes);
 
 /* ---------------------------------------------------------------- dispatch */
 

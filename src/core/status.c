@@ -52,11 +52,3 @@ msbnb_status msbnb__checked_mul(int64_t a, int64_t b, size_t *out) {
     return MSBNB_OK;
 }
 
-void *msbnb__alloc_aligned(size_t bytes) {
-    if (bytes == 0) bytes = 1;
-    if (bytes > SIZE_MAX - 63) return NULL;
-    size_t rounded = (bytes + 63) & ~(size_t)63;
-    return aligned_alloc(64, rounded);
-}
-
-void msbnb__free_aligned(void *p) { free(p); }

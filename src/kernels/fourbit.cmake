@@ -7,4 +7,5 @@ list(APPEND MSBNB_SRC
 )
 list(APPEND MSBNB_SRC_AVX2 src/kernels/x86/matmul_4bit_avx2.c)
 list(APPEND MSBNB_SRC_AVX512 src/kernels/x86/matmul_4bit_avx512.c)
+list(APPEND MSBNB_SRC_AVX512VNNI src/kernels/x86/matmul_4bit_avx512vnni.c)
 list(APPEND MSBNB_SRC_AVX512BF16 src/kernels/x86/matmul_4bit_avx512bf16.c)

@@ -16,6 +16,7 @@ static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, cons
     msbnb_isa isa = msbnb__isa();
     if (isa >= MSBNB_ISA_AVX512) {
         msbnb__mm4_kernels k = msbnb__mm4_avx512;
+        if (isa >= MSBNB_ISA_AVX512_VNNI) k.small_n_fast = msbnb__mm4_small_n_fast_avx512vnni;
         if (isa >= MSBNB_ISA_AVX512_BF16) {
             k.to_bf16 = msbnb__mm4_avx512bf16.to_bf16;
             k.block_bf16 = msbnb__mm4_avx512bf16.block_bf16;

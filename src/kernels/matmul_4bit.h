@@ -90,6 +90,9 @@ typedef struct msbnb__mm4_kernels {
      * MSBNB_ERR_UNSUPPORTED (no message) for shapes it does not cover, then the tiles run. Which
      * kernel runs depends only on n and W's shape, never on the thread count. */
     msbnb_status (*small_n)(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y);
+    /* Optional whole product for tiny n in FAST precision (int8 activations, see
+     * x86/matmul_4bit_avx512vnni.c); same contract as small_n. Tried before small_n. */
+    msbnb_status (*small_n_fast)(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y);
     /* decode W[r0 .. r0+nr, k0 .. k0+kc) into out [nr][ld] float32, values exactly
      * msbnb__w4_decode_ref's (k0 and kc multiples of 32 except at the end of a row). */
     void (*decode)(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out, int64_t ld);
@@ -117,6 +120,11 @@ extern const msbnb__mm4_kernels msbnb__mm4_avx2;
 extern const msbnb__mm4_kernels msbnb__mm4_avx512;
 /* Only to_bf16 and block_bf16 are set: matmul.c combines them with msbnb__mm4_avx512. */
 extern const msbnb__mm4_kernels msbnb__mm4_avx512bf16;
+/* FAST streaming product for n <= 2 on AVX512-VNNI (msbnb__mm4_kernels.small_n_fast). */
+msbnb_status msbnb__mm4_small_n_fast_avx512vnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias,
+                                                float *Y);
+/* Tests: 1 makes it use its vpshufb byte lookup even where the CPU has AVX512-VBMI (vpermb). */
+void msbnb__mm4_fast_force_shufb(int on);
 #endif
 
 /* Tile sizes shared by the SIMD units (fixed: results must not depend on how work is split). */

@@ -38,6 +38,10 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
     /* FAST pays for converting X and each tile to bf16 only when the tile is reused over rows */
     const int fast = precision == MSBNB_PRECISION_FAST && kern->block_bf16 && kern->to_bf16 && n >= 4;
     const int64_t inp = (in + 31) / 32 * 32; /* FAST: X rows padded with zeros to whole 32-lane pairs */
+    if (precision == MSBNB_PRECISION_FAST && kern->small_n_fast) {
+        msbnb_status st = kern->small_n_fast(w, X, n, bias, Y);
+        if (st != MSBNB_ERR_UNSUPPORTED) return st;
+    }
     if (kern->small_n) {
         msbnb_status st = kern->small_n(w, X, n, bias, Y);
         if (st != MSBNB_ERR_UNSUPPORTED) return st;

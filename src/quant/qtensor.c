@@ -119,8 +119,9 @@ static msbnb_status qtensor_alloc(const char *fn, const msbnb_qtensor_view *v, m
     if (!q) return msbnb__fail(MSBNB_ERR_OUT_OF_MEMORY, fn, "cannot allocate the tensor");
     q->v = *v;
     int asym = v->type == MSBNB_QTYPE_INT8 && v->asymmetric;
-    int ok = (q->data = msbnb__alloc_aligned(v->data_bytes)) != NULL;
-    if (ok && !v->double_quant) ok = (q->stats = malloc(v->n_stats * sizeof(float))) != NULL;
+    /* codes and statistics are what the n = 1 products stream from memory: huge pages when large */
+    int ok = (q->data = msbnb__alloc_large(v->data_bytes)) != NULL;
+    if (ok && !v->double_quant) ok = (q->stats = msbnb__alloc_large(v->n_stats * sizeof(float))) != NULL;
     if (ok && asym) ok = (q->zero_point = malloc(v->n_stats * sizeof(int32_t))) != NULL;
     if (ok && v->double_quant) {
         ok = (q->stats_q = malloc(v->n_stats)) != NULL;
@@ -154,7 +155,7 @@ void msbnb_qtensor_free(msbnb_qtensor *q) {
     if (!q) return;
     if (q->kernel_pack && q->kernel_pack_free) q->kernel_pack_free(q->kernel_pack);
     msbnb__free_aligned(q->data);
-    free(q->stats);
+    msbnb__free_aligned(q->stats);
     free(q->zero_point);
     free(q->stats_q);
     free(q->nested_absmax);

@@ -1,2 +1,3 @@
 # tests of 4-bit products
 msbnb_add_test(test_matmul_4bit tests/kernels/test_matmul_4bit.c)
+msbnb_add_test(test_matmul_4bit_fast tests/kernels/test_matmul_4bit_fast.c)

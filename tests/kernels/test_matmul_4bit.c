@@ -3,7 +3,10 @@
  *
  * Three-way check for every format, precision and ISA level present:
  *   fused  vs  msbnb_dequantize + a double-precision product  within the floating-point bound
- *        |Δ| <= (K + 3)·u·(Σ|x·w| + |b|)   (u = 2^-24; FAST bf16 adds 2·2^-9 + 2^-17 per product)
+ *        |Δ| <= (K + 3)·u·(Σ|x·w| + |b|)   (u = 2^-24; FAST bf16 adds 2·2^-9 + 2^-17 per product;
+ *        FAST int8 (n <= 2, VNNI) is held to its model in fast_int8_model.h: within the model's
+ *        floating-point bound of the model's value, and within that + the model's rounding bound
+ *        of the exact product)
  *   fused  vs  the unquantized fp32 weights: the format's error, printed and bounded by the
  *        weight-space relative error of the same tensor (the product cannot be much worse).
  * Plus: tile decoders bit-identical to msbnb_dequantize, every level against the scalar reference,
@@ -16,34 +19,12 @@
 
 #include "kernels/matmul_4bit.h"
 #include "test.h"
+#include "fast_int8_model.h"
+#include "fourbit_fixtures.h"
 
 #define U 0x1p-24
 
 /* ---------------------------------------------------------------- fixtures */
-
-typedef struct fmt {
-    msbnb_qtype type;
-    int dq;
-    int block; /* blocksize (NF4/FP4) or group size (INT4) */
-} fmt;
-
-static const char *fmt_name(fmt f) {
-    static char buf[64];
-    snprintf(buf, sizeof buf, "%s%s/%d", msbnb_qtype_name(f.type), f.dq ? "+dq" : "", f.block);
-    return buf;
-}
-
-static msbnb_qtensor *make_w(fmt f, const float *w, int64_t rows, int64_t cols) {
-    msbnb_quant_config cfg = msbnb_quant_config_default(f.type);
-    cfg.double_quant = f.dq;
-    if (f.type == MSBNB_QTYPE_INT4) cfg.group_size = f.block;
-    else cfg.blocksize = f.block;
-    msbnb_qtensor *q = NULL;
-    msbnb_status st = msbnb_quantize(w, rows, cols, &cfg, &q);
-    if (st != MSBNB_OK) printf("  quantize %s [%lld, %lld]: %s\n", fmt_name(f), (long long)rows, (long long)cols,
-                               msbnb_last_error());
-    return q;
-}
 
 /* R[i, o] = Σ_k X[i,k]·D[o,k] (+ b[o]) and A[i, o] = Σ|X·D| + |b|, in double. */
 static void ref_product(const float *X, const float *D, const float *b, int64_t n, int64_t out, int64_t in,
@@ -76,15 +57,6 @@ static double worst_ratio(const float *Y, const double *R, const double *A, int6
     return worst;
 }
 
-static double rel_l2(const float *Y, const double *R, int64_t count) {
-    double num = 0, den = 0;
-    for (int64_t e = 0; e < count; e++) {
-        num += ((double)Y[e] - R[e]) * ((double)Y[e] - R[e]);
-        den += R[e] * R[e];
-    }
-    return sqrt(num / (den > 0 ? den : 1));
-}
-
 static const fmt FORMATS[] = {
     {MSBNB_QTYPE_NF4, 0, 64}, {MSBNB_QTYPE_NF4, 1, 64}, {MSBNB_QTYPE_FP4, 0, 64},  {MSBNB_QTYPE_FP4, 1, 64},
     {MSBNB_QTYPE_NF4, 0, 32}, {MSBNB_QTYPE_FP4, 1, 128}, {MSBNB_QTYPE_INT4, 0, 32}, {MSBNB_QTYPE_INT4, 1, 32},
@@ -101,7 +73,8 @@ typedef struct shape { int64_t n, out, in; } shape;
 static const shape SHAPES[] = {{1, 1, 64},    {3, 5, 100},  {17, 9, 96}, {2, 7, 33}, {1, 18, 1056},
                                {17, 3, 1100}, {6, 21, 64}, {1, 5, 256}, {2, 9, 384}, {1, 1, 128},
                                {4, 5, 2112}, /* FAST's bf16 tiles are 2048 long */
-                               {1, 6, 8384}};
+                               {1, 6, 8384},
+                               {1, 7, 1088}, {2, 3, 2240}}; /* odd chunk counts: FAST int8's half pairs */
 #define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 static int shape_ok(fmt f, shape s) {
@@ -159,7 +132,8 @@ TEST(decoders_bit_identical_to_dequantize) {
 /* ---------------------------------------------------------------- three-way, every level */
 
 typedef struct threeway_ctx {
-    double worst_exact, worst_fast, worst_vs_ref;
+    double worst_exact, worst_fast, worst_vs_ref, worst_int8_model, worst_int8_mode;
+    int int8_runs;
 } threeway_ctx;
 
 static void threeway_level(msbnb_isa isa, void *vctx) {
@@ -175,6 +149,9 @@ static void threeway_level(msbnb_isa isa, void *vctx) {
             float *x = malloc((size_t)(n * in) * sizeof(float)), *b = malloc((size_t)out * sizeof(float));
             float *y = malloc((size_t)(n * out) * sizeof(float)), *yref = malloc((size_t)(n * out) * sizeof(float));
             double *R = malloc((size_t)(n * out) * sizeof(double)), *A = malloc((size_t)(n * out) * sizeof(double));
+            double *A2 = malloc((size_t)(n * out) * sizeof(double)); /* bound weights in units of `unit` */
+            double *I8 = malloc((size_t)(n * out) * sizeof(double)), *F8 = malloc((size_t)(n * out) * sizeof(double));
+            double *M8 = malloc((size_t)(n * out) * sizeof(double)); /* FAST int8 model: value, fp, mode */
             test_fill_normal(&rng, w, (size_t)(out * in), 0.05f);
             test_fill_normal(&rng, x, (size_t)(n * in), 1.0f);
             test_fill_normal(&rng, b, (size_t)out, 0.5f);
@@ -193,9 +170,26 @@ static void threeway_level(msbnb_isa isa, void *vctx) {
                     msbnb_precision prec = p ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT;
                     for (int64_t e = 0; e < n * out; e++) y[e] = NAN;
                     CHECK_OK(msbnb_matmul(q, x, n, bb, y, prec));
-                    const int bf16 = p && isa >= MSBNB_ISA_AVX512_BF16;
+                    const int int8 = p && fast_int8_applies(isa, q, n);
+                    const int bf16 = p && !int8 && n >= 4 && isa >= MSBNB_ISA_AVX512_BF16;
                     double unit = (double)(in + 3) * U + (bf16 ? 2 * 0x1p-9 + 0x1p-17 : 0.0);
-                    double r = worst_ratio(y, R, A, n * out, unit);
+                    if (int8) { /* bounds per element: stored into A2 = fp + mode, relative to 1 */
+                        fast_int8_model(q, x, n, bb, I8, F8, M8);
+                        double rm = 0;
+                        for (int64_t e = 0; e < n * out; e++) {
+                            double v = fabs((double)y[e] - I8[e]) / F8[e];
+                            if (!(v <= rm)) rm = v;
+                            A2[e] = (F8[e] + M8[e] + unit * A[e]) / unit; /* |y - R| <= unit·A2 */
+                        }
+                        CHECK_MSG_(rm <= 1.0, "%s %s fast int8 [%lld,%lld,%lld] bias=%d: |fused - model| is %.3g of the bound",
+                                   msbnb_isa_name(isa), fmt_name(f), (long long)n, (long long)out, (long long)in, use_bias, rm);
+                        ctx->worst_int8_model = fmax(ctx->worst_int8_model, rm);
+                        ctx->int8_runs++;
+                    } else {
+                        memcpy(A2, A, (size_t)(n * out) * sizeof(double));
+                    }
+                    double r = worst_ratio(y, R, A2, n * out, unit);
+                    if (int8) ctx->worst_int8_mode = fmax(ctx->worst_int8_mode, r);
                     CHECK_MSG_(r <= 1.0, "%s %s %s [%lld,%lld,%lld] bias=%d: |fused - deq·ref| is %.3g of the bound",
                                msbnb_isa_name(isa), fmt_name(f), p ? "fast" : "exact", (long long)n, (long long)out,
                                (long long)in, use_bias, r);
@@ -204,7 +198,7 @@ static void threeway_level(msbnb_isa isa, void *vctx) {
                     /* this level against the scalar reference: both within the bound of the exact value */
                     double rr = 0;
                     for (int64_t e = 0; e < n * out; e++) {
-                        double bound = 2 * unit * A[e] + 1e-37;
+                        double bound = unit * (A2[e] + A[e]) + 1e-37;
                         double v = fabs((double)y[e] - (double)yref[e]) / bound;
                         if (!(v <= rr)) rr = v;
                     }
@@ -223,6 +217,10 @@ static void threeway_level(msbnb_isa isa, void *vctx) {
             free(yref);
             free(R);
             free(A);
+            free(A2);
+            free(I8);
+            free(F8);
+            free(M8);
         }
 }
 
@@ -232,6 +230,9 @@ TEST(three_way_every_format_mode_level) {
     test_for_each_isa(threeway_level, &ctx);
     printf("  worst |fused - deq·ref| / bound: exact %.3g, fast %.3g; level vs scalar ref %.3g\n", ctx.worst_exact,
            ctx.worst_fast, ctx.worst_vs_ref);
+    printf("  FAST int8 (n <= 2): %d products; worst |fused - model| / fp bound %.3g, |fused - deq·ref| / (mode + fp) "
+           "bound %.3g\n", ctx.int8_runs, ctx.worst_int8_model, ctx.worst_int8_mode);
+    if (msbnb_isa_detected() >= MSBNB_ISA_AVX512_VNNI) CHECK(ctx.int8_runs > 0);
 }
 
 /* The format's error: the fused product (current level, both precisions) against the product with
@@ -248,12 +249,10 @@ TEST(format_error_vs_unquantized) {
     test_fill_normal(&rng, x, (size_t)(n * in), 1.0f);
     ref_product(x, w, NULL, n, out, in, F, FA);
     for (int fi = 0; fi < N_FORMATS; fi++) {
-        msbnb_qtensor *q = make_w(FORMATS[fi], w, out, in);
+        double werr = 0, perr[2];
+        msbnb_qtensor *q = make_w_err(FORMATS[fi], w, out, in, &werr);
         CHECK(q != NULL);
         if (!q) continue;
-        msbnb_error_stats st;
-        CHECK_OK(msbnb_estimate_quantization_error(w, q, &st));
-        double werr = st.relative_error_pct / 100.0, perr[2];
         for (int p = 0; p < 2; p++) {
             CHECK_OK(msbnb_matmul(q, x, n, NULL, y + p * n * out, p ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT));
             perr[p] = rel_l2(y + p * n * out, F, n * out);

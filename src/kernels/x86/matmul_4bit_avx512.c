@@ -210,12 +210,10 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
 #define GV_PF 2048 /* prefetch distance along each row, bytes */
 #define GV_SEG 128 /* chunks per segment: scales of 4 rows x 128 chunks on the stack (2 KB) */
 
-/* Double-quantized scales of n consecutive flat blocks from i0 into out [n]: each exactly
- * msbnb__w4_stat's value (code[q] * absmax rounded, then + offset rounded; no FMA), 16 at a time.
- * The 256-entry code lookup is 8 two-table permutes (vpermt2ps reads index bits [4:0]) merged by
- * bits [7:5]: on this core a gather or 16 scalar loads cost ~1.7 cycles per scale, as much as
- * half of the 64 weights' own decode. */
-static void gv_dq_scales(const msbnb__w4 *w, int64_t i0, int64_t n, float *out) {
+/* (declared in matmul_4bit_avx512.h) The 256-entry code lookup is 8 two-table permutes (vpermt2ps
+ * reads index bits [4:0]) merged by bits [7:5]: on this core a gather or 16 scalar loads cost ~1.7
+ * cycles per scale, as much as half of the 64 weights' own decode. */
+void msbnb__mm4_dq_scales_avx512(const msbnb__w4 *w, int64_t i0, int64_t n, float *out) {
     int64_t j = 0;
     if (w->nested_shift >= 4) { /* a nested block holds whole 16-aligned runs: one absmax per run */
         for (; j < n && ((i0 + j) & 15); j++) out[j] = msbnb__w4_stat(w, i0 + j);
@@ -321,7 +319,7 @@ MM4_INLINE void gemv_rows(const msbnb__w4 *w, const float *Xp, int64_t r0, const
             } else {
                 scp[r] = sc[r];
                 if (w->flat_blocks && w->block == 64)
-                    gv_dq_scales(w, row * chunks + c0, ce - c0, sc[r]);
+                    msbnb__mm4_dq_scales_avx512(w, row * chunks + c0, ce - c0, sc[r]);
                 else
                     for (int64_t c = c0; c < ce; c++) {
                         const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;

@@ -1,0 +1,319 @@
+/*
+ * matmul_4bit_avx512vnni.c — FAST product of 4-bit weights (NF4, FP4, INT4; plain or
+ * double-quantized statistics) for one or two activation rows, i.e. token generation, on
+ * AVX512-VNNI. EXACT needs one table lookup and one fp32 FMA per 16 weights and is bound by them
+ * (docs/kernels.md, "n = 1"); here four u8·s8 products per int32 lane (vpdpbusd) do the work of
+ * 64 FMAs per instruction, so the weight stream from memory is the only limit.
+ *
+ * Arithmetic (the FAST semantics of n <= 2; docs/kernels.md states the error):
+ *   activations: per 64-element chunk c of a row, a_c = max|x|, x̂ = rint(x · 127/a_c) ∈ [-127, 127]
+ *                (int8, the chunk's scale a_c/127; a chunk of zeros has x̂ = 0);
+ *   codes:       t̂(q) = rint(table[q] · m) ∈ [-127, 127], m = 127 / max|table| (NF4, FP4: 127) or
+ *                m = 1 when the table holds small integers (INT4: exact);
+ *   y[o] = Σ_c (stat(o, c) · ((a_c / 127) / m)) · Σ_{k ∈ c} t̂(q_ok) · x̂_k  (+ bias[o]),
+ *   the inner sums exact in int32, the outer one in fp32 FMAs (16 lanes, fixed tree).
+ * So besides fp32 rounding the result differs from the exact product by the rounding of each
+ * activation to 1/254 of its chunk's max and of each code value to 1/(2m) of its block scale.
+ *
+ * Layout per 64 code bytes of a row (a chunk pair p, elements 128p .. 128p+127): byte b holds
+ * element 128p+2b in its high nibble and 128p+2b+1 in its low one. A byte lookup turns nibbles into
+ * the unsigned bytes T[q] = t̂(q) + 128 (vpdpbusd's unsigned side): vpermb (AVX512-VBMI) reads the
+ * low 6 bits of each index, so with T repeated 4 times it needs no masking; without VBMI, vpshufb
+ * after an `and` with 0x0F (same values, 2 more operations). The activations are prepared once
+ * per product in the matching order, xo[p][b] = x̂[128p+2b+1] and xe[p][b] = x̂[128p+2b], so that
+ * int32 lane j sums the 8 elements 128p+8j .. 128p+8j+7: lanes 0-7 belong to chunk 2p, 8-15 to
+ * chunk 2p+1. The +128 adds 128 · Σ x̂ over each chunk: that is removed per 16 chunks by one FMA of
+ * the chunk scales with xcorr[c] = -128 · Σ_{k ∈ c} x̂_k (an integer, exact in fp32).
+ * Each lane's sum is converted to fp32 and multiplied into the row's accumulator by its chunk's
+ * scale, permuted out of a vector holding the scales of 16 chunks (statistic · activation scale).
+ * Per 64 bytes of a row: 1 shift, 2 vpermb, 2 vpdpbusd per activation row, 1 vcvtdq2ps, 1 vpermps,
+ * 1 FMA, and a prefetch VN_PF bytes ahead.
+ *
+ * Shapes: in % 64 == 0 and blocks (INT4: groups) a multiple of 64; else MSBNB_ERR_UNSUPPORTED and
+ * the caller runs the EXACT kernels. Non-finite activations also fall back to EXACT (an int8 copy
+ * cannot carry them). Each thread takes one contiguous range of rows and reads it row after row (one
+ * sequential stream: the hardware prefetchers follow it from DRAM better than the 4 interleaved row
+ * streams of the EXACT kernel); a row's arithmetic does not depend on the range, so results are
+ * identical for every thread count, and for both byte-lookup variants.
+ * Scratch: activation-sized buffers only, [n][in + in/16] bytes, and [in/64] int64.
+ */
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "kernels/x86/matmul_4bit_avx512.h"
+
+#define VN_ACC 4    /* independent accumulator chains per row (FMA latency 4)                         */
+#define VN_PF 6144  /* prefetch distance along W, bytes (3, 4, 8, 12, 16 KiB and none measured)      */
+#define VN_SEG 128  /* chunks per segment of scales kept on the stack (multiple of 16)                */
+
+/* Activations of one product, prepared once (see the header comment). pairs = ceil(in / 128);
+ * arrays are zero-padded past in. */
+typedef struct vn_act {
+    const int8_t *xo[2], *xe[2]; /* [pairs][64] odd / even elements of each activation row  */
+    const float *xcorr[2];       /* [2 · pairs] -128 · Σ x̂ per chunk, 0 past the end          */
+    const float *sxm[2];         /* [2 · pairs] (a_c / 127) / m per chunk, 0 past the end      */
+} vn_act;
+
+/* ---------------------------------------------------------------- activations */
+
+/* Quantize activation row x [in] into the layout above. Returns 0 if some |x| is not finite. */
+static int quantize_row(const float *x, int64_t in, float inv_m, int8_t *xo, int8_t *xe, float *xcorr, float *sxm) {
+    const int64_t chunks = in / 64, pairs = (chunks + 1) / 2;
+    const __m512i low8 = _mm512_set1_epi16(0xFF);
+    for (int64_t p = 0; p < pairs; p++) {
+        __m512i pk[2]; /* the pair's 128 x̂ as bytes, natural order: [chunk 2p][chunk 2p+1] */
+        for (int h = 0; h < 2; h++) {
+            const int64_t c = 2 * p + h;
+            if (c >= chunks) {
+                pk[h] = _mm512_setzero_si512();
+                sxm[c] = xcorr[c] = 0.0f;
+                continue;
+            }
+            __m512 v[4], mx = _mm512_setzero_ps();
+            __mmask16 bad = 0;
+            for (int t = 0; t < 4; t++) {
+                v[t] = _mm512_loadu_ps(x + 64 * c + 16 * t);
+                mx = _mm512_max_ps(mx, _mm512_abs_ps(v[t]));
+                bad |= _mm512_fpclass_ps_mask(v[t], 0x99); /* QNaN, SNaN, +Inf, -Inf */
+            }
+            if (bad) return 0;
+            const float amax = _mm512_reduce_max_ps(mx);
+            const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+            sxm[c] = amax / 127.0f * inv_m;
+            __m512i sum = _mm512_setzero_si512();
+            __m128i b[4];
+            for (int t = 0; t < 4; t++) {
+                const __m512i q = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v[t], inv),
+                                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                sum = _mm512_add_epi32(sum, q);
+                b[t] = _mm512_cvtsepi32_epi8(q);
+            }
+            xcorr[c] = (float)(-128 * _mm512_reduce_add_epi32(sum)); /* |.| <= 128·64·127: exact */
+            pk[h] = _mm512_inserti64x2(_mm512_inserti64x2(_mm512_inserti64x2(_mm512_castsi128_si512(b[0]), b[1], 1),
+                                                          b[2], 2),
+                                       b[3], 3);
+        }
+        /* de-interleave: as 16-bit words, the low byte is the even element, the high byte the odd */
+        for (int h = 0; h < 2; h++) {
+            _mm256_storeu_si256((__m256i *)(xe + 64 * p + 32 * h), _mm512_cvtepi16_epi8(_mm512_and_si512(pk[h], low8)));
+            _mm256_storeu_si256((__m256i *)(xo + 64 * p + 32 * h), _mm512_cvtepi16_epi8(_mm512_srli_epi16(pk[h], 8)));
+        }
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- weights */
+
+/* Plain statistics of chunks [c0, ce) of `row` (each exactly msbnb__w4_stat's value): a pointer
+ * into the tensor when they are stored in place (flat blocks of 64), else decoded into buf. */
+static const float *row_scales(const msbnb__w4 *w, int64_t row, int64_t c0, int64_t ce, const int64_t *kblk,
+                               int bs_shift, float *buf) {
+    const int64_t in = w->cols, chunks = in / 64;
+    if (w->flat_blocks && w->block == 64) {
+        if (w->stats) return w->stats + row * chunks + c0;
+        msbnb__mm4_dq_scales_avx512(w, row * chunks + c0, ce - c0, buf);
+        return buf;
+    }
+    for (int64_t c = c0; c < ce; c++) {
+        const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;
+        /* INT4 scales are [groups][rows]: a line serves 16 rows of a group and the groups form
+         * strided streams no hardware prefetcher follows; fetch the line read 4 row groups later */
+        if (!w->flat_blocks) _mm_prefetch((const char *)(uintptr_t)(w->stats ? (uintptr_t)(w->stats + si + 16)
+                                                                              : (uintptr_t)(w->stats_q + si + 16)),
+                                          _MM_HINT_T0);
+        buf[c - c0] = msbnb__w4_stat(w, si);
+    }
+    return buf;
+}
+
+/* vpermb (AVX512-VBMI): byte i of the result is T[idx[i] & 63]. Written as assembly because this
+ * unit is compiled without VBMI (its other paths must run on CPUs without it); only reached after
+ * the run-time check in use_vbmi(). */
+MM4_INLINE __m512i vpermb(__m512i idx, __m512i T) {
+    __m512i r;
+    __asm__("vpermb %2, %1, %0" : "=v"(r) : "v"(idx), "v"(T));
+    return r;
+}
+
+/* One chunk pair p of a row for nn activation rows. T: the byte table (vbmi: 4 copies in 64 bytes;
+ * else in each 16-byte lane). idx selects each lane's chunk scale out of the 16-chunk scale vectors
+ * sg; acc is the accumulator set this pair adds into. half: only the first 32 bytes belong to the
+ * row (odd chunk count, last pair): 1 = load 64 and zero the rest (the next row follows), 2 = masked
+ * load (the tensor's last row; see the partial group in vn_range for why masked loads are avoided). */
+MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const vn_act *a, __m512i T, __m512i idx, const __m512 *sg,
+                        __m512 *acc, const int nn, const int half, const int vbmi) {
+    /* W VN_PF bytes ahead, one line per pair (past the row end into the next rows: W is contiguous;
+     * the address is formed as an integer: it may point past the tensor, which prefetching
+     * tolerates). Every line is needed (every other line: -25 %), one prefetch per line is best
+     * (a second, redundant one: -10 %), and issuing them here rather than 8 at a time at the group
+     * start gained ~3 % (A/B in one process, docs/kernels.md). */
+    _mm_prefetch((const char *)((uintptr_t)src + (uintptr_t)(64 * p + VN_PF)), _MM_HINT_T0);
+    const __mmask64 low32 = (__mmask64)0xFFFFFFFFu;
+    const __m512i v = half == 2 ? _mm512_maskz_loadu_epi8(low32, src + 64 * p)
+                      : half    ? _mm512_maskz_mov_epi8(low32, _mm512_loadu_si512((const void *)(src + 64 * p)))
+                                : _mm512_loadu_si512((const void *)(src + 64 * p));
+    const __m512i vh = _mm512_srli_epi16(v, 4); /* high nibbles in bits [3:0] of every byte */
+    __m512i wl, wh;
+    if (vbmi) {
+        wl = vpermb(v, T);
+        wh = vpermb(vh, T);
+    } else {
+        const __m512i low4 = _mm512_set1_epi8(0x0F);
+        wl = _mm512_shuffle_epi8(T, _mm512_and_si512(v, low4));
+        wh = _mm512_shuffle_epi8(T, _mm512_and_si512(vh, low4));
+    }
+    for (int i = 0; i < nn; i++) {
+        __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_loadu_si512((const void *)(a->xo[i] + 64 * p)));
+        d = _mm512_dpbusd_epi32(d, wh, _mm512_loadu_si512((const void *)(a->xe[i] + 64 * p)));
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sg[i]), acc[i]);
+    }
+}
+
+/* Rows [rb, re) of Y for nn activation rows, one row after the other (nn and vbmi are compile-time
+ * constants per instance). */
+MM4_INLINE void vn_range(const msbnb__w4 *w, const vn_act *a, __m512i T, int64_t rb, int64_t re, const int nn,
+                         const int vbmi, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
+    const int64_t in = w->cols, chunks = in / 64, row_bytes = in / 2;
+    const int direct = w->stats && w->flat_blocks && w->block == 64;
+    /* lane l of the scale vector for pair q of a 16-chunk group: chunk 2q + (l >= 8) */
+    const __m512i upper = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    __m512i idx[8];
+    for (int q = 0; q < 8; q++) idx[q] = _mm512_add_epi32(_mm512_set1_epi32(2 * q), upper);
+    float buf[VN_SEG + 16]; /* + 16: the partial group's full-width load */
+    for (int64_t row = rb; row < re; row++) {
+        const uint8_t *src = w->data + row * row_bytes;
+        __m512 acc[VN_ACC][2], corr[2]; /* [pair mod VN_ACC][activation row]: independent FMA chains */
+        for (int i = 0; i < nn; i++) {
+            corr[i] = _mm512_setzero_ps();
+            for (int c = 0; c < VN_ACC; c++) acc[c][i] = _mm512_setzero_ps();
+        }
+        for (int64_t c0 = 0; c0 < chunks; c0 += VN_SEG) {
+            const int64_t ce = c0 + VN_SEG < chunks ? c0 + VN_SEG : chunks;
+            const float *scp = direct ? w->stats + row * chunks + c0 : row_scales(w, row, c0, ce, kblk, bs_shift, buf);
+            for (int64_t g = c0; g < ce; g += 16) { /* 16 chunks = 8 pairs share one scale vector */
+                const int64_t gc = ce - g < 16 ? ce - g : 16;
+                /* (no software prefetch of the statistics: the hardware prefetchers follow their
+                 * sequential stream, and one more prefetch per group measured ~1 % slower) */
+                __m512 sg[2];
+                if (gc == 16) {
+                    for (int i = 0; i < nn; i++) {
+                        sg[i] = _mm512_mul_ps(_mm512_loadu_ps(scp + (g - c0)), _mm512_loadu_ps(a->sxm[i] + g));
+                        corr[i] = _mm512_fmadd_ps(sg[i], _mm512_loadu_ps(a->xcorr[i] + g), corr[i]);
+                    }
+                    for (int q = 0; q < 8; q++)
+                        vn_pair(src, g / 2 + q, a, T, idx[q], sg, acc[q % VN_ACC], nn, 0, vbmi);
+                } else {
+                    /* the row's last (partial) group. A masked load that misses the caches holds up
+                     * the loads behind it on this core (the kernel ran at half speed from DRAM with
+                     * masked statistics loads in every group), so load 16 and zero the lanes past
+                     * the row; only a group whose 16 would reach past the statistics (the last
+                     * rows' of a small tensor) uses a masked load. buf and the activation arrays
+                     * are padded. */
+                    const __mmask16 m = (__mmask16)((1u << gc) - 1u);
+                    const int near_end = direct && row * chunks + g + 16 > w->rows * chunks;
+                    const __m512 st = near_end ? _mm512_maskz_loadu_ps(m, scp + (g - c0))
+                                           : _mm512_maskz_mov_ps(m, _mm512_loadu_ps(scp + (g - c0)));
+                    for (int i = 0; i < nn; i++) {
+                        sg[i] = _mm512_mul_ps(st, _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->sxm[i] + g)));
+                        corr[i] = _mm512_fmadd_ps(sg[i], _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->xcorr[i] + g)), corr[i]);
+                    }
+                    for (int q = 0; 2 * q < gc; q++)
+                        vn_pair(src, g / 2 + q, a, T, idx[q], sg, acc[0], nn,
+                                2 * q + 1 == gc ? (row == w->rows - 1 ? 2 : 1) : 0, vbmi);
+                }
+            }
+        }
+        for (int i = 0; i < nn; i++) {
+            __m512 t = _mm512_add_ps(acc[0][i], corr[i]);
+            for (int c = 1; c < VN_ACC; c++) t = _mm512_add_ps(t, acc[c][i]);
+            const float y = _mm512_reduce_add_ps(t);
+            Y[i * w->rows + row] = bias ? y + bias[row] : y;
+        }
+    }
+}
+
+typedef void (*vn_fn)(const msbnb__w4 *, const vn_act *, __m512i, int64_t, int64_t, const int64_t *, int,
+                      const float *, float *);
+#define VN_INSTANCE(NAME, NN, VBMI)                                                                           \
+    static void NAME(const msbnb__w4 *w, const vn_act *a, __m512i T, int64_t rb, int64_t re,           \
+                          const int64_t *kblk, int sh, const float *bias, float *Y) {                         \
+        vn_range(w, a, T, rb, re, NN, VBMI, kblk, sh, bias, Y);                                               \
+    }
+VN_INSTANCE(vn_shufb_1, 1, 0)
+VN_INSTANCE(vn_shufb_2, 2, 0)
+VN_INSTANCE(vn_vbmi_1, 1, 1)
+VN_INSTANCE(vn_vbmi_2, 2, 1)
+
+/* Byte-lookup variant: vpermb where the CPU has AVX512-VBMI, unless a test forces vpshufb. */
+static int force_shufb;
+void msbnb__mm4_fast_force_shufb(int on) { force_shufb = on != 0; }
+static int use_vbmi(void) { return !force_shufb && __builtin_cpu_supports("avx512vbmi"); }
+
+/* ---------------------------------------------------------------- entry */
+
+/* The code multiplier m (header comment): 1 when every table value is an integer in [-127, 127]. */
+static float code_multiplier(const float table[16]) {
+    float mx = 0.0f;
+    int integral = 1;
+    for (int q = 0; q < 16; q++) {
+        mx = fmaxf(mx, fabsf(table[q]));
+        integral &= table[q] == rintf(table[q]) && fabsf(table[q]) <= 127.0f;
+    }
+    return integral || !(mx > 0.0f) ? 1.0f : 127.0f / mx;
+}
+
+msbnb_status msbnb__mm4_small_n_fast_avx512vnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias,
+                                                float *Y) {
+    const int64_t in = w->cols, out = w->rows;
+    if (n > 2 || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED;
+    int bs_shift = -1;
+    for (int b = 0; b < 62; b++)
+        if (((int64_t)1 << b) == w->block) bs_shift = b;
+    if (w->flat_blocks && bs_shift < 0) return MSBNB_ERR_UNSUPPORTED;
+    for (int q = 0; q < 16; q++)
+        if (!(fabsf(w->table[q]) <= FLT_MAX)) return MSBNB_ERR_UNSUPPORTED;
+    const float m = code_multiplier(w->table);
+    uint8_t tb[16];
+    for (int q = 0; q < 16; q++) tb[q] = (uint8_t)((int)rintf(w->table[q] * m) + 128);
+    const __m512i T = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tb)); /* 4 copies: both lookups */
+    const int vbmi = use_vbmi();
+    const vn_fn fn = vbmi ? (n == 1 ? vn_vbmi_1 : vn_vbmi_2) : (n == 1 ? vn_shufb_1 : vn_shufb_2);
+
+    const int64_t chunks = in / 64, pairs = (chunks + 1) / 2;
+    /* one block per activation row: xo [pairs*64] i8, xe [pairs*64] i8, xcorr [2*pairs + 16] f32,
+     * sxm [2*pairs + 16] f32 (the 16 past the end are never used: the partial group's full-width
+     * loads read and discard them); then kblk [chunks] (INT4 group of each chunk) */
+    const size_t row_bytes = (size_t)pairs * (64 + 64 + 8 + 8) + 2 * 16 * sizeof(float);
+    uint8_t *scratch = msbnb__alloc_aligned((size_t)n * row_bytes + (size_t)chunks * sizeof(int64_t));
+    RETURN_IF(!scratch, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] int8 activations", (long long)n,
+              (long long)in);
+    memset(scratch, 0, (size_t)n * row_bytes);
+    vn_act a;
+    memset(&a, 0, sizeof a);
+    int finite = 1;
+    for (int64_t i = 0; i < n && finite; i++) {
+        uint8_t *base = scratch + (size_t)i * row_bytes;
+        int8_t *xo = (int8_t *)base, *xe = xo + pairs * 64;
+        float *xcorr = (float *)(base + pairs * 128);       /* [2*pairs + 16] */
+        float *sxm = xcorr + 2 * pairs + 16;               /* [2*pairs + 16] */
+        finite = quantize_row(X + i * in, in, 1.0f / m, xo, xe, xcorr, sxm);
+        a.xo[i] = xo, a.xe[i] = xe, a.xcorr[i] = xcorr, a.sxm[i] = sxm;
+    }
+    if (!finite) {
+        msbnb__free_aligned(scratch);
+        return MSBNB_ERR_UNSUPPORTED; /* non-finite activations: the EXACT kernels carry them */
+    }
+    int64_t *kblk = (int64_t *)(scratch + (size_t)n * row_bytes);
+    for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 64 / w->block;
+    /* one contiguous range of rows per thread (a row's arithmetic does not depend on it) */
+#pragma omp parallel num_threads(msbnb__threads())
+    {
+        const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int64_t rb = out * id / nt, re = out * (id + 1) / nt;
+        fn(w, &a, T, rb, re, kblk, bs_shift, bias, Y);
+    }
+    msbnb__free_aligned(scratch);
+    return MSBNB_OK;
+}

@@ -1,0 +1,150 @@
+/*
+ * test_matmul_4bit_fast.c — the FAST int8 product of 4-bit weights for one or two activation rows
+ * (token generation; x86/matmul_4bit_avx512vnni.c). Its arithmetic against its model is checked for
+ * every format and shape in test_matmul_4bit.c (three-way test); here:
+ *   - the mode's error, measured: against EXACT and against the unquantized fp32 weights, which it
+ *     must stay close to (the format's own error dominates);
+ *   - the int8 path is really taken at n = 1 and 2 where the CPU has AVX512-VNNI, and not at n = 3;
+ *   - both byte-lookup variants (vpermb where the CPU has AVX512-VBMI, vpshufb) give identical bits;
+ *   - a non-finite activation makes the product fall back to EXACT (int8 cannot carry it).
+ * Skipped (reported) on CPUs without AVX512-VNNI, where FAST at n <= 2 is EXACT.
+ */
+#include <msbnb/kernels.h>
+#include <msbnb/quant.h>
+
+#include "kernels/matmul_4bit.h"
+#include "test.h"
+#include "fourbit_fixtures.h"
+
+static const fmt FORMATS[] = {{MSBNB_QTYPE_NF4, 0, 64},  {MSBNB_QTYPE_NF4, 1, 64},  {MSBNB_QTYPE_FP4, 0, 64},
+                              {MSBNB_QTYPE_INT4, 0, 128}, {MSBNB_QTYPE_NF4, 1, 256}, {MSBNB_QTYPE_INT4, 1, 64}};
+#define N_FORMATS (int)(sizeof FORMATS / sizeof FORMATS[0])
+
+static int have_int8_path(void) {
+    if (msbnb_isa_detected() < MSBNB_ISA_AVX512_VNNI) {
+        printf("  (no AVX512-VNNI on this CPU: FAST at n <= 2 is EXACT here; nothing to test)\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* The mode's error on [64, 2048] weights, 16 activation rows each multiplied alone (n = 1):
+ * FAST vs EXACT and both vs the product with the unquantized weights. With random activations the
+ * per-weight errors add in quadrature, so the product's error must stay near the weights' own
+ * (msbnb_estimate_quantization_error), as for EXACT; FAST's own rounding is printed. */
+TEST(error_measured_against_exact_and_fp32) {
+    if (!have_int8_path()) return;
+    const int64_t rows = 16, out = 64, in = 2048;
+    test_rng rng = {41};
+    float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(rows * in) * sizeof(float));
+    float *ye = malloc((size_t)(rows * out) * sizeof(float)), *yf = malloc((size_t)(rows * out) * sizeof(float));
+    double *F = malloc((size_t)(rows * out) * sizeof(double)), *E = malloc((size_t)(rows * out) * sizeof(double));
+    test_fill_normal(&rng, w, (size_t)(out * in), 0.05f);
+    test_fill_normal(&rng, x, (size_t)(rows * in), 1.0f);
+    for (int64_t i = 0; i < rows; i++) /* a few large activations, as in real layers */
+        x[i * in + (i * 37) % in] = 12.0f;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t o = 0; o < out; o++) {
+            double s = 0;
+            for (int64_t k = 0; k < in; k++) s += (double)x[i * in + k] * w[o * in + k];
+            F[i * out + o] = s;
+        }
+    for (int fi = 0; fi < N_FORMATS; fi++) {
+        double werr = 0;
+        msbnb_qtensor *q = make_w_err(FORMATS[fi], w, out, in, &werr);
+        CHECK(q != NULL);
+        if (!q) continue;
+        for (int64_t i = 0; i < rows; i++) {
+            CHECK_OK(msbnb_matmul(q, x + i * in, 1, NULL, ye + i * out, MSBNB_PRECISION_EXACT));
+            CHECK_OK(msbnb_matmul(q, x + i * in, 1, NULL, yf + i * out, MSBNB_PRECISION_FAST));
+        }
+        for (int64_t e = 0; e < rows * out; e++) E[e] = ye[e];
+        const double exact_err = rel_l2(ye, F, rows * out), fast_err = rel_l2(yf, F, rows * out);
+        const double fast_vs_exact = rel_l2(yf, E, rows * out);
+        printf("  %-12s weights %.4f; product vs fp32 weights: exact %.4f, fast int8 %.4f; fast vs exact %.2e\n",
+               fmt_name(FORMATS[fi]), werr, exact_err, fast_err, fast_vs_exact);
+        CHECK_MSG_(fast_err >= 0.8 * werr && fast_err <= 1.25 * werr, "%s: FAST product error %.4f far from %.4f",
+                   fmt_name(FORMATS[fi]), fast_err, werr);
+        /* int8 activations (steps of 1/254 of a 64-chunk's max) and codes rounded to 1/254 of the
+         * block scale: ~1e-2 at most against the exact product, far below the format's ~1e-1 */
+        CHECK_MSG_(fast_vs_exact > 0 && fast_vs_exact < 2e-2, "%s: FAST vs EXACT %.3g", fmt_name(FORMATS[fi]),
+                   fast_vs_exact);
+        msbnb_qtensor_free(q);
+    }
+    free(w), free(x), free(ye), free(yf), free(F), free(E);
+}
+
+/* n = 1 and 2 take the int8 path (FAST differs from EXACT, equals its own n-row slices), n = 3 does
+ * not (FAST = EXACT: the tiles' bf16 starts at n = 4). Both byte-lookup variants agree bit for bit. */
+TEST(int8_path_taken_and_variants_identical) {
+    if (!have_int8_path()) return;
+    const int64_t out = 37, in = 1344; /* 21 chunks: a half pair at the end of every row */
+    test_rng rng = {43};
+    float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(3 * in) * sizeof(float));
+    float *y[4];
+    for (int v = 0; v < 4; v++) y[v] = malloc((size_t)(3 * out) * sizeof(float));
+    test_fill_normal(&rng, w, (size_t)(out * in), 0.05f);
+    test_fill_normal(&rng, x, (size_t)(3 * in), 1.0f);
+    for (int fi = 0; fi < N_FORMATS; fi++) {
+        if (FORMATS[fi].type == MSBNB_QTYPE_INT4 && in % FORMATS[fi].block) continue; /* groups must divide */
+        msbnb_qtensor *q = make_w(FORMATS[fi], w, out, in);
+        CHECK(q != NULL);
+        if (!q) continue;
+        for (int64_t n = 1; n <= 3; n++) {
+            CHECK_OK(msbnb_matmul(q, x, n, NULL, y[0], MSBNB_PRECISION_EXACT));
+            CHECK_OK(msbnb_matmul(q, x, n, NULL, y[1], MSBNB_PRECISION_FAST));
+            msbnb__mm4_fast_force_shufb(1);
+            CHECK_OK(msbnb_matmul(q, x, n, NULL, y[2], MSBNB_PRECISION_FAST));
+            msbnb__mm4_fast_force_shufb(0);
+            const int differs = memcmp(y[0], y[1], (size_t)(n * out) * sizeof(float)) != 0;
+            CHECK_MSG_(differs == (n <= 2), "%s n=%lld: FAST %s EXACT", fmt_name(FORMATS[fi]), (long long)n,
+                       differs ? "differs from" : "equals");
+            CHECK_MSG_(!memcmp(y[1], y[2], (size_t)(n * out) * sizeof(float)),
+                       "%s n=%lld: vpermb and vpshufb variants differ", fmt_name(FORMATS[fi]), (long long)n);
+        }
+        /* n = 2 is row for row the n = 1 product */
+        CHECK_OK(msbnb_matmul(q, x, 2, NULL, y[1], MSBNB_PRECISION_FAST));
+        CHECK_OK(msbnb_matmul(q, x, 1, NULL, y[3], MSBNB_PRECISION_FAST));
+        CHECK_OK(msbnb_matmul(q, x + in, 1, NULL, y[3] + out, MSBNB_PRECISION_FAST));
+        CHECK_MSG_(!memcmp(y[1], y[3], (size_t)(2 * out) * sizeof(float)), "%s: n=2 differs from two n=1 products",
+                   fmt_name(FORMATS[fi]));
+        msbnb_qtensor_free(q);
+    }
+    for (int v = 0; v < 4; v++) free(y[v]);
+    free(w), free(x);
+}
+
+/* An Inf or NaN activation: FAST falls back to EXACT for that product (same bits, incl. NaN/Inf). */
+TEST(non_finite_activations_fall_back_to_exact) {
+    if (!have_int8_path()) return;
+    const int64_t out = 9, in = 256;
+    test_rng rng = {47};
+    float *w = malloc((size_t)(out * in) * sizeof(float)), x[2 * 256], ye[2 * 9], yf[2 * 9];
+    test_fill_normal(&rng, w, (size_t)(out * in), 0.05f);
+    test_fill_normal(&rng, x, 2 * 256, 1.0f);
+    msbnb_qtensor *q = make_w(FORMATS[0], w, out, in);
+    CHECK(q != NULL);
+    const float bad[] = {INFINITY, -INFINITY, NAN};
+    for (int b = 0; q && b < 3; b++)
+        for (int64_t n = 1; n <= 2; n++) {
+            float xs[2 * 256];
+            memcpy(xs, x, sizeof xs);
+            xs[(n - 1) * in + 100] = bad[b];
+            CHECK_OK(msbnb_matmul(q, xs, n, NULL, ye, MSBNB_PRECISION_EXACT));
+            CHECK_OK(msbnb_matmul(q, xs, n, NULL, yf, MSBNB_PRECISION_FAST));
+            CHECK_MSG_(!memcmp(ye, yf, (size_t)(n * out) * sizeof(float)), "x has %g, n=%lld: FAST is not EXACT",
+                       (double)bad[b], (long long)n);
+            int nonfinite = 0;
+            for (int64_t e = (n - 1) * out; e < n * out; e++) nonfinite += !isfinite(yf[e]);
+            CHECK(nonfinite == out);
+        }
+    msbnb_qtensor_free(q);
+    free(w);
+}
+
+int main(void) {
+    RUN(error_measured_against_exact_and_fp32);
+    RUN(int8_path_taken_and_variants_identical);
+    RUN(non_finite_activations_fall_back_to_exact);
+    return test_report();
+}
