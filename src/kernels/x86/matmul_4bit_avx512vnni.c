@@ -182,6 +182,10 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const vn_act *a, __m512i T, int64_t
     __m512i idx[8];
     for (int q = 0; q < 8; q++) idx[q] = _mm512_add_epi32(_mm512_set1_epi32(2 * q), upper);
     float buf[VN_SEG + 16]; /* + 16: the partial group's full-width load */
+    /* the first VN_PF bytes of the range at once: the per-pair prefetches start VN_PF ahead
+     * (4096 x 4096: +1 to +2.5 % in A/B runs) */
+    for (int64_t o = 0; o < VN_PF && rb < re; o += 64)
+        _mm_prefetch((const char *)((uintptr_t)(w->data + rb * row_bytes) + (uintptr_t)o), _MM_HINT_T0);
     for (int64_t row = rb; row < re; row++) {
         const uint8_t *src = w->data + row * row_bytes;
         __m512 acc[VN_ACC][2], corr[2]; /* [pair mod VN_ACC][activation row]: independent FMA chains */
