@@ -343,6 +343,15 @@ msbnb_linear *msbnb_model_linear(msbnb_model *m, int layer, msbnb_proj which) {
     return m->layers[layer].proj[which];
 }
 
+msbnb_status msbnb_model_set_precision(msbnb_model *m, msbnb_precision precision) {
+    RETURN_IF(!m, MSBNB_ERR_INVALID_ARG, "model is NULL");
+    RETURN_IF(precision != MSBNB_PRECISION_EXACT && precision != MSBNB_PRECISION_FAST, MSBNB_ERR_INVALID_ARG,
+              "precision %d is neither EXACT (0) nor FAST (1)", (int)precision);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int p = 0; p < MSBNB_PROJ_COUNT; p++) TRY(msbnb_linear_set_precision(m->layers[l].proj[p], precision));
+    return MSBNB_OK;
+}
+
 msbnb_status msbnb_model_find_linear(msbnb_model *m, const char *name, msbnb_linear **out) {
     RETURN_IF(!m || !name || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
     const char *s = name;

@@ -26,10 +26,11 @@ static size_t fp32_bytes;
  * the whole-corpus figures come from scripts/ppl_table.sh. */
 static int64_t max_tokens = 800;
 
-static double ppl_of(const char *path, const msbnb_model_params *mp, size_t *bytes) {
+static double ppl_prec(const char *path, const msbnb_model_params *mp, msbnb_precision prec, size_t *bytes) {
     msbnb_model *m = NULL;
     msbnb_status st = msbnb_model_load(path, mp, &m);
     CHECK_OK(st);
+    if (st == MSBNB_OK) CHECK_OK(st = msbnb_model_set_precision(m, prec));
     if (st != MSBNB_OK) return NAN;
     msbnb_ppl_params pp = msbnb_ppl_params_default();
     pp.max_tokens = max_tokens;
@@ -39,6 +40,10 @@ static double ppl_of(const char *path, const msbnb_model_params *mp, size_t *byt
     if (bytes) *bytes = msbnb_model_weight_bytes(m);
     msbnb_model_free(m);
     return r.perplexity;
+}
+
+static double ppl_of(const char *path, const msbnb_model_params *mp, size_t *bytes) {
+    return ppl_prec(path, mp, MSBNB_PRECISION_EXACT, bytes);
 }
 
 typedef struct {
@@ -75,6 +80,31 @@ TEST(quantized_perplexity) {
         CHECK_MSG_(p != fp32_ppl, "%s: identical to fp32: quantization not applied?", cases[i].name);
         CHECK(bytes < fp32_bytes);
     }
+}
+
+/* FAST products in the model (msbnb_model_set_precision): windows of 64 tokens take the bf16 path
+ * (AVX512-BF16), one token at a time (max_batch 1, as in generation) the int8 path (AVX512-VNNI).
+ * Either must stay within 1 % of EXACT's perplexity (both round activations far more finely than
+ * NF4 rounds weights) and differ from it where the CPU has the instructions. */
+TEST(fast_precision_perplexity) {
+    msbnb_model_params mp = msbnb_model_params_default();
+    mp.quant = MSBNB_QTYPE_NF4;
+    for (int b = 0; b < 2; b++) {
+        mp.max_batch = b ? 1 : 64;
+        const double exact = ppl_prec(MODEL_DIR "/stories260K.bin", &mp, MSBNB_PRECISION_EXACT, NULL);
+        const double fast = ppl_prec(MODEL_DIR "/stories260K.bin", &mp, MSBNB_PRECISION_FAST, NULL);
+        const int has = msbnb_isa_detected() >= (b ? MSBNB_ISA_AVX512_VNNI : MSBNB_ISA_AVX512_BF16);
+        printf("  nf4 batch %-2d ppl EXACT %.4f, FAST %.4f (%+.3f%%; %s path)\n", mp.max_batch, exact, fast,
+               100.0 * (fast / exact - 1.0), !has ? "no FAST" : b ? "int8" : "bf16");
+        CHECK_MSG_(fabs(fast / exact - 1.0) < 0.01, "batch %d: FAST ppl %g vs EXACT %g", mp.max_batch, fast, exact);
+        CHECK_MSG_(has ? fast != exact : fast == exact, "batch %d: FAST %s EXACT", mp.max_batch,
+                   fast == exact ? "equals" : "differs from");
+    }
+    CHECK_STATUS(msbnb_model_set_precision(NULL, MSBNB_PRECISION_FAST), MSBNB_ERR_INVALID_ARG);
+    msbnb_model *m = NULL;
+    CHECK_OK(msbnb_model_load(MODEL_DIR "/stories260K.bin", &mp, &m));
+    CHECK_STATUS(msbnb_model_set_precision(m, (msbnb_precision)5), MSBNB_ERR_INVALID_ARG);
+    msbnb_model_free(m);
 }
 
 /* INT4 groups round up to a divisor of in_features, at most the row: group 128 on in 64 -> 64,
@@ -171,6 +201,7 @@ int main(void) {
     fp32_ppl = ppl_of(MODEL_DIR "/stories260K.bin", NULL, &fp32_bytes);
     printf("  fp32       ppl %.4f, weights %zu bytes\n", fp32_ppl, fp32_bytes);
     RUN(quantized_perplexity);
+    RUN(fast_precision_perplexity);
     RUN(int4_group_fallback);
     RUN(bnb_nf4_checkpoint_roundtrip);
     msbnb_tokenizer_free(tok);

@@ -20,6 +20,7 @@ typedef struct {
     const char *tokenizer;
     msbnb_model_params mp;
     int threads;
+    int fast; /* --fast: MSBNB_PRECISION_FAST products */
 } model_opts;
 
 static double now_seconds(void) {
@@ -52,6 +53,10 @@ static int model_option(model_opts *o, int argc, char **argv, int *i, const char
         o->mp.double_quant = 1;
         return 1;
     }
+    if (!strcmp(a, "--fast")) {
+        o->fast = 1;
+        return 1;
+    }
     if (!strcmp(a, "--quant")) {
         if (!val) goto missing;
         if (!strcmp(val, "f32") || !strcmp(val, "fp32") || !strcmp(val, "none")) o->mp.quant = MSBNB_QTYPE_NONE;
@@ -68,6 +73,9 @@ static int model_option(model_opts *o, int argc, char **argv, int *i, const char
     } else if (!strcmp(a, "--threshold")) {
         if (!val) goto missing;
         if (!parse_float(val, &o->mp.int8_threshold) || !(o->mp.int8_threshold >= 0.0f)) goto bad;
+    } else if (!strcmp(a, "--batch")) {
+        if (!val) goto missing;
+        if (!parse_int(val, 1, 1 << 16, &o->mp.max_batch)) goto bad;
     } else if (!strcmp(a, "--ctx")) {
         if (!val) goto missing;
         if (!parse_int(val, 2, 1 << 20, &o->mp.max_seq_len)) goto bad;
@@ -96,8 +104,11 @@ static const char *model_options_help =
     "  --blocksize N        nf4/fp4 block size (64)\n"
     "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
     "  --threshold T        int8: LLM.int8() outlier threshold (0 = off)\n"
+    "  --fast               FAST products for quantized projections (int8 activations for 1-2 tokens on\n"
+    "                       AVX512-VNNI, bf16 for longer batches on AVX512-BF16; see docs/kernels.md)\n"
     "  --tokenizer PATH     llama2.c tokenizer (default: tok512.bin beside a .bin, in or above an HF dir)\n"
     "  --ctx N              KV cache length (default: the model's seq_len)\n"
+    "  --batch N            tokens per forward pass over a prompt/window (default 64; 1 = as in generation)\n"
     "  --threads N          worker threads (default: MSBNB_THREADS or all cores)\n";
 
 static int file_exists(const char *p) {
@@ -140,7 +151,8 @@ static char *find_tokenizer(const char *model) {
 static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msbnb_tokenizer **tok) {
     if (o->threads > 0) msbnb_set_num_threads(o->threads);
     double t0 = now_seconds();
-    if (msbnb_model_load(o->model, &o->mp, m) != MSBNB_OK) {
+    if (msbnb_model_load(o->model, &o->mp, m) != MSBNB_OK ||
+        (o->fast && msbnb_model_set_precision(*m, MSBNB_PRECISION_FAST) != MSBNB_OK)) {
         fprintf(stderr, "msbnb %s: %s\n", cmd, msbnb_last_error());
         return 1;
     }
@@ -159,10 +171,11 @@ static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msb
     msbnb_model_config c;
     msbnb_model_get_config(*m, &c);
     fprintf(stderr, "model: dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, ctx %d; projections %s%s; "
-                    "weights %.1f KiB; loaded in %.2f s\n",
+                    "weights %.1f KiB%s; loaded in %.2f s\n",
             c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, msbnb_model_context_len(*m),
             o->mp.quant == MSBNB_QTYPE_NONE ? "as stored" : msbnb_qtype_name(o->mp.quant),
-            o->mp.double_quant ? "+dq" : "", (double)msbnb_model_weight_bytes(*m) / 1024.0, now_seconds() - t0);
+            o->mp.double_quant ? "+dq" : "", (double)msbnb_model_weight_bytes(*m) / 1024.0,
+            o->fast ? "; FAST products" : "", now_seconds() - t0);
     return 0;
 }
 
