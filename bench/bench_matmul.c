@@ -3,7 +3,7 @@
  *
  * For W [out, in] in {4096x4096, 11008x4096, 4096x11008} (quick: 1024x1024), n in
  * {1, 8, 32, 128, 512} (quick: {1, 32}) and 1 and 2 threads, each row prints per format
- * (NF4 exact, NF4 fast, FP4, INT4, NF4+DQ) the best time of a few runs, the weight bytes streamed
+ * (NF4 exact and fast, FP4, INT4, NF4+DQ exact and fast) the best time of a few runs, the weight bytes streamed
  * per second and GFLOP/s (2·n·in·out per product), and as ratios to the figures beside it:
  *   n = 1:   weight GB/s ÷ measured read bandwidth at the same thread count (1 thread: read samples
  *            taken between the product's own calls, see evict_caches)
@@ -26,12 +26,13 @@ typedef struct bench_fmt {
     msbnb_qtype type;
     int dq;
     msbnb_precision prec;
+    int same_tensor_as; /* index of an earlier entry whose tensor this one reuses, or -1 */
 } bench_fmt;
 
 static const bench_fmt FMTS[] = {
-    {"nf4", MSBNB_QTYPE_NF4, 0, MSBNB_PRECISION_EXACT},     {"nf4-fast", MSBNB_QTYPE_NF4, 0, MSBNB_PRECISION_FAST},
-    {"fp4", MSBNB_QTYPE_FP4, 0, MSBNB_PRECISION_EXACT},     {"int4", MSBNB_QTYPE_INT4, 0, MSBNB_PRECISION_EXACT},
-    {"nf4+dq", MSBNB_QTYPE_NF4, 1, MSBNB_PRECISION_EXACT},
+    {"nf4", MSBNB_QTYPE_NF4, 0, MSBNB_PRECISION_EXACT, -1},  {"nf4-fast", MSBNB_QTYPE_NF4, 0, MSBNB_PRECISION_FAST, 0},
+    {"fp4", MSBNB_QTYPE_FP4, 0, MSBNB_PRECISION_EXACT, -1},  {"int4", MSBNB_QTYPE_INT4, 0, MSBNB_PRECISION_EXACT, -1},
+    {"nf4+dq", MSBNB_QTYPE_NF4, 1, MSBNB_PRECISION_EXACT, -1}, {"nf4dq-fast", MSBNB_QTYPE_NF4, 1, MSBNB_PRECISION_FAST, 4},
 };
 #define N_FMTS (int)(sizeof FMTS / sizeof FMTS[0])
 
@@ -142,9 +143,9 @@ int bench_matmul(int quick) {
         msbnb_qtensor *q[N_FMTS] = {0};
         double wbytes[N_FMTS] = {0};
         for (int f = 0; f < N_FMTS; f++) {
-            if (f == 1) { /* nf4-fast shares nf4's tensor */
-                q[f] = q[0];
-                wbytes[f] = wbytes[0];
+            if (FMTS[f].same_tensor_as >= 0) {
+                q[f] = q[FMTS[f].same_tensor_as];
+                wbytes[f] = wbytes[FMTS[f].same_tensor_as];
                 continue;
             }
             msbnb_quant_config cfg = msbnb_quant_config_default(FMTS[f].type);
@@ -158,7 +159,7 @@ int bench_matmul(int quick) {
         }
         printf("\n[matmul] W %lld x %lld (out x in); nf4 weights %.1f MB, dense fp32 %.1f MB\n", (long long)out,
                (long long)in, wbytes[0] / 1e6, (double)(out * in) * 4 / 1e6);
-        printf("%-3s %5s %-9s %9s %8s %8s %8s %7s %7s\n", "thr", "n", "format", "ms", "GB/s", "GFLOP/s", "xsgemm",
+        printf("%-3s %5s %-10s %9s %8s %8s %8s %7s %7s\n", "thr", "n", "format", "ms", "GB/s", "GFLOP/s", "xsgemm",
                "xpeak", "xbw");
         for (int t = 1; t <= 2; t++) {
             msbnb_set_num_threads(t);
@@ -173,7 +174,7 @@ int bench_matmul(int quick) {
                 /* OpenBLAS' worker threads keep spinning for a while after a call (THREAD_TIMEOUT) and
                  * would steal the cores from the products timed next: let them go to sleep first. */
                 nanosleep(&(struct timespec){0, 200000000}, NULL);
-                printf("%-3d %5lld %-9s %9.3f %8.1f %8.1f %8s %7.2f %7.2f\n", t, (long long)n, "sgemm", ts * 1e3,
+                printf("%-3d %5lld %-10s %9.3f %8.1f %8.1f %8s %7.2f %7.2f\n", t, (long long)n, "sgemm", ts * 1e3,
                        (double)(out * in) * 4 / ts / 1e9, sg, "1", ratio(sg, peak[t]),
                        n == 1 ? ratio((double)(out * in) * 4 / ts / 1e9, t == 1 ? evict_block_gbs : bw[t]) : 0.0);
                 for (int f = 0; f < N_FMTS; f++) {
@@ -186,7 +187,7 @@ int bench_matmul(int quick) {
                     }
                     const double gf = flops / tq / 1e9, gbs = wbytes[f] / tq / 1e9;
                     if (n == 1 && t == 1) n1_gbs[si][f] = gbs, n1_block[si][f] = ratio(gbs, evict_block_gbs);
-                    printf("%-3d %5lld %-9s %9.3f %8.1f %8.1f %8.2f %7.2f %7.2f\n", t, (long long)n, FMTS[f].name,
+                    printf("%-3d %5lld %-10s %9.3f %8.1f %8.1f %8.2f %7.2f %7.2f\n", t, (long long)n, FMTS[f].name,
                            tq * 1e3, gbs, gf, ratio(gf, sg), ratio(gf, peak[t]),
                            n == 1 ? ratio(gbs, t == 1 ? evict_block_gbs : bw[t]) : 0.0);
                 }
@@ -194,7 +195,7 @@ int bench_matmul(int quick) {
         }
         msbnb_set_num_threads(0);
         for (int f = 0; f < N_FMTS; f++)
-            if (f != 1) msbnb_qtensor_free(q[f]);
+            if (FMTS[f].same_tensor_as < 0) msbnb_qtensor_free(q[f]);
         free(W);
         free(X);
         free(Y);
@@ -206,7 +207,7 @@ int bench_matmul(int quick) {
            "the product's own calls; B = ÷ the best read of the whole run, %.1f GB/s (start probe %.1f)\n",
            best_bw, bw[1]);
     printf("%-13s", "W (out x in)");
-    for (int f = 0; f < N_FMTS; f++) printf(" %8s A/B   ", FMTS[f].name);
+    for (int f = 0; f < N_FMTS; f++) printf(" %10s A/B ", FMTS[f].name);
     printf("\n");
     for (int si = 0; si < n_shapes; si++) {
         char name[32];

@@ -45,7 +45,9 @@
 #include "kernels/x86/matmul_4bit_avx512.h"
 
 #define VN_ACC 4    /* independent accumulator chains per row (FMA latency 4)                         */
+#ifndef VN_PF /* (overridable for bench/gemv_ab.c experiments) */
 #define VN_PF 6144  /* prefetch distance along W, bytes (3, 4, 8, 12, 16 KiB and none measured)      */
+#endif
 #define VN_SEG 128  /* chunks per segment of scales kept on the stack (multiple of 16)                */
 
 /* Activations of one product, prepared once (see the header comment). pairs = ceil(in / 128);
