@@ -22,6 +22,8 @@
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
 
+#include "gemv_tools.h"
+
 #include "kernels/matmul_4bit.h"
 
 msbnb_status vn_a(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y);
@@ -39,17 +41,6 @@ static void *alloc_huge(size_t bytes) {
     void *p = aligned_alloc(h, r);
     if (p) (void)madvise(p, r, MADV_HUGEPAGE);
     return p;
-}
-
-__attribute__((target("avx512f"))) static float read_sum(const float *b, size_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < n; i += 64) {
-        a0 = _mm512_add_ps(a0, _mm512_load_ps(b + i));
-        a1 = _mm512_add_ps(a1, _mm512_load_ps(b + i + 16));
-        a2 = _mm512_add_ps(a2, _mm512_load_ps(b + i + 32));
-        a3 = _mm512_add_ps(a3, _mm512_load_ps(b + i + 48));
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
 int main(int argc, char **argv) {
@@ -88,7 +79,7 @@ int main(int argc, char **argv) {
         for (int v = 0; v < 2; v++) {
             const int which = (v ^ r) & 1;
             double t = cpu_now();
-            sink += read_sum(ev, probe / sizeof(float));
+            sink += gemv_read_sum(ev, probe / sizeof(float));
             t = cpu_now() - t;
             if (t < best_read) best_read = t;
             t = cpu_now();

@@ -19,23 +19,12 @@
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
 
+#include "gemv_tools.h"
+
 static double cpu_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* Sum of buf [n] (n a multiple of 64, buf 64-byte aligned): four independent accumulators so the
- * loop is bound by the loads, not by the add latency. */
-__attribute__((target("avx512f"))) static float read_sum(const float *buf, size_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < n; i += 64) {
-        a0 = _mm512_add_ps(a0, _mm512_load_ps(buf + i));
-        a1 = _mm512_add_ps(a1, _mm512_load_ps(buf + i + 16));
-        a2 = _mm512_add_ps(a2, _mm512_load_ps(buf + i + 32));
-        a3 = _mm512_add_ps(a3, _mm512_load_ps(buf + i + 48));
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
 int main(int argc, char **argv) {
@@ -82,7 +71,7 @@ int main(int argc, char **argv) {
         if (t < best) best = t;
         if (probe) {
             t = cpu_now();
-            sink += read_sum(buf, probe_bytes / sizeof(float));
+            sink += gemv_read_sum(buf, probe_bytes / sizeof(float));
             t = cpu_now() - t;
             if (t < best_read) best_read = t;
         }
