@@ -135,8 +135,8 @@ int msbnb_model_context_len(const msbnb_model *m);
 msbnb_linear *msbnb_model_linear(msbnb_model *m, int layer, msbnb_proj which);
 /* Product precision of every quantized projection (kernels.h): MSBNB_PRECISION_EXACT (the default
  * after loading) or MSBNB_PRECISION_FAST — bf16 products for prompts of 4+ tokens on AVX512-BF16,
- * int8 activations for 1-2 tokens on AVX512-VNNI (token generation; docs/kernels.md states each
- * mode's error). fp32 projections are unaffected. INVALID_ARG for NULL or another value. */
+ * int8 activations for 1-2 tokens on AVX512-VNNI or AVX-VNNI (token generation; docs/kernels.md
+ * states each mode's error). fp32 projections are unaffected. INVALID_ARG for NULL or another value. */
 msbnb_status msbnb_model_set_precision(msbnb_model *m, msbnb_precision precision);
 /* Same by HF module name, e.g. "model.layers.3.self_attn.q_proj" (a PEFT prefix such as
  * "base_model.model." is accepted). NOT_FOUND if no such module. */

@@ -9,6 +9,16 @@
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* FAST int8 products (n <= 2) through the driver, with the loops of each level. */
+#if MSBNB_HAVE_X86
+static msbnb_status fast_int8_avx512vnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
+    return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx512vnni, w, X, n, bias, Y);
+}
+static msbnb_status fast_int8_avxvnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
+    return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avxvnni, w, X, n, bias, Y);
+}
+#endif
+
 /* 4-bit products: the scalar reference, or the tiled driver with the current level's kernels. */
 static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y,
                              msbnb_precision precision) {
@@ -16,14 +26,18 @@ static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, cons
     msbnb_isa isa = msbnb__isa();
     if (isa >= MSBNB_ISA_AVX512) {
         msbnb__mm4_kernels k = msbnb__mm4_avx512;
-        if (isa >= MSBNB_ISA_AVX512_VNNI) k.small_n_fast = msbnb__mm4_small_n_fast_avx512vnni;
+        if (isa >= MSBNB_ISA_AVX512_VNNI) k.small_n_fast = fast_int8_avx512vnni;
         if (isa >= MSBNB_ISA_AVX512_BF16) {
             k.to_bf16 = msbnb__mm4_avx512bf16.to_bf16;
             k.block_bf16 = msbnb__mm4_avx512bf16.block_bf16;
         }
         return msbnb__matmul_4bit_tiled(&k, w, X, n, bias, Y, precision);
     }
-    if (isa >= MSBNB_ISA_AVX2) return msbnb__matmul_4bit_tiled(&msbnb__mm4_avx2, w, X, n, bias, Y, precision);
+    if (isa >= MSBNB_ISA_AVX2) {
+        msbnb__mm4_kernels k = msbnb__mm4_avx2;
+        if (msbnb__cpu()->avxvnni) k.small_n_fast = fast_int8_avxvnni;
+        return msbnb__matmul_4bit_tiled(&k, w, X, n, bias, Y, precision);
+    }
 #endif
     return msbnb__matmul_4bit_ref(w, X, n, bias, Y, precision);
 }

@@ -115,14 +115,50 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
 msbnb_status msbnb__matmul_4bit_t_tiled(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *dY,
                                         int64_t n, float *dX, int accumulate);
 
+/* ---------------------------------------------------------------- FAST int8 products, n <= 2 */
+/* Token generation in FAST precision (semantics: x86/matmul_4bit_avx512vnni.c, docs/kernels.md):
+ * each activation row rounded to int8 per 64-element chunk c (x̂ = rint(x · 127/a_c), a_c = max|x|),
+ * each code value to t̂ = rint(table[q] · m) (m = 127/max|table|, or 1 for integer tables), and
+ * y = Σ_c stat · (a_c/127)/m · Σ_k t̂ x̂ with exact int32 inner sums. matmul_4bit_fast_int8.c owns the
+ * shape checks, the code table, the scratch and the threads; an ISA unit supplies the two loops.
+ *
+ * Activation layout, per row, chunk pairs p = 0 .. ceil(chunks/2)-1 (zero-padded past in):
+ *   xo [pairs][64] int8: xo[p][b] = x̂[128p + 2b + 1] (the low nibble of code byte 64p + b),
+ *   xe [pairs][64] int8: xe[p][b] = x̂[128p + 2b]     (its high nibble); chunk c's 32 bytes of each
+ *                        start at 32c;
+ *   xcorr [2·pairs + 16] float: -128 · Σ_{k in c} x̂_k (the table is stored +128, unsigned);
+ *   sxm   [2·pairs + 16] float: (a_c / 127) / m; the 16 past the end are 0 (full-width loads). */
+typedef struct msbnb__fi8_act {
+    const int8_t *xo[2], *xe[2];
+    const float *xcorr[2], *sxm[2];
+} msbnb__fi8_act;
+
+typedef struct msbnb__fi8_kernels {
+    /* Fill one activation row's arrays (pre-zeroed) from x [in]; 0 if some x is not finite. */
+    int (*quantize_row)(const float *x, int64_t in, float inv_m, int8_t *xo, int8_t *xe, float *xcorr, float *sxm);
+    /* Y[i, row] (+ bias) for rows [rb, re) and activation rows i < n; tb[q] = t̂(q) + 128;
+     * kblk [chunks]: INT4 group of each chunk; bs_shift = log2(blocksize) for flat blocks. */
+    void (*rows)(const msbnb__w4 *w, const msbnb__fi8_act *a, int64_t n, const uint8_t tb[16], int64_t rb,
+                 int64_t re, const int64_t *kblk, int bs_shift, const float *bias, float *Y);
+} msbnb__fi8_kernels;
+
+/* The product with an ISA's loops: MSBNB_ERR_UNSUPPORTED (no message) when n > 2, in % 64 != 0, the
+ * block (group) is not a multiple of 64 or an activation is not finite: then the EXACT kernels run. */
+msbnb_status msbnb__matmul_4bit_fast_int8(const msbnb__fi8_kernels *k, const msbnb__w4 *w, const float *X, int64_t n,
+                                          const float *bias, float *Y);
+/* Plain statistics of chunks [c0, ce) of `row` (msbnb__w4_stat's values) into buf [ce - c0], for the
+ * formats whose statistics are not read in place (INT4 groups, blocks > 64, double quantization). */
+void msbnb__fi8_row_scales(const msbnb__w4 *w, int64_t row, int64_t c0, int64_t ce, const int64_t *kblk, int bs_shift,
+                           float *buf);
+
 #if MSBNB_HAVE_X86
 extern const msbnb__mm4_kernels msbnb__mm4_avx2;
 extern const msbnb__mm4_kernels msbnb__mm4_avx512;
 /* Only to_bf16 and block_bf16 are set: matmul.c combines them with msbnb__mm4_avx512. */
 extern const msbnb__mm4_kernels msbnb__mm4_avx512bf16;
-/* FAST streaming product for n <= 2 on AVX512-VNNI (msbnb__mm4_kernels.small_n_fast). */
-msbnb_status msbnb__mm4_small_n_fast_avx512vnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias,
-                                                float *Y);
+/* FAST int8 loops: AVX512-VNNI (vpermb with VBMI), and AVX2 + AVX-VNNI (when msbnb__cpu()->avxvnni). */
+extern const msbnb__fi8_kernels msbnb__fi8_avx512vnni;
+extern const msbnb__fi8_kernels msbnb__fi8_avxvnni;
 /* Tests: 1 makes it use its vpshufb byte lookup even where the CPU has AVX512-VBMI (vpermb). */
 void msbnb__mm4_fast_force_shufb(int on);
 #endif

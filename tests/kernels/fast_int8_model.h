@@ -16,11 +16,13 @@
 #include <math.h>
 #include <stdint.h>
 
-/* Does the FAST int8 kernel run for this product at this level? (its documented domain) */
+/* Does the FAST int8 kernel run for this product at this level? (its documented domain: the
+ * AVX512-VNNI levels, and the AVX2 level on CPUs with AVX-VNNI) */
 static inline int fast_int8_applies(msbnb_isa isa, const msbnb_qtensor *q, int64_t n) {
     msbnb__w4 w;
     msbnb__w4_init(q, &w);
-    return isa >= MSBNB_ISA_AVX512_VNNI && n <= 2 && w.cols % 64 == 0 && w.block % 64 == 0;
+    const int level = isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni);
+    return level && n <= 2 && w.cols % 64 == 0 && w.block % 64 == 0;
 }
 
 static inline double fast_int8_code_multiplier(const float table[16]) {

@@ -1,13 +1,15 @@
 /*
  * test_matmul_4bit_fast.c — the FAST int8 product of 4-bit weights for one or two activation rows
- * (token generation; x86/matmul_4bit_avx512vnni.c). Its arithmetic against its model is checked for
+ * (token generation; matmul_4bit_fast_int8.c with the loops of x86/matmul_4bit_avx512vnni.c and
+ * x86/matmul_4bit_avxvnni.c). Its arithmetic against its model is checked for
  * every format and shape in test_matmul_4bit.c (three-way test); here:
  *   - the mode's error, measured: against EXACT and against the unquantized fp32 weights, which it
  *     must stay close to (the format's own error dominates);
  *   - the int8 path is really taken at n = 1 and 2 where the CPU has AVX512-VNNI, and not at n = 3;
  *   - both byte-lookup variants (vpermb where the CPU has AVX512-VBMI, vpshufb) give identical bits;
  *   - a non-finite activation makes the product fall back to EXACT (int8 cannot carry it).
- * Skipped (reported) on CPUs without AVX512-VNNI, where FAST at n <= 2 is EXACT.
+ * Every level with an int8 path runs (AVX512-VNNI levels; AVX2 where the CPU has AVX-VNNI). Skipped
+ * (reported) on CPUs with neither, where FAST at n <= 2 is EXACT.
  */
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
@@ -21,8 +23,8 @@ static const fmt FORMATS[] = {{MSBNB_QTYPE_NF4, 0, 64},  {MSBNB_QTYPE_NF4, 1, 64
 #define N_FORMATS (int)(sizeof FORMATS / sizeof FORMATS[0])
 
 static int have_int8_path(void) {
-    if (msbnb_isa_detected() < MSBNB_ISA_AVX512_VNNI) {
-        printf("  (no AVX512-VNNI on this CPU: FAST at n <= 2 is EXACT here; nothing to test)\n");
+    if (msbnb_isa_detected() < MSBNB_ISA_AVX512_VNNI && !msbnb__cpu()->avxvnni) {
+        printf("  (neither AVX512-VNNI nor AVX-VNNI on this CPU: FAST at n <= 2 is EXACT here; nothing to test)\n");
         return 0;
     }
     return 1;
@@ -74,10 +76,17 @@ TEST(error_measured_against_exact_and_fp32) {
     free(w), free(x), free(ye), free(yf), free(F), free(E);
 }
 
-/* n = 1 and 2 take the int8 path (FAST differs from EXACT, equals its own n-row slices), n = 3 does
- * not (FAST = EXACT: the tiles' bf16 starts at n = 4). Both byte-lookup variants agree bit for bit. */
-TEST(int8_path_taken_and_variants_identical) {
-    if (!have_int8_path()) return;
+/* Levels with an int8 path: the AVX512-VNNI levels, and AVX2 on CPUs with AVX-VNNI. */
+static int int8_level(msbnb_isa isa) {
+    return isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni);
+}
+
+/* n = 1 and 2 take the int8 path (FAST differs from EXACT, n = 2 equals its two n = 1 products),
+ * n = 3 does not (FAST = EXACT: the tiles' bf16 starts at n = 4). On AVX-512 both byte-lookup
+ * variants agree bit for bit. */
+static void path_level(msbnb_isa isa, void *unused) {
+    (void)unused;
+    if (!int8_level(isa)) return;
     const int64_t out = 37, in = 1344; /* 21 chunks: a half pair at the end of every row */
     test_rng rng = {43};
     float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(3 * in) * sizeof(float));
@@ -93,30 +102,37 @@ TEST(int8_path_taken_and_variants_identical) {
         for (int64_t n = 1; n <= 3; n++) {
             CHECK_OK(msbnb_matmul(q, x, n, NULL, y[0], MSBNB_PRECISION_EXACT));
             CHECK_OK(msbnb_matmul(q, x, n, NULL, y[1], MSBNB_PRECISION_FAST));
-            msbnb__mm4_fast_force_shufb(1);
-            CHECK_OK(msbnb_matmul(q, x, n, NULL, y[2], MSBNB_PRECISION_FAST));
-            msbnb__mm4_fast_force_shufb(0);
             const int differs = memcmp(y[0], y[1], (size_t)(n * out) * sizeof(float)) != 0;
-            CHECK_MSG_(differs == (n <= 2), "%s n=%lld: FAST %s EXACT", fmt_name(FORMATS[fi]), (long long)n,
-                       differs ? "differs from" : "equals");
-            CHECK_MSG_(!memcmp(y[1], y[2], (size_t)(n * out) * sizeof(float)),
-                       "%s n=%lld: vpermb and vpshufb variants differ", fmt_name(FORMATS[fi]), (long long)n);
+            CHECK_MSG_(differs == (n <= 2), "%s %s n=%lld: FAST %s EXACT", msbnb_isa_name(isa), fmt_name(FORMATS[fi]),
+                       (long long)n, differs ? "differs from" : "equals");
+            if (isa >= MSBNB_ISA_AVX512_VNNI) {
+                msbnb__mm4_fast_force_shufb(1);
+                CHECK_OK(msbnb_matmul(q, x, n, NULL, y[2], MSBNB_PRECISION_FAST));
+                msbnb__mm4_fast_force_shufb(0);
+                CHECK_MSG_(!memcmp(y[1], y[2], (size_t)(n * out) * sizeof(float)),
+                           "%s n=%lld: vpermb and vpshufb variants differ", fmt_name(FORMATS[fi]), (long long)n);
+            }
         }
-        /* n = 2 is row for row the n = 1 product */
         CHECK_OK(msbnb_matmul(q, x, 2, NULL, y[1], MSBNB_PRECISION_FAST));
         CHECK_OK(msbnb_matmul(q, x, 1, NULL, y[3], MSBNB_PRECISION_FAST));
         CHECK_OK(msbnb_matmul(q, x + in, 1, NULL, y[3] + out, MSBNB_PRECISION_FAST));
-        CHECK_MSG_(!memcmp(y[1], y[3], (size_t)(2 * out) * sizeof(float)), "%s: n=2 differs from two n=1 products",
-                   fmt_name(FORMATS[fi]));
+        CHECK_MSG_(!memcmp(y[1], y[3], (size_t)(2 * out) * sizeof(float)), "%s %s: n=2 differs from two n=1 products",
+                   msbnb_isa_name(isa), fmt_name(FORMATS[fi]));
         msbnb_qtensor_free(q);
     }
     for (int v = 0; v < 4; v++) free(y[v]);
     free(w), free(x);
 }
 
-/* An Inf or NaN activation: FAST falls back to EXACT for that product (same bits, incl. NaN/Inf). */
-TEST(non_finite_activations_fall_back_to_exact) {
+TEST(int8_path_taken_and_variants_identical) {
     if (!have_int8_path()) return;
+    test_for_each_isa(path_level, NULL);
+}
+
+/* An Inf or NaN activation: FAST falls back to EXACT for that product (same bits, incl. NaN/Inf). */
+static void non_finite_level(msbnb_isa isa, void *unused) {
+    (void)unused;
+    if (!int8_level(isa)) return;
     const int64_t out = 9, in = 256;
     test_rng rng = {47};
     float *w = malloc((size_t)(out * in) * sizeof(float)), x[2 * 256], ye[2 * 9], yf[2 * 9];
@@ -132,14 +148,19 @@ TEST(non_finite_activations_fall_back_to_exact) {
             xs[(n - 1) * in + 100] = bad[b];
             CHECK_OK(msbnb_matmul(q, xs, n, NULL, ye, MSBNB_PRECISION_EXACT));
             CHECK_OK(msbnb_matmul(q, xs, n, NULL, yf, MSBNB_PRECISION_FAST));
-            CHECK_MSG_(!memcmp(ye, yf, (size_t)(n * out) * sizeof(float)), "x has %g, n=%lld: FAST is not EXACT",
-                       (double)bad[b], (long long)n);
+            CHECK_MSG_(!memcmp(ye, yf, (size_t)(n * out) * sizeof(float)), "%s: x has %g, n=%lld: FAST is not EXACT",
+                       msbnb_isa_name(isa), (double)bad[b], (long long)n);
             int nonfinite = 0;
             for (int64_t e = (n - 1) * out; e < n * out; e++) nonfinite += !isfinite(yf[e]);
             CHECK(nonfinite == out);
         }
     msbnb_qtensor_free(q);
     free(w);
+}
+
+TEST(non_finite_activations_fall_back_to_exact) {
+    if (!have_int8_path()) return;
+    test_for_each_isa(non_finite_level, NULL);
 }
 
 int main(void) {

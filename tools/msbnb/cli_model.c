@@ -105,7 +105,7 @@ static const char *model_options_help =
     "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
     "  --threshold T        int8: LLM.int8() outlier threshold (0 = off)\n"
     "  --fast               FAST products for quantized projections (int8 activations for 1-2 tokens on\n"
-    "                       AVX512-VNNI, bf16 for longer batches on AVX512-BF16; see docs/kernels.md)\n"
+    "                       AVX512-VNNI/AVX-VNNI, bf16 for longer batches on AVX512-BF16; docs/kernels.md)\n"
     "  --tokenizer PATH     llama2.c tokenizer (default: tok512.bin beside a .bin, in or above an HF dir)\n"
     "  --ctx N              KV cache length (default: the model's seq_len)\n"
     "  --batch N            tokens per forward pass over a prompt/window (default 64; 1 = as in generation)\n"

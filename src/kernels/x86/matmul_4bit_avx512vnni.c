@@ -29,17 +29,10 @@
  * Per 64 bytes of a row: 1 shift, 2 vpermb, 2 vpdpbusd per activation row, 1 vcvtdq2ps, 1 vpermps,
  * 1 FMA, and a prefetch VN_PF bytes ahead.
  *
- * Shapes: in % 64 == 0 and blocks (INT4: groups) a multiple of 64; else MSBNB_ERR_UNSUPPORTED and
- * the caller runs the EXACT kernels. Non-finite activations also fall back to EXACT (an int8 copy
- * cannot carry them). Each thread takes one contiguous range of rows and reads it row after row (one
- * sequential stream: the hardware prefetchers follow it from DRAM better than the 4 interleaved row
- * streams of the EXACT kernel); a row's arithmetic does not depend on the range, so results are
- * identical for every thread count, and for both byte-lookup variants.
- * Scratch: activation-sized buffers only, [n][in + in/16] bytes, and [in/64] int64.
+ * Shapes, thresholds, the code table, threads and scratch: matmul_4bit_fast_int8.c (the driver);
+ * this unit supplies the activation quantization and the row loop for AVX512-VNNI. Results are
+ * identical for both byte-lookup variants.
  */
-#include <float.h>
-#include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "kernels/x86/matmul_4bit_avx512.h"
@@ -49,14 +42,6 @@
 #define VN_PF 6144  /* prefetch distance along W, bytes (3, 4, 8, 12, 16 KiB and none measured)      */
 #endif
 #define VN_SEG 128  /* chunks per segment of scales kept on the stack (multiple of 16)                */
-
-/* Activations of one product, prepared once (see the header comment). pairs = ceil(in / 128);
- * arrays are zero-padded past in. */
-typedef struct vn_act {
-    const int8_t *xo[2], *xe[2]; /* [pairs][64] odd / even elements of each activation row  */
-    const float *xcorr[2];       /* [2 · pairs] -128 · Σ x̂ per chunk, 0 past the end          */
-    const float *sxm[2];         /* [2 · pairs] (a_c / 127) / m per chunk, 0 past the end      */
-} vn_act;
 
 /* ---------------------------------------------------------------- activations */
 
@@ -108,25 +93,15 @@ static int quantize_row(const float *x, int64_t in, float inv_m, int8_t *xo, int
 
 /* ---------------------------------------------------------------- weights */
 
-/* Plain statistics of chunks [c0, ce) of `row` (each exactly msbnb__w4_stat's value): a pointer
- * into the tensor when they are stored in place (flat blocks of 64), else decoded into buf. */
+/* Plain statistics of chunks [c0, ce) of `row` (each exactly msbnb__w4_stat's value) into buf:
+ * double-quantized blocks of 64 decoded 16 at a time, the other formats by the driver's helper. */
 static const float *row_scales(const msbnb__w4 *w, int64_t row, int64_t c0, int64_t ce, const int64_t *kblk,
                                int bs_shift, float *buf) {
-    const int64_t in = w->cols, chunks = in / 64;
-    if (w->flat_blocks && w->block == 64) {
-        if (w->stats) return w->stats + row * chunks + c0;
-        msbnb__mm4_dq_scales_avx512(w, row * chunks + c0, ce - c0, buf);
+    if (w->flat_blocks && w->block == 64 && !w->stats) {
+        msbnb__mm4_dq_scales_avx512(w, row * (w->cols / 64) + c0, ce - c0, buf);
         return buf;
     }
-    for (int64_t c = c0; c < ce; c++) {
-        const int64_t si = w->flat_blocks ? (row * in + c * 64) >> bs_shift : kblk[c] * w->rows + row;
-        /* INT4 scales are [groups][rows]: a line serves 16 rows of a group and the groups form
-         * strided streams no hardware prefetcher follows; fetch the line read 4 row groups later */
-        if (!w->flat_blocks) _mm_prefetch((const char *)(uintptr_t)(w->stats ? (uintptr_t)(w->stats + si + 16)
-                                                                              : (uintptr_t)(w->stats_q + si + 16)),
-                                          _MM_HINT_T0);
-        buf[c - c0] = msbnb__w4_stat(w, si);
-    }
+    msbnb__fi8_row_scales(w, row, c0, ce, kblk, bs_shift, buf);
     return buf;
 }
 
@@ -144,7 +119,7 @@ MM4_INLINE __m512i vpermb(__m512i idx, __m512i T) {
  * sg; acc is the accumulator set this pair adds into. half: only the first 32 bytes belong to the
  * row (odd chunk count, last pair): 1 = load 64 and zero the rest (the next row follows), 2 = masked
  * load (the tensor's last row; see the partial group in vn_range for why masked loads are avoided). */
-MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const vn_act *a, __m512i T, __m512i idx, const __m512 *sg,
+MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const msbnb__fi8_act *a, __m512i T, __m512i idx, const __m512 *sg,
                         __m512 *acc, const int nn, const int half, const int vbmi) {
     /* W VN_PF bytes ahead, one line per pair (past the row end into the next rows: W is contiguous;
      * the address is formed as an integer: it may point past the tensor, which prefetching
@@ -175,7 +150,7 @@ MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const vn_act *a, __m512i 
 
 /* Rows [rb, re) of Y for nn activation rows, one row after the other (nn and vbmi are compile-time
  * constants per instance). */
-MM4_INLINE void vn_range(const msbnb__w4 *w, const vn_act *a, __m512i T, int64_t rb, int64_t re, const int nn,
+MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t rb, int64_t re, const int nn,
                          const int vbmi, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const int64_t in = w->cols, chunks = in / 64, row_bytes = in / 2;
     const int direct = w->stats && w->flat_blocks && w->block == 64;
@@ -240,11 +215,11 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const vn_act *a, __m512i T, int64_t
     }
 }
 
-typedef void (*vn_fn)(const msbnb__w4 *, const vn_act *, __m512i, int64_t, int64_t, const int64_t *, int,
+typedef void (*vn_fn)(const msbnb__w4 *, const msbnb__fi8_act *, __m512i, int64_t, int64_t, const int64_t *, int,
                       const float *, float *);
 #define VN_INSTANCE(NAME, NN, VBMI)                                                                           \
-    static void NAME(const msbnb__w4 *w, const vn_act *a, __m512i T, int64_t rb, int64_t re,           \
-                          const int64_t *kblk, int sh, const float *bias, float *Y) {                         \
+    static void NAME(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t rb, int64_t re,          \
+                     const int64_t *kblk, int sh, const float *bias, float *Y) {                              \
         vn_range(w, a, T, rb, re, NN, VBMI, kblk, sh, bias, Y);                                               \
     }
 VN_INSTANCE(vn_shufb_1, 1, 0)
@@ -257,69 +232,11 @@ static int force_shufb;
 void msbnb__mm4_fast_force_shufb(int on) { force_shufb = on != 0; }
 static int use_vbmi(void) { return !force_shufb && __builtin_cpu_supports("avx512vbmi"); }
 
-/* ---------------------------------------------------------------- entry */
-
-/* The code multiplier m (header comment): 1 when every table value is an integer in [-127, 127]. */
-static float code_multiplier(const float table[16]) {
-    float mx = 0.0f;
-    int integral = 1;
-    for (int q = 0; q < 16; q++) {
-        mx = fmaxf(mx, fabsf(table[q]));
-        integral &= table[q] == rintf(table[q]) && fabsf(table[q]) <= 127.0f;
-    }
-    return integral || !(mx > 0.0f) ? 1.0f : 127.0f / mx;
-}
-
-msbnb_status msbnb__mm4_small_n_fast_avx512vnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias,
-                                                float *Y) {
-    const int64_t in = w->cols, out = w->rows;
-    if (n > 2 || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED;
-    int bs_shift = -1;
-    for (int b = 0; b < 62; b++)
-        if (((int64_t)1 << b) == w->block) bs_shift = b;
-    if (w->flat_blocks && bs_shift < 0) return MSBNB_ERR_UNSUPPORTED;
-    for (int q = 0; q < 16; q++)
-        if (!(fabsf(w->table[q]) <= FLT_MAX)) return MSBNB_ERR_UNSUPPORTED;
-    const float m = code_multiplier(w->table);
-    uint8_t tb[16];
-    for (int q = 0; q < 16; q++) tb[q] = (uint8_t)((int)rintf(w->table[q] * m) + 128);
+static void rows_avx512vnni(const msbnb__w4 *w, const msbnb__fi8_act *a, int64_t n, const uint8_t tb[16], int64_t rb,
+                            int64_t re, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const __m512i T = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tb)); /* 4 copies: both lookups */
-    const int vbmi = use_vbmi();
-    const vn_fn fn = vbmi ? (n == 1 ? vn_vbmi_1 : vn_vbmi_2) : (n == 1 ? vn_shufb_1 : vn_shufb_2);
-
-    const int64_t chunks = in / 64, pairs = (chunks + 1) / 2;
-    /* one block per activation row: xo [pairs*64] i8, xe [pairs*64] i8, xcorr [2*pairs + 16] f32,
-     * sxm [2*pairs + 16] f32 (the 16 past the end are never used: the partial group's full-width
-     * loads read and discard them); then kblk [chunks] (INT4 group of each chunk) */
-    const size_t row_bytes = (size_t)pairs * (64 + 64 + 8 + 8) + 2 * 16 * sizeof(float);
-    uint8_t *scratch = msbnb__alloc_aligned((size_t)n * row_bytes + (size_t)chunks * sizeof(int64_t));
-    RETURN_IF(!scratch, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] int8 activations", (long long)n,
-              (long long)in);
-    memset(scratch, 0, (size_t)n * row_bytes);
-    vn_act a;
-    memset(&a, 0, sizeof a);
-    int finite = 1;
-    for (int64_t i = 0; i < n && finite; i++) {
-        uint8_t *base = scratch + (size_t)i * row_bytes;
-        int8_t *xo = (int8_t *)base, *xe = xo + pairs * 64;
-        float *xcorr = (float *)(base + pairs * 128);       /* [2*pairs + 16] */
-        float *sxm = xcorr + 2 * pairs + 16;               /* [2*pairs + 16] */
-        finite = quantize_row(X + i * in, in, 1.0f / m, xo, xe, xcorr, sxm);
-        a.xo[i] = xo, a.xe[i] = xe, a.xcorr[i] = xcorr, a.sxm[i] = sxm;
-    }
-    if (!finite) {
-        msbnb__free_aligned(scratch);
-        return MSBNB_ERR_UNSUPPORTED; /* non-finite activations: the EXACT kernels carry them */
-    }
-    int64_t *kblk = (int64_t *)(scratch + (size_t)n * row_bytes);
-    for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 64 / w->block;
-    /* one contiguous range of rows per thread (a row's arithmetic does not depend on it) */
-#pragma omp parallel num_threads(msbnb__threads())
-    {
-        const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-        const int64_t rb = out * id / nt, re = out * (id + 1) / nt;
-        fn(w, &a, T, rb, re, kblk, bs_shift, bias, Y);
-    }
-    msbnb__free_aligned(scratch);
-    return MSBNB_OK;
+    const vn_fn fn = use_vbmi() ? (n == 1 ? vn_vbmi_1 : vn_vbmi_2) : (n == 1 ? vn_shufb_1 : vn_shufb_2);
+    fn(w, a, T, rb, re, kblk, bs_shift, bias, Y);
 }
+
+const msbnb__fi8_kernels msbnb__fi8_avx512vnni = {quantize_row, rows_avx512vnni};
