@@ -45,7 +45,8 @@
 
 /* ---------------------------------------------------------------- activations */
 
-/* Quantize activation row x [in] into the layout above. Returns 0 if some |x| is not finite. */
+/* Quantize activation row x [in] into the layout of matmul_4bit.h ("FAST int8 products"; arrays
+ * pre-zeroed). Returns 0 if some |x| is not finite. */
 static int quantize_row(const float *x, int64_t in, float inv_m, int8_t *xo, int8_t *xe, float *xcorr, float *sxm) {
     const int64_t chunks = in / 64, pairs = (chunks + 1) / 2;
     const __m512i low8 = _mm512_set1_epi16(0xFF);
