@@ -113,25 +113,33 @@ static msbnb_status derive_sizes(const char *fn, msbnb_qtensor_view *v) {
     return MSBNB_OK;
 }
 
-/* Allocate a tensor for the sizes in v (already derived) and point v's buffers at it. */
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Allocate a tensor for the sizes in v (already derived) and point v's buffers at it. Codes,
+ * statistics, zero points and nested absmax share ONE allocation, each part 64-byte aligned: what
+ * the n = 1 products stream from memory then lies on the same (huge, when large) pages as the
+ * codes — statistics on their own 4 KiB pages measured 0.2–1.8 % slower (docs/kernels.md). */
 static msbnb_status qtensor_alloc(const char *fn, const msbnb_qtensor_view *v, msbnb_qtensor **out) {
     msbnb_qtensor *q = calloc(1, sizeof *q);
     if (!q) return msbnb__fail(MSBNB_ERR_OUT_OF_MEMORY, fn, "cannot allocate the tensor");
     q->v = *v;
-    int asym = v->type == MSBNB_QTYPE_INT8 && v->asymmetric;
-    /* codes and statistics are what the n = 1 products stream from memory: huge pages when large */
-    int ok = (q->data = msbnb__alloc_large(v->data_bytes)) != NULL;
-    if (ok && !v->double_quant) ok = (q->stats = msbnb__alloc_large(v->n_stats * sizeof(float))) != NULL;
-    if (ok && asym) ok = (q->zero_point = malloc(v->n_stats * sizeof(int32_t))) != NULL;
-    if (ok && v->double_quant) {
-        ok = (q->stats_q = malloc(v->n_stats)) != NULL;
-        ok = ok && (q->nested_absmax = malloc(v->n_nested * sizeof(float))) != NULL;
-    }
+    const int asym = v->type == MSBNB_QTYPE_INT8 && v->asymmetric;
+    const size_t n = v->n_stats, big = SIZE_MAX / 16; /* every part below big: no sum can overflow */
+    const size_t stats_bytes = v->double_quant ? 0 : n * sizeof(float), q_bytes = v->double_quant ? n : 0;
+    const size_t zp_bytes = asym ? n * sizeof(int32_t) : 0, nested_bytes = v->double_quant ? v->n_nested * sizeof(float) : 0;
+    int ok = v->data_bytes < big && n < big / sizeof(float) && v->n_nested < big / sizeof(float);
+    const size_t off_stats = round64(v->data_bytes), off_q = off_stats + round64(stats_bytes);
+    const size_t off_zp = off_q + round64(q_bytes), off_nested = off_zp + round64(zp_bytes);
+    ok = ok && (q->data = msbnb__alloc_large(off_nested + nested_bytes)) != NULL;
     if (!ok) {
-        msbnb_qtensor_free(q);
+        free(q);
         return msbnb__fail(MSBNB_ERR_OUT_OF_MEMORY, fn, "cannot allocate %zu bytes of codes and %zu statistics",
                            v->data_bytes, v->n_stats);
     }
+    if (stats_bytes) q->stats = (float *)(q->data + off_stats);
+    if (q_bytes) q->stats_q = q->data + off_q;
+    if (zp_bytes) q->zero_point = (int32_t *)(q->data + off_zp);
+    if (nested_bytes) q->nested_absmax = (float *)(q->data + off_nested);
     q->v.data = q->data;
     q->v.stats = q->stats;
     q->v.zero_point = q->zero_point;
@@ -154,11 +162,7 @@ static void set_code(msbnb_qtensor *q, const float *code, int len) {
 void msbnb_qtensor_free(msbnb_qtensor *q) {
     if (!q) return;
     if (q->kernel_pack && q->kernel_pack_free) q->kernel_pack_free(q->kernel_pack);
-    msbnb__free_aligned(q->data);
-    msbnb__free_aligned(q->stats);
-    free(q->zero_point);
-    free(q->stats_q);
-    free(q->nested_absmax);
+    msbnb__free_aligned(q->data); /* codes and every statistic: one allocation (qtensor_alloc) */
     free(q);
 }
 
