@@ -2,9 +2,9 @@
  * of that unit, linked under different names, alternate in one process so that the host's drift in
  * memory bandwidth hits both alike (docs/kernels.md, "n = 1 FAST int8"). Not part of the CMake build:
  *   F="-O3 -ffp-contract=off -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -fopenmp -Iinclude -Isrc"
- *   gcc $F -DVN_PF=6144 -Dmsbnb__mm4_small_n_fast_avx512vnni=vn_a -Dmsbnb__mm4_fast_force_shufb=fs_a \
+ *   gcc $F -DVN_PF=6144 -Dmsbnb__fi8_avx512vnni=fi8_a -Dmsbnb__mm4_fast_force_shufb=fs_a \
  *       -c src/kernels/x86/matmul_4bit_avx512vnni.c -o vn_a.o
- *   gcc $F -DVN_PF=12288 -Dmsbnb__mm4_small_n_fast_avx512vnni=vn_b -Dmsbnb__mm4_fast_force_shufb=fs_b \
+ *   gcc $F -DVN_PF=12288 -Dmsbnb__fi8_avx512vnni=fi8_b -Dmsbnb__mm4_fast_force_shufb=fs_b \
  *       -c src/kernels/x86/matmul_4bit_avx512vnni.c -o vn_b.o     (or a modified copy of the file)
  *   gcc -O2 -Iinclude -Isrc bench/gemv_ab.c vn_a.o vn_b.o build/libmsbnb.a -fopenmp -lopenblas -lcjson -lm -o gemv_ab
  *   ./gemv_ab OUT IN REPS          e.g. ./gemv_ab 11008 4096 20
@@ -26,8 +26,8 @@
 
 #include "kernels/matmul_4bit.h"
 
-msbnb_status vn_a(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y);
-msbnb_status vn_b(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y);
+/* the two builds' loop tables (renamed msbnb__fi8_avx512vnni), run through the library's driver */
+extern const msbnb__fi8_kernels fi8_a, fi8_b;
 
 static double cpu_now(void) {
     struct timespec t;
@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
             t = cpu_now() - t;
             if (t < best_read) best_read = t;
             t = cpu_now();
-            if ((which ? vn_b : vn_a)(&w4, X, 1, NULL, Y) != MSBNB_OK) return 1;
+            if (msbnb__matmul_4bit_fast_int8(which ? &fi8_b : &fi8_a, &w4, X, 1, NULL, Y) != MSBNB_OK) return 1;
             t = cpu_now() - t;
             if (t < best[which]) best[which] = t;
         }
