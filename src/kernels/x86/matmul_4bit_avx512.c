@@ -78,35 +78,8 @@ MM4_INLINE void fwd_tile(const float *X, int64_t ldx, const float *Wt, int64_t l
     }
 }
 
-typedef void (*fwd_fn)(const float *, int64_t, const float *, int64_t, int64_t, float *, int64_t, int);
-#define FWD(M, N)                                                                                            \
-    static void fwd_##M##x##N(const float *X, int64_t ldx, const float *Wt, int64_t ldw, int64_t kc, float *Y, \
-                              int64_t ldy, int first) {                                                      \
-        fwd_tile(X, ldx, Wt, ldw, kc, Y, ldy, first, M, N);                                                  \
-    }
-#define FWD_ROW(M) FWD(M, 1) FWD(M, 2) FWD(M, 3) FWD(M, 4)
-FWD_ROW(1)
-FWD_ROW(2)
-FWD_ROW(3)
-FWD_ROW(4)
-FWD_ROW(5)
-FWD_ROW(6)
-static const fwd_fn fwd_table[MM4_MR][MM4_NR] = {
-    {fwd_1x1, fwd_1x2, fwd_1x3, fwd_1x4}, {fwd_2x1, fwd_2x2, fwd_2x3, fwd_2x4}, {fwd_3x1, fwd_3x2, fwd_3x3, fwd_3x4},
-    {fwd_4x1, fwd_4x2, fwd_4x3, fwd_4x4}, {fwd_5x1, fwd_5x2, fwd_5x3, fwd_5x4}, {fwd_6x1, fwd_6x2, fwd_6x3, fwd_6x4},
-};
-
 /* X [n][ldx] (chunk of kc columns), Wt [nr][ldw], Y [n][ldy] (the tile's nr columns). */
-static void block_avx512(const float *X, int64_t ldx, int64_t n, const float *Wt, int64_t ldw, int64_t nr,
-                         int64_t kc, float *Y, int64_t ldy, int first) {
-    for (int64_t i0 = 0; i0 < n; i0 += MM4_MR) {
-        int mr = (int)(n - i0 < MM4_MR ? n - i0 : MM4_MR);
-        for (int64_t j0 = 0; j0 < nr; j0 += MM4_NR) {
-            int jr = (int)(nr - j0 < MM4_NR ? nr - j0 : MM4_NR);
-            fwd_table[mr - 1][jr - 1](X + i0 * ldx, ldx, Wt + j0 * ldw, ldw, kc, Y + i0 * ldy + j0, ldy, first);
-        }
-    }
-}
+MM4_FWD_DRIVER(block_avx512, float, fwd_tile)
 
 /* ---------------------------------------------------------------- transposed kernel */
 /* dX[i, k..k+63] += dY[i, j] * Wt[j, k..k+63] for j = 0 .. nr-1 in order: 6 rows × 4 vectors of

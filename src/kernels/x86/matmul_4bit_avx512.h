@@ -38,6 +38,41 @@ MM4_INLINE void mm4_store_row(float *y, __m128 s, int nr, int first) {
     _mm_mask_storeu_ps(y, m, s);
 }
 
+/* The forward register-blocked driver of one element type, shared by the fp32 (EXACT) and bf16
+ * (FAST) units: instantiates TILE(X, ldx, Wt, ldw, kc, Y, ldy, first, mr, nr) for every mr <= 6,
+ * nr <= 4 (compile-time constants, so the accumulators stay in registers) and defines
+ *   static void NAME(const ELEM *X, int64_t ldx, int64_t n, const ELEM *Wt, int64_t ldw, int64_t nr,
+ *                    int64_t kc, float *Y, int64_t ldy, int first)
+ * walking X [n][ldx] in 6-row and Wt [nr][ldw] in 4-row register tiles into Y [n][ldy]. */
+#define MM4_FWD_DRIVER(NAME, ELEM, TILE)                                                                      \
+    typedef void (*NAME##_fn)(const ELEM *, int64_t, const ELEM *, int64_t, int64_t, float *, int64_t, int); \
+    MM4_FWD_ROW(NAME, ELEM, TILE, 1) MM4_FWD_ROW(NAME, ELEM, TILE, 2) MM4_FWD_ROW(NAME, ELEM, TILE, 3)        \
+    MM4_FWD_ROW(NAME, ELEM, TILE, 4) MM4_FWD_ROW(NAME, ELEM, TILE, 5) MM4_FWD_ROW(NAME, ELEM, TILE, 6)        \
+    static const NAME##_fn NAME##_table[MM4_MR][MM4_NR] = {                                                    \
+        {NAME##_1x1, NAME##_1x2, NAME##_1x3, NAME##_1x4}, {NAME##_2x1, NAME##_2x2, NAME##_2x3, NAME##_2x4},    \
+        {NAME##_3x1, NAME##_3x2, NAME##_3x3, NAME##_3x4}, {NAME##_4x1, NAME##_4x2, NAME##_4x3, NAME##_4x4},    \
+        {NAME##_5x1, NAME##_5x2, NAME##_5x3, NAME##_5x4}, {NAME##_6x1, NAME##_6x2, NAME##_6x3, NAME##_6x4},    \
+    };                                                                                                         \
+    static void NAME(const ELEM *X, int64_t ldx, int64_t n, const ELEM *Wt, int64_t ldw, int64_t nr,         \
+                     int64_t kc, float *Y, int64_t ldy, int first) {                                          \
+        for (int64_t i0 = 0; i0 < n; i0 += MM4_MR) {                                                          \
+            const int mr = (int)(n - i0 < MM4_MR ? n - i0 : MM4_MR);                                          \
+            for (int64_t j0 = 0; j0 < nr; j0 += MM4_NR) {                                                     \
+                const int jr = (int)(nr - j0 < MM4_NR ? nr - j0 : MM4_NR);                                    \
+                NAME##_table[mr - 1][jr - 1](X + i0 * ldx, ldx, Wt + j0 * ldw, ldw, kc, Y + i0 * ldy + j0,    \
+                                             ldy, first);                                                     \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+#define MM4_FWD_ROW(NAME, ELEM, TILE, M)                                                                      \
+    MM4_FWD_ONE(NAME, ELEM, TILE, M, 1) MM4_FWD_ONE(NAME, ELEM, TILE, M, 2) MM4_FWD_ONE(NAME, ELEM, TILE, M, 3) \
+    MM4_FWD_ONE(NAME, ELEM, TILE, M, 4)
+#define MM4_FWD_ONE(NAME, ELEM, TILE, M, N)                                                                   \
+    static void NAME##_##M##x##N(const ELEM *X, int64_t ldx, const ELEM *Wt, int64_t ldw, int64_t kc, float *Y, \
+                                 int64_t ldy, int first) {                                                    \
+        TILE(X, ldx, Wt, ldw, kc, Y, ldy, first, M, N);                                                       \
+    }
+
 /* Double-quantized scales of n consecutive flat blocks from i0 into out [n]: each exactly
  * msbnb__w4_stat's value (code[q] * absmax rounded, then + offset rounded; no FMA), 16 at a time.
  * Defined in matmul_4bit_avx512.c; shared by the streaming kernels of the AVX-512 levels. */

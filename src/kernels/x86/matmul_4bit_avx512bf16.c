@@ -40,34 +40,7 @@ MM4_INLINE void fwd_tile_bf16(const uint16_t *X, int64_t ldx, const uint16_t *Wt
     }
 }
 
-typedef void (*fwd_fn)(const uint16_t *, int64_t, const uint16_t *, int64_t, int64_t, float *, int64_t, int);
-#define FWD(M, N)                                                                                             \
-    static void fwd_##M##x##N(const uint16_t *X, int64_t ldx, const uint16_t *Wt, int64_t ldw, int64_t kc,     \
-                              float *Y, int64_t ldy, int first) {                                             \
-        fwd_tile_bf16(X, ldx, Wt, ldw, kc, Y, ldy, first, M, N);                                              \
-    }
-#define FWD_ROW(M) FWD(M, 1) FWD(M, 2) FWD(M, 3) FWD(M, 4)
-FWD_ROW(1)
-FWD_ROW(2)
-FWD_ROW(3)
-FWD_ROW(4)
-FWD_ROW(5)
-FWD_ROW(6)
-static const fwd_fn fwd_table[MM4_MR][MM4_NR] = {
-    {fwd_1x1, fwd_1x2, fwd_1x3, fwd_1x4}, {fwd_2x1, fwd_2x2, fwd_2x3, fwd_2x4}, {fwd_3x1, fwd_3x2, fwd_3x3, fwd_3x4},
-    {fwd_4x1, fwd_4x2, fwd_4x3, fwd_4x4}, {fwd_5x1, fwd_5x2, fwd_5x3, fwd_5x4}, {fwd_6x1, fwd_6x2, fwd_6x3, fwd_6x4},
-};
-
-static void block_bf16(const uint16_t *X, int64_t ldx, int64_t n, const uint16_t *Wt, int64_t ldw, int64_t nr,
-                       int64_t kc, float *Y, int64_t ldy, int first) {
-    for (int64_t i0 = 0; i0 < n; i0 += MM4_MR) {
-        int mr = (int)(n - i0 < MM4_MR ? n - i0 : MM4_MR);
-        for (int64_t j0 = 0; j0 < nr; j0 += MM4_NR) {
-            int jr = (int)(nr - j0 < MM4_NR ? nr - j0 : MM4_NR);
-            fwd_table[mr - 1][jr - 1](X + i0 * ldx, ldx, Wt + j0 * ldw, ldw, kc, Y + i0 * ldy + j0, ldy, first);
-        }
-    }
-}
+MM4_FWD_DRIVER(block_bf16, uint16_t, fwd_tile_bf16)
 
 const msbnb__mm4_kernels msbnb__mm4_avx512bf16 = {
     .small_n = NULL,
