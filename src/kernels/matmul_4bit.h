@@ -38,6 +38,9 @@ typedef struct msbnb__w4 {
     int64_t nested_block;
     int nested_shift;       /* log2(nested_block) when a power of two (always, for bnb), else -1 */
     float table[16];        /* value of each nibble before scaling                         */
+    /* double quant only: dq_planes[b][q] = byte b (little-endian) of nested_code[q]'s bits, the
+     * layout of the byte-lookup decoder of x86/dq_scales_avx512.c; zero otherwise */
+    uint8_t dq_planes[4][256];
 } msbnb__w4;
 
 /* Fill *w from a NF4 / FP4 / INT4 tensor (the caller checked the type). */
@@ -161,6 +164,14 @@ extern const msbnb__fi8_kernels msbnb__fi8_avx512vnni;
 extern const msbnb__fi8_kernels msbnb__fi8_avxvnni;
 /* Tests: 1 makes it use its vpshufb byte lookup even where the CPU has AVX512-VBMI (vpermb). */
 void msbnb__mm4_fast_force_shufb(int on);
+/* Tests: 1 makes the AVX-512 double-quant statistics decoder use its fp32 permutes even where the
+ * CPU has AVX512-VBMI (byte lookups); both give msbnb__w4_stat's values bit for bit. */
+void msbnb__mm4_dq_force_no_vbmi(int on);
+/* Double-quantized scales of n consecutive flat blocks from i0 into out [n]: each exactly
+ * msbnb__w4_stat's value (code[q] * absmax rounded, then + offset rounded; no FMA). Defined in
+ * x86/dq_scales_avx512.c (byte lookups where the CPU has AVX512-VBMI); shared by the streaming
+ * kernels of the AVX-512 levels. Needs AVX-512F. */
+void msbnb__mm4_dq_scales_avx512(const msbnb__w4 *w, int64_t i0, int64_t n, float *out);
 #endif
 
 /* Tile sizes shared by the SIMD units (fixed: results must not depend on how work is split). */

@@ -35,6 +35,12 @@ void msbnb__w4_init(const msbnb_qtensor *W, msbnb__w4 *w) {
         if (((int64_t)1 << b) == w->nested_block) w->nested_shift = b;
     for (int i = 0; i < 16; i++)
         w->table[i] = w->flat_blocks ? v->code[i] : (float)(((i ^ 8) & 15) - 8); /* two's complement nibble */
+    if (w->stats_q)
+        for (int q = 0; q < 256; q++) {
+            uint32_t bits;
+            memcpy(&bits, &w->nested_code[q], sizeof bits);
+            for (int b = 0; b < 4; b++) w->dq_planes[b][q] = (uint8_t)(bits >> (8 * b));
+        }
 }
 
 /* ---------------------------------------------------------------- tile decode */

@@ -183,32 +183,6 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
 #define GV_PF 2048 /* prefetch distance along each row, bytes */
 #define GV_SEG 128 /* chunks per segment: scales of 4 rows x 128 chunks on the stack (2 KB) */
 
-/* (declared in matmul_4bit_avx512.h) The 256-entry code lookup is 8 two-table permutes (vpermt2ps
- * reads index bits [4:0]) merged by bits [7:5]: on this core a gather or 16 scalar loads cost ~1.7
- * cycles per scale, as much as half of the 64 weights' own decode. */
-void msbnb__mm4_dq_scales_avx512(const msbnb__w4 *w, int64_t i0, int64_t n, float *out) {
-    int64_t j = 0;
-    if (w->nested_shift >= 4) { /* a nested block holds whole 16-aligned runs: one absmax per run */
-        for (; j < n && ((i0 + j) & 15); j++) out[j] = msbnb__w4_stat(w, i0 + j);
-        __m512 code[16];
-        for (int p = 0; p < 16; p++) code[p] = _mm512_loadu_ps(w->nested_code + 16 * p);
-        const __m512 off = _mm512_set1_ps(w->nested_offset);
-        for (; j + 16 <= n; j += 16) {
-            const int64_t i = i0 + j;
-            const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->stats_q + i)));
-            const __m512i pair = _mm512_srli_epi32(q, 5);
-            __m512 v = _mm512_permutex2var_ps(code[0], q, code[1]);
-            for (int p = 1; p < 8; p++) {
-                const __mmask16 m = _mm512_cmpeq_epi32_mask(pair, _mm512_set1_epi32(p));
-                v = _mm512_mask_mov_ps(v, m, _mm512_permutex2var_ps(code[2 * p], q, code[2 * p + 1]));
-            }
-            __m512 sc = _mm512_mul_ps(v, _mm512_set1_ps(w->nested_absmax[i >> w->nested_shift]));
-            _mm512_storeu_ps(out + j, _mm512_add_ps(sc, off));
-        }
-    }
-    for (; j < n; j++) out[j] = msbnb__w4_stat(w, i0 + j);
-}
-
 /* Prefetch the line of statistic si (a float, or a code byte when double-quantized); the address is
  * formed as an integer: it may lie past the statistics, which prefetching tolerates. */
 MM4_INLINE void gv_prefetch_scale(const msbnb__w4 *w, int64_t si) {

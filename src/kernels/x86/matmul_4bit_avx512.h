@@ -73,9 +73,4 @@ MM4_INLINE void mm4_store_row(float *y, __m128 s, int nr, int first) {
         TILE(X, ldx, Wt, ldw, kc, Y, ldy, first, M, N);                                                       \
     }
 
-/* Double-quantized scales of n consecutive flat blocks from i0 into out [n]: each exactly
- * msbnb__w4_stat's value (code[q] * absmax rounded, then + offset rounded; no FMA), 16 at a time.
- * Defined in matmul_4bit_avx512.c; shared by the streaming kernels of the AVX-512 levels. */
-void msbnb__mm4_dq_scales_avx512(const msbnb__w4 *w, int64_t i0, int64_t n, float *out);
-
 #endif
