@@ -42,7 +42,10 @@
 #define VN_PF 6144  /* prefetch distance along W, bytes (3, 4, 8, 12, 16 KiB and none measured)      */
 #endif
 #define VN_SEG 128  /* chunks per segment of scales kept on the stack (multiple of 16)                */
-#define VN_DQ 1024  /* double-quantized statistics decoded per call (rows of up to this many chunks)   */
+#define VN_DQ 1024  /* double-quantized statistics held decoded (rows of up to this many chunks)        */
+#ifndef VN_DQ_BATCH
+#define VN_DQ_BATCH 256 /* ... of which decoded per call, rounded down to whole rows (at least one)     */
+#endif
 
 /* ---------------------------------------------------------------- activations */
 
@@ -161,10 +164,14 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
     __m512i idx[8];
     for (int q = 0; q < 8; q++) idx[q] = _mm512_add_epi32(_mm512_set1_epi32(2 * q), upper);
     float buf[VN_SEG + 16]; /* + 16: the partial group's full-width load */
-    /* Double-quantized blocks of 64 over rows of at most VN_DQ chunks: the statistics of several
-     * rows are decoded per call (the decoder's fixed cost per call was as large as decoding one
-     * 4096-input row), into dq[(row - dq_row0) * chunks + c], rows [dq_row0, dq_row1). */
-    const int dq_rows = !w->stats && w->flat_blocks && w->block == 64 && chunks <= VN_DQ ? (int)(VN_DQ / chunks) : 0;
+    /* Double-quantized blocks of 64 over rows of at most VN_DQ chunks: the statistics of
+     * dq_rows rows are decoded per call into dq[(row - dq_row0) * chunks + c], rows
+     * [dq_row0, dq_row1). The decoder has a fixed cost per call about as large as one 4096-input
+     * row's decoding, and a long burst of decoding fills the reorder window so that no code loads
+     * issue meanwhile: ~256 statistics per call measured 0-4 % faster from DRAM than 64 or 1024
+     * (A/B, bench/gemv_ab.c ... dq). */
+    const int dq_batches = !w->stats && w->flat_blocks && w->block == 64 && chunks <= VN_DQ;
+    const int dq_rows = !dq_batches ? 0 : chunks < VN_DQ_BATCH ? (int)(VN_DQ_BATCH / chunks) : 1;
     float dq[VN_DQ + 16];
     int64_t dq_row0 = rb, dq_row1 = rb;
     /* the first VN_PF bytes of the range at once: the per-pair prefetches start VN_PF ahead
@@ -180,8 +187,8 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
         }
         if (dq_rows) {
             /* the codes of the next batch's statistics, a batch ahead: read in bursts, they are
-             * not a stream the hardware prefetchers follow (without this: no gain from the
-             * faster decoding in DRAM, ~0.85 of the read bandwidth) */
+             * not a stream the hardware prefetchers follow well (with batches of 16 rows:
+             * 0.83-0.88 -> 0.89-0.94 of the read bandwidth, gemv_profile 11008 4096) */
             const uintptr_t q0 = (uintptr_t)w->stats_q + (uintptr_t)((row + dq_rows) * chunks);
             for (uintptr_t o = 0; o < (uintptr_t)chunks; o += 64) _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
         }
