@@ -126,10 +126,10 @@ static inline const char *test_shared_path(const char *rel) {
     return buf;
 }
 
-/* Calls fn once per ISA level the CPU supports (scalar first), with that level forced; restores
- * the detected level afterwards. fn receives the level for messages. */
+/* Calls fn once per ISA level the CPU supports up to the one in use (scalar first; MSBNB_ISA may
+ * cap it), with that level forced; restores the level afterwards. fn receives the level. */
 static inline void test_for_each_isa(void (*fn)(msbnb_isa isa, void *ctx), void *ctx) {
-    msbnb_isa top = msbnb_isa_detected();
+    msbnb_isa top = msbnb_isa_current();
     for (int l = 0; l <= (int)top; l++) {
         if (msbnb_isa_set((msbnb_isa)l) != MSBNB_OK) continue;
         fn((msbnb_isa)l, ctx);

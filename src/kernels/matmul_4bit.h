@@ -172,6 +172,8 @@ void msbnb__mm4_dq_force_no_vbmi(int on);
  * x86/dq_scales_avx512.c (byte lookups where the CPU has AVX512-VBMI); shared by the streaming
  * kernels of the AVX-512 levels. Needs AVX-512F. */
 void msbnb__mm4_dq_scales_avx512(const msbnb__w4 *w, int64_t i0, int64_t n, float *out);
+/* The same with AVX2 (eight at a time with a gather; x86/dq_scales_avx2.c). Needs AVX2. */
+void msbnb__mm4_dq_scales_avx2(const msbnb__w4 *w, int64_t i0, int64_t n, float *out);
 #endif
 
 /* Tile sizes shared by the SIMD units (fixed: results must not depend on how work is split). */

@@ -13,6 +13,7 @@
 #include <msbnb/model.h>
 #include <msbnb/nn.h>
 
+#include "core/internal.h" /* msbnb__cpu(): AVX-VNNI */
 #include "test.h"
 
 #define MODEL_DIR MSBNB_SHARED_DIR "/models/stories260K"
@@ -83,7 +84,8 @@ TEST(quantized_perplexity) {
 }
 
 /* FAST products in the model (msbnb_model_set_precision): windows of 64 tokens take the bf16 path
- * (AVX512-BF16), one token at a time (max_batch 1, as in generation) the int8 path (AVX512-VNNI).
+ * (AVX512-BF16), one token at a time (max_batch 1, as in generation) the int8 path (AVX512-VNNI,
+ * or AVX-VNNI at the AVX2 level).
  * Either must stay within 1 % of EXACT's perplexity (both round activations far more finely than
  * NF4 rounds weights) and differ from it where the CPU has the instructions. */
 TEST(fast_precision_perplexity) {
@@ -93,7 +95,10 @@ TEST(fast_precision_perplexity) {
         mp.max_batch = b ? 1 : 64;
         const double exact = ppl_prec(MODEL_DIR "/stories260K.bin", &mp, MSBNB_PRECISION_EXACT, NULL);
         const double fast = ppl_prec(MODEL_DIR "/stories260K.bin", &mp, MSBNB_PRECISION_FAST, NULL);
-        const int has = msbnb_isa_detected() >= (b ? MSBNB_ISA_AVX512_VNNI : MSBNB_ISA_AVX512_BF16);
+        /* the level in use (MSBNB_ISA may force a lower one); AVX2 has an int8 path with AVX-VNNI */
+        const msbnb_isa isa = msbnb_isa_current();
+        const int has = b ? isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni)
+                          : isa >= MSBNB_ISA_AVX512_BF16;
         printf("  nf4 batch %-2d ppl EXACT %.4f, FAST %.4f (%+.3f%%; %s path)\n", mp.max_batch, exact, fast,
                100.0 * (fast / exact - 1.0), !has ? "no FAST" : b ? "int8" : "bf16");
         CHECK_MSG_(fabs(fast / exact - 1.0) < 0.01, "batch %d: FAST ppl %g vs EXACT %g", mp.max_batch, fast, exact);

@@ -85,6 +85,7 @@ AV_INLINE void av_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, 
                         const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const int64_t in = w->cols, chunks = in / 64, row_bytes = in / 2;
     const int direct = w->stats && w->flat_blocks && w->block == 64;
+    const int dq = !w->stats && w->flat_blocks && w->block == 64; /* statistics in place, double-quantized */
     float buf[AV_SEG + 8]; /* + 8: the partial group's full-width load */
     for (int64_t o = 0; o < AV_PF && rb < re; o += 64)
         _mm_prefetch((const char *)((uintptr_t)(w->data + rb * row_bytes) + (uintptr_t)o), _MM_HINT_T0);
@@ -95,10 +96,15 @@ AV_INLINE void av_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, 
             corr[i] = _mm256_setzero_ps();
             for (int k = 0; k < AV_ACC; k++) acc[k][i] = _mm256_setzero_ps();
         }
+        if (dq) { /* the statistics' codes 4 rows ahead: a thin stream the hardware follows late */
+            const uintptr_t q0 = (uintptr_t)w->stats_q + (uintptr_t)((row + 4) * chunks);
+            for (uintptr_t o = 0; o < (uintptr_t)chunks; o += 64) _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
+        }
         for (int64_t c0 = 0; c0 < chunks; c0 += AV_SEG) {
             const int64_t ce = c0 + AV_SEG < chunks ? c0 + AV_SEG : chunks;
             const float *scp = buf;
             if (direct) scp = w->stats + row * chunks + c0;
+            else if (dq) msbnb__mm4_dq_scales_avx2(w, row * chunks + c0, ce - c0, buf);
             else msbnb__fi8_row_scales(w, row, c0, ce, kblk, bs_shift, buf);
             for (int64_t g = c0; g < ce; g += 8) { /* 8 chunks share one vector of scales */
                 const int64_t gc = ce - g < 8 ? ce - g : 8;
