@@ -17,6 +17,11 @@ double bench_read_pass_gbs(const float *buf, size_t n, float *sink);
  * allocates large tensors (msbnb__alloc_large): the bandwidth probes read memory of the same kind
  * as the products they are compared with. */
 void *bench_alloc_huge(size_t bytes);
+/* Evicts the caches of everything else by reading 128 MiB of other memory (allocated on first
+ * use, never freed) with bench_read_pass_gbs' loop, and returns that read's GB/s: the n = 1
+ * products, which must stream their weights from DRAM, call it (untimed) before each timed call and
+ * compare themselves with these samples (taken in the same seconds). */
+double bench_evict_caches(void);
 /* Measured fp32 FMA peak in GFLOP/s (2 flops per FMA lane) at `threads` threads. */
 double bench_fma_peak_gflops(int threads);
 

@@ -109,6 +109,24 @@ double bench_read_pass_gbs(const float *buf, size_t n, float *sink) {
     return dt > 0 ? (double)n * sizeof(float) / dt * 1e-9 : 0.0;
 }
 
+/* 128 MiB of other memory, read once per call: more than the host's last-level cache (32 MB). */
+#define EVICT_BYTES ((size_t)128 << 20)
+
+double bench_evict_caches(void) {
+    static float *buf;
+    static volatile float sink; /* keeps the read from being optimized away */
+    const size_t n = EVICT_BYTES / sizeof(float);
+    if (!buf) {
+        buf = bench_alloc_huge(EVICT_BYTES);
+        if (!buf) return 0.0;
+        for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7);
+    }
+    float s;
+    const double gbs = bench_read_pass_gbs(buf, n, &s);
+    sink += s;
+    return gbs;
+}
+
 /* Plain C FMA chains (fallback): 8 independent multiply-adds per iteration. */
 static double fma_plain(long iters) {
     float a[8] = {1, 1, 1, 1, 1, 1, 1, 1}, m = 0.999999f, c = 1e-7f;

@@ -49,26 +49,15 @@ static double cpu_now(void) {
 
 /* Weight streaming (n = 1) must come from DRAM: the host's 32 MB L3 holds a whole 4096x4096 NF4
  * matrix (9.4 MB), which would otherwise let the n = 1 figures exceed the read bandwidth. Before
- * each timed n = 1 call the bench reads EVICT_BYTES of other memory (outside the timing). That read
+ * each timed n = 1 call the bench reads 128 MiB of other memory (bench_evict_caches, untimed). That read
  * is the 1-thread bandwidth probe's own loop, timed: on a shared host the bandwidth available
  * drifts by ±10 % within a run, so a 1-thread n = 1 figure is compared with the best read sample
  * taken between its own calls (evict_block_gbs: same minute, same number of tries), and in the
  * summary also with the best sample of the whole run (evict_best_gbs), the conservative ratio. */
-#define EVICT_BYTES ((size_t)128 << 20)
-static float *evict_buf;
-static volatile float evict_sink;
 static double evict_best_gbs;  /* best sample of the whole run                       */
 static double evict_block_gbs; /* best sample of the current TIME_BEST block (reset there) */
 static void evict_caches(void) {
-    size_t n = EVICT_BYTES / sizeof(float);
-    if (!evict_buf) {
-        evict_buf = bench_alloc_huge(EVICT_BYTES);
-        if (!evict_buf) return;
-        for (size_t i = 0; i < n; i++) evict_buf[i] = (float)(i & 7);
-    }
-    float s;
-    double gbs = bench_read_pass_gbs(evict_buf, n, &s);
-    evict_sink = s;
+    const double gbs = bench_evict_caches();
     if (gbs > evict_best_gbs) evict_best_gbs = gbs;
     if (gbs > evict_block_gbs) evict_block_gbs = gbs;
 }

@@ -140,8 +140,12 @@ void msbnb__i8_quant_rows(const float *X, int64_t rows, int64_t cols, const uint
  *     (float)C · (row_stats[i] · absmax[o]) · MSBNB__I8_INV127SQ           (bnb int8_mm_dequant)
  * and for asymmetric weights (C corrected by − zp·Σa, in int64)
  *     (float)C · (row_stats[i] · scale[o]) · MSBNB__I8_INV127
- * then + bias[o] when bias is given. a: int8 [n, K], asum [n], row_stats [n]. */
+ * then + bias[o] when bias is given. a: int8 [n, K], asum [n], row_stats [n].
+ * nout > 0 (LLM.int8()): also subB[o, j] = msbnb__i8_deq(w, o, ocols[j]) for j < nout, the
+ * dequantized outlier columns [out, nout], gathered tile by tile while the tile's weight rows are
+ * still in cache (a second pass would read W from memory again). */
 msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
-                                   const float *row_stats, int64_t n, const float *bias, float *Y);
+                                   const float *row_stats, int64_t n, const float *bias, float *Y,
+                                   const int32_t *ocols, int64_t nout, float *subB);
 
 #endif

@@ -97,34 +97,24 @@ msbnb_status msbnb_int8_vectorwise_quant(const float *X, int64_t rows, int64_t c
 
 /* Y[i, o] += Σ_j X[i, cols_j] · Ŵ[o, cols_j]: bnb's output.addmm(subA, subB), through OpenBLAS
  * sgemm (beta = 1) so that many outlier columns cost a dense product, not a scalar loop. OpenBLAS
- * does not depend on msbnb's ISA level or thread count, so neither does the result. */
+ * does not depend on msbnb's ISA level or thread count, so neither does the result.
+ * subB [out, nout]: Ŵ's outlier columns, dequantized (gathered by msbnb__i8_int_product). */
 static msbnb_status add_outlier_product(const msbnb__i8w *w, const float *X, int64_t n, const int32_t *ocols,
-                                        int64_t nout, float *Y) {
+                                        int64_t nout, const float *subB, float *Y) {
     const int64_t out = w->rows, K = w->cols;
-    RETURN_IF(out > INT_MAX, MSBNB_ERR_UNSUPPORTED, "out_features %lld exceed the 32-bit BLAS interface",
-              (long long)out);
-    size_t nb, na;
-    TRY(msbnb__checked_mul(nout, out, &nb));
+    size_t na;
     TRY(msbnb__checked_mul(nout, n, &na));
-    float *subB = malloc(nb * sizeof(float)); /* [out, nout]: Ŵ's outlier columns, dequantized */
-    float *subA = malloc(na * sizeof(float)); /* [n, nout]: X's outlier columns                 */
-    msbnb_status st = MSBNB_OK;
-    if (!subA || !subB) {
-        st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %lld outlier columns", (long long)nout);
-    } else {
-        for (int64_t o = 0; o < out; o++)
-            for (int64_t j = 0; j < nout; j++) subB[o * nout + j] = msbnb__i8_deq(w, o, ocols[j]);
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < nout; j++) subA[i * nout + j] = X[i * K + ocols[j]];
-        for (int64_t i0 = 0; i0 < n; i0 += INT_MAX) {
-            int64_t m = n - i0 < INT_MAX ? n - i0 : INT_MAX;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)out, (blasint)nout, 1.0f,
-                        subA + i0 * nout, (blasint)nout, subB, (blasint)nout, 1.0f, Y + i0 * out, (blasint)out);
-        }
+    float *subA = malloc(na * sizeof(float)); /* [n, nout]: X's outlier columns */
+    RETURN_IF(!subA, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %lld outlier columns", (long long)nout);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < nout; j++) subA[i * nout + j] = X[i * K + ocols[j]];
+    for (int64_t i0 = 0; i0 < n; i0 += INT_MAX) {
+        int64_t m = n - i0 < INT_MAX ? n - i0 : INT_MAX;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)out, (blasint)nout, 1.0f,
+                    subA + i0 * nout, (blasint)nout, subB, (blasint)nout, 1.0f, Y + i0 * out, (blasint)out);
     }
     free(subA);
-    free(subB);
-    return st;
+    return MSBNB_OK;
 }
 
 msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias,
@@ -149,22 +139,37 @@ msbnb_status msbnb_matmul_int8_lt(const msbnb_qtensor *W, const float *X, int64_
     int32_t *asum = malloc((size_t)n * sizeof(int32_t));
     uint8_t *flags = malloc((size_t)K);              /* [K] outlier column flags          */
     int32_t *ocols = malloc((size_t)K * sizeof(int32_t));
+    float *subB = NULL;                               /* [out, nout] dequantized outlier columns */
     msbnb_status st = MSBNB_OK;
     if (!a || !rs || !asum || !flags || !ocols) {
         st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate int8 activations [%lld, %lld]", (long long)n,
                         (long long)K);
         goto done;
     }
-    int64_t nout = find_outlier_cols(X, n, K, threshold, flags);
-    msbnb__i8_quant_rows(X, n, K, nout ? flags : NULL, threshold, a, K, rs, asum);
-    st = msbnb__i8_int_product(&w, a, asum, rs, n, bias, Y);
-    if (st == MSBNB_OK && nout) {
+    const int64_t nout = find_outlier_cols(X, n, K, threshold, flags);
+    if (nout) {
+        if (w.rows > INT_MAX) {
+            st = MSBNB_FAIL(MSBNB_ERR_UNSUPPORTED, "out_features %lld exceed the 32-bit BLAS interface",
+                            (long long)w.rows);
+            goto done;
+        }
+        size_t nb;
+        st = msbnb__checked_mul(nout, w.rows, &nb);
+        if (st != MSBNB_OK) goto done;
+        subB = malloc(nb * sizeof(float));
+        if (!subB) {
+            st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate %lld outlier columns", (long long)nout);
+            goto done;
+        }
         int64_t j = 0;
         for (int64_t c = 0; c < K; c++)
             if (flags[c]) ocols[j++] = (int32_t)c;
-        st = add_outlier_product(&w, X, n, ocols, nout, Y);
     }
+    msbnb__i8_quant_rows(X, n, K, nout ? flags : NULL, threshold, a, K, rs, asum);
+    st = msbnb__i8_int_product(&w, a, asum, rs, n, bias, Y, ocols, nout, subB);
+    if (st == MSBNB_OK && nout) st = add_outlier_product(&w, X, n, ocols, nout, subB, Y);
 done:
+    free(subB);
     msbnb__free_aligned(a);
     free(rs);
     free(asum);

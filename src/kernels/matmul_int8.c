@@ -108,7 +108,8 @@ static int64_t dot_wide(const msbnb__i8w *w, int64_t o, const int8_t *a) {
 }
 
 msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
-                                   const float *row_stats, int64_t n, const float *bias, float *Y) {
+                                   const float *row_stats, int64_t n, const float *bias, float *Y,
+                                   const int32_t *ocols, int64_t nout, float *subB) {
     const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
     const int wide = w->cols > MSBNB__INT8_MAX_K; /* int32 sums could overflow: int64 scalar path */
     const int threads = msbnb__threads();
@@ -124,6 +125,9 @@ msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const i
         for (int64_t i0 = 0; i0 < n; i0 += TILE_N) {
             int64_t m = n - i0 < TILE_N ? n - i0 : TILE_N;
             if (!wide) kern->dot(w, o0, o1, a + i0 * K, K, asum + i0, m, C, TILE_O);
+            if (i0 == 0) /* the tile's rows were just read: their outlier columns are in cache */
+                for (int64_t o = o0; o < o1; o++)
+                    for (int64_t j = 0; j < nout; j++) subB[o * nout + j] = msbnb__i8_deq(w, o, ocols[j]);
             for (int64_t i = 0; i < m; i++) {
                 float rs = row_stats[i0 + i];
                 float *y = Y + (i0 + i) * out;
@@ -157,7 +161,7 @@ static msbnb_status fast_forward(const msbnb__i8w *w, const float *X, int64_t n,
                         (long long)K);
     } else {
         msbnb__i8_quant_rows(X, n, K, NULL, 0.0f, a, K, rs, asum);
-        st = msbnb__i8_int_product(w, a, asum, rs, n, bias, Y);
+        st = msbnb__i8_int_product(w, a, asum, rs, n, bias, Y, NULL, 0, NULL);
     }
     msbnb__free_aligned(a);
     free(rs);

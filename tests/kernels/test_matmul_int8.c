@@ -220,11 +220,13 @@ TEST(dot_kernels_bit_exact) {
 #endif
     };
     const int nk = (int)(sizeof ks / sizeof ks[0]);
-    const int64_t Ks[] = {1, 31, 32, 33, 63, 64, 65, 200, 1000};
+    const int64_t Ks[] = {1, 31, 32, 33, 63, 64, 65, 200, 256, 300, 1000};
     test_rng rng = {900};
     for (int asym = 0; asym < 2; asym++)
-        for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
-            const int64_t K = Ks[ki], rows = 11, m = 7;
+        for (size_t ki = 0; ki < 2 * (sizeof Ks / sizeof Ks[0]); ki++) {
+            /* m = 7 (tails of the row tiles), then m = 1 (the one-row streaming path) */
+            const int64_t K = Ks[ki % (sizeof Ks / sizeof Ks[0])], rows = 11;
+            const int64_t m = ki < sizeof Ks / sizeof Ks[0] ? 7 : 1;
             uint8_t *codes = (uint8_t *)malloc((size_t)(rows * K));
             int8_t *a = (int8_t *)malloc((size_t)(m * K));
             int32_t asum[7], C0[7 * 11], C1[7 * 11];
@@ -242,15 +244,15 @@ TEST(dot_kernels_bit_exact) {
             msbnb__i8w w = {codes, rows, K, asym, 1, NULL, NULL};
             for (int t = 0; t < nk; t++) {
                 if (!ks[t].ok) continue;
-                /* o range [1, 11): 10 rows (tails of the 4-row tiles); m = 7 (tails of the row tiles) */
+                /* o range [1, 11): 10 rows (tails of the 4-row tiles) */
                 int32_t *C = t == 0 ? C0 : C1;
                 memset(C, 0x55, sizeof C0);
                 ks[t].fn(&w, 1, rows, a, K, asum, m, C, 11);
                 if (t > 0)
-                    for (int j = 0; j < 7 * 11; j++)
+                    for (int j = 0; j < m * 11; j++)
                         if ((j % 11) < 10)
-                            CHECK_MSG_(C1[j] == C0[j], "%s asym %d K %lld: C[%d] %d vs ref %d", ks[t].name, asym,
-                                       (long long)K, j, C1[j], C0[j]);
+                            CHECK_MSG_(C1[j] == C0[j], "%s asym %d K %lld m %lld: C[%d] %d vs ref %d", ks[t].name,
+                                       asym, (long long)K, (long long)m, j, C1[j], C0[j]);
             }
             free(codes);
             free(a);
