@@ -9,7 +9,7 @@
 
 /* ---------------------------------------------------------------- dispatch */
 
-/* FAST int8 products (n <= 2) through the driver, with the loops of each level. */
+/* FAST int8 products (n <= the level's max_n) through the driver, with the loops of each level. */
 #if MSBNB_HAVE_X86
 static msbnb_status fast_int8_avx512vnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
     return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx512vnni, w, X, n, bias, Y);
@@ -98,11 +98,13 @@ msbnb_status msbnb_matmul(const msbnb_qtensor *W, const float *X, int64_t n, con
     return matmul_checked(W, X, n, bias, Y, precision);
 }
 
-/* Rows of X converted to float32 per pass in msbnb_matmul_ex: scratch [XB_ROWS + 3, in]. Each output
- * row depends only on its own input row and on the kernel class of n (n <= 2 streams, n < 4 skips
- * FAST's bf16 tiles): a remainder of fewer than 4 rows joins the previous pass, so every pass is in
+/* Rows of X converted to float32 per pass in msbnb_matmul_ex: scratch [XB_ROWS + XB_TAIL - 1, in].
+ * Each output row depends only on its own input row and on the kernel class of n (EXACT: n <= 2
+ * streams; FAST: n <= MSBNB__FI8_MAX_N takes the int8 loops where the level has them, larger n the
+ * bf16 tiles): a remainder of fewer than XB_TAIL rows joins the previous pass, so every pass is in
  * the same class as n itself and the split changes no result. */
 #define XB_ROWS 64
+#define XB_TAIL (MSBNB__FI8_MAX_N + 1)
 
 msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype x_dtype, int64_t n,
                              const float *bias, float *Y, msbnb_precision precision) {
@@ -114,14 +116,14 @@ msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype 
     RETURN_IF(x_dtype != MSBNB_DTYPE_F16 && x_dtype != MSBNB_DTYPE_BF16, MSBNB_ERR_INVALID_ARG,
               "x_dtype %d is not F32, F16 or BF16", (int)x_dtype);
     const int64_t in = W->v.cols, out = W->v.rows;
-    const int64_t nb = n < XB_ROWS + 4 ? n : XB_ROWS + 3;
+    const int64_t nb = n < XB_ROWS + XB_TAIL ? n : XB_ROWS + XB_TAIL - 1;
     float *xf = msbnb__alloc_aligned((size_t)(nb * in) * sizeof(float)); /* xf: [nb, in] */
     RETURN_IF(!xf, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] converted activations", (long long)nb,
               (long long)in);
     const uint16_t *xh = (const uint16_t *)X;
     msbnb_status st = MSBNB_OK;
     for (int64_t i0 = 0, m; i0 < n && st == MSBNB_OK; i0 += m) {
-        m = n - i0 < XB_ROWS + 4 ? n - i0 : XB_ROWS;
+        m = n - i0 < XB_ROWS + XB_TAIL ? n - i0 : XB_ROWS;
         if (x_dtype == MSBNB_DTYPE_F16) msbnb_f16_to_f32_array(xh + i0 * in, xf, (size_t)(m * in));
         else msbnb_bf16_to_f32_array(xh + i0 * in, xf, (size_t)(m * in));
         st = matmul_checked(W, xf, m, bias, Y + i0 * out, precision);

@@ -118,7 +118,7 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
 msbnb_status msbnb__matmul_4bit_t_tiled(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *dY,
                                         int64_t n, float *dX, int accumulate);
 
-/* ---------------------------------------------------------------- FAST int8 products, n <= 2 */
+/* ---------------------------------------------------------------- FAST int8 products, small n */
 /* Token generation in FAST precision (semantics: x86/matmul_4bit_avx512vnni.c, docs/kernels.md):
  * each activation row rounded to int8 per 64-element chunk c (x̂ = rint(x · 127/a_c), a_c = max|x|),
  * each code value to t̂ = rint(table[q] · m) (m = 127/max|table|, or 1 for integer tables), and
@@ -131,10 +131,20 @@ msbnb_status msbnb__matmul_4bit_t_tiled(const msbnb__mm4_kernels *kern, const ms
  *                        start at 32c;
  *   xcorr [2·pairs + 16] float: -128 · Σ_{k in c} x̂_k (the table is stored +128, unsigned);
  *   sxm   [2·pairs + 16] float: (a_c / 127) / m; the 16 past the end are 0 (full-width loads). */
+#define MSBNB__FI8_MAX_N 16 /* most activation rows a FAST int8 product takes (see max_n) */
 typedef struct msbnb__fi8_act {
-    const int8_t *xo[2], *xe[2];
-    const float *xcorr[2], *sxm[2];
+    const int8_t *xo[MSBNB__FI8_MAX_N], *xe[MSBNB__FI8_MAX_N];
+    const float *xcorr[MSBNB__FI8_MAX_N], *sxm[MSBNB__FI8_MAX_N];
 } msbnb__fi8_act;
+
+/* The activation rows i0 and i0 + 1 of a (of n) as entries 0 and 1 of *pair (row i0 twice when it
+ * is the last): the ISA loops meet a weight row two activation rows at a time. */
+static inline void msbnb__fi8_act_pair(const msbnb__fi8_act *a, int64_t n, int64_t i0, msbnb__fi8_act *pair) {
+    for (int i = 0; i < 2; i++) {
+        const int64_t r = i0 + i < n ? i0 + i : i0;
+        pair->xo[i] = a->xo[r], pair->xe[i] = a->xe[r], pair->xcorr[i] = a->xcorr[r], pair->sxm[i] = a->sxm[r];
+    }
+}
 
 typedef struct msbnb__fi8_kernels {
     /* Fill one activation row's arrays (pre-zeroed) from x [in]; 0 if some x is not finite. */
@@ -143,9 +153,11 @@ typedef struct msbnb__fi8_kernels {
      * kblk [chunks]: INT4 group of each chunk; bs_shift = log2(blocksize) for flat blocks. */
     void (*rows)(const msbnb__w4 *w, const msbnb__fi8_act *a, int64_t n, const uint8_t tb[16], int64_t rb,
                  int64_t re, const int64_t *kblk, int bs_shift, const float *bias, float *Y);
+    /* rows() takes 1 <= n <= max_n (<= MSBNB__FI8_MAX_N); larger n runs the tiles (EXACT or bf16) */
+    int max_n;
 } msbnb__fi8_kernels;
 
-/* The product with an ISA's loops: MSBNB_ERR_UNSUPPORTED (no message) when n > 2, in % 64 != 0, the
+/* The product with an ISA's loops: MSBNB_ERR_UNSUPPORTED (no message) when n > k->max_n, in % 64 != 0, the
  * block (group) is not a multiple of 64 or an activation is not finite: then the EXACT kernels run. */
 msbnb_status msbnb__matmul_4bit_fast_int8(const msbnb__fi8_kernels *k, const msbnb__w4 *w, const float *X, int64_t n,
                                           const float *bias, float *Y);

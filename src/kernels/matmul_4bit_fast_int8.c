@@ -1,5 +1,5 @@
 /*
- * matmul_4bit_fast_int8.c — the driver of the FAST int8 products for one or two activation rows
+ * matmul_4bit_fast_int8.c — the driver of the FAST int8 products for up to MSBNB__FI8_MAX_N activation rows
  * (matmul_4bit.h, "FAST int8 products"): shape checks, the integer code table, the activation
  * scratch and the threads. The loops live in the ISA units (x86/matmul_4bit_avx512vnni.c,
  * x86/matmul_4bit_avxvnni.c), reached through a msbnb__fi8_kernels table.
@@ -39,7 +39,7 @@ void msbnb__fi8_row_scales(const msbnb__w4 *w, int64_t row, int64_t c0, int64_t 
 msbnb_status msbnb__matmul_4bit_fast_int8(const msbnb__fi8_kernels *k, const msbnb__w4 *w, const float *X, int64_t n,
                                           const float *bias, float *Y) {
     const int64_t in = w->cols, out = w->rows;
-    if (n > 2 || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED;
+    if (n > k->max_n || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED;
     int bs_shift = -1;
     for (int b = 0; b < 62; b++)
         if (((int64_t)1 << b) == w->block) bs_shift = b;

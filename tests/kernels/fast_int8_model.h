@@ -1,5 +1,5 @@
 /*
- * fast_int8_model.h — test-side model of the FAST int8 product of 4-bit weights for n <= 2
+ * fast_int8_model.h — test-side model of the FAST int8 product of 4-bit weights for small n (the levels with int8 loops: max_n rows)
  * (src/kernels/x86/matmul_4bit_avx512vnni.c), written from its documented semantics
  * (docs/kernels.md), not from its code:
  *   per 64-element chunk c of an activation row: a = max|x|, x̂ = rint(x · (127/a)) in float32
@@ -21,8 +21,11 @@
 static inline int fast_int8_applies(msbnb_isa isa, const msbnb_qtensor *q, int64_t n) {
     msbnb__w4 w;
     msbnb__w4_init(q, &w);
-    const int level = isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni);
-    return level && n <= 2 && w.cols % 64 == 0 && w.block % 64 == 0;
+    /* the levels with int8 loops, and how many activation rows each takes */
+    const int max_n = isa >= MSBNB_ISA_AVX512_VNNI                        ? msbnb__fi8_avx512vnni.max_n
+                      : isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni ? msbnb__fi8_avxvnni.max_n
+                                                                        : 0;
+    return n <= max_n && w.cols % 64 == 0 && w.block % 64 == 0;
 }
 
 static inline double fast_int8_code_multiplier(const float table[16]) {

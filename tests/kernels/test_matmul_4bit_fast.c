@@ -5,11 +5,12 @@
  * every format and shape in test_matmul_4bit.c (three-way test); here:
  *   - the mode's error, measured: against EXACT and against the unquantized fp32 weights, which it
  *     must stay close to (the format's own error dominates);
- *   - the int8 path is really taken at n = 1 and 2 where the CPU has AVX512-VNNI, and not at n = 3;
+ *   - the int8 path is really taken for n = 1 .. max_n (16 on AVX512-VNNI, 2 with AVX-VNNI) and not
+ *     beyond, and each row of an n-row product equals its own n = 1 product bit for bit;
  *   - both byte-lookup variants (vpermb where the CPU has AVX512-VBMI, vpshufb) give identical bits;
  *   - a non-finite activation makes the product fall back to EXACT (int8 cannot carry it).
  * Every level with an int8 path runs (AVX512-VNNI levels; AVX2 where the CPU has AVX-VNNI). Skipped
- * (reported) on CPUs with neither, where FAST at n <= 2 is EXACT.
+ * (reported) on CPUs with neither, where FAST for small n is EXACT.
  */
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
@@ -33,7 +34,7 @@ static int have_int8_path(int current) {
     int any = int8_level(top);
     for (int l = 0; l < (int)top && !current; l++) any |= int8_level((msbnb_isa)l);
     if (!any)
-        printf("  (no int8 path at level %s%s: FAST at n <= 2 is EXACT there; nothing to test)\n", msbnb_isa_name(top),
+        printf("  (no int8 path at level %s%s: FAST for small n is EXACT there; nothing to test)\n", msbnb_isa_name(top),
                current ? "" : " or below");
     return any;
 }
@@ -86,43 +87,52 @@ TEST(error_measured_against_exact_and_fp32) {
 
 /* Levels with an int8 path: the AVX512-VNNI levels, and AVX2 on CPUs with AVX-VNNI. */
 
-/* n = 1 and 2 take the int8 path (FAST differs from EXACT, n = 2 equals its two n = 1 products),
- * n = 3 does not (FAST = EXACT: the tiles' bf16 starts at n = 4). On AVX-512 both byte-lookup
- * variants agree bit for bit. */
+/* Rows of activations the level's int8 loops take (0: none). */
+static int64_t int8_max_n(msbnb_isa isa) {
+    return isa >= MSBNB_ISA_AVX512_VNNI ? msbnb__fi8_avx512vnni.max_n
+           : int8_level(isa)            ? msbnb__fi8_avxvnni.max_n
+                                        : 0;
+}
+
+/* n = 1 .. max_n take the int8 path: FAST differs from EXACT, and every row of an n-row product
+ * equals that row's own n = 1 product bit for bit (batching does not change a token's result);
+ * n = max_n + 1 does not (tiles: EXACT, or bf16 where the level has it — either differs from the
+ * int8 rows). On AVX-512 both byte-lookup variants agree bit for bit. */
 static void path_level(msbnb_isa isa, void *unused) {
     (void)unused;
     if (!int8_level(isa)) return;
-    const int64_t out = 37, in = 1344; /* 21 chunks: a half pair at the end of every row */
+    const int64_t out = 37, in = 1344, max_n = int8_max_n(isa), N = max_n + 1; /* 21 chunks: a half pair per row */
     test_rng rng = {43};
-    float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(3 * in) * sizeof(float));
+    float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(N * in) * sizeof(float));
     float *y[4];
-    for (int v = 0; v < 4; v++) y[v] = malloc((size_t)(3 * out) * sizeof(float));
+    for (int v = 0; v < 4; v++) y[v] = malloc((size_t)(N * out) * sizeof(float));
     test_fill_normal(&rng, w, (size_t)(out * in), 0.05f);
-    test_fill_normal(&rng, x, (size_t)(3 * in), 1.0f);
+    test_fill_normal(&rng, x, (size_t)(N * in), 1.0f);
     for (int fi = 0; fi < N_FORMATS; fi++) {
         if (FORMATS[fi].type == MSBNB_QTYPE_INT4 && in % FORMATS[fi].block) continue; /* groups must divide */
         msbnb_qtensor *q = make_w(FORMATS[fi], w, out, in);
         CHECK(q != NULL);
         if (!q) continue;
-        for (int64_t n = 1; n <= 3; n++) {
+        for (int64_t i = 0; i < N; i++) /* y[3]: each row's own n = 1 FAST product */
+            CHECK_OK(msbnb_matmul(q, x + i * in, 1, NULL, y[3] + i * out, MSBNB_PRECISION_FAST));
+        for (int64_t n = 1; n <= N; n++) {
+            if (n > 4 && n < max_n - 1) continue; /* 1-4, both ends of the range, and past it */
             CHECK_OK(msbnb_matmul(q, x, n, NULL, y[0], MSBNB_PRECISION_EXACT));
             CHECK_OK(msbnb_matmul(q, x, n, NULL, y[1], MSBNB_PRECISION_FAST));
-            const int differs = memcmp(y[0], y[1], (size_t)(n * out) * sizeof(float)) != 0;
-            CHECK_MSG_(differs == (n <= 2), "%s %s n=%lld: FAST %s EXACT", msbnb_isa_name(isa), fmt_name(FORMATS[fi]),
-                       (long long)n, differs ? "differs from" : "equals");
-            if (isa >= MSBNB_ISA_AVX512_VNNI) {
+            const size_t bytes = (size_t)(n * out) * sizeof(float);
+            const int differs = memcmp(y[0], y[1], bytes) != 0, rowwise = !memcmp(y[1], y[3], bytes);
+            CHECK_MSG_(n > max_n || differs, "%s %s n=%lld: FAST equals EXACT", msbnb_isa_name(isa),
+                       fmt_name(FORMATS[fi]), (long long)n);
+            CHECK_MSG_(rowwise == (n <= max_n), "%s %s n=%lld: rows %s their n = 1 products", msbnb_isa_name(isa),
+                       fmt_name(FORMATS[fi]), (long long)n, rowwise ? "equal" : "differ from");
+            if (isa >= MSBNB_ISA_AVX512_VNNI && n <= max_n) {
                 msbnb__mm4_fast_force_shufb(1);
                 CHECK_OK(msbnb_matmul(q, x, n, NULL, y[2], MSBNB_PRECISION_FAST));
                 msbnb__mm4_fast_force_shufb(0);
-                CHECK_MSG_(!memcmp(y[1], y[2], (size_t)(n * out) * sizeof(float)),
-                           "%s n=%lld: vpermb and vpshufb variants differ", fmt_name(FORMATS[fi]), (long long)n);
+                CHECK_MSG_(!memcmp(y[1], y[2], bytes), "%s n=%lld: vpermb and vpshufb variants differ",
+                           fmt_name(FORMATS[fi]), (long long)n);
             }
         }
-        CHECK_OK(msbnb_matmul(q, x, 2, NULL, y[1], MSBNB_PRECISION_FAST));
-        CHECK_OK(msbnb_matmul(q, x, 1, NULL, y[3], MSBNB_PRECISION_FAST));
-        CHECK_OK(msbnb_matmul(q, x + in, 1, NULL, y[3] + out, MSBNB_PRECISION_FAST));
-        CHECK_MSG_(!memcmp(y[1], y[3], (size_t)(2 * out) * sizeof(float)), "%s %s: n=2 differs from two n=1 products",
-                   msbnb_isa_name(isa), fmt_name(FORMATS[fi]));
         msbnb_qtensor_free(q);
     }
     for (int v = 0; v < 4; v++) free(y[v]);
@@ -140,15 +150,15 @@ static void non_finite_level(msbnb_isa isa, void *unused) {
     if (!int8_level(isa)) return;
     const int64_t out = 9, in = 256;
     test_rng rng = {47};
-    float *w = malloc((size_t)(out * in) * sizeof(float)), x[2 * 256], ye[2 * 9], yf[2 * 9];
+    float *w = malloc((size_t)(out * in) * sizeof(float)), x[3 * 256], ye[3 * 9], yf[3 * 9];
     test_fill_normal(&rng, w, (size_t)(out * in), 0.05f);
-    test_fill_normal(&rng, x, 2 * 256, 1.0f);
+    test_fill_normal(&rng, x, 3 * 256, 1.0f);
     msbnb_qtensor *q = make_w(FORMATS[0], w, out, in);
     CHECK(q != NULL);
     const float bad[] = {INFINITY, -INFINITY, NAN};
     for (int b = 0; q && b < 3; b++)
-        for (int64_t n = 1; n <= 2; n++) {
-            float xs[2 * 256];
+        for (int64_t n = 1; n <= 3; n++) { /* (n = 3: EXACT or int8 on every level, never bf16) */
+            float xs[3 * 256];
             memcpy(xs, x, sizeof xs);
             xs[(n - 1) * in + 100] = bad[b];
             CHECK_OK(msbnb_matmul(q, xs, n, NULL, ye, MSBNB_PRECISION_EXACT));

@@ -97,13 +97,15 @@ TEST(fast_precision_perplexity) {
         const double fast = ppl_prec(MODEL_DIR "/stories260K.bin", &mp, MSBNB_PRECISION_FAST, NULL);
         /* the level in use (MSBNB_ISA may force a lower one); AVX2 has an int8 path with AVX-VNNI */
         const msbnb_isa isa = msbnb_isa_current();
-        const int has = b ? isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni)
-                          : isa >= MSBNB_ISA_AVX512_BF16;
+        const int int8 = isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni);
+        const int has = b ? int8 : isa >= MSBNB_ISA_AVX512_BF16;
         printf("  nf4 batch %-2d ppl EXACT %.4f, FAST %.4f (%+.3f%%; %s path)\n", mp.max_batch, exact, fast,
                100.0 * (fast / exact - 1.0), !has ? "no FAST" : b ? "int8" : "bf16");
         CHECK_MSG_(fabs(fast / exact - 1.0) < 0.01, "batch %d: FAST ppl %g vs EXACT %g", mp.max_batch, fast, exact);
-        CHECK_MSG_(has ? fast != exact : fast == exact, "batch %d: FAST %s EXACT", mp.max_batch,
-                   fast == exact ? "equals" : "differs from");
+        CHECK_MSG_(!has || fast != exact, "batch %d: FAST equals EXACT", mp.max_batch);
+        /* without bf16, windows of 64 run EXACT — except a short last window, which the int8 path
+         * may take: equality is only certain with neither */
+        if (!has && !int8) CHECK_MSG_(fast == exact, "batch %d: FAST differs from EXACT", mp.max_batch);
     }
     CHECK_STATUS(msbnb_model_set_precision(NULL, MSBNB_PRECISION_FAST), MSBNB_ERR_INVALID_ARG);
     msbnb_model *m = NULL;

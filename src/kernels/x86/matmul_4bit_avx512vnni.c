@@ -1,11 +1,11 @@
 /*
  * matmul_4bit_avx512vnni.c — FAST product of 4-bit weights (NF4, FP4, INT4; plain or
- * double-quantized statistics) for one or two activation rows, i.e. token generation, on
- * AVX512-VNNI. EXACT needs one table lookup and one fp32 FMA per 16 weights and is bound by them
+ * double-quantized statistics) for up to MSBNB__FI8_MAX_N activation rows (token generation,
+ * small batches), on AVX512-VNNI. EXACT needs one table lookup and one fp32 FMA per 16 weights and is bound by them
  * (docs/kernels.md, "n = 1"); here four u8·s8 products per int32 lane (vpdpbusd) do the work of
  * 64 FMAs per instruction, so the weight stream from memory is the only limit.
  *
- * Arithmetic (the FAST semantics of n <= 2; docs/kernels.md states the error):
+ * Arithmetic (the FAST semantics of small n; docs/kernels.md states the error):
  *   activations: per 64-element chunk c of a row, a_c = max|x|, x̂ = rint(x · 127/a_c) ∈ [-127, 127]
  *                (int8, the chunk's scale a_c/127; a chunk of zeros has x̂ = 0);
  *   codes:       t̂(q) = rint(table[q] · m) ∈ [-127, 127], m = 127 / max|table| (NF4, FP4: 127) or
@@ -125,13 +125,13 @@ MM4_INLINE __m512i vpermb(__m512i idx, __m512i T) {
  * row (odd chunk count, last pair): 1 = load 64 and zero the rest (the next row follows), 2 = masked
  * load (the tensor's last row; see the partial group in vn_range for why masked loads are avoided). */
 MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const msbnb__fi8_act *a, __m512i T, __m512i idx, const __m512 *sg,
-                        __m512 *acc, const int nn, const int half, const int vbmi) {
+                        __m512 *acc, const int nn, const int half, const int vbmi, const int pf) {
     /* W VN_PF bytes ahead, one line per pair (past the row end into the next rows: W is contiguous;
      * the address is formed as an integer: it may point past the tensor, which prefetching
      * tolerates). Every line is needed (every other line: -25 %), one prefetch per line is best
      * (a second, redundant one: -10 %), and issuing them here rather than 8 at a time at the group
      * start gained ~3 % (A/B in one process, docs/kernels.md). */
-    _mm_prefetch((const char *)((uintptr_t)src + (uintptr_t)(64 * p + VN_PF)), _MM_HINT_T0);
+    if (pf) _mm_prefetch((const char *)((uintptr_t)src + (uintptr_t)(64 * p + VN_PF)), _MM_HINT_T0);
     const __mmask64 low32 = (__mmask64)0xFFFFFFFFu;
     const __m512i v = half == 2 ? _mm512_maskz_loadu_epi8(low32, src + 64 * p)
                       : half    ? _mm512_maskz_mov_epi8(low32, _mm512_loadu_si512((const void *)(src + 64 * p)))
@@ -153,12 +153,73 @@ MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const msbnb__fi8_act *a, 
     }
 }
 
-/* Rows [rb, re) of Y for nn activation rows, one row after the other (nn and vbmi are compile-time
- * constants per instance). */
-MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t rb, int64_t re, const int nn,
+/* Row `row` of W against nn activation rows (nn, vbmi compile-time constants): Y[i * w->rows + row]
+ * for i < nn. scp_dq: the row's decoded double-quant statistics, or NULL; buf: VN_SEG + 16 floats
+ * of scratch; pf: issue the W prefetches (only the first pass over a row, see vn_range). */
+MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, const __m512i *idx, int64_t row,
+                       const float *scp_dq, const int nn, const int vbmi, const int pf, const int64_t *kblk,
+                       int bs_shift, float *buf, const float *bias, float *Y) {
+    const int64_t chunks = w->cols / 64;
+    const int direct = w->stats && w->flat_blocks && w->block == 64;
+    const uint8_t *src = w->data + row * (w->cols / 2);
+    __m512 acc[VN_ACC][2], corr[2]; /* [pair mod VN_ACC][activation row]: independent FMA chains */
+    for (int i = 0; i < nn; i++) {
+        corr[i] = _mm512_setzero_ps();
+        for (int c = 0; c < VN_ACC; c++) acc[c][i] = _mm512_setzero_ps();
+    }
+    for (int64_t c0 = 0; c0 < chunks; c0 += VN_SEG) {
+        const int64_t ce = c0 + VN_SEG < chunks ? c0 + VN_SEG : chunks;
+        const float *scp = direct   ? w->stats + row * chunks + c0
+                           : scp_dq ? scp_dq + c0
+                                    : row_scales(w, row, c0, ce, kblk, bs_shift, buf);
+        for (int64_t g = c0; g < ce; g += 16) { /* 16 chunks = 8 pairs share one scale vector */
+            const int64_t gc = ce - g < 16 ? ce - g : 16;
+            /* (no software prefetch of the statistics: the hardware prefetchers follow their
+             * sequential stream, and one more prefetch per group measured ~1 % slower) */
+            __m512 sg[2];
+            if (gc == 16) {
+                for (int i = 0; i < nn; i++) {
+                    sg[i] = _mm512_mul_ps(_mm512_loadu_ps(scp + (g - c0)), _mm512_loadu_ps(a->sxm[i] + g));
+                    corr[i] = _mm512_fmadd_ps(sg[i], _mm512_loadu_ps(a->xcorr[i] + g), corr[i]);
+                }
+                for (int q = 0; q < 8; q++) vn_pair(src, g / 2 + q, a, T, idx[q], sg, acc[q % VN_ACC], nn, 0, vbmi, pf);
+            } else {
+                /* the row's last (partial) group. A masked load that misses the caches holds up
+                 * the loads behind it on this core (the kernel ran at half speed from DRAM with
+                 * masked statistics loads in every group), so load 16 and zero the lanes past
+                 * the row; only a group whose 16 would reach past the statistics (the last
+                 * rows' of a small tensor) uses a masked load. buf and the activation arrays
+                 * are padded. */
+                const __mmask16 m = (__mmask16)((1u << gc) - 1u);
+                const int near_end = direct && row * chunks + g + 16 > w->rows * chunks;
+                const __m512 st = near_end ? _mm512_maskz_loadu_ps(m, scp + (g - c0))
+                                           : _mm512_maskz_mov_ps(m, _mm512_loadu_ps(scp + (g - c0)));
+                for (int i = 0; i < nn; i++) {
+                    sg[i] = _mm512_mul_ps(st, _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->sxm[i] + g)));
+                    corr[i] = _mm512_fmadd_ps(sg[i], _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->xcorr[i] + g)), corr[i]);
+                }
+                for (int q = 0; 2 * q < gc; q++)
+                    vn_pair(src, g / 2 + q, a, T, idx[q], sg, acc[0], nn,
+                            2 * q + 1 == gc ? (row == w->rows - 1 ? 2 : 1) : 0, vbmi, pf);
+            }
+        }
+    }
+    for (int i = 0; i < nn; i++) {
+        __m512 t = _mm512_add_ps(acc[0][i], corr[i]);
+        for (int c = 1; c < VN_ACC; c++) t = _mm512_add_ps(t, acc[c][i]);
+        const float y = _mm512_reduce_add_ps(t);
+        Y[i * w->rows + row] = bias ? y + bias[row] : y;
+    }
+}
+
+/* Rows [rb, re) of Y for n activation rows (1 <= n <= MSBNB__FI8_MAX_N), one W row after the
+ * other. Each W row meets the activation rows two at a time (the register budget of the n = 2
+ * loop: four FMA chains per activation row); the row stays in L1 for the later pairs, so only the
+ * first pass prefetches. Every activation row thus sees exactly the operations of n = 1: results
+ * do not depend on n (nor on the range). vbmi: compile-time constant per instance. */
+MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t n, int64_t rb, int64_t re,
                          const int vbmi, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const int64_t in = w->cols, chunks = in / 64, row_bytes = in / 2;
-    const int direct = w->stats && w->flat_blocks && w->block == 64;
     /* lane l of the scale vector for pair q of a 16-chunk group: chunk 2q + (l >= 8) */
     const __m512i upper = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     __m512i idx[8];
@@ -179,82 +240,39 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
     for (int64_t o = 0; o < VN_PF && rb < re; o += 64)
         _mm_prefetch((const char *)((uintptr_t)(w->data + rb * row_bytes) + (uintptr_t)o), _MM_HINT_T0);
     for (int64_t row = rb; row < re; row++) {
-        const uint8_t *src = w->data + row * row_bytes;
-        __m512 acc[VN_ACC][2], corr[2]; /* [pair mod VN_ACC][activation row]: independent FMA chains */
-        for (int i = 0; i < nn; i++) {
-            corr[i] = _mm512_setzero_ps();
-            for (int c = 0; c < VN_ACC; c++) acc[c][i] = _mm512_setzero_ps();
-        }
         if (dq_rows) {
             /* the codes of the next batch's statistics, a batch ahead: read in bursts, they are
              * not a stream the hardware prefetchers follow well (with batches of 16 rows:
              * 0.83-0.88 -> 0.89-0.94 of the read bandwidth, gemv_profile 11008 4096) */
             const uintptr_t q0 = (uintptr_t)w->stats_q + (uintptr_t)((row + dq_rows) * chunks);
             for (uintptr_t o = 0; o < (uintptr_t)chunks; o += 64) _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
-        }
-        if (dq_rows && row >= dq_row1) {
-            dq_row0 = row;
-            dq_row1 = re - row < dq_rows ? re : row + dq_rows;
-            msbnb__mm4_dq_scales_avx512(w, row * chunks, (dq_row1 - row) * chunks, dq);
-        }
-        for (int64_t c0 = 0; c0 < chunks; c0 += VN_SEG) {
-            const int64_t ce = c0 + VN_SEG < chunks ? c0 + VN_SEG : chunks;
-            const float *scp = direct    ? w->stats + row * chunks + c0
-                               : dq_rows ? dq + (row - dq_row0) * chunks + c0
-                                         : row_scales(w, row, c0, ce, kblk, bs_shift, buf);
-            for (int64_t g = c0; g < ce; g += 16) { /* 16 chunks = 8 pairs share one scale vector */
-                const int64_t gc = ce - g < 16 ? ce - g : 16;
-                /* (no software prefetch of the statistics: the hardware prefetchers follow their
-                 * sequential stream, and one more prefetch per group measured ~1 % slower) */
-                __m512 sg[2];
-                if (gc == 16) {
-                    for (int i = 0; i < nn; i++) {
-                        sg[i] = _mm512_mul_ps(_mm512_loadu_ps(scp + (g - c0)), _mm512_loadu_ps(a->sxm[i] + g));
-                        corr[i] = _mm512_fmadd_ps(sg[i], _mm512_loadu_ps(a->xcorr[i] + g), corr[i]);
-                    }
-                    for (int q = 0; q < 8; q++)
-                        vn_pair(src, g / 2 + q, a, T, idx[q], sg, acc[q % VN_ACC], nn, 0, vbmi);
-                } else {
-                    /* the row's last (partial) group. A masked load that misses the caches holds up
-                     * the loads behind it on this core (the kernel ran at half speed from DRAM with
-                     * masked statistics loads in every group), so load 16 and zero the lanes past
-                     * the row; only a group whose 16 would reach past the statistics (the last
-                     * rows' of a small tensor) uses a masked load. buf and the activation arrays
-                     * are padded. */
-                    const __mmask16 m = (__mmask16)((1u << gc) - 1u);
-                    const int near_end = direct && row * chunks + g + 16 > w->rows * chunks;
-                    const __m512 st = near_end ? _mm512_maskz_loadu_ps(m, scp + (g - c0))
-                                           : _mm512_maskz_mov_ps(m, _mm512_loadu_ps(scp + (g - c0)));
-                    for (int i = 0; i < nn; i++) {
-                        sg[i] = _mm512_mul_ps(st, _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->sxm[i] + g)));
-                        corr[i] = _mm512_fmadd_ps(sg[i], _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->xcorr[i] + g)), corr[i]);
-                    }
-                    for (int q = 0; 2 * q < gc; q++)
-                        vn_pair(src, g / 2 + q, a, T, idx[q], sg, acc[0], nn,
-                                2 * q + 1 == gc ? (row == w->rows - 1 ? 2 : 1) : 0, vbmi);
-                }
+            if (row >= dq_row1) {
+                dq_row0 = row;
+                dq_row1 = re - row < dq_rows ? re : row + dq_rows;
+                msbnb__mm4_dq_scales_avx512(w, row * chunks, (dq_row1 - row) * chunks, dq);
             }
         }
-        for (int i = 0; i < nn; i++) {
-            __m512 t = _mm512_add_ps(acc[0][i], corr[i]);
-            for (int c = 1; c < VN_ACC; c++) t = _mm512_add_ps(t, acc[c][i]);
-            const float y = _mm512_reduce_add_ps(t);
-            Y[i * w->rows + row] = bias ? y + bias[row] : y;
+        const float *scp_dq = dq_rows ? dq + (row - dq_row0) * chunks : NULL;
+        for (int64_t i0 = 0; i0 < n; i0 += 2) {
+            msbnb__fi8_act ai; /* activation rows i0, i0 + 1 (entries 0 and 1 only) */
+            msbnb__fi8_act_pair(a, n, i0, &ai);
+            float *Yi = Y + i0 * w->rows;
+            if (n - i0 >= 2) vn_row(w, &ai, T, idx, row, scp_dq, 2, vbmi, i0 == 0, kblk, bs_shift, buf, bias, Yi);
+            else vn_row(w, &ai, T, idx, row, scp_dq, 1, vbmi, i0 == 0, kblk, bs_shift, buf, bias, Yi);
         }
     }
 }
 
-typedef void (*vn_fn)(const msbnb__w4 *, const msbnb__fi8_act *, __m512i, int64_t, int64_t, const int64_t *, int,
-                      const float *, float *);
-#define VN_INSTANCE(NAME, NN, VBMI)                                                                           \
-    static void NAME(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t rb, int64_t re,          \
-                     const int64_t *kblk, int sh, const float *bias, float *Y) {                              \
-        vn_range(w, a, T, rb, re, NN, VBMI, kblk, sh, bias, Y);                                               \
-    }
-VN_INSTANCE(vn_shufb_1, 1, 0)
-VN_INSTANCE(vn_shufb_2, 2, 0)
-VN_INSTANCE(vn_vbmi_1, 1, 1)
-VN_INSTANCE(vn_vbmi_2, 2, 1)
+typedef void (*vn_fn)(const msbnb__w4 *, const msbnb__fi8_act *, __m512i, int64_t, int64_t, int64_t, const int64_t *,
+                      int, const float *, float *);
+static void vn_shufb(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t n, int64_t rb, int64_t re,
+                     const int64_t *kblk, int sh, const float *bias, float *Y) {
+    vn_range(w, a, T, n, rb, re, 0, kblk, sh, bias, Y);
+}
+static void vn_vbmi(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t n, int64_t rb, int64_t re,
+                    const int64_t *kblk, int sh, const float *bias, float *Y) {
+    vn_range(w, a, T, n, rb, re, 1, kblk, sh, bias, Y);
+}
 
 /* Byte-lookup variant: vpermb where the CPU has AVX512-VBMI, unless a test forces vpshufb. */
 static int force_shufb;
@@ -264,8 +282,8 @@ static int use_vbmi(void) { return !force_shufb && __builtin_cpu_supports("avx51
 static void rows_avx512vnni(const msbnb__w4 *w, const msbnb__fi8_act *a, int64_t n, const uint8_t tb[16], int64_t rb,
                             int64_t re, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const __m512i T = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tb)); /* 4 copies: both lookups */
-    const vn_fn fn = use_vbmi() ? (n == 1 ? vn_vbmi_1 : vn_vbmi_2) : (n == 1 ? vn_shufb_1 : vn_shufb_2);
-    fn(w, a, T, rb, re, kblk, bs_shift, bias, Y);
+    const vn_fn fn = use_vbmi() ? vn_vbmi : vn_shufb;
+    fn(w, a, T, n, rb, re, kblk, bs_shift, bias, Y);
 }
 
-const msbnb__fi8_kernels msbnb__fi8_avx512vnni = {quantize_row, rows_avx512vnni};
+const msbnb__fi8_kernels msbnb__fi8_avx512vnni = {quantize_row, rows_avx512vnni, MSBNB__FI8_MAX_N};

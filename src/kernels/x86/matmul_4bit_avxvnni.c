@@ -1,7 +1,7 @@
 /*
- * matmul_4bit_avxvnni.c — FAST int8 loops for one or two activation rows (token generation) at the
- * AVX2 level, on CPUs with AVX-VNNI (the VEX-encoded, 256-bit vpdpbusd: Alder Lake and later Intel
- * client cores, Zen 5). Same arithmetic and activation layout as the AVX512-VNNI unit
+ * matmul_4bit_avxvnni.c — FAST int8 loops for up to MSBNB__FI8_MAX_N activation rows (token
+ * generation, small batches) at the AVX2 level, on CPUs with AVX-VNNI (the VEX-encoded, 256-bit
+ * vpdpbusd: Alder Lake and later Intel client cores, Zen 5). Same arithmetic and activation layout as the AVX512-VNNI unit
  * (matmul_4bit.h, "FAST int8 products"; the driver is matmul_4bit_fast_int8.c); the activation
  * bytes are identical, the fp32 sums are grouped differently (8 lanes).
  *
@@ -66,9 +66,9 @@ static int quantize_row(const float *x, int64_t in, float inv_m, int8_t *xo, int
 
 /* Chunk c of a row for nn activation rows; s[i] = the chunk's scale for activation row i. */
 AV_INLINE void av_chunk(const uint8_t *src, int64_t c, const msbnb__fi8_act *a, __m256i T, const float *s,
-                        __m256 *acc, const int nn) {
+                        __m256 *acc, const int nn, const int pf) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    if (!(c & 1)) _mm_prefetch((const char *)((uintptr_t)src + (uintptr_t)(32 * c + AV_PF)), _MM_HINT_T0);
+    if (pf && !(c & 1)) _mm_prefetch((const char *)((uintptr_t)src + (uintptr_t)(32 * c + AV_PF)), _MM_HINT_T0);
     const __m256i v = _mm256_loadu_si256((const __m256i *)(src + 32 * c));
     const __m256i wl = _mm256_shuffle_epi8(T, _mm256_and_si256(v, low4));
     const __m256i wh = _mm256_shuffle_epi8(T, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
@@ -80,79 +80,86 @@ AV_INLINE void av_chunk(const uint8_t *src, int64_t c, const msbnb__fi8_act *a, 
     }
 }
 
-/* Rows [rb, re), nn activation rows (a compile-time constant per instance). */
-AV_INLINE void av_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t rb, int64_t re, const int nn,
-                        const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
-    const int64_t in = w->cols, chunks = in / 64, row_bytes = in / 2;
+/* Row `row` of W against nn activation rows (a compile-time constant): Y[i * w->rows + row] for
+ * i < nn. buf: AV_SEG + 8 floats of scratch; pf: issue the W prefetches (first pass over the row). */
+AV_INLINE void av_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t row, const int nn, const int pf,
+                      const int64_t *kblk, int bs_shift, float *buf, const float *bias, float *Y) {
+    const int64_t chunks = w->cols / 64;
     const int direct = w->stats && w->flat_blocks && w->block == 64;
     const int dq = !w->stats && w->flat_blocks && w->block == 64; /* statistics in place, double-quantized */
+    const uint8_t *src = w->data + row * (w->cols / 2);
+    __m256 acc[AV_ACC][2], corr[2];
+    for (int i = 0; i < nn; i++) {
+        corr[i] = _mm256_setzero_ps();
+        for (int k = 0; k < AV_ACC; k++) acc[k][i] = _mm256_setzero_ps();
+    }
+    for (int64_t c0 = 0; c0 < chunks; c0 += AV_SEG) {
+        const int64_t ce = c0 + AV_SEG < chunks ? c0 + AV_SEG : chunks;
+        const float *scp = buf;
+        if (direct) scp = w->stats + row * chunks + c0;
+        else if (dq) msbnb__mm4_dq_scales_avx2(w, row * chunks + c0, ce - c0, buf);
+        else msbnb__fi8_row_scales(w, row, c0, ce, kblk, bs_shift, buf);
+        for (int64_t g = c0; g < ce; g += 8) { /* 8 chunks share one vector of scales */
+            const int64_t gc = ce - g < 8 ? ce - g : 8;
+            float s[2][8]; /* [activation row][chunk of the group] */
+            __m256 st;
+            if (gc == 8) {
+                st = _mm256_loadu_ps(scp + (g - c0));
+            } else { /* the row's last group: only gc scales exist (a scalar copy: no masked loads) */
+                float tmp[8] = {0};
+                memcpy(tmp, scp + (g - c0), (size_t)gc * sizeof(float));
+                st = _mm256_loadu_ps(tmp);
+            }
+            for (int i = 0; i < nn; i++) { /* sxm and xcorr are 0 past the row's chunks (padded) */
+                const __m256 sg = _mm256_mul_ps(st, _mm256_loadu_ps(a->sxm[i] + g));
+                corr[i] = _mm256_fmadd_ps(sg, _mm256_loadu_ps(a->xcorr[i] + g), corr[i]);
+                _mm256_storeu_ps(s[i], sg);
+            }
+            if (gc == 8) {
+                for (int q = 0; q < 8; q++) av_chunk(src, g + q, a, T, &s[0][q], acc[q % AV_ACC], nn, pf);
+            } else {
+                for (int q = 0; q < gc; q++) av_chunk(src, g + q, a, T, &s[0][q], acc[0], nn, pf);
+            }
+        }
+    }
+    for (int i = 0; i < nn; i++) {
+        __m256 t = _mm256_add_ps(acc[0][i], corr[i]);
+        for (int k = 1; k < AV_ACC; k++) t = _mm256_add_ps(t, acc[k][i]);
+        const __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+        const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        const float y = _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+        Y[i * w->rows + row] = bias ? y + bias[row] : y;
+    }
+}
+
+/* Rows [rb, re) for n activation rows (1 <= n <= MSBNB__FI8_MAX_N): each W row meets them two at a
+ * time, as in the AVX-512 unit, so every activation row sees the operations of n = 1. */
+static void av_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t n, int64_t rb, int64_t re,
+                     const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
+    const int64_t chunks = w->cols / 64, row_bytes = w->cols / 2;
+    const int dq = !w->stats && w->flat_blocks && w->block == 64;
     float buf[AV_SEG + 8]; /* + 8: the partial group's full-width load */
     for (int64_t o = 0; o < AV_PF && rb < re; o += 64)
         _mm_prefetch((const char *)((uintptr_t)(w->data + rb * row_bytes) + (uintptr_t)o), _MM_HINT_T0);
     for (int64_t row = rb; row < re; row++) {
-        const uint8_t *src = w->data + row * row_bytes;
-        __m256 acc[AV_ACC][2], corr[2];
-        for (int i = 0; i < nn; i++) {
-            corr[i] = _mm256_setzero_ps();
-            for (int k = 0; k < AV_ACC; k++) acc[k][i] = _mm256_setzero_ps();
-        }
         if (dq) { /* the statistics' codes 4 rows ahead: a thin stream the hardware follows late */
             const uintptr_t q0 = (uintptr_t)w->stats_q + (uintptr_t)((row + 4) * chunks);
             for (uintptr_t o = 0; o < (uintptr_t)chunks; o += 64) _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
         }
-        for (int64_t c0 = 0; c0 < chunks; c0 += AV_SEG) {
-            const int64_t ce = c0 + AV_SEG < chunks ? c0 + AV_SEG : chunks;
-            const float *scp = buf;
-            if (direct) scp = w->stats + row * chunks + c0;
-            else if (dq) msbnb__mm4_dq_scales_avx2(w, row * chunks + c0, ce - c0, buf);
-            else msbnb__fi8_row_scales(w, row, c0, ce, kblk, bs_shift, buf);
-            for (int64_t g = c0; g < ce; g += 8) { /* 8 chunks share one vector of scales */
-                const int64_t gc = ce - g < 8 ? ce - g : 8;
-                float s[2][8]; /* [activation row][chunk of the group] */
-                __m256 st;
-                if (gc == 8) {
-                    st = _mm256_loadu_ps(scp + (g - c0));
-                } else { /* the row's last group: only gc scales exist (a scalar copy: no masked loads) */
-                    float tmp[8] = {0};
-                    memcpy(tmp, scp + (g - c0), (size_t)gc * sizeof(float));
-                    st = _mm256_loadu_ps(tmp);
-                }
-                for (int i = 0; i < nn; i++) { /* sxm and xcorr are 0 past the row's chunks (padded) */
-                    const __m256 sg = _mm256_mul_ps(st, _mm256_loadu_ps(a->sxm[i] + g));
-                    corr[i] = _mm256_fmadd_ps(sg, _mm256_loadu_ps(a->xcorr[i] + g), corr[i]);
-                    _mm256_storeu_ps(s[i], sg);
-                }
-                if (gc == 8) {
-                    for (int q = 0; q < 8; q++) av_chunk(src, g + q, a, T, &s[0][q], acc[q % AV_ACC], nn);
-                } else {
-                    for (int q = 0; q < gc; q++) av_chunk(src, g + q, a, T, &s[0][q], acc[0], nn);
-                }
-            }
-        }
-        for (int i = 0; i < nn; i++) {
-            __m256 t = _mm256_add_ps(acc[0][i], corr[i]);
-            for (int k = 1; k < AV_ACC; k++) t = _mm256_add_ps(t, acc[k][i]);
-            const __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-            const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            const float y = _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
-            Y[i * w->rows + row] = bias ? y + bias[row] : y;
+        for (int64_t i0 = 0; i0 < n; i0 += 2) {
+            msbnb__fi8_act ai; /* activation rows i0, i0 + 1 (entries 0 and 1 only) */
+            msbnb__fi8_act_pair(a, n, i0, &ai);
+            float *Yi = Y + i0 * w->rows;
+            if (n - i0 >= 2) av_row(w, &ai, T, row, 2, i0 == 0, kblk, bs_shift, buf, bias, Yi);
+            else av_row(w, &ai, T, row, 1, i0 == 0, kblk, bs_shift, buf, bias, Yi);
         }
     }
-}
-
-static void av_range_1(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t rb, int64_t re,
-                       const int64_t *kblk, int sh, const float *bias, float *Y) {
-    av_range(w, a, T, rb, re, 1, kblk, sh, bias, Y);
-}
-static void av_range_2(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t rb, int64_t re,
-                       const int64_t *kblk, int sh, const float *bias, float *Y) {
-    av_range(w, a, T, rb, re, 2, kblk, sh, bias, Y);
 }
 
 static void rows_avxvnni(const msbnb__w4 *w, const msbnb__fi8_act *a, int64_t n, const uint8_t tb[16], int64_t rb,
                          int64_t re, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const __m256i T = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)tb));
-    (n == 1 ? av_range_1 : av_range_2)(w, a, T, rb, re, kblk, bs_shift, bias, Y);
+    av_range(w, a, T, n, rb, re, kblk, bs_shift, bias, Y);
 }
 
-const msbnb__fi8_kernels msbnb__fi8_avxvnni = {quantize_row, rows_avxvnni};
+const msbnb__fi8_kernels msbnb__fi8_avxvnni = {quantize_row, rows_avxvnni, MSBNB__FI8_MAX_N};
