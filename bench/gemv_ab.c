@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
             t = cpu_now() - t;
             if (t < best_read) best_read = t;
             t = cpu_now();
-            if (msbnb__matmul_4bit_fast_int8(which ? &fi8_b : &fi8_a, &w4, X, 1, NULL, Y) != MSBNB_OK) return 1;
+            if (msbnb__matmul_4bit_fast_int8(which ? &fi8_b : &fi8_a, &w4, X, 1, NULL, Y, 0) != MSBNB_OK) return 1;
             t = cpu_now() - t;
             if (t < best[which]) best[which] = t;
         }

@@ -161,7 +161,7 @@ int main(int argc, char **argv) {
             case ARITH: sink += with_arithmetic(c, s, xo, xe, sxm, S, row_bytes, Y, 0); break;
             case ROWS: sink += with_arithmetic(c, s, xo, xe, sxm, S, row_bytes, Y, 1); break;
             default:
-                if (msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx512vnni, &w, X, 1, NULL, Y) != MSBNB_OK) return 1;
+                if (msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx512vnni, &w, X, 1, NULL, Y, 0) != MSBNB_OK) return 1;
             }
             t = cpu_now() - t;
             if (t < best[k]) best[k] = t;

@@ -9,13 +9,15 @@
 
 /* ---------------------------------------------------------------- dispatch */
 
-/* FAST int8 products (n <= the level's max_n) through the driver, with the loops of each level. */
+/* FAST int8 products through the driver, with the loops of each level: up to the level's max_n
+ * rows where the bf16 tiles take over (AVX512-BF16), any n where there are none (the int8 loops
+ * outrun the EXACT tiles there: docs/kernels.md). */
 #if MSBNB_HAVE_X86
 static msbnb_status fast_int8_avx512vnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
-    return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx512vnni, w, X, n, bias, Y);
+    return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx512vnni, w, X, n, bias, Y, msbnb__isa() < MSBNB_ISA_AVX512_BF16);
 }
 static msbnb_status fast_int8_avxvnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
-    return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avxvnni, w, X, n, bias, Y);
+    return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avxvnni, w, X, n, bias, Y, 1);
 }
 #endif
 

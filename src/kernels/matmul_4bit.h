@@ -157,10 +157,11 @@ typedef struct msbnb__fi8_kernels {
     int max_n;
 } msbnb__fi8_kernels;
 
-/* The product with an ISA's loops: MSBNB_ERR_UNSUPPORTED (no message) when n > k->max_n, in % 64 != 0, the
- * block (group) is not a multiple of 64 or an activation is not finite: then the EXACT kernels run. */
+/* The product with an ISA's loops: MSBNB_ERR_UNSUPPORTED (no message) when n > k->max_n and !any_n,
+ * in % 64 != 0, the block (group) is not a multiple of 64 or an activation is not finite: then the
+ * tiles run (the whole call: Y is rewritten). any_n: larger n runs in passes of max_n rows. */
 msbnb_status msbnb__matmul_4bit_fast_int8(const msbnb__fi8_kernels *k, const msbnb__w4 *w, const float *X, int64_t n,
-                                          const float *bias, float *Y);
+                                          const float *bias, float *Y, int any_n);
 /* Plain statistics of chunks [c0, ce) of `row` (msbnb__w4_stat's values) into buf [ce - c0], for the
  * formats whose statistics are not read in place (INT4 groups, blocks > 64, double quantization). */
 void msbnb__fi8_row_scales(const msbnb__w4 *w, int64_t row, int64_t c0, int64_t ce, const int64_t *kblk, int bs_shift,

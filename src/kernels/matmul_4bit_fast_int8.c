@@ -37,9 +37,18 @@ void msbnb__fi8_row_scales(const msbnb__w4 *w, int64_t row, int64_t c0, int64_t 
 }
 
 msbnb_status msbnb__matmul_4bit_fast_int8(const msbnb__fi8_kernels *k, const msbnb__w4 *w, const float *X, int64_t n,
-                                          const float *bias, float *Y) {
+                                          const float *bias, float *Y, int any_n) {
     const int64_t in = w->cols, out = w->rows;
-    if (n > k->max_n || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED;
+    if (n > k->max_n) {
+        if (!any_n) return MSBNB_ERR_UNSUPPORTED;
+        /* passes of max_n rows: each row's arithmetic is that of n = 1 whatever the pass */
+        for (int64_t i0 = 0; i0 < n; i0 += k->max_n) {
+            const int64_t m = n - i0 < k->max_n ? n - i0 : k->max_n;
+            TRY(msbnb__matmul_4bit_fast_int8(k, w, X + i0 * in, m, bias, Y + i0 * out, 0));
+        }
+        return MSBNB_OK;
+    }
+    if (in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED;
     int bs_shift = -1;
     for (int b = 0; b < 62; b++)
         if (((int64_t)1 << b) == w->block) bs_shift = b;

@@ -25,7 +25,10 @@ static inline int fast_int8_applies(msbnb_isa isa, const msbnb_qtensor *q, int64
     const int max_n = isa >= MSBNB_ISA_AVX512_VNNI                        ? msbnb__fi8_avx512vnni.max_n
                       : isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni ? msbnb__fi8_avxvnni.max_n
                                                                         : 0;
-    return n <= max_n && w.cols % 64 == 0 && w.block % 64 == 0;
+    /* beyond max_n rows the bf16 tiles take over where the level has them; elsewhere the int8 loops
+     * run in passes of max_n rows */
+    const int rows_ok = max_n > 0 && (n <= max_n || isa < MSBNB_ISA_AVX512_BF16);
+    return rows_ok && w.cols % 64 == 0 && w.block % 64 == 0;
 }
 
 static inline double fast_int8_code_multiplier(const float table[16]) {

@@ -5,8 +5,8 @@
  * every format and shape in test_matmul_4bit.c (three-way test); here:
  *   - the mode's error, measured: against EXACT and against the unquantized fp32 weights, which it
  *     must stay close to (the format's own error dominates);
- *   - the int8 path is really taken for n = 1 .. max_n (16 on AVX512-VNNI, 2 with AVX-VNNI) and not
- *     beyond, and each row of an n-row product equals its own n = 1 product bit for bit;
+ *   - the int8 path is really taken for n = 1 .. max_n (16) and, on levels without bf16 tiles,
+ *     beyond; each row of such a product equals its own n = 1 product bit for bit;
  *   - both byte-lookup variants (vpermb where the CPU has AVX512-VBMI, vpshufb) give identical bits;
  *   - a non-finite activation makes the product fall back to EXACT (int8 cannot carry it).
  * Every level with an int8 path runs (AVX512-VNNI levels; AVX2 where the CPU has AVX-VNNI). Skipped
@@ -95,13 +95,15 @@ static int64_t int8_max_n(msbnb_isa isa) {
 }
 
 /* n = 1 .. max_n take the int8 path: FAST differs from EXACT, and every row of an n-row product
- * equals that row's own n = 1 product bit for bit (batching does not change a token's result);
- * n = max_n + 1 does not (tiles: EXACT, or bf16 where the level has it — either differs from the
- * int8 rows). On AVX-512 both byte-lookup variants agree bit for bit. */
+ * equals that row's own n = 1 product bit for bit (batching does not change a token's result).
+ * n = max_n + 1 takes the bf16 tiles where the level has them (rows differ from the int8 ones), and
+ * the int8 loops again, in passes of max_n rows, where it has not. On AVX-512 both byte-lookup
+ * variants agree bit for bit. */
 static void path_level(msbnb_isa isa, void *unused) {
     (void)unused;
     if (!int8_level(isa)) return;
     const int64_t out = 37, in = 1344, max_n = int8_max_n(isa), N = max_n + 1; /* 21 chunks: a half pair per row */
+    const int int8_beyond = isa < MSBNB_ISA_AVX512_BF16; /* no bf16 tiles: int8 for every n */
     test_rng rng = {43};
     float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(N * in) * sizeof(float));
     float *y[4];
@@ -121,11 +123,11 @@ static void path_level(msbnb_isa isa, void *unused) {
             CHECK_OK(msbnb_matmul(q, x, n, NULL, y[1], MSBNB_PRECISION_FAST));
             const size_t bytes = (size_t)(n * out) * sizeof(float);
             const int differs = memcmp(y[0], y[1], bytes) != 0, rowwise = !memcmp(y[1], y[3], bytes);
-            CHECK_MSG_(n > max_n || differs, "%s %s n=%lld: FAST equals EXACT", msbnb_isa_name(isa),
-                       fmt_name(FORMATS[fi]), (long long)n);
-            CHECK_MSG_(rowwise == (n <= max_n), "%s %s n=%lld: rows %s their n = 1 products", msbnb_isa_name(isa),
-                       fmt_name(FORMATS[fi]), (long long)n, rowwise ? "equal" : "differ from");
-            if (isa >= MSBNB_ISA_AVX512_VNNI && n <= max_n) {
+            CHECK_MSG_(differs, "%s %s n=%lld: FAST equals EXACT", msbnb_isa_name(isa), fmt_name(FORMATS[fi]),
+                       (long long)n);
+            CHECK_MSG_(rowwise == (n <= max_n || int8_beyond), "%s %s n=%lld: rows %s their n = 1 products",
+                       msbnb_isa_name(isa), fmt_name(FORMATS[fi]), (long long)n, rowwise ? "equal" : "differ from");
+            if (isa >= MSBNB_ISA_AVX512_VNNI && (n <= max_n || int8_beyond)) {
                 msbnb__mm4_fast_force_shufb(1);
                 CHECK_OK(msbnb_matmul(q, x, n, NULL, y[2], MSBNB_PRECISION_FAST));
                 msbnb__mm4_fast_force_shufb(0);
