@@ -16,8 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
@@ -29,20 +27,6 @@
 /* the two builds' loop tables (renamed msbnb__fi8_avx512vnni), run through the library's driver */
 extern const msbnb__fi8_kernels fi8_a, fi8_b;
 
-static double cpu_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* bytes on 2 MiB transparent huge pages where the kernel allows */
-static void *alloc_huge(size_t bytes) {
-    const size_t h = (size_t)2 << 20, r = (bytes + h - 1) / h * h;
-    void *p = aligned_alloc(h, r);
-    if (p) (void)madvise(p, r, MADV_HUGEPAGE);
-    return p;
-}
-
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s OUT IN REPS [dq]\n", argv[0]);
@@ -53,7 +37,7 @@ int main(int argc, char **argv) {
     float *W = malloc((size_t)(out * in) * sizeof(float)), *X = malloc((size_t)in * sizeof(float));
     float *Y = malloc((size_t)out * sizeof(float));
     const size_t probe = (size_t)256 << 20;
-    float *ev = alloc_huge(probe); /* [probe / 4] zeros: the read sample and the eviction */
+    float *ev = gemv_alloc_huge(probe); /* [probe / 4] zeros: the read sample and the eviction */
     if (!W || !X || !Y || !ev || in % 64) return 1;
     for (long i = 0; i < out * in; i++) W[i] = (float)((unsigned long)i * 2654435761u % 1000u) / 1000.0f - 0.5f;
     for (long i = 0; i < in; i++) X[i] = (float)(i % 7) - 3.0f;
@@ -68,7 +52,7 @@ int main(int argc, char **argv) {
     msbnb__w4_init(q, &w4);
     /* statistics: fp32, or one code byte each when double-quantized */
     const size_t code_bytes = (size_t)(out * in / 2), stat_bytes = (size_t)(out * in / 64) * (dq ? 1 : sizeof(float));
-    uint8_t *codes = alloc_huge(code_bytes), *stats = alloc_huge(stat_bytes);
+    uint8_t *codes = gemv_alloc_huge(code_bytes), *stats = gemv_alloc_huge(stat_bytes);
     if (!codes || !stats) return 1;
     memcpy(codes, w4.data, code_bytes);
     memcpy(stats, dq ? (const void *)w4.stats_q : (const void *)w4.stats, stat_bytes);
@@ -81,13 +65,13 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++)
         for (int v = 0; v < 2; v++) {
             const int which = (v ^ r) & 1;
-            double t = cpu_now();
+            double t = gemv_thread_cpu_now();
             sink += gemv_read_sum(ev, probe / sizeof(float));
-            t = cpu_now() - t;
+            t = gemv_thread_cpu_now() - t;
             if (t < best_read) best_read = t;
-            t = cpu_now();
+            t = gemv_thread_cpu_now();
             if (msbnb__matmul_4bit_fast_int8(which ? &fi8_b : &fi8_a, &w4, X, 1, NULL, Y, 0) != MSBNB_OK) return 1;
-            t = cpu_now() - t;
+            t = gemv_thread_cpu_now() - t;
             if (t < best[which]) best[which] = t;
         }
     (void)sink;

@@ -20,29 +20,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 
 #include <msbnb/kernels.h>
+
+#include "gemv_tools.h"
 
 #include "kernels/matmul_4bit.h"
 
 #define PF 6144 /* the kernel's prefetch distance (VN_PF) */
 
-static double cpu_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* bytes on 2 MiB transparent huge pages where the kernel allows, written once */
-static void *alloc_huge(size_t bytes) {
-    const size_t h = (size_t)2 << 20, r = (bytes + h - 1) / h * h;
-    void *p = aligned_alloc(h, r);
-    if (p) {
-        (void)madvise(p, r, MADV_HUGEPAGE);
-        memset(p, 1, r);
-    }
+/* gemv_alloc_huge, written once (the rungs read every byte) */
+static void *alloc_filled(size_t bytes) {
+    void *p = gemv_alloc_huge(bytes);
+    if (p) memset(p, 1, bytes);
     return p;
 }
 
@@ -126,10 +116,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "needs AVX512-VNNI and AVX512-VBMI\n");
         return 2;
     }
-    uint8_t *c = alloc_huge(S), *ev = alloc_huge(probe);
-    float *s = alloc_huge(S / 8), *sxm = alloc_huge((in / 64 + 16) * sizeof(float));
-    float *X = alloc_huge(in * sizeof(float)), *Y = alloc_huge(rows * sizeof(float));
-    int8_t *xo = alloc_huge(row_bytes), *xe = alloc_huge(row_bytes);
+    uint8_t *c = alloc_filled(S), *ev = alloc_filled(probe);
+    float *s = alloc_filled(S / 8), *sxm = alloc_filled((in / 64 + 16) * sizeof(float));
+    float *X = alloc_filled(in * sizeof(float)), *Y = alloc_filled(rows * sizeof(float));
+    int8_t *xo = alloc_filled(row_bytes), *xe = alloc_filled(row_bytes);
     if (!c || !ev || !s || !sxm || !X || !Y || !xo || !xe) return 1;
     for (size_t i = 0; i < S; i++) c[i] = (uint8_t)((i * 2654435761u) >> 13);
     for (size_t i = 0; i < S / 32; i++) s[i] = 1.0f + (float)(i % 7);
@@ -149,11 +139,11 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++)
         for (int v = 0; v < N_RUNGS; v++) {
             const int k = (v + r) % N_RUNGS;
-            double t = cpu_now();
+            double t = gemv_thread_cpu_now();
             sink += codes_only(ev, probe);
-            t = cpu_now() - t;
+            t = gemv_thread_cpu_now() - t;
             if (t < best_read) best_read = t;
-            t = cpu_now();
+            t = gemv_thread_cpu_now();
             switch (k) {
             case CODES: sink += codes_only(c, S); break;
             case STATS: sink += with_loads(c, s, xo, xe, S, row_bytes, 0); break;
@@ -163,7 +153,7 @@ int main(int argc, char **argv) {
             default:
                 if (msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx512vnni, &w, X, 1, NULL, Y, 0) != MSBNB_OK) return 1;
             }
-            t = cpu_now() - t;
+            t = gemv_thread_cpu_now() - t;
             if (t < best[k]) best[k] = t;
         }
     const double read = (double)probe / best_read;
@@ -176,13 +166,13 @@ int main(int argc, char **argv) {
     const size_t L = row_bytes * 128;
     double ca = 1e30, cr = 1e30;
     for (int r = 0; r < 300; r++) {
-        double t = cpu_now();
+        double t = gemv_thread_cpu_now();
         sink += with_arithmetic(c, s, xo, xe, sxm, L, row_bytes, Y, 0);
-        t = cpu_now() - t;
+        t = gemv_thread_cpu_now() - t;
         if (t < ca) ca = t;
-        t = cpu_now();
+        t = gemv_thread_cpu_now();
         sink += with_arithmetic(c, s, xo, xe, sxm, L, row_bytes, Y, 1);
-        t = cpu_now() - t;
+        t = gemv_thread_cpu_now() - t;
         if (t < cr) cr = t;
     }
     printf("  compute rate in L2: + arithmetic %.1f GB/s, + row ends %.1f GB/s (%.2f / %.2f x read)\n",

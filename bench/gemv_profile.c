@@ -10,7 +10,7 @@
  *   of thousands of ~20 µs calls picks clock jitter) and is what to run under valgrind with
  *   MSBNB_ISA=avx2 (valgrind cannot execute AVX-512). "fast" times MSBNB_PRECISION_FAST (the int8
  *   VNNI streaming kernel where the CPU has it) instead of EXACT. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,30 @@
-/* gemv_tools.h — shared by the hand-built n = 1 profiling tools (gemv_profile.c, gemv_ab.c; not
- * part of the CMake build): the plain read used as bandwidth probe and cache eviction. */
+/* gemv_tools.h — shared by the hand-built n = 1 profiling tools (gemv_profile.c, gemv_ab.c,
+ * gemv_ladder.c; not part of the CMake build): the plain read used as bandwidth probe and cache
+ * eviction, thread CPU time, huge-page buffers. Needs _GNU_SOURCE (madvise) before any include. */
 #ifndef MSBNB_BENCH_GEMV_TOOLS_H
 #define MSBNB_BENCH_GEMV_TOOLS_H
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+
+/* CPU seconds of the calling thread (the tools time one thread; preemption does not count). */
+static inline double gemv_thread_cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* bytes (free() them) on 2 MiB transparent huge pages where the kernel allows, as the library
+ * allocates large tensors */
+static inline void *gemv_alloc_huge(size_t bytes) {
+    const size_t h = (size_t)2 << 20, r = (bytes + h - 1) / h * h;
+    void *p = aligned_alloc(h, r);
+    if (p) (void)madvise(p, r, MADV_HUGEPAGE);
+    return p;
+}
 
 /* Sum of buf [n] (n a multiple of 64, buf 64-byte aligned): four independent accumulators so the
  * loop is bound by the loads, not by the add latency. */
