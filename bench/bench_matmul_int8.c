@@ -2,7 +2,7 @@
  * EXACT and FAST) and LLM.int8() (threshold 6 with ~0.1% outlier columns, and threshold 0)
  * against dense OpenBLAS sgemm and the machine limits, all measured in the same run.
  *
- * For W [out, in] in {4096x4096, 11008x4096} (quick: 1024x1024), n in {1, 32, 512} (quick:
+ * For W [out, in] in {4096x4096, 11008x4096} (quick: 1024x1024), n in {1, 8, 32, 512} (quick:
  * {1, 32}) and 1 and 2 threads, each row prints the best time of a few runs, weight GB/s (int8
  * codes streamed per second), GFLOP/s (2·n·in·out per product) and the ratios
  *   GFLOP/s ÷ dense sgemm (same shape, n and threads), weight GB/s ÷ measured read bandwidth,
@@ -116,11 +116,11 @@ static const char *const VNAME[N_V] = {"int8 exact", "int8 fast", "llm.int8 t=6"
 int bench_matmul_int8(int quick) {
     static const int64_t shapes_full[][2] = {{4096, 4096}, {11008, 4096}};
     static const int64_t shapes_quick[][2] = {{1024, 1024}};
-    static const int64_t ns_full[] = {1, 32, 512}, ns_quick[] = {1, 32};
+    static const int64_t ns_full[] = {1, 8, 32, 512}, ns_quick[] = {1, 32};
     const int64_t(*shapes)[2] = quick ? shapes_quick : shapes_full;
     const int n_shapes = quick ? 1 : 2;
     const int64_t *ns = quick ? ns_quick : ns_full;
-    const int n_ns = quick ? 2 : 3;
+    const int n_ns = quick ? 2 : 4;
 
     const char *coretype = getenv("OPENBLAS_CORETYPE");
     printf("\n[matmul_int8] INT8 products and LLM.int8(), ISA %s (int8 dot: %s); OpenBLAS core %s "

@@ -223,13 +223,15 @@ TEST(dot_kernels_bit_exact) {
     const int64_t Ks[] = {1, 31, 32, 33, 63, 64, 65, 200, 256, 300, 1000};
     test_rng rng = {900};
     for (int asym = 0; asym < 2; asym++)
-        for (size_t ki = 0; ki < 2 * (sizeof Ks / sizeof Ks[0]); ki++) {
-            /* m = 7 (tails of the row tiles), then m = 1 (the one-row streaming path) */
+        for (size_t ki = 0; ki < 5 * (sizeof Ks / sizeof Ks[0]); ki++) {
+            /* m = 9 (tiles and their tails where the few-row loops stop at 8), then 7, 1, 2, 3
+             * (the few-row loops: one group of up to 4 rows, and 4 + 3) */
+            static const int64_t ms[5] = {9, 7, 1, 2, 3};
             const int64_t K = Ks[ki % (sizeof Ks / sizeof Ks[0])], rows = 11;
-            const int64_t m = ki < sizeof Ks / sizeof Ks[0] ? 7 : 1;
+            const int64_t m = ms[ki / (sizeof Ks / sizeof Ks[0])];
             uint8_t *codes = (uint8_t *)malloc((size_t)(rows * K));
             int8_t *a = (int8_t *)malloc((size_t)(m * K));
-            int32_t asum[7], C0[7 * 11], C1[7 * 11];
+            int32_t asum[9], C0[9 * 11], C1[9 * 11];
             for (int64_t j = 0; j < rows * K; j++) codes[j] = (uint8_t)(test_rng_u64(&rng) & 0xff);
             if (K >= 3) codes[2] = asym ? 255 : 0x80; /* extremes: 255 / −128 */
             for (int64_t i = 0; i < m; i++) {

@@ -9,10 +9,10 @@
  *    Σ (a + 128)·w = Σ a·w + 128·Σ w, so 128·Σ w — itself a vpdpbusd of ones against w — is
  *    subtracted at the end. The raw sums may wrap in int32; the corrected result fits
  *    (K ≤ MSBNB__INT8_MAX_K), and wrapping arithmetic modulo 2³² makes it exact.
- *  - one activation row (token generation, bound by the weight stream): the weights become
- *    unsigned instead, w + 128 (xor 0x80), against the signed activations, and 128·Σ a — the
- *    driver's asum — is subtracted: one xor and one vpdpbusd per 64 weights, rows read one after
- *    the other with a software prefetch ahead (see dot_rows_n1).
+ *  - up to 8 activation rows (token generation, small batches): the weights become unsigned
+ *    instead, w + 128 (xor 0x80), against the signed activations, and 128·Σ a — the driver's
+ *    asum — is subtracted: one xor per 64 weights and one vpdpbusd per activation row, weight
+ *    rows read one after the other with a software prefetch ahead (see dot_rows_few).
  * Every way gives the same int32 values, so results do not depend on the path or the ISA.
  */
 #include <immintrin.h>
@@ -129,46 +129,71 @@ INLINE void tile44(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t lda,
     }
 }
 
-/* Weight bytes the n = 1 loop prefetches ahead, one line per 64 bytes (the 4-bit int8 kernel's
+/* Weight bytes the few-row loop prefetches ahead, one line per 64 bytes (the 4-bit int8 kernel's
  * distance; rows follow each other in memory, so it runs on into the next rows). */
-#define N1_PF 6144
+#define FEW_PF 6144
+#define FEW_G 4      /* activation rows met by a weight row at a time (4 x 4 accumulators)          */
+#define FEW_MAX 8    /* up to this many activation rows the few-row loop runs (at 12-16 their bytes
+                      * outgrow L1: 250 / 186 against the tiles 250-270 GFLOP/s); beyond, the tiles */
 
-/* n = 1: rows o0 .. o1-1 one after the other (a single sequential stream per thread; four rows
- * interleaved, as the tiles read them, are four streams that the prefetchers follow badly), four
- * accumulators per row. C[o - o0] = Σ_k a[k]·code[o, k]. */
-INLINE void dot_rows_n1(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int32_t asum, int32_t *C,
-                        const int asym) {
+/* Weight row o against m <= FEW_G activation rows (m, asym compile-time constants): each 64-byte
+ * step loaded and xor'd once and met by every activation row, four accumulators per activation
+ * row; pf: issue the prefetches (the first group over the row). C[i * ldc] = Σ_k a[i, k]·code[o, k]. */
+INLINE void dot_row_group(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t lda, const int32_t *asum,
+                          int32_t *C, int64_t ldc, const int m, const int asym, const int pf) {
     const int64_t K = w->cols, kv = K & ~(int64_t)255, k64 = K & ~(int64_t)63;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    for (int64_t o = o0; o < o1; o++) {
-        const uint8_t *wr = w->codes + o * K;
-        __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                          _mm512_setzero_si512()};
-        int64_t k = 0;
-        for (; k < kv; k += 256)
-            for (int u = 0; u < 4; u++) {
-                /* the address as an integer: past the tensor's end is fine for a prefetch */
-                _mm_prefetch((const char *)((uintptr_t)wr + (uintptr_t)(k + 64 * u + N1_PF)), _MM_HINT_T0);
-                __m512i wv = _mm512_loadu_si512((const void *)(wr + k + 64 * u));
-                if (!asym) wv = _mm512_xor_si512(wv, flip); /* w + 128 as unsigned */
-                acc[u] = _mm512_dpbusd_epi32(acc[u], wv, _mm512_loadu_si512((const void *)(a + k + 64 * u)));
-            }
-        for (; k < K; k += 64) { /* zeros past K on both sides: the xor'd zero weight meets a zero */
-            const __mmask64 m = k < k64 ? ~(__mmask64)0 : mask64(K - k);
-            __m512i wv = _mm512_maskz_loadu_epi8(m, wr + k);
-            if (!asym) wv = _mm512_xor_si512(wv, flip);
-            acc[0] = _mm512_dpbusd_epi32(acc[0], wv, _mm512_maskz_loadu_epi8(m, a + k));
+    const uint8_t *wr = w->codes + o * K;
+    __m512i acc[FEW_G][4];
+    for (int i = 0; i < m; i++)
+        for (int u = 0; u < 4; u++) acc[i][u] = _mm512_setzero_si512();
+    int64_t k = 0;
+    for (; k < kv; k += 256)
+        for (int u = 0; u < 4; u++) {
+            /* the address as an integer: past the tensor's end is fine for a prefetch */
+            if (pf) _mm_prefetch((const char *)((uintptr_t)wr + (uintptr_t)(k + 64 * u + FEW_PF)), _MM_HINT_T0);
+            __m512i wv = _mm512_loadu_si512((const void *)(wr + k + 64 * u));
+            if (!asym) wv = _mm512_xor_si512(wv, flip); /* w + 128 as unsigned */
+            for (int i = 0; i < m; i++)
+                acc[i][u] = _mm512_dpbusd_epi32(acc[i][u], wv, _mm512_loadu_si512((const void *)(a + i * lda + k + 64 * u)));
         }
-        const __m512i t = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
-        C[o - o0] = (int32_t)(hsum_u32(t) - (asym ? 0u : 128u * (uint32_t)asum));
+    for (; k < K; k += 64) { /* zeros past K on both sides: the xor'd zero weight meets a zero */
+        const __mmask64 mk = k < k64 ? ~(__mmask64)0 : mask64(K - k);
+        __m512i wv = _mm512_maskz_loadu_epi8(mk, wr + k);
+        if (!asym) wv = _mm512_xor_si512(wv, flip);
+        for (int i = 0; i < m; i++)
+            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], wv, _mm512_maskz_loadu_epi8(mk, a + i * lda + k));
     }
+    for (int i = 0; i < m; i++) {
+        const __m512i t = _mm512_add_epi32(_mm512_add_epi32(acc[i][0], acc[i][1]), _mm512_add_epi32(acc[i][2], acc[i][3]));
+        C[i * ldc] = (int32_t)(hsum_u32(t) - (asym ? 0u : 128u * (uint32_t)asum[i]));
+    }
+}
+
+/* m <= FEW_MAX activation rows: weight rows o0 .. o1-1 one after the other (a single sequential
+ * stream per thread; the tiles interleave four rows, four streams the prefetchers follow badly),
+ * each meeting the activation rows FEW_G at a time while it stays in L1. */
+INLINE void dot_rows_few(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
+                         const int32_t *asum, int64_t m, int32_t *C, int64_t ldc, const int asym) {
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t i0 = 0; i0 < m; i0 += FEW_G) {
+            const int8_t *ai = a + i0 * lda;
+            int32_t *c = C + i0 * ldc + (o - o0);
+            const int pf = i0 == 0;
+            switch (m - i0 < FEW_G ? m - i0 : FEW_G) {
+            case 1: dot_row_group(w, o, ai, lda, asum + i0, c, ldc, 1, asym, pf); break;
+            case 2: dot_row_group(w, o, ai, lda, asum + i0, c, ldc, 2, asym, pf); break;
+            case 3: dot_row_group(w, o, ai, lda, asum + i0, c, ldc, 3, asym, pf); break;
+            default: dot_row_group(w, o, ai, lda, asum + i0, c, ldc, 4, asym, pf); break;
+            }
+        }
 }
 
 void msbnb__i8_dot_avx512vnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
                               const int32_t *asum, int64_t m, int32_t *C, int64_t ldc) {
-    if (m == 1) {
-        if (w->asym) dot_rows_n1(w, o0, o1, a, asum[0], C, 1);
-        else dot_rows_n1(w, o0, o1, a, asum[0], C, 0);
+    if (m <= FEW_MAX) {
+        if (w->asym) dot_rows_few(w, o0, o1, a, lda, asum, m, C, ldc, 1);
+        else dot_rows_few(w, o0, o1, a, lda, asum, m, C, ldc, 0);
         return;
     }
     for (int64_t i = 0; i < m; i += DR)

@@ -9,9 +9,10 @@
  *  - uint8 weights (asymmetric) are the unsigned side as they are: Σ code·a;
  *  - int8 weights (symmetric): |w| is the unsigned side and a·sign(w) (vpsignb) the signed one,
  *    |w|·(a·sign w) = w·a, so no correction term is needed (|w| ≤ 128 fits a byte);
- *  - one activation row (token generation): the weights become unsigned as w + 128 (xor 0x80) and
- *    128·Σ a (the driver's asum) is subtracted — one operation less per vector than abs + sign —
- *    with rows read one after the other and prefetched ahead (dot_rows_n1).
+ *  - up to 8 activation rows (token generation, small batches): the weights become unsigned as
+ *    w + 128 (xor 0x80) and 128·Σ a (the driver's asum) is subtracted — one xor per weight vector
+ *    instead of abs + sign per activation row — with weight rows read one after the other and
+ *    prefetched ahead (dot_rows_few).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -64,54 +65,76 @@ INLINE void dot_tile(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t ld
         for (int j = 0; j < q; j++) C[i * ldc + j] = (int32_t)hsum_u32(acc[i][j]);
 }
 
-#define N1_PF 6144 /* weight bytes prefetched ahead by the n = 1 loop, one line per 64 bytes */
+#define FEW_PF 6144 /* weight bytes prefetched ahead by the few-row loop, one line per 64 bytes     */
+#define FEW_G 2      /* activation rows met by a weight row at a time (2 x 4 ymm accumulators)       */
+#define FEW_MAX 8    /* up to this many activation rows the few-row loop runs; beyond, the tiles      */
 
-/* n = 1: rows o0 .. o1-1 one after the other (one sequential stream), four accumulators per row;
- * C[o - o0] = Σ_k a[k]·code[o, k] (the same int32 values as the tiles). */
-INLINE void dot_rows_n1(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int32_t asum, int32_t *C,
-                        const int asym) {
+/* Weight row o against m <= FEW_G activation rows (m, asym compile-time constants), four
+ * accumulators per activation row; pf: issue the prefetches (the first group over the row).
+ * C[i * ldc] = Σ_k a[i, k]·code[o, k] (the same int32 values as the tiles). */
+INLINE void dot_row_group(const msbnb__i8w *w, int64_t o, const int8_t *a, int64_t lda, const int32_t *asum,
+                          int32_t *C, int64_t ldc, const int m, const int asym, const int pf) {
     const int64_t K = w->cols, kv = K & ~(int64_t)127, k32 = K & ~(int64_t)31;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
-    for (int64_t o = o0; o < o1; o++) {
-        const uint8_t *wr = w->codes + o * K;
-        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                          _mm256_setzero_si256()};
-        int64_t k = 0;
-        for (; k < kv; k += 128) {
-            /* the addresses as integers: past the tensor's end is fine for a prefetch */
-            _mm_prefetch((const char *)((uintptr_t)wr + (uintptr_t)(k + N1_PF)), _MM_HINT_T0);
-            _mm_prefetch((const char *)((uintptr_t)wr + (uintptr_t)(k + 64 + N1_PF)), _MM_HINT_T0);
-            for (int u = 0; u < 4; u++) {
-                __m256i wv = _mm256_loadu_si256((const __m256i *)(wr + k + 32 * u));
-                if (!asym) wv = _mm256_xor_si256(wv, flip); /* w + 128 as unsigned */
-                acc[u] = _mm256_dpbusd_avx_epi32(acc[u], wv, _mm256_loadu_si256((const __m256i *)(a + k + 32 * u)));
-            }
+    const uint8_t *wr = w->codes + o * K;
+    __m256i acc[FEW_G][4];
+    for (int i = 0; i < m; i++)
+        for (int u = 0; u < 4; u++) acc[i][u] = _mm256_setzero_si256();
+    int64_t k = 0;
+    for (; k < kv; k += 128) {
+        if (pf) { /* the addresses as integers: past the tensor's end is fine for a prefetch */
+            _mm_prefetch((const char *)((uintptr_t)wr + (uintptr_t)(k + FEW_PF)), _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)wr + (uintptr_t)(k + 64 + FEW_PF)), _MM_HINT_T0);
         }
-        for (; k < k32; k += 32) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)(wr + k));
-            if (!asym) wv = _mm256_xor_si256(wv, flip);
-            acc[0] = _mm256_dpbusd_avx_epi32(acc[0], wv, _mm256_loadu_si256((const __m256i *)(a + k)));
+        for (int u = 0; u < 4; u++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(wr + k + 32 * u));
+            if (!asym) wv = _mm256_xor_si256(wv, flip); /* w + 128 as unsigned */
+            for (int i = 0; i < m; i++)
+                acc[i][u] = _mm256_dpbusd_avx_epi32(acc[i][u], wv, _mm256_loadu_si256((const __m256i *)(a + i * lda + k + 32 * u)));
         }
-        if (k < K) { /* the last < 32 columns, zero-padded on both sides (a zero activation meets the
-                      * padded weight whatever its bias) */
-            uint8_t wt[32] = {0};
-            int8_t at[32] = {0};
-            memcpy(wt, wr + k, (size_t)(K - k));
-            memcpy(at, a + k, (size_t)(K - k));
-            __m256i wv = _mm256_loadu_si256((const __m256i *)wt);
-            if (!asym) wv = _mm256_xor_si256(wv, flip);
-            acc[1] = _mm256_dpbusd_avx_epi32(acc[1], wv, _mm256_loadu_si256((const __m256i *)at));
-        }
-        const __m256i t = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_add_epi32(acc[2], acc[3]));
-        C[o - o0] = (int32_t)(hsum_u32(t) - (asym ? 0u : 128u * (uint32_t)asum));
     }
+    for (; k < k32; k += 32) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(wr + k));
+        if (!asym) wv = _mm256_xor_si256(wv, flip);
+        for (int i = 0; i < m; i++)
+            acc[i][0] = _mm256_dpbusd_avx_epi32(acc[i][0], wv, _mm256_loadu_si256((const __m256i *)(a + i * lda + k)));
+    }
+    if (k < K) { /* the last < 32 columns, zero-padded on both sides (a zero activation meets the
+                  * padded weight whatever its bias) */
+        uint8_t wt[32] = {0};
+        memcpy(wt, wr + k, (size_t)(K - k));
+        __m256i wv = _mm256_loadu_si256((const __m256i *)wt);
+        if (!asym) wv = _mm256_xor_si256(wv, flip);
+        for (int i = 0; i < m; i++) {
+            int8_t at[32] = {0};
+            memcpy(at, a + i * lda + k, (size_t)(K - k));
+            acc[i][1] = _mm256_dpbusd_avx_epi32(acc[i][1], wv, _mm256_loadu_si256((const __m256i *)at));
+        }
+    }
+    for (int i = 0; i < m; i++) {
+        const __m256i t = _mm256_add_epi32(_mm256_add_epi32(acc[i][0], acc[i][1]), _mm256_add_epi32(acc[i][2], acc[i][3]));
+        C[i * ldc] = (int32_t)(hsum_u32(t) - (asym ? 0u : 128u * (uint32_t)asum[i]));
+    }
+}
+
+/* m <= FEW_MAX activation rows: weight rows o0 .. o1-1 one after the other (one sequential stream),
+ * each meeting the activation rows FEW_G at a time while it stays in L1. */
+INLINE void dot_rows_few(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
+                         const int32_t *asum, int64_t m, int32_t *C, int64_t ldc, const int asym) {
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t i0 = 0; i0 < m; i0 += FEW_G) {
+            const int8_t *ai = a + i0 * lda;
+            int32_t *c = C + i0 * ldc + (o - o0);
+            if (m - i0 >= 2) dot_row_group(w, o, ai, lda, asum + i0, c, ldc, 2, asym, i0 == 0);
+            else dot_row_group(w, o, ai, lda, asum + i0, c, ldc, 1, asym, i0 == 0);
+        }
 }
 
 void msbnb__i8_dot_avxvnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
                            const int32_t *asum, int64_t m, int32_t *C, int64_t ldc) {
-    if (m == 1) {
-        if (w->asym) dot_rows_n1(w, o0, o1, a, asum[0], C, 1);
-        else dot_rows_n1(w, o0, o1, a, asum[0], C, 0);
+    if (m <= FEW_MAX) {
+        if (w->asym) dot_rows_few(w, o0, o1, a, lda, asum, m, C, ldc, 1);
+        else dot_rows_few(w, o0, o1, a, lda, asum, m, C, ldc, 0);
         return;
     }
     for (int64_t i = 0; i < m; i += DR)
