@@ -9,7 +9,7 @@
  * No full dequantized copy of W is made: scratch memory is bounded by a tile, independent of the
  * matrix size (plus, for some paths, activation-sized buffers: see docs/kernels.md). Work is split
  * over output rows/tiles on msbnb_get_num_threads() threads; results are bit-identical for every
- * thread count. Which kernel runs may depend on n (e.g. a streaming kernel for n <= 2), so the
+ * thread count. Which kernel runs may depend on n (e.g. a streaming kernel for n <= 16), so the
  * last bits of a row can differ between very small and larger batches — never between runs or
  * thread counts.
  *

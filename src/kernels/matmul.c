@@ -101,7 +101,7 @@ msbnb_status msbnb_matmul(const msbnb_qtensor *W, const float *X, int64_t n, con
 }
 
 /* Rows of X converted to float32 per pass in msbnb_matmul_ex: scratch [XB_ROWS + XB_TAIL - 1, in].
- * Each output row depends only on its own input row and on the kernel class of n (EXACT: n <= 2
+ * Each output row depends only on its own input row and on the kernel class of n (EXACT: n <= 16
  * streams; FAST: n <= MSBNB__FI8_MAX_N takes the int8 loops where the level has them, larger n the
  * bf16 tiles): a remainder of fewer than XB_TAIL rows joins the previous pass, so every pass is in
  * the same class as n itself and the split changes no result. */

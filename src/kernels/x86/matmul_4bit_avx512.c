@@ -166,7 +166,7 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
 
 
 
-/* ---------------------------------------------------------------- streaming kernel for n <= 2 */
+/* ---------------------------------------------------------------- streaming kernel for n <= GV_MAX_N */
 /* One or two activation rows (token generation) are bound by the weight stream, so here the packed
  * codes are read once, straight into registers, with the fewest operations per nibble:
  * 32 code bytes = 64 weights are zero-extended as 16 words into 16 dword lanes (one vpmovzxwd);
@@ -182,6 +182,7 @@ static void block_t_avx512(const float *dY, int64_t ldy, int64_t n, const float 
 #define GV_ROWS 4
 #define GV_PF 2048 /* prefetch distance along each row, bytes */
 #define GV_SEG 128 /* chunks per segment: scales of 4 rows x 128 chunks on the stack (2 KB) */
+#define GV_MAX_N 16 /* activation rows the streaming kernel takes (then the tiles are as fast) */
 
 /* Prefetch the line of statistic si (a float, or a code byte when double-quantized); the address is
  * formed as an integer: it may lie past the statistics, which prefetching tolerates. */
@@ -323,7 +324,7 @@ static const gemv_fn gemv_table[2][GV_ROWS] = {{gemv_1_1, gemv_2_1, gemv_3_1, ge
 
 static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
     const int64_t in = w->cols, out = w->rows;
-    if (n > 2 || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED; /* not this kernel's shapes */
+    if (n > GV_MAX_N || in % 64 || w->block % 64) return MSBNB_ERR_UNSUPPORTED; /* not this kernel's shapes */
     int bs_shift = -1;
     for (int b = 0; b < 62; b++)
         if (((int64_t)1 << b) == w->block) bs_shift = b;
@@ -354,11 +355,14 @@ static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n
         }
     for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 64 / w->block;
     const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
+    /* each group of weight rows meets the activation rows two at a time while it stays in L1; an
+     * activation row sees the operations of n = 1 whatever n is */
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t g = 0; g < groups; g++) {
         const int64_t r0 = g * GV_ROWS;
         const int nr = (int)(out - r0 < GV_ROWS ? out - r0 : GV_ROWS);
-        gemv_table[n - 1][nr - 1](w, Xp, r0, kblk, bs_shift, bias, Y);
+        for (int64_t i0 = 0; i0 < n; i0 += 2)
+            gemv_table[n - i0 >= 2 ? 1 : 0][nr - 1](w, Xp + i0 * in, r0, kblk, bs_shift, bias, Y + i0 * out);
     }
     msbnb__free_aligned(Xp);
     return MSBNB_OK;
