@@ -18,11 +18,11 @@
  *         reference semantics and the default. Differs from dequantize + a plain fp32 product only
  *         by summation order: |Y - Σ x·ŵ - b| <= (in + 3)·2^-24·(Σ|x·ŵ| + |b|) (docs/kernels.md).
  *  FAST   activations (and, for 4-bit weights, the dequantized weights) may be rounded:
- *         4-bit weights, n <= 16 on CPUs with AVX512-VNNI or AVX-VNNI (any n on those without
+ *         4-bit weights, n <= 16 on AVX2 CPUs and those with AVX512-VNNI (any n on those without
  *         AVX512-BF16): activations rounded to int8 per 64-element chunk and code values to 1/254
  *         of the block scale, integer dot products (~1 % relative to EXACT; a row's result does
  *         not depend on n there); n >= 17 on AVX512-BF16 CPUs: bf16 with vdpbf16ps (~0.2 %);
- *         CPUs with neither: as EXACT (docs/kernels.md);
+ *         otherwise (scalar, AVX-512 without VNNI): as EXACT (docs/kernels.md);
  *         INT8 weights: int8 activations with per-row scales and integer dot products
  *         (docs/kernels_int8.md).
  */

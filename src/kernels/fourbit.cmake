@@ -6,7 +6,8 @@ list(APPEND MSBNB_SRC
   src/kernels/matmul_4bit_tiled.c
   src/kernels/matmul_4bit_fast_int8.c
 )
-list(APPEND MSBNB_SRC_AVX2 src/kernels/x86/matmul_4bit_avx2.c src/kernels/x86/dq_scales_avx2.c)
+list(APPEND MSBNB_SRC_AVX2 src/kernels/x86/matmul_4bit_avx2.c src/kernels/x86/matmul_4bit_avx2_int8.c
+     src/kernels/x86/dq_scales_avx2.c)
 list(APPEND MSBNB_SRC_AVX512 src/kernels/x86/matmul_4bit_avx512.c src/kernels/x86/dq_scales_avx512.c)
 list(APPEND MSBNB_SRC_AVX512VNNI src/kernels/x86/matmul_4bit_avx512vnni.c)
 list(APPEND MSBNB_SRC_AVX512BF16 src/kernels/x86/matmul_4bit_avx512bf16.c)

@@ -19,6 +19,11 @@ static msbnb_status fast_int8_avx512vnni(const msbnb__w4 *w, const float *X, int
 static msbnb_status fast_int8_avxvnni(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
     return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avxvnni, w, X, n, bias, Y, 1);
 }
+static msbnb_status fast_int8_avx2(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y) {
+    return msbnb__matmul_4bit_fast_int8(&msbnb__fi8_avx2, w, X, n, bias, Y, 1);
+}
+static int force_no_avxvnni;
+void msbnb__mm4_fast_force_no_avxvnni(int on) { force_no_avxvnni = on != 0; }
 #endif
 
 /* 4-bit products: the scalar reference, or the tiled driver with the current level's kernels. */
@@ -28,6 +33,8 @@ static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, cons
     msbnb_isa isa = msbnb__isa();
     if (isa >= MSBNB_ISA_AVX512) {
         msbnb__mm4_kernels k = msbnb__mm4_avx512;
+        /* (without VNNI, FAST is EXACT: the plain-AVX2 int8 loops are slower than this level's
+         * EXACT streaming kernel, 101-119 against 121-191 GFLOP/s with W in cache) */
         if (isa >= MSBNB_ISA_AVX512_VNNI) k.small_n_fast = fast_int8_avx512vnni;
         if (isa >= MSBNB_ISA_AVX512_BF16) {
             k.to_bf16 = msbnb__mm4_avx512bf16.to_bf16;
@@ -37,7 +44,7 @@ static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, cons
     }
     if (isa >= MSBNB_ISA_AVX2) {
         msbnb__mm4_kernels k = msbnb__mm4_avx2;
-        if (msbnb__cpu()->avxvnni) k.small_n_fast = fast_int8_avxvnni;
+        k.small_n_fast = msbnb__cpu()->avxvnni && !force_no_avxvnni ? fast_int8_avxvnni : fast_int8_avx2;
         return msbnb__matmul_4bit_tiled(&k, w, X, n, bias, Y, precision);
     }
 #endif

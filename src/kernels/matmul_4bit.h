@@ -172,11 +172,18 @@ extern const msbnb__mm4_kernels msbnb__mm4_avx2;
 extern const msbnb__mm4_kernels msbnb__mm4_avx512;
 /* Only to_bf16 and block_bf16 are set: matmul.c combines them with msbnb__mm4_avx512. */
 extern const msbnb__mm4_kernels msbnb__mm4_avx512bf16;
-/* FAST int8 loops: AVX512-VNNI (vpermb with VBMI), and AVX2 + AVX-VNNI (when msbnb__cpu()->avxvnni). */
+/* FAST int8 loops: AVX512-VNNI (vpermb with VBMI), AVX2 + AVX-VNNI (when msbnb__cpu()->avxvnni). */
 extern const msbnb__fi8_kernels msbnb__fi8_avx512vnni;
 extern const msbnb__fi8_kernels msbnb__fi8_avxvnni;
+/* Plain AVX2 (vpmaddubsw), for AVX2 CPUs without AVX-VNNI. */
+extern const msbnb__fi8_kernels msbnb__fi8_avx2;
+/* The AVX2-level units' activation quantizer (msbnb__fi8_kernels.quantize_row). */
+int msbnb__fi8_quantize_row_avx2(const float *x, int64_t in, float inv_m, int8_t *xo, int8_t *xe, float *xcorr,
+                                 float *sxm);
 /* Tests: 1 makes it use its vpshufb byte lookup even where the CPU has AVX512-VBMI (vpermb). */
 void msbnb__mm4_fast_force_shufb(int on);
+/* Tests: 1 makes the AVX2 level use its plain-AVX2 int8 loops even where the CPU has AVX-VNNI. */
+void msbnb__mm4_fast_force_no_avxvnni(int on);
 /* Tests: 1 makes the AVX-512 double-quant statistics decoder use its fp32 permutes even where the
  * CPU has AVX512-VBMI (byte lookups); both give msbnb__w4_stat's values bit for bit. */
 void msbnb__mm4_dq_force_no_vbmi(int on);

@@ -21,10 +21,10 @@
 static inline int fast_int8_applies(msbnb_isa isa, const msbnb_qtensor *q, int64_t n) {
     msbnb__w4 w;
     msbnb__w4_init(q, &w);
-    /* the levels with int8 loops, and how many activation rows each takes */
-    const int max_n = isa >= MSBNB_ISA_AVX512_VNNI                        ? msbnb__fi8_avx512vnni.max_n
-                      : isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni ? msbnb__fi8_avxvnni.max_n
-                                                                        : 0;
+    /* the levels with int8 loops (AVX2, AVX512-VNNI and up), and how many activation rows each takes */
+    const int max_n = isa >= MSBNB_ISA_AVX512_VNNI ? msbnb__fi8_avx512vnni.max_n
+                      : isa == MSBNB_ISA_AVX2      ? msbnb__fi8_avx2.max_n
+                                                   : 0;
     /* beyond max_n rows the bf16 tiles take over where the level has them; elsewhere the int8 loops
      * run in passes of max_n rows */
     const int rows_ok = max_n > 0 && (n <= max_n || isa < MSBNB_ISA_AVX512_BF16);

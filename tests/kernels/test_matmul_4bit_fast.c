@@ -1,7 +1,8 @@
 /*
- * test_matmul_4bit_fast.c — the FAST int8 product of 4-bit weights for one or two activation rows
- * (token generation; matmul_4bit_fast_int8.c with the loops of x86/matmul_4bit_avx512vnni.c and
- * x86/matmul_4bit_avxvnni.c). Its arithmetic against its model is checked for
+ * test_matmul_4bit_fast.c — the FAST int8 product of 4-bit weights for small n (token generation;
+ * matmul_4bit_fast_int8.c with the loops of x86/matmul_4bit_avx512vnni.c, and at the AVX2 and
+ * AVX-512 levels those of x86/matmul_4bit_av_loop.h: AVX-VNNI or plain AVX2). Its arithmetic
+ * against its model is checked for
  * every format and shape in test_matmul_4bit.c (three-way test); here:
  *   - the mode's error, measured: against EXACT and against the unquantized fp32 weights, which it
  *     must stay close to (the format's own error dominates);
@@ -9,8 +10,9 @@
  *     beyond; each row of such a product equals its own n = 1 product bit for bit;
  *   - both byte-lookup variants (vpermb where the CPU has AVX512-VBMI, vpshufb) give identical bits;
  *   - a non-finite activation makes the product fall back to EXACT (int8 cannot carry it).
- * Every level with an int8 path runs (AVX512-VNNI levels; AVX2 where the CPU has AVX-VNNI). Skipped
- * (reported) on CPUs with neither, where FAST for small n is EXACT.
+ * Every level with int8 loops runs: the AVX512-VNNI levels, and AVX2 — its AVX-VNNI loops where
+ * the CPU has them, and its plain-AVX2 loops (forced there). Skipped (reported) elsewhere (scalar;
+ * AVX512 without VNNI, whose EXACT kernels are faster), where FAST for small n is EXACT.
  */
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
@@ -24,7 +26,7 @@ static const fmt FORMATS[] = {{MSBNB_QTYPE_NF4, 0, 64},  {MSBNB_QTYPE_NF4, 1, 64
 #define N_FORMATS (int)(sizeof FORMATS / sizeof FORMATS[0])
 
 static int int8_level(msbnb_isa isa) {
-    return isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni);
+    return isa == MSBNB_ISA_AVX2 || isa >= MSBNB_ISA_AVX512_VNNI;
 }
 
 /* Some level up to the one in use (MSBNB_ISA may cap it) has an int8 path; `current`: the level in
@@ -90,7 +92,7 @@ TEST(error_measured_against_exact_and_fp32) {
 /* Rows of activations the level's int8 loops take (0: none). */
 static int64_t int8_max_n(msbnb_isa isa) {
     return isa >= MSBNB_ISA_AVX512_VNNI ? msbnb__fi8_avx512vnni.max_n
-           : int8_level(isa)            ? msbnb__fi8_avxvnni.max_n
+           : int8_level(isa)            ? msbnb__fi8_avx2.max_n
                                         : 0;
 }
 
@@ -144,6 +146,16 @@ static void path_level(msbnb_isa isa, void *unused) {
 TEST(int8_path_taken_and_variants_identical) {
     if (!have_int8_path(0)) return;
     test_for_each_isa(path_level, NULL);
+#if MSBNB_HAVE_X86
+    const msbnb_isa top = msbnb_isa_current();
+    if (msbnb__cpu()->avxvnni && top >= MSBNB_ISA_AVX2) { /* the AVX2 level's plain loops too */
+        msbnb__mm4_fast_force_no_avxvnni(1);
+        CHECK_OK(msbnb_isa_set(MSBNB_ISA_AVX2));
+        path_level(MSBNB_ISA_AVX2, NULL);
+        CHECK_OK(msbnb_isa_set(top));
+        msbnb__mm4_fast_force_no_avxvnni(0);
+    }
+#endif
 }
 
 /* An Inf or NaN activation: FAST falls back to EXACT for that product (same bits, incl. NaN/Inf). */

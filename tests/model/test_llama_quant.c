@@ -97,7 +97,7 @@ TEST(fast_precision_perplexity) {
         const double fast = ppl_prec(MODEL_DIR "/stories260K.bin", &mp, MSBNB_PRECISION_FAST, NULL);
         /* the level in use (MSBNB_ISA may force a lower one); AVX2 has an int8 path with AVX-VNNI */
         const msbnb_isa isa = msbnb_isa_current();
-        const int int8 = isa >= MSBNB_ISA_AVX512_VNNI || (isa == MSBNB_ISA_AVX2 && msbnb__cpu()->avxvnni);
+        const int int8 = isa == MSBNB_ISA_AVX2 || isa >= MSBNB_ISA_AVX512_VNNI; /* levels with int8 loops */
         const int has = b ? int8 : isa >= MSBNB_ISA_AVX512_BF16;
         printf("  nf4 batch %-2d ppl EXACT %.4f, FAST %.4f (%+.3f%%; %s path)\n", mp.max_batch, exact, fast,
                100.0 * (fast / exact - 1.0), !has ? "no FAST" : b ? "int8" : "bf16");
