@@ -1,8 +1,10 @@
 /*
- * matmul_4bit_fast_int8.c — the driver of the FAST int8 products for up to MSBNB__FI8_MAX_N activation rows
- * (matmul_4bit.h, "FAST int8 products"): shape checks, the integer code table, the activation
- * scratch and the threads. The loops live in the ISA units (x86/matmul_4bit_avx512vnni.c,
- * x86/matmul_4bit_avxvnni.c), reached through a msbnb__fi8_kernels table.
+ * matmul_4bit_fast_int8.c — the driver of the FAST int8 products for up to MSBNB__FI8_MAX_N
+ * activation rows, or any number in passes of that many (matmul_4bit.h, "FAST int8 products"):
+ * shape checks, the integer code table, the activation scratch and the threads. The loops live in
+ * the ISA units (x86/matmul_4bit_avx512vnni.c; at the AVX2 level x86/matmul_4bit_avxvnni.c and
+ * x86/matmul_4bit_avx2_int8.c over x86/matmul_4bit_av_loop.h), reached through a
+ * msbnb__fi8_kernels table.
  *
  * Threads: one contiguous range of rows per thread, read row after row (one sequential stream per
  * thread: docs/kernels.md, "n = 1 FAST int8"); a row's arithmetic does not depend on its range, so
