@@ -139,7 +139,8 @@ static msbnb_status f32_tiled(const msbnb__mm4_kernels *kern, const float *W, in
                               const float *X, int64_t n, const float *bias, float *Y) {
     const int64_t tiles = (out + MSBNB__MM4_OT - 1) / MSBNB__MM4_OT;
     int failed = 0;
-#pragma omp parallel num_threads(msbnb__threads())
+#pragma omp parallel num_threads(msbnb__threads()) \
+    if ((double)n * (double)out * (double)in >= MSBNB__PARALLEL_MIN_WORK)
     {
         float *Wt = tile_scratch(&failed);
 #pragma omp for schedule(static)
@@ -172,7 +173,8 @@ static msbnb_status f32_t_tiled(const msbnb__mm4_kernels *kern, const float *W, 
     const int64_t cw = ((in + threads - 1) / threads + 63) / 64 * 64;
     const int64_t ranges = (in + cw - 1) / cw;
     int failed = 0;
-#pragma omp parallel num_threads(msbnb__threads())
+#pragma omp parallel num_threads(msbnb__threads()) \
+    if ((double)n * (double)out * (double)in >= MSBNB__PARALLEL_MIN_WORK)
     {
         float *Wt = tile_scratch(&failed);
 #pragma omp for schedule(static)
@@ -216,7 +218,8 @@ msbnb_status msbnb_matmul_f32(const float *W, int64_t out, int64_t in, const flo
         int64_t m = chunk_rows(n - r0);
         float *y = Y + r0 * out;
         const float *x = X + r0 * in;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (n_chunks > 1)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) \
+    if (n_chunks > 1 && (double)m * (double)out * (double)in >= MSBNB__PARALLEL_MIN_WORK)
         for (int64_t c = 0; c < n_chunks; c++) {
             int64_t o0 = c * DENSE_CHUNK, w = out - o0 < DENSE_CHUNK ? out - o0 : DENSE_CHUNK;
             float beta = 0.0f;
@@ -250,7 +253,8 @@ msbnb_status msbnb_matmul_f32_t(const float *W, int64_t out, int64_t in, const f
         int64_t m = chunk_rows(n - r0);
         const float *dy = dY + r0 * out;
         float *dx = dX + r0 * in;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (n_chunks > 1)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) \
+    if (n_chunks > 1 && (double)m * (double)out * (double)in >= MSBNB__PARALLEL_MIN_WORK)
         for (int64_t c = 0; c < n_chunks; c++) {
             int64_t i0 = c * DENSE_CHUNK, w = in - i0 < DENSE_CHUNK ? in - i0 : DENSE_CHUNK;
             /* dx[:, i0:i0+w] (+)= dy · W[:, i0:i0+w] */

@@ -84,7 +84,8 @@ msbnb_status msbnb__matmul_4bit_fast_int8(const msbnb__fi8_kernels *k, const msb
     }
     int64_t *kblk = (int64_t *)(scratch + (size_t)n * row_bytes);
     for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 64 / w->block;
-#pragma omp parallel num_threads(msbnb__threads())
+    const double work = (double)n * (double)out * (double)in;
+#pragma omp parallel num_threads(msbnb__threads()) if (work >= MSBNB__PARALLEL_MIN_WORK)
     {
         const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
         k->rows(w, &a, n, tb, out * id / nt, out * (id + 1) / nt, kblk, bs_shift, bias, Y);

@@ -34,6 +34,7 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *X,
                                       int64_t n, const float *bias, float *Y, msbnb_precision precision) {
     const int64_t in = w->cols, out = w->rows;
+    const double work = (double)n * (double)in * (double)out; /* multiply-adds: threads or not */
     const int64_t tiles = (out + OT - 1) / OT;
     /* FAST pays for converting X and each tile to bf16 only when the tile is reused over rows */
     const int fast = precision == MSBNB_PRECISION_FAST && kern->block_bf16 && kern->to_bf16 && n >= 4;
@@ -55,7 +56,7 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
         Xb = msbnb__alloc_aligned(bytes);
         RETURN_IF(!Xb, MSBNB_ERR_OUT_OF_MEMORY, "no memory for bf16 activations [%lld, %lld]", (long long)n,
                   (long long)inp);
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (work >= MSBNB__PARALLEL_MIN_WORK)
         for (int64_t i = 0; i < n; i++) {
             kern->to_bf16(X + i * in, Xb + i * inp, in);
             memset(Xb + i * inp + in, 0, (size_t)(inp - in) * sizeof(uint16_t));
@@ -63,7 +64,7 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
     }
 
     int failed = 0;
-#pragma omp parallel num_threads(msbnb__threads())
+#pragma omp parallel num_threads(msbnb__threads()) if (work >= MSBNB__PARALLEL_MIN_WORK)
     {
         float *Wt = msbnb__alloc_aligned((size_t)OT * KC * sizeof(float));                      /* [OT][KC] */
         uint16_t *Wb = fast ? msbnb__alloc_aligned((size_t)OT * KCF * sizeof(uint16_t)) : NULL; /* [OT][KCF] */
@@ -113,9 +114,10 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
 msbnb_status msbnb__matmul_4bit_t_tiled(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *dY,
                                         int64_t n, float *dX, int accumulate) {
     const int64_t in = w->cols, out = w->rows;
+    const double work = (double)n * (double)in * (double)out; /* multiply-adds: threads or not */
     const int64_t chunks = (in + KC - 1) / KC;
     int failed = 0;
-#pragma omp parallel num_threads(msbnb__threads())
+#pragma omp parallel num_threads(msbnb__threads()) if (work >= MSBNB__PARALLEL_MIN_WORK)
     {
         float *Wt = msbnb__alloc_aligned((size_t)OT * KC * sizeof(float)); /* [OT][KC] */
         if (!Wt) {

@@ -23,10 +23,7 @@
 #define TILE_O 64 /* weight rows per forward task                          */
 #define TILE_N 64 /* activation rows per integer block (C tile 64×64 int32) */
 #define TILE_T_ROWS 64
-/* Below this many multiply-adds a product runs on the calling thread: waking a team costs more
- * than it saves, and on an oversubscribed host spinning workers make it far worse. The tiles and
- * their operation order are the same either way, so the bits are too. */
-#define PARALLEL_MIN_WORK ((double)(1 << 18))
+#define PARALLEL_MIN_WORK MSBNB__PARALLEL_MIN_WORK /* (kernels_internal.h) */
 
 /* ---------------------------------------------------------------- dispatch */
 

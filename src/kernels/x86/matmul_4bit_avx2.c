@@ -272,7 +272,8 @@ static msbnb_status small_n_avx2(const msbnb__w4 *w, const float *X, int64_t n, 
             for (int j = 0; j < 8; j++) Xp[c * 32 + 8 * s + j] = X[c * 32 + 4 * j + (s ^ 1)];
     for (int64_t c = 0; c < chunks; c++) kblk[c] = c * 32 / w->block;
     const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) \
+    if ((double)n * (double)out * (double)in >= MSBNB__PARALLEL_MIN_WORK)
     for (int64_t g = 0; g < groups; g++) {
         const int64_t r0 = g * GV_ROWS;
         if (out - r0 >= 2) gemv_2(w, Xp, r0, kblk, bs_shift, bias, Y);

@@ -357,7 +357,8 @@ static msbnb_status small_n_avx512(const msbnb__w4 *w, const float *X, int64_t n
     const int64_t groups = (out + GV_ROWS - 1) / GV_ROWS;
     /* each group of weight rows meets the activation rows two at a time while it stays in L1; an
      * activation row sees the operations of n = 1 whatever n is */
-#pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
+#pragma omp parallel for num_threads(msbnb__threads()) schedule(static) \
+    if ((double)n * (double)out * (double)in >= MSBNB__PARALLEL_MIN_WORK)
     for (int64_t g = 0; g < groups; g++) {
         const int64_t r0 = g * GV_ROWS;
         const int nr = (int)(out - r0 < GV_ROWS ? out - r0 : GV_ROWS);
