@@ -22,6 +22,12 @@ void *bench_alloc_huge(size_t bytes);
  * products, which must stream their weights from DRAM, call it (untimed) before each timed call and
  * compare themselves with these samples (taken in the same seconds). */
 double bench_evict_caches(void);
+/* Flushes the cache lines of [p, p + bytes) (clflush), or of a quantized tensor's codes and
+ * statistics: after bench_evict_caches and one untimed call, the weights alone are cold — as for a
+ * layer's weights during generation, while code, activations, scratch and page tables stay warm. */
+void bench_flush_lines(const void *p, size_t bytes);
+struct msbnb_qtensor;
+void bench_flush_weights(const struct msbnb_qtensor *q);
 /* Measured fp32 FMA peak in GFLOP/s (2 flops per FMA lane) at `threads` threads. */
 double bench_fma_peak_gflops(int threads);
 

@@ -6,6 +6,8 @@
 #include "bench.h"
 
 #include <msbnb/msbnb.h>
+#include <msbnb/quant.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -125,6 +127,28 @@ double bench_evict_caches(void) {
     const double gbs = bench_read_pass_gbs(buf, n, &s);
     sink += s;
     return gbs;
+}
+
+void bench_flush_lines(const void *p, size_t bytes) {
+    if (!p) return;
+    const char *c = (const char *)p;
+    for (size_t o = 0; o < bytes; o += 64) _mm_clflush(c + o);
+    if (bytes) _mm_clflush(c + bytes - 1);
+    _mm_mfence();
+}
+
+void bench_flush_weights(const msbnb_qtensor *q) {
+    msbnb_qtensor_view v;
+    if (!q || msbnb_qtensor_get_view(q, &v) != MSBNB_OK) return;
+    bench_flush_lines(v.data, v.data_bytes);
+    if (v.double_quant) {
+        bench_flush_lines(v.stats_q, v.n_stats);
+        const size_t nb = (size_t)(v.nested_blocksize > 0 ? v.nested_blocksize : 256);
+        bench_flush_lines(v.nested_absmax, (v.n_stats + nb - 1) / nb * sizeof(float));
+    } else {
+        bench_flush_lines(v.stats, v.n_stats * sizeof(float));
+    }
+    bench_flush_lines(v.zero_point, (v.per_row ? (size_t)v.rows : 1) * sizeof(int32_t));
 }
 
 /* Plain C FMA chains (fallback): 8 independent multiply-adds per iteration. */
