@@ -64,10 +64,14 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
     }
 
     int failed = 0;
+    /* tile scratch sized to W when W is smaller than a tile (row strides multiples of 32): a full
+     * [OT][KC] (+ [OT][KCF]) is 128 (384) KiB, which malloc serves by mmap and the first touch of
+     * every page then faults — per call, for small models' layers */
+    const int64_t ot = min64(OT, out), ldt = min64(KC, inp), ldb = min64(KCF, inp);
 #pragma omp parallel num_threads(msbnb__threads()) if (work >= MSBNB__PARALLEL_MIN_WORK)
     {
-        float *Wt = msbnb__alloc_aligned((size_t)OT * KC * sizeof(float));                      /* [OT][KC] */
-        uint16_t *Wb = fast ? msbnb__alloc_aligned((size_t)OT * KCF * sizeof(uint16_t)) : NULL; /* [OT][KCF] */
+        float *Wt = msbnb__alloc_aligned((size_t)ot * ldt * sizeof(float));                      /* [ot][ldt] */
+        uint16_t *Wb = fast ? msbnb__alloc_aligned((size_t)ot * ldb * sizeof(uint16_t)) : NULL; /* [ot][ldb] */
         int ok = Wt && (!fast || Wb);
         if (!ok) {
 #pragma omp atomic write
@@ -83,18 +87,18 @@ msbnb_status msbnb__matmul_4bit_tiled(const msbnb__mm4_kernels *kern, const msbn
                     const int64_t kc = min64(KCF, in - k0), kcp = (kc + 31) / 32 * 32;
                     for (int64_t d0 = 0; d0 < kc; d0 += KC) {
                         const int64_t dc = min64(KC, kc - d0);
-                        kern->decode(w, o0, nr, k0 + d0, dc, Wt, KC);
-                        for (int64_t j = 0; j < nr; j++) kern->to_bf16(Wt + j * KC, Wb + j * KCF + d0, dc);
+                        kern->decode(w, o0, nr, k0 + d0, dc, Wt, ldt);
+                        for (int64_t j = 0; j < nr; j++) kern->to_bf16(Wt + j * ldt, Wb + j * ldb + d0, dc);
                     }
                     for (int64_t j = 0; j < nr; j++)
-                        memset(Wb + j * KCF + kc, 0, (size_t)(kcp - kc) * sizeof(uint16_t));
-                    kern->block_bf16(Xb + k0, inp, n, Wb, KCF, nr, kcp, Y + o0, out, k0 == 0);
+                        memset(Wb + j * ldb + kc, 0, (size_t)(kcp - kc) * sizeof(uint16_t));
+                    kern->block_bf16(Xb + k0, inp, n, Wb, ldb, nr, kcp, Y + o0, out, k0 == 0);
                 }
             } else {
                 for (int64_t k0 = 0; k0 < in; k0 += KC) {
                     const int64_t kc = min64(KC, in - k0);
-                    kern->decode(w, o0, nr, k0, kc, Wt, KC);
-                    kern->block(X + k0, in, n, Wt, KC, nr, kc, Y + o0, out, k0 == 0);
+                    kern->decode(w, o0, nr, k0, kc, Wt, ldt);
+                    kern->block(X + k0, in, n, Wt, ldt, nr, kc, Y + o0, out, k0 == 0);
                 }
             }
             if (bias)

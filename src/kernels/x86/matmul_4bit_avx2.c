@@ -24,7 +24,7 @@ AVX2_INLINE __m256 lookup16(__m256i idx, __m256 lo, __m256 hi) {
 
 static void decode_avx2(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out,
                         int64_t ld) {
-    if (w->cols % 32 || k0 % 32 || kc % 32 || w->block % 32) {
+    if (w->cols % 2 || k0 % 2 || w->block % 2) { /* rows or blocks starting mid-byte */
         msbnb__w4_decode_ref(w, r0, nr, k0, kc, out, ld);
         return;
     }
@@ -40,13 +40,19 @@ static void decode_avx2(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, 
             const __m256 s = _mm256_set1_ps(msbnb__w4_stat(w, si));
             const __m256 lo = _mm256_mul_ps(t_lo, s), hi = _mm256_mul_ps(t_hi, s);
             const int64_t end = k + (w->block - rem) < kc ? k + (w->block - rem) : kc;
-            for (; k < end; k += 16) {
+            for (; k + 16 <= end; k += 16) {
                 __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + k / 2)));
                 __m256 e = lookup16(_mm256_srli_epi32(v, 4), lo, hi); /* elements k, k+2, ..., k+14 */
                 __m256 o = lookup16(v, lo, hi); /* elements k+1, ..., k+15 (bits above 3 ignored) */
                 __m256 a = _mm256_unpacklo_ps(e, o), b = _mm256_unpackhi_ps(e, o);
                 _mm256_storeu_ps(dst + k, _mm256_permute2f128_ps(a, b, 0x20));
                 _mm256_storeu_ps(dst + k + 8, _mm256_permute2f128_ps(a, b, 0x31));
+            }
+            if (k < end) { /* a block cut short by the row or the range: the same products, one by one */
+                float sc[16];
+                _mm256_storeu_ps(sc, lo);
+                _mm256_storeu_ps(sc + 8, hi);
+                for (; k < end; k++) dst[k] = sc[k & 1 ? src[k / 2] & 15 : src[k / 2] >> 4];
             }
         }
     }

@@ -12,11 +12,12 @@
  * 4-bit right shift for the even ones. The table is pre-multiplied by the block's scale (one
  * vmulps per block), and table[q] * scale is the very product msbnb_dequantize rounds, so the
  * decoded values are bit-identical to it. Two vpermt2ps interleave even/odd back into k order.
- * Needs every 32-element chunk inside one statistics block: cols, k0, kc and the block (or group)
- * size multiples of 32; otherwise the scalar decoder runs. */
+ * Steps of 32 elements within each statistics block (one scale per step), the last step of a block
+ * or of the range masked. Needs rows and blocks to start on a byte: cols, k0 and the block (or
+ * group) size even; otherwise the scalar decoder runs. */
 static void decode_avx512(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *out,
                           int64_t ld) {
-    if (w->cols % 32 || k0 % 32 || kc % 32 || w->block % 32) {
+    if (w->cols % 2 || k0 % 2 || w->block % 2) { /* rows or blocks starting mid-byte */
         msbnb__w4_decode_ref(w, r0, nr, k0, kc, out, ld);
         return;
     }
@@ -33,12 +34,18 @@ static void decode_avx512(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0
             const int64_t si = w->flat_blocks ? q : q * w->rows + r;
             const __m512 tbl = _mm512_mul_ps(table, _mm512_set1_ps(msbnb__w4_stat(w, si)));
             const int64_t end = k + (w->block - rem) < kc ? k + (w->block - rem) : kc;
-            for (; k < end; k += 32) {
-                __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + k / 2)));
+            for (int64_t len; k < end; k += len) {
+                /* a block boundary or the range's end may cut the last step short (even length:
+                 * cols, k0 and the block are even): masked load and stores */
+                len = end - k < 32 ? end - k : 32;
+                const __mmask16 bytes = (__mmask16)((1u << (len / 2)) - 1u);
+                __m512i v = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(bytes, src + k / 2));
                 __m512 we = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl); /* elements k, k+2, ... */
                 __m512 wo = _mm512_permutexvar_ps(v, tbl);                       /* elements k+1, k+3, ... */
-                _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(we, lo_idx, wo));
-                _mm512_storeu_ps(dst + k + 16, _mm512_permutex2var_ps(we, hi_idx, wo));
+                const __mmask16 lo = (__mmask16)(len >= 16 ? 0xFFFFu : (1u << len) - 1u);
+                const __mmask16 hi = (__mmask16)(len >= 32 ? 0xFFFFu : len > 16 ? (1u << (len - 16)) - 1u : 0u);
+                _mm512_mask_storeu_ps(dst + k, lo, _mm512_permutex2var_ps(we, lo_idx, wo));
+                _mm512_mask_storeu_ps(dst + k + 16, hi, _mm512_permutex2var_ps(we, hi_idx, wo));
             }
         }
     }
