@@ -132,6 +132,7 @@ msbnb_status msbnb__matmul_4bit_t_tiled(const msbnb__mm4_kernels *kern, const ms
  *   xcorr [2·pairs + 16] float: -128 · Σ_{k in c} x̂_k (the table is stored +128, unsigned);
  *   sxm   [2·pairs + 16] float: (a_c / 127) / m; the 16 past the end are 0 (full-width loads). */
 #define MSBNB__FI8_MAX_N 16 /* most activation rows a FAST int8 product takes (see max_n) */
+#define MSBNB__FI8_PASSES_MIN_IN 2048 /* fewest inputs for which larger n runs in passes (any_n) */
 typedef struct msbnb__fi8_act {
     const int8_t *xo[MSBNB__FI8_MAX_N], *xe[MSBNB__FI8_MAX_N];
     const float *xcorr[MSBNB__FI8_MAX_N], *sxm[MSBNB__FI8_MAX_N];
@@ -157,9 +158,10 @@ typedef struct msbnb__fi8_kernels {
     int max_n;
 } msbnb__fi8_kernels;
 
-/* The product with an ISA's loops: MSBNB_ERR_UNSUPPORTED (no message) when n > k->max_n and !any_n,
- * in % 64 != 0, the block (group) is not a multiple of 64 or an activation is not finite: then the
- * tiles run (the whole call: Y is rewritten). any_n: larger n runs in passes of max_n rows. */
+/* The product with an ISA's loops: MSBNB_ERR_UNSUPPORTED (no message) when n > k->max_n (unless
+ * any_n and in >= MSBNB__FI8_PASSES_MIN_IN: then passes of max_n rows), in % 64 != 0, the block
+ * (group) is not a multiple of 64 or an activation is not finite: then the tiles run (the whole
+ * call: Y is rewritten). */
 msbnb_status msbnb__matmul_4bit_fast_int8(const msbnb__fi8_kernels *k, const msbnb__w4 *w, const float *X, int64_t n,
                                           const float *bias, float *Y, int any_n);
 /* Plain statistics of chunks [c0, ce) of `row` (msbnb__w4_stat's values) into buf [ce - c0], for the

@@ -27,7 +27,8 @@ static inline int fast_int8_applies(msbnb_isa isa, const msbnb_qtensor *q, int64
                                                    : 0;
     /* beyond max_n rows the bf16 tiles take over where the level has them; elsewhere the int8 loops
      * run in passes of max_n rows */
-    const int rows_ok = max_n > 0 && (n <= max_n || isa < MSBNB_ISA_AVX512_BF16);
+    const int rows_ok =
+        max_n > 0 && (n <= max_n || (isa < MSBNB_ISA_AVX512_BF16 && w.cols >= MSBNB__FI8_PASSES_MIN_IN));
     return rows_ok && w.cols % 64 == 0 && w.block % 64 == 0;
 }
 

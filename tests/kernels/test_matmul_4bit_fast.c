@@ -105,7 +105,8 @@ static void path_level(msbnb_isa isa, void *unused) {
     (void)unused;
     if (!int8_level(isa)) return;
     const int64_t out = 37, in = 1344, max_n = int8_max_n(isa), N = max_n + 1; /* 21 chunks: a half pair per row */
-    const int int8_beyond = isa < MSBNB_ISA_AVX512_BF16; /* no bf16 tiles: int8 for every n */
+    /* no bf16 tiles and long rows: int8 for every n (this shape's rows are short: tiles beyond) */
+    const int int8_beyond = isa < MSBNB_ISA_AVX512_BF16 && in >= MSBNB__FI8_PASSES_MIN_IN;
     test_rng rng = {43};
     float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(N * in) * sizeof(float));
     float *y[4];
@@ -125,8 +126,10 @@ static void path_level(msbnb_isa isa, void *unused) {
             CHECK_OK(msbnb_matmul(q, x, n, NULL, y[1], MSBNB_PRECISION_FAST));
             const size_t bytes = (size_t)(n * out) * sizeof(float);
             const int differs = memcmp(y[0], y[1], bytes) != 0, rowwise = !memcmp(y[1], y[3], bytes);
-            CHECK_MSG_(differs, "%s %s n=%lld: FAST equals EXACT", msbnb_isa_name(isa), fmt_name(FORMATS[fi]),
-                       (long long)n);
+            /* beyond max_n: bf16 tiles, int8 passes, or (short rows without bf16) EXACT itself */
+            const int fast_form = n <= max_n || int8_beyond || isa >= MSBNB_ISA_AVX512_BF16;
+            CHECK_MSG_(differs == fast_form, "%s %s n=%lld: FAST %s EXACT", msbnb_isa_name(isa), fmt_name(FORMATS[fi]),
+                       (long long)n, differs ? "differs from" : "equals");
             CHECK_MSG_(rowwise == (n <= max_n || int8_beyond), "%s %s n=%lld: rows %s their n = 1 products",
                        msbnb_isa_name(isa), fmt_name(FORMATS[fi]), (long long)n, rowwise ? "equal" : "differ from");
             if (isa >= MSBNB_ISA_AVX512_VNNI && (n <= max_n || int8_beyond)) {
@@ -141,6 +144,39 @@ static void path_level(msbnb_isa isa, void *unused) {
     }
     for (int v = 0; v < 4; v++) free(y[v]);
     free(w), free(x);
+}
+
+/* Levels without bf16 tiles run larger n through the int8 loops in passes of max_n rows when rows
+ * are long (in >= MSBNB__FI8_PASSES_MIN_IN): n = 20 on [5, 2048], each row equal to its n = 1
+ * product, and different from EXACT. */
+static void passes_level(msbnb_isa isa, void *unused) {
+    (void)unused;
+    if (!int8_level(isa) || isa >= MSBNB_ISA_AVX512_BF16) return;
+    const int64_t out = 5, in = MSBNB__FI8_PASSES_MIN_IN, n = 20;
+    test_rng rng = {59};
+    float *w = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(n * in) * sizeof(float));
+    float *yf = malloc((size_t)(n * out) * sizeof(float)), *y1 = malloc((size_t)(n * out) * sizeof(float));
+    float *ye = malloc((size_t)(n * out) * sizeof(float));
+    test_fill_normal(&rng, w, (size_t)(out * in), 0.05f);
+    test_fill_normal(&rng, x, (size_t)(n * in), 1.0f);
+    msbnb_qtensor *q = make_w(FORMATS[0], w, out, in);
+    CHECK(q != NULL);
+    if (q) {
+        CHECK_OK(msbnb_matmul(q, x, n, NULL, yf, MSBNB_PRECISION_FAST));
+        CHECK_OK(msbnb_matmul(q, x, n, NULL, ye, MSBNB_PRECISION_EXACT));
+        for (int64_t i = 0; i < n; i++) CHECK_OK(msbnb_matmul(q, x + i * in, 1, NULL, y1 + i * out, MSBNB_PRECISION_FAST));
+        CHECK_MSG_(!memcmp(yf, y1, (size_t)(n * out) * sizeof(float)), "%s: n=20 rows differ from their n = 1 products",
+                   msbnb_isa_name(isa));
+        CHECK_MSG_(memcmp(yf, ye, (size_t)(n * out) * sizeof(float)) != 0, "%s: n=20 FAST equals EXACT",
+                   msbnb_isa_name(isa));
+    }
+    msbnb_qtensor_free(q);
+    free(w), free(x), free(yf), free(y1), free(ye);
+}
+
+TEST(int8_passes_beyond_max_n_without_bf16) {
+    if (!have_int8_path(0)) return;
+    test_for_each_isa(passes_level, NULL);
 }
 
 TEST(int8_path_taken_and_variants_identical) {
@@ -195,6 +231,7 @@ TEST(non_finite_activations_fall_back_to_exact) {
 int main(void) {
     RUN(error_measured_against_exact_and_fp32);
     RUN(int8_path_taken_and_variants_identical);
+    RUN(int8_passes_beyond_max_n_without_bf16);
     RUN(non_finite_activations_fall_back_to_exact);
     return test_report();
 }
