@@ -20,8 +20,9 @@
  *  FAST   activations (and, for 4-bit weights, the dequantized weights) may be rounded:
  *         4-bit weights, n <= 16 on AVX2 CPUs and those with AVX512-VNNI (any n on those without
  *         AVX512-BF16 when W has >= 2048 columns): activations rounded to int8 per 64-element
- *         chunk and code values to 1/254 of the block scale, integer dot products (~1 % relative to EXACT; a row's result does
- *         not depend on n there); n >= 17 on AVX512-BF16 CPUs: bf16 with vdpbf16ps (~0.2 %);
+ *         chunk and code values to 1/254 of the block scale, integer dot products (~1 %
+ *         relative to EXACT; a row's result does not depend on n there); n >= 17 on AVX512-BF16
+ *         CPUs: bf16 with vdpbf16ps (~0.2 %);
  *         otherwise (scalar, AVX-512 without VNNI): as EXACT (docs/kernels.md);
  *         INT8 weights: int8 activations with per-row scales and integer dot products
  *         (docs/kernels_int8.md).
