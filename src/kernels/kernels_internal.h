@@ -15,6 +15,17 @@
  * so the bits are too. */
 #define MSBNB__PARALLEL_MIN_WORK ((double)(1 << 18))
 
+/* x86 SIMD units end every function that returns to generic code with MSBNB__SIMD_LEAVE().
+ * Non-AVX code that runs afterwards (the caller's, libm's, the model's loops, other OpenMP
+ * regions on the same worker) is slowed down by dirty upper halves of ymm/zmm0-15: measured here,
+ * a loop of 2048 expf ran 4x slower after a FAST product and d768 token generation ran at 0.8x
+ * EXACT. gcc 12 drops its automatic vzeroupper at the return of kernels that call helpers inside
+ * their loops (it assumes a call returns clean), so the units say it themselves.
+ * tests/kernels/test_simd_exit_state.c reads the state (XINUSE) after every entry point. */
+#ifdef __AVX__
+#define MSBNB__SIMD_LEAVE() _mm256_zeroupper()
+#endif
+
 /* INT8 weights (symmetric or asymmetric, per row or per tensor), implemented in the int8 family
  * files. Same contract as msbnb_matmul / msbnb_matmul_t; arguments already validated. */
 msbnb_status msbnb__matmul_int8(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias, float *Y,

@@ -136,6 +136,7 @@ static void av_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int
             else av_row(w, &ai, T, row, 1, i0 == 0, kblk, bs_shift, buf, bias, Yi);
         }
     }
+    MSBNB__SIMD_LEAVE(); /* see kernels_internal.h */
 }
 
 #endif

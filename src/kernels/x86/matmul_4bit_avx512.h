@@ -12,6 +12,24 @@
 
 #define MM4_INLINE static inline __attribute__((always_inline))
 
+/* Full-width loads whose lanes are then masked, kept full width: gcc folds
+ * _mm512_maskz_mov_*(m, _mm512_loadu_*(p)) into one zero-masking load, and a masked load that
+ * misses the caches holds up the loads behind it on this core (from DRAM the FAST row loop ran at
+ * half speed with masked statistics loads; in a d768 model a third of the FAST kernel's time sat
+ * on the folded masked load of each 768-input row's statistics). The empty asm makes the full
+ * load's value opaque, so it cannot be merged with the masking. Only for memory that is readable
+ * for all 64 bytes. */
+MM4_INLINE __m512 mm4_load_full_ps(const float *p) {
+    __m512 v = _mm512_loadu_ps(p);
+    __asm__("" : "+v"(v));
+    return v;
+}
+MM4_INLINE __m512i mm4_load_full_si512(const void *p) {
+    __m512i v = _mm512_loadu_si512(p);
+    __asm__("" : "+v"(v));
+    return v;
+}
+
 /* Register tile of the forward kernels: MR rows of X × NR rows of W, one zmm accumulator each. */
 #define MM4_MR 6
 #define MM4_NR 4

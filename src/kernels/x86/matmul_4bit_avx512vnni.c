@@ -134,7 +134,7 @@ MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const msbnb__fi8_act *a, 
     if (pf) _mm_prefetch((const char *)((uintptr_t)src + (uintptr_t)(64 * p + VN_PF)), _MM_HINT_T0);
     const __mmask64 low32 = (__mmask64)0xFFFFFFFFu;
     const __m512i v = half == 2 ? _mm512_maskz_loadu_epi8(low32, src + 64 * p)
-                      : half    ? _mm512_maskz_mov_epi8(low32, _mm512_loadu_si512((const void *)(src + 64 * p)))
+                      : half    ? _mm512_maskz_mov_epi8(low32, mm4_load_full_si512(src + 64 * p))
                                 : _mm512_loadu_si512((const void *)(src + 64 * p));
     const __m512i vh = _mm512_srli_epi16(v, 4); /* high nibbles in bits [3:0] of every byte */
     __m512i wl, wh;
@@ -193,7 +193,7 @@ MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, c
                 const __mmask16 m = (__mmask16)((1u << gc) - 1u);
                 const int near_end = direct && row * chunks + g + 16 > w->rows * chunks;
                 const __m512 st = near_end ? _mm512_maskz_loadu_ps(m, scp + (g - c0))
-                                           : _mm512_maskz_mov_ps(m, _mm512_loadu_ps(scp + (g - c0)));
+                                           : _mm512_maskz_mov_ps(m, mm4_load_full_ps(scp + (g - c0)));
                 for (int i = 0; i < nn; i++) {
                     sg[i] = _mm512_mul_ps(st, _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->sxm[i] + g)));
                     corr[i] = _mm512_fmadd_ps(sg[i], _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->xcorr[i] + g)), corr[i]);
@@ -261,6 +261,7 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
             else vn_row(w, &ai, T, idx, row, scp_dq, 1, vbmi, i0 == 0, kblk, bs_shift, buf, bias, Yi);
         }
     }
+    MSBNB__SIMD_LEAVE(); /* see kernels_internal.h */
 }
 
 typedef void (*vn_fn)(const msbnb__w4 *, const msbnb__fi8_act *, __m512i, int64_t, int64_t, int64_t, const int64_t *,
