@@ -54,6 +54,22 @@ static inline float msbnb__w4_stat(const msbnb__w4 *w, int64_t i) {
     return s + w->nested_offset;
 }
 
+/* Plain INT4 statistics are [groups][rows]: a kernel walking one row at a time reads one entry
+ * from each group's column, `groups` slow streams that the hardware prefetchers do not follow
+ * (16 rows share each line). Called for every row: at the start of each 16-row span it fetches
+ * the lines of rows [row + 16, row + 32) of every group (two prefetches cover the span whatever its
+ * alignment). Addresses are formed as integers: they may lie past the statistics, which
+ * prefetching tolerates. */
+static inline void msbnb__w4_prefetch_group_stats(const msbnb__w4 *w, int64_t row) {
+    if (w->flat_blocks || !w->stats || (row & 15)) return;
+    const int64_t groups = w->cols / w->block;
+    for (int64_t g = 0; g < groups; g++) {
+        const uintptr_t p = (uintptr_t)w->stats + (uintptr_t)(g * w->rows + row + 16) * sizeof(float);
+        __builtin_prefetch((const void *)p);
+        __builtin_prefetch((const void *)(p + 15 * sizeof(float)));
+    }
+}
+
 /* Index of the statistic that scales element (r, k). */
 static inline int64_t msbnb__w4_stat_index(const msbnb__w4 *w, int64_t r, int64_t k) {
     if (w->flat_blocks) return (r * w->cols + k) / w->block;

@@ -29,6 +29,7 @@
 #define AV_ACC 4    /* accumulator chains per activation row                     */
 #define AV_PF 6144  /* prefetch distance along W, bytes (as the AVX-512 unit)     */
 #define AV_SEG 128  /* chunks per segment of decoded statistics (multiple of 8)  */
+#define AV_GIDX 1024 /* INT4 rows of up to this many chunks gather their scales    */
 
 /* ---------------------------------------------------------------- rows */
 
@@ -63,9 +64,12 @@ AV_INLINE void av_chunk(const uint8_t *src, int64_t c, const msbnb__fi8_act *a, 
 }
 
 /* Row `row` of W against nn activation rows (a compile-time constant): Y[i * w->rows + row] for
- * i < nn. buf: AV_SEG + 8 floats of scratch; pf: issue the W prefetches (first pass over the row). */
-AV_INLINE void av_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t row, const int nn, const int pf,
-                      const int64_t *kblk, int bs_shift, float *buf, const float *bias, float *Y) {
+ * i < nn. gidx: plain INT4 only, else NULL: gidx[c] = (group of chunk c) * rows, padded with 8
+ * zeros (8 chunks' scales gathered from w->stats + row at once; see the AVX-512 unit's vn_range).
+ * buf: AV_SEG + 8 floats of scratch; pf: issue the W prefetches (first pass over the row). */
+AV_INLINE void av_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t row, const int32_t *gidx,
+                      const int nn, const int pf, const int64_t *kblk, int bs_shift, float *buf, const float *bias,
+                      float *Y) {
     const int64_t chunks = w->cols / 64;
     const int direct = w->stats && w->flat_blocks && w->block == 64;
     const int dq = !w->stats && w->flat_blocks && w->block == 64; /* statistics in place, double-quantized */
@@ -80,12 +84,17 @@ AV_INLINE void av_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, in
         const float *scp = buf;
         if (direct) scp = w->stats + row * chunks + c0;
         else if (dq) msbnb__mm4_dq_scales_avx2(w, row * chunks + c0, ce - c0, buf);
-        else msbnb__fi8_row_scales(w, row, c0, ce, kblk, bs_shift, buf);
+        else if (!gidx) msbnb__fi8_row_scales(w, row, c0, ce, kblk, bs_shift, buf);
         for (int64_t g = c0; g < ce; g += 8) { /* 8 chunks share one vector of scales */
             const int64_t gc = ce - g < 8 ? ce - g : 8;
             float s[2][8]; /* [activation row][chunk of the group] */
             __m256 st;
-            if (gc == 8) {
+            if (gidx) { /* gidx is padded and entries past the row are masked off */
+                const __m256i gi = _mm256_loadu_si256((const __m256i *)(gidx + g));
+                const __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)gc),
+                                                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+                st = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), w->stats + row, gi, live, 4);
+            } else if (gc == 8) {
                 st = _mm256_loadu_ps(scp + (g - c0));
             } else { /* the row's last group: only gc scales exist (a scalar copy: no masked loads) */
                 float tmp[8] = {0};
@@ -121,9 +130,17 @@ static void av_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int
     const int64_t chunks = w->cols / 64, row_bytes = w->cols / 2;
     const int dq = !w->stats && w->flat_blocks && w->block == 64;
     float buf[AV_SEG + 8]; /* + 8: the partial group's full-width load */
+    int32_t gidx[AV_GIDX + 8];
+    const int gather = !w->flat_blocks && w->stats && chunks <= AV_GIDX &&
+                       (w->cols / w->block) * w->rows <= (int64_t)INT32_MAX;
+    if (gather) {
+        for (int64_t c = 0; c < chunks; c++) gidx[c] = (int32_t)(kblk[c] * w->rows);
+        memset(gidx + chunks, 0, 8 * sizeof(int32_t));
+    }
     for (int64_t o = 0; o < AV_PF && rb < re; o += 64)
         _mm_prefetch((const char *)((uintptr_t)(w->data + rb * row_bytes) + (uintptr_t)o), _MM_HINT_T0);
     for (int64_t row = rb; row < re; row++) {
+        if (gather && chunks <= 32) msbnb__w4_prefetch_group_stats(w, row); /* see the AVX-512 unit */
         if (dq) { /* the statistics' codes 4 rows ahead: a thin stream the hardware follows late */
             const uintptr_t q0 = (uintptr_t)w->stats_q + (uintptr_t)((row + 4) * chunks);
             for (uintptr_t o = 0; o < (uintptr_t)chunks; o += 64) _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
@@ -132,8 +149,11 @@ static void av_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int
             msbnb__fi8_act ai; /* activation rows i0, i0 + 1 (entries 0 and 1 only) */
             msbnb__fi8_act_pair(a, n, i0, &ai);
             float *Yi = Y + i0 * w->rows;
-            if (n - i0 >= 2) av_row(w, &ai, T, row, 2, i0 == 0, kblk, bs_shift, buf, bias, Yi);
-            else av_row(w, &ai, T, row, 1, i0 == 0, kblk, bs_shift, buf, bias, Yi);
+            const int two = n - i0 >= 2, pf = i0 == 0; /* gidx: constant NULL where unused */
+            if (gather && two) av_row(w, &ai, T, row, gidx, 2, pf, kblk, bs_shift, buf, bias, Yi);
+            else if (gather) av_row(w, &ai, T, row, gidx, 1, pf, kblk, bs_shift, buf, bias, Yi);
+            else if (two) av_row(w, &ai, T, row, NULL, 2, pf, kblk, bs_shift, buf, bias, Yi);
+            else av_row(w, &ai, T, row, NULL, 1, pf, kblk, bs_shift, buf, bias, Yi);
         }
     }
     MSBNB__SIMD_LEAVE(); /* see kernels_internal.h */

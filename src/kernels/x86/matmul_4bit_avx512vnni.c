@@ -154,10 +154,13 @@ MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const msbnb__fi8_act *a, 
 }
 
 /* Row `row` of W against nn activation rows (nn, vbmi compile-time constants): Y[i * w->rows + row]
- * for i < nn. scp_dq: the row's decoded double-quant statistics, or NULL; buf: VN_SEG + 16 floats
- * of scratch; pf: issue the W prefetches (only the first pass over a row, see vn_range). */
+ * for i < nn. scp_dq: the row's decoded statistics (double-quantized, or INT4 batches), or NULL;
+ * gidx: plain INT4 only, else NULL: gidx[c] = (group of chunk c) * rows, padded with 16 zeros, so
+ * that a gather from w->stats + row fetches 16 chunks' scales in one instruction; buf: VN_SEG + 16
+ * floats of scratch; pf: issue the W prefetches (only the first pass over a row, see vn_range). */
 MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, const __m512i *idx, int64_t row,
-                       const float *scp_dq, const int nn, const int vbmi, const int pf, const int64_t *kblk,
+                       const float *scp_dq, const int32_t *gidx, const int nn, const int vbmi, const int pf,
+                       const int64_t *kblk,
                        int bs_shift, float *buf, const float *bias, float *Y) {
     const int64_t chunks = w->cols / 64;
     const int direct = w->stats && w->flat_blocks && w->block == 64;
@@ -171,6 +174,7 @@ MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, c
         const int64_t ce = c0 + VN_SEG < chunks ? c0 + VN_SEG : chunks;
         const float *scp = direct   ? w->stats + row * chunks + c0
                            : scp_dq ? scp_dq + c0
+                           : gidx   ? NULL
                                     : row_scales(w, row, c0, ce, kblk, bs_shift, buf);
         for (int64_t g = c0; g < ce; g += 16) { /* 16 chunks = 8 pairs share one scale vector */
             const int64_t gc = ce - g < 16 ? ce - g : 16;
@@ -178,8 +182,11 @@ MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, c
              * sequential stream, and one more prefetch per group measured ~1 % slower) */
             __m512 sg[2];
             if (gc == 16) {
+                const __m512 st = gidx ? _mm512_i32gather_ps(_mm512_loadu_si512((const void *)(gidx + g)),
+                                                             w->stats + row, 4)
+                                       : _mm512_loadu_ps(scp + (g - c0));
                 for (int i = 0; i < nn; i++) {
-                    sg[i] = _mm512_mul_ps(_mm512_loadu_ps(scp + (g - c0)), _mm512_loadu_ps(a->sxm[i] + g));
+                    sg[i] = _mm512_mul_ps(st, _mm512_loadu_ps(a->sxm[i] + g));
                     corr[i] = _mm512_fmadd_ps(sg[i], _mm512_loadu_ps(a->xcorr[i] + g), corr[i]);
                 }
                 for (int q = 0; q < 8; q++) vn_pair(src, g / 2 + q, a, T, idx[q], sg, acc[q % VN_ACC], nn, 0, vbmi, pf);
@@ -192,8 +199,11 @@ MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, c
                  * are padded. */
                 const __mmask16 m = (__mmask16)((1u << gc) - 1u);
                 const int near_end = direct && row * chunks + g + 16 > w->rows * chunks;
-                const __m512 st = near_end ? _mm512_maskz_loadu_ps(m, scp + (g - c0))
-                                           : _mm512_maskz_mov_ps(m, mm4_load_full_ps(scp + (g - c0)));
+                const __m512 st = gidx ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m,
+                                                                  _mm512_loadu_si512((const void *)(gidx + g)),
+                                                                  w->stats + row, 4)
+                                  : near_end ? _mm512_maskz_loadu_ps(m, scp + (g - c0))
+                                             : _mm512_maskz_mov_ps(m, mm4_load_full_ps(scp + (g - c0)));
                 for (int i = 0; i < nn; i++) {
                     sg[i] = _mm512_mul_ps(st, _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->sxm[i] + g)));
                     corr[i] = _mm512_fmadd_ps(sg[i], _mm512_maskz_mov_ps(m, _mm512_loadu_ps(a->xcorr[i] + g)), corr[i]);
@@ -218,7 +228,8 @@ MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, c
  * first pass prefetches. Every activation row thus sees exactly the operations of n = 1: results
  * do not depend on n (nor on the range). vbmi: compile-time constant per instance. */
 MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t n, int64_t rb, int64_t re,
-                         const int vbmi, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
+                         const int vbmi, const int gather, const int64_t *kblk, int bs_shift, const float *bias,
+                         float *Y) {
     const int64_t in = w->cols, chunks = in / 64, row_bytes = in / 2;
     /* lane l of the scale vector for pair q of a 16-chunk group: chunk 2q + (l >= 8) */
     const __m512i upper = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -231,7 +242,19 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
      * row's decoding, and a long burst of decoding fills the reorder window so that no code loads
      * issue meanwhile: ~256 statistics per call measured 0-4 % faster from DRAM than 64 or 1024
      * (A/B, bench/gemv_ab.c ... dq). */
-    const int dq_batches = !w->stats && w->flat_blocks && w->block == 64 && chunks <= VN_DQ;
+    const int dq_flat = !w->stats && w->flat_blocks && w->block == 64;
+    /* INT4 scales [groups][rows]: plain ones are gathered, 16 chunks per instruction (gidx); the
+     * row-by-row scalar copy they replace cost ~30 % of the product, and its vector read-back
+     * right after the scalar stores stalled on store forwarding (768-input rows: 23 us against
+     * NF4's 10; now 4096 x 4096 and 1024 x 11008 too). Double-quantized INT4 statistics are
+     * decoded in batches of rows like dq_flat's when rows are short (<= 32 chunks: 768 inputs
+     * 1.5x faster), per row otherwise (batches measured 10-13 % slower at 4096 and 11008). */
+    int32_t gidx[VN_DQ + 16];
+    if (gather) { /* compile-time constant per instance (the caller checked vn_can_gather) */
+        for (int64_t c = 0; c < chunks; c++) gidx[c] = (int32_t)(kblk[c] * w->rows);
+        memset(gidx + chunks, 0, 16 * sizeof(int32_t));
+    }
+    const int dq_batches = chunks <= VN_DQ && (dq_flat || (!w->flat_blocks && !w->stats && chunks <= 32));
     const int dq_rows = !dq_batches ? 0 : chunks < VN_DQ_BATCH ? (int)(VN_DQ_BATCH / chunks) : 1;
     float dq[VN_DQ + 16];
     int64_t dq_row0 = rb, dq_row1 = rb;
@@ -240,16 +263,22 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
     for (int64_t o = 0; o < VN_PF && rb < re; o += 64)
         _mm_prefetch((const char *)((uintptr_t)(w->data + rb * row_bytes) + (uintptr_t)o), _MM_HINT_T0);
     for (int64_t row = rb; row < re; row++) {
+        /* the gathers' lines: +15 % on short rows (768 / 2048 inputs), -2 % on long ones */
+        if (gather && chunks <= 32) msbnb__w4_prefetch_group_stats(w, row);
         if (dq_rows) {
             /* the codes of the next batch's statistics, a batch ahead: read in bursts, they are
              * not a stream the hardware prefetchers follow well (with batches of 16 rows:
              * 0.83-0.88 -> 0.89-0.94 of the read bandwidth, gemv_profile 11008 4096) */
             const uintptr_t q0 = (uintptr_t)w->stats_q + (uintptr_t)((row + dq_rows) * chunks);
-            for (uintptr_t o = 0; o < (uintptr_t)chunks; o += 64) _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
+            if (dq_flat)
+                for (uintptr_t o = 0; o < (uintptr_t)chunks; o += 64) _mm_prefetch((const char *)(q0 + o), _MM_HINT_T0);
             if (row >= dq_row1) {
                 dq_row0 = row;
                 dq_row1 = re - row < dq_rows ? re : row + dq_rows;
-                msbnb__mm4_dq_scales_avx512(w, row * chunks, (dq_row1 - row) * chunks, dq);
+                if (dq_flat) msbnb__mm4_dq_scales_avx512(w, row * chunks, (dq_row1 - row) * chunks, dq);
+                else
+                    for (int64_t r = row; r < dq_row1; r++)
+                        msbnb__fi8_row_scales(w, r, 0, chunks, kblk, bs_shift, dq + (r - row) * chunks);
             }
         }
         const float *scp_dq = dq_rows ? dq + (row - dq_row0) * chunks : NULL;
@@ -257,8 +286,9 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
             msbnb__fi8_act ai; /* activation rows i0, i0 + 1 (entries 0 and 1 only) */
             msbnb__fi8_act_pair(a, n, i0, &ai);
             float *Yi = Y + i0 * w->rows;
-            if (n - i0 >= 2) vn_row(w, &ai, T, idx, row, scp_dq, 2, vbmi, i0 == 0, kblk, bs_shift, buf, bias, Yi);
-            else vn_row(w, &ai, T, idx, row, scp_dq, 1, vbmi, i0 == 0, kblk, bs_shift, buf, bias, Yi);
+            const int32_t *gi = gather ? gidx : NULL;
+            if (n - i0 >= 2) vn_row(w, &ai, T, idx, row, scp_dq, gi, 2, vbmi, i0 == 0, kblk, bs_shift, buf, bias, Yi);
+            else vn_row(w, &ai, T, idx, row, scp_dq, gi, 1, vbmi, i0 == 0, kblk, bs_shift, buf, bias, Yi);
         }
     }
     MSBNB__SIMD_LEAVE(); /* see kernels_internal.h */
@@ -266,13 +296,21 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
 
 typedef void (*vn_fn)(const msbnb__w4 *, const msbnb__fi8_act *, __m512i, int64_t, int64_t, int64_t, const int64_t *,
                       int, const float *, float *);
-static void vn_shufb(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t n, int64_t rb, int64_t re,
-                     const int64_t *kblk, int sh, const float *bias, float *Y) {
-    vn_range(w, a, T, n, rb, re, 0, kblk, sh, bias, Y);
-}
-static void vn_vbmi(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t n, int64_t rb, int64_t re,
-                    const int64_t *kblk, int sh, const float *bias, float *Y) {
-    vn_range(w, a, T, n, rb, re, 1, kblk, sh, bias, Y);
+/* One instance per byte lookup, and for plain INT4 statistics one with the gathers: as separate
+ * instances the other formats' loops stay free of them (a run-time choice inside cost 3-5 %). */
+#define VN_INSTANCE(NAME, VBMI, GATHER)                                                                    \
+    static void NAME(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, int64_t n, int64_t rb, int64_t re, \
+                     const int64_t *kblk, int sh, const float *bias, float *Y) {                              \
+        vn_range(w, a, T, n, rb, re, VBMI, GATHER, kblk, sh, bias, Y);                                        \
+    }
+VN_INSTANCE(vn_shufb, 0, 0)
+VN_INSTANCE(vn_vbmi, 1, 0)
+VN_INSTANCE(vn_shufb_gather, 0, 1)
+VN_INSTANCE(vn_vbmi_gather, 1, 1)
+
+/* Plain INT4 statistics whose rows fit gidx and whose indices fit int32. */
+static int vn_can_gather(const msbnb__w4 *w) {
+    return !w->flat_blocks && w->stats && w->cols / 64 <= VN_DQ && (w->cols / w->block) * w->rows <= (int64_t)INT32_MAX;
 }
 
 /* Byte-lookup variant: vpermb where the CPU has AVX512-VBMI, unless a test forces vpshufb. */
@@ -283,7 +321,8 @@ static int use_vbmi(void) { return !force_shufb && __builtin_cpu_supports("avx51
 static void rows_avx512vnni(const msbnb__w4 *w, const msbnb__fi8_act *a, int64_t n, const uint8_t tb[16], int64_t rb,
                             int64_t re, const int64_t *kblk, int bs_shift, const float *bias, float *Y) {
     const __m512i T = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tb)); /* 4 copies: both lookups */
-    const vn_fn fn = use_vbmi() ? vn_vbmi : vn_shufb;
+    const int gather = vn_can_gather(w);
+    const vn_fn fn = use_vbmi() ? (gather ? vn_vbmi_gather : vn_vbmi) : (gather ? vn_shufb_gather : vn_shufb);
     fn(w, a, T, n, rb, re, kblk, bs_shift, bias, Y);
 }
 
