@@ -39,6 +39,10 @@ static __mmask16 mask16(int64_t left) { return left >= 16 ? (__mmask16)0xffff : 
 
 /* ---------------------------------------------------------------- exact: few rows */
 
+#ifndef GV8_PF
+#define GV8_PF 2048 /* software prefetch distance along each of the 4 weight rows, bytes */
+#endif
+
 /* Y[i, o + j] = Σ_k X[i, k]·ŵ[o + j, k] for i < r ≤ 4, j < q ≤ 4: 16 codes of each of the q weight
  * rows are dequantized per step and each activation vector is loaded once for all q rows (the
  * activation rows are re-read from cache once per 4 weight rows, not once per row). 16 lanes
@@ -59,6 +63,9 @@ INLINE void gemv_tile(const msbnb__i8w *w, int64_t o, const float *X, int64_t ld
         for (int j = 0; j < q; j++) acc[i][j] = _mm512_setzero_ps();
     const int64_t kv = K & ~(int64_t)15;
     for (int64_t k = 0; k < kv; k += 16) {
+        if (!(k & 63)) /* each row's line GV8_PF bytes ahead (integer address: may lie past W) */
+            for (int j = 0; j < q; j++)
+                _mm_prefetch((const char *)((uintptr_t)(c + j * K + k) + GV8_PF), _MM_HINT_T0);
         __m512 wv[4]; /* widening loads (vpmovsxbd/vpmovzxbd from memory) need no shuffles */
         for (int j = 0; j < q; j++) wv[j] = deq16(_mm_loadu_si128((const __m128i *)(c + j * K + k)), asym, vs[j], vzp[j]);
         for (int i = 0; i < r; i++) {
