@@ -327,6 +327,7 @@ int cmd_generate(int argc, char **argv) {
             } else {
                 double dt = now_seconds() - t0;
                 printf("\n");
+                fflush(stdout); /* the text's last line before the statistics on stderr (2>&1) */
                 fprintf(stderr, "%d prompt + %d new tokens in %.3f s (%.1f tokens/s)\n", n, n_out - n, dt,
                         dt > 0 ? (double)(n_out - n) / dt : 0.0);
             }
