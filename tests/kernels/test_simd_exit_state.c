@@ -13,7 +13,8 @@
  * Covers, at every ISA level of the host (and the byte-lookup / AVX-VNNI / VBMI sub-variants the
  * tests can force): quantize + dequantize of every format, msbnb_matmul EXACT and FAST for
  * n in {1, 2, 3, 8, 17, 40}, msbnb_matmul_t, msbnb_matmul_int8_lt (threshold 0 and 6),
- * msbnb_int8_vectorwise_quant, with 1 and 2 threads (the larger shape runs on both).
+ * msbnb_int8_vectorwise_quant, fp16 / bf16 inputs (msbnb_matmul_ex, msbnb_quantize_ex), dense
+ * fp32 products and their transposes, with 1 and 2 threads (the larger shape runs on both).
  * On CPUs without XGETBV(1) (or off x86) the test prints "skipped" and checks nothing.
  */
 #include "test.h"
@@ -162,6 +163,33 @@ static void check_products(const fixture *f) {
                 EXPECT_CLEAN("matmul_int8_lt %s threshold %d", fm->name, t ? 6 : 0);
             }
         msbnb_qtensor_free(q);
+    }
+    /* half-precision inputs and outputs (conversion kernels), dense fp32 products (sgemv for one
+     * row, msbnb's own tiles from 16 rows on AVX-512) */
+    uint16_t *half = malloc(sizeof(uint16_t) * (size_t)(40 * (f->in > f->out ? f->in : f->out)));
+    msbnb_qtensor *qn = quantize(f, &FORMATS[4]);
+    if (half && qn) {
+        for (int dt = MSBNB_DTYPE_F16; dt <= MSBNB_DTYPE_BF16; dt++) {
+            for (int64_t i = 0; i < 40 * f->in; i++) half[i] = (uint16_t)(dt == MSBNB_DTYPE_BF16 ? 0x3F80 : 0x3C00);
+            for (int p = 0; p < 2; p++) {
+                CHECK_OK(msbnb_matmul_ex(qn, half, (msbnb_dtype)dt, 17, f->bias, f->y, (msbnb_precision)p));
+                EXPECT_CLEAN("matmul_ex dtype %d %s", dt, p ? "FAST" : "EXACT");
+            }
+            msbnb_qtensor *qh = NULL;
+            const msbnb_quant_config nf4 = msbnb_quant_config_default(MSBNB_QTYPE_NF4);
+            CHECK_OK(msbnb_quantize_ex(half, (msbnb_dtype)dt, 1, f->in, &nf4, &qh));
+            EXPECT_CLEAN("quantize_ex dtype %d", dt);
+            msbnb_qtensor_free(qh);
+        }
+    }
+    msbnb_qtensor_free(qn);
+    free(half);
+    for (size_t i = 0; i < 3; i++) {
+        static const int64_t DN[] = {1, 3, 20};
+        CHECK_OK(msbnb_matmul_f32(f->w, f->out, f->in, f->x, DN[i], f->bias, f->y));
+        EXPECT_CLEAN("matmul_f32 n=%lld", (long long)DN[i]);
+        CHECK_OK(msbnb_matmul_f32_t(f->w, f->out, f->in, f->y, DN[i], f->dx, 0));
+        EXPECT_CLEAN("matmul_f32_t n=%lld", (long long)DN[i]);
     }
     int8_t *codes = malloc((size_t)(40 * f->in));
     float stats[40];
