@@ -74,7 +74,8 @@ static const shape SHAPES[] = {{1, 1, 64},    {3, 5, 100},  {17, 9, 96}, {2, 7, 
                                {17, 3, 1100}, {6, 21, 64}, {1, 5, 256}, {2, 9, 384}, {1, 1, 128},
                                {4, 5, 2112}, /* FAST's bf16 tiles are 2048 long */
                                {1, 6, 8384},
-                               {1, 7, 1088}, {2, 3, 2240}}; /* odd chunk counts: FAST int8's half pairs */
+                               {1, 7, 1088}, {2, 3, 2240}, /* odd chunk counts: FAST int8's half pairs */
+                               {2, 300, 64}, {1, 50, 768}}; /* several batches of decoded statistics */
 #define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 static int shape_ok(fmt f, shape s) {
