@@ -32,6 +32,10 @@ static void decode_avx2(const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0, 
     for (int64_t r = r0; r < r0 + nr; r++) {
         float *dst = out + (r - r0) * ld;
         const uint8_t *src = w->data + (r * w->cols + k0) / 2;
+        /* the segment 8 rows below, as in the AVX-512 decoder (short bursts per row that the
+         * hardware prefetchers do not follow; integer address: may lie past W) */
+        for (uintptr_t o = 0; o < (uintptr_t)(kc / 2) + 64; o += 64)
+            _mm_prefetch((const char *)((uintptr_t)src + (uintptr_t)(8 * w->cols / 2) + o), _MM_HINT_T0);
         /* walk the statistics blocks of this row segment: one division per row, none per chunk */
         const int64_t pos0 = w->flat_blocks ? r * w->cols + k0 : k0;
         int64_t q = pos0 / w->block, rem = pos0 % w->block;
