@@ -244,7 +244,13 @@ static void t_few_rows(const msbnb__i8w *w, const float *dY, int64_t i0, int64_t
         for (int64_t k = 0; k < kn; k += 16) {
             __mmask16 m = mask16(kn - k);
             __m512 wv[MSBNB__I8_T_OB];
-            for (int b = 0; b < ob; b++) wv[b] = deq16(_mm_maskz_loadu_epi8(m, c + b * K + k), w->asym, vs[b], vzp[b]);
+            /* full-width code loads except at the range's end: a masked load that misses the
+             * caches holds up the loads behind it on this core */
+            if (kn - k >= 16)
+                for (int b = 0; b < ob; b++)
+                    wv[b] = deq16(_mm_loadu_si128((const __m128i *)(c + b * K + k)), w->asym, vs[b], vzp[b]);
+            else
+                for (int b = 0; b < ob; b++) wv[b] = deq16(_mm_maskz_loadu_epi8(m, c + b * K + k), w->asym, vs[b], vzp[b]);
             for (int64_t i = i0; i < i1; i++) {
                 const float *g = dY + i * out + o;
                 float *d = dX + i * K + k0 + k;
