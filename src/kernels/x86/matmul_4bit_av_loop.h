@@ -68,10 +68,11 @@ AV_INLINE void av_chunk(const uint8_t *src, int64_t c, const msbnb__fi8_act *a, 
 /* Row `row` of W against nn activation rows (a compile-time constant): Y[i * w->rows + row] for
  * i < nn. gidx: plain INT4 only, else NULL: gidx[c] = (group of chunk c) * rows, padded with 8
  * zeros (8 chunks' scales gathered from w->stats + row at once; see the AVX-512 unit's vn_range).
+ * scp_dq: the row's decoded double-quantized statistics (short rows, decoded in batches) or NULL.
  * buf: AV_SEG + 8 floats of scratch; pf: issue the W prefetches (first pass over the row). */
 AV_INLINE void av_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m256i T, int64_t row, const int32_t *gidx,
-                      const float *scp_dq, const int nn, const int pf, const int64_t *kblk, int bs_shift, float *buf, const float *bias,
-                      float *Y) {
+                      const float *scp_dq, const int nn, const int pf, const int64_t *kblk, int bs_shift, float *buf,
+                      const float *bias, float *Y) {
     const int64_t chunks = w->cols / 64;
     const int direct = w->stats && w->flat_blocks && w->block == 64;
     const int dq = !w->stats && w->flat_blocks && w->block == 64; /* statistics in place, double-quantized */

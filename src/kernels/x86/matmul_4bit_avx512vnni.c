@@ -160,8 +160,7 @@ MM4_INLINE void vn_pair(const uint8_t *src, int64_t p, const msbnb__fi8_act *a, 
  * floats of scratch; pf: issue the W prefetches (only the first pass over a row, see vn_range). */
 MM4_INLINE void vn_row(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T, const __m512i *idx, int64_t row,
                        const float *scp_dq, const int32_t *gidx, const int nn, const int vbmi, const int pf,
-                       const int64_t *kblk,
-                       int bs_shift, float *buf, const float *bias, float *Y) {
+                       const int64_t *kblk, int bs_shift, float *buf, const float *bias, float *Y) {
     const int64_t chunks = w->cols / 64;
     const int direct = w->stats && w->flat_blocks && w->block == 64;
     const uint8_t *src = w->data + row * (w->cols / 2);
@@ -246,7 +245,7 @@ MM4_INLINE void vn_range(const msbnb__w4 *w, const msbnb__fi8_act *a, __m512i T,
     /* INT4 scales [groups][rows]: plain ones are gathered, 16 chunks per instruction (gidx); the
      * row-by-row scalar copy they replace cost ~30 % of the product, and its vector read-back
      * right after the scalar stores stalled on store forwarding (768-input rows: 23 us against
-     * NF4's 10; now 4096 x 4096 and 1024 x 11008 too). Double-quantized INT4 statistics are
+     * NF4's 10; 4096- and 11008-input rows gained 5-7 %). Double-quantized INT4 statistics are
      * decoded in batches of rows like dq_flat's when rows are short (<= 32 chunks: 768 inputs
      * 1.5x faster), per row otherwise (batches measured 10-13 % slower at 4096 and 11008). */
     int32_t gidx[VN_DQ + 16];
