@@ -6,5 +6,7 @@ msbnb_matmul_ex / msbnb_matmul_t. See docs/mindspore.md.
 """
 
 from .layers import Linear4bit, Linear8bit, QuantizedLinearBase
+from .lora import Linear4bitWithLoRA, Linear8bitWithLoRA, LoRAAdapter, LoRALinear
 
-__all__ = ["Linear4bit", "Linear8bit", "QuantizedLinearBase"]
+__all__ = ["Linear4bit", "Linear8bit", "QuantizedLinearBase", "LoRALinear", "LoRAAdapter", "Linear4bitWithLoRA",
+           "Linear8bitWithLoRA"]

@@ -39,6 +39,16 @@ def _to_numpy(w):
     return np.asarray(w)
 
 
+def _prefixed(layer, local):
+    """The full Parameter name for `local` inside `layer`, from the names MindSpore already gave
+    the layer's Parameters (a Parameter added after the layer was placed in a model would
+    otherwise get a bare name that collides across layers in checkpoints)."""
+    for key, p in layer.parameters_and_names(expand=False):
+        if p.name.endswith(key):
+            return p.name[: len(p.name) - len(key)] + local
+    return getattr(layer, "_name_prefix", "") + local
+
+
 class QuantizedLinearBase(nn.Cell):
     """Common machinery: Parameters holding QParts, the fused forward and the msbnb backward."""
 
@@ -77,9 +87,10 @@ class QuantizedLinearBase(nn.Cell):
             if old is not None and old.shape == t.shape and old.dtype == t.dtype:
                 old.set_data(t)
             else:
+                full = old.name if old is not None else _prefixed(self, name)
                 if old is not None:
                     del self._params[name]
-                setattr(self, name, Parameter(t, name=name, requires_grad=False))
+                setattr(self, name, Parameter(t, name=full, requires_grad=False))
         self.quant_type = p.quant_type
 
     def parts(self):
@@ -194,6 +205,7 @@ class Linear8bit(QuantizedLinearBase):
         if self.is_quantized:
             return self
         w = _to_numpy(self.weight).astype(np.float32)
+        object.__setattr__(self, "_name_prefix", self.weight.name[: -len("weight")])
         del self._params["weight"]
         self._quantize_array(w)
         return self
