@@ -8,5 +8,12 @@ msbnb_matmul_ex / msbnb_matmul_t. See docs/mindspore.md.
 from .layers import Linear4bit, Linear8bit, QuantizedLinearBase
 from .lora import Linear4bitWithLoRA, Linear8bitWithLoRA, LoRAAdapter, LoRALinear
 
-__all__ = ["Linear4bit", "Linear8bit", "QuantizedLinearBase", "LoRALinear", "LoRAAdapter", "Linear4bitWithLoRA",
+from .converter import (apply_lora, compare_model_sizes, convert_to_quantized_model, freeze_model_except_lora,
+                        get_model_size, print_lora_info, print_quantization_summary, quantize_model_weights,
+                        replace_linear_layers)
+
+__all__ = ["convert_to_quantized_model", "replace_linear_layers", "quantize_model_weights", "get_model_size",
+           "compare_model_sizes", "print_quantization_summary", "freeze_model_except_lora", "print_lora_info",
+           "apply_lora",
+           "Linear4bit", "Linear8bit", "QuantizedLinearBase", "LoRALinear", "LoRAAdapter", "Linear4bitWithLoRA",
            "Linear8bitWithLoRA"]

@@ -151,6 +151,12 @@ class Linear4bit(QuantizedLinearBase):
         self.group_size = group_size
         self.blocksize = blocksize
         self.compress_statistics = bool(compress_statistics)
+        if isinstance(weight, QTensor):  # already quantized (a file, another layer): kept as is
+            if weight.quant_type == "int8":
+                raise ValueError("msbnb.mindspore: Linear4bit takes a 4-bit QTensor, got int8")
+            self.compress_statistics = weight.double_quant
+            self._set_parts(weight)
+            return
         w = default_weight(in_features, out_features) if weight is None else _to_numpy(weight)
         self.quantize_from(w, quant_type)
 
@@ -189,8 +195,14 @@ class Linear8bit(QuantizedLinearBase):
                  compute="exact", weight=None, weight_dtype=ms.float32):
         super().__init__(in_features, out_features, bias, compute)
         self.threshold = float(threshold)
-        w = default_weight(in_features, out_features) if weight is None else _to_numpy(weight).astype(np.float32)
         self.is_quantized = False
+        if isinstance(weight, QTensor):  # already quantized: kept as is
+            if weight.quant_type != "int8" or weight.asymmetric:
+                raise ValueError(f"msbnb.mindspore: Linear8bit takes a symmetric int8 QTensor, got {weight!r}")
+            self._set_parts(weight)
+            self.is_quantized = True
+            return
+        w = default_weight(in_features, out_features) if weight is None else _to_numpy(weight).astype(np.float32)
         if has_fp16_weights:
             self.weight = Parameter(Tensor(w).astype(weight_dtype), name="weight")
         else:

@@ -274,7 +274,20 @@ class Linear4bitWithLoRA(_QuantLoRA, Linear4bit):
             layer.bias.set_data(Tensor(b))
         return layer
 
+    @classmethod
+    def from_quantized(cls, layer, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default"):
+        """Adapters on an existing Linear4bit: its codes, statistics and bias are kept byte for byte."""
+        new = cls(layer.in_features, layer.out_features, r, lora_alpha, lora_dropout, adapter_name,
+                  bias=layer.has_bias, weight=layer.parts(), group_size=layer.group_size, blocksize=layer.blocksize,
+                  compute=layer.compute)
+        if layer.has_bias:
+            new.bias.set_data(layer.bias.value().copy())
+        return new
+
     def _requantize(self, w, saved):
+        self.blocksize = saved.blocksize or self.blocksize
+        self.group_size = saved.group_size or self.group_size
+        self.compress_statistics = saved.double_quant
         self.quantize_from(w, saved.quant_type)
 
 
@@ -300,6 +313,15 @@ class Linear8bitWithLoRA(_QuantLoRA, Linear8bit):
         if b is not None:
             layer.bias.set_data(Tensor(b))
         return layer
+
+    @classmethod
+    def from_quantized(cls, layer, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default"):
+        """Adapters on an existing (quantized) Linear8bit: codes, scales and bias kept byte for byte."""
+        new = cls(layer.in_features, layer.out_features, r, lora_alpha, lora_dropout, adapter_name,
+                  bias=layer.has_bias, weight=layer.parts(), threshold=layer.threshold, compute=layer.compute)
+        if layer.has_bias:
+            new.bias.set_data(layer.bias.value().copy())
+        return new
 
     def _requantize(self, w, saved):
         self._quantize_array(np.asarray(w, np.float32))
