@@ -10,7 +10,8 @@ The arrays belong to the QTensor; the C handle the kernels use borrows them with
                    NF4/FP4/BLOCKWISE8: float32 [n_blocks] (absmax). None with double quant.
     zero_point     INT8 asymmetric: int32 like stats
     stats_q        double quant: uint8 [n_stats]; nested_absmax float32 [ceil(n_stats/256)];
-                   nested_offset float (the nested code is the library's signed dynamic map)
+                   nested_offset float; nested_code float32 [256] (None: the library's signed
+                   dynamic map; files store the map they were made with, which may differ by an ulp)
 """
 
 import ctypes
@@ -43,7 +44,7 @@ class QTensor:
     """A quantized matrix [rows, cols] (a weight is [out_features, in_features])."""
 
     def __init__(self, quant_type, shape, data, stats=None, *, zero_point=None, stats_q=None,
-                 nested_absmax=None, nested_offset=0.0, code=None, blocksize=64, group_size=128,
+                 nested_absmax=None, nested_offset=0.0, nested_code=None, code=None, blocksize=64, group_size=128,
                  asymmetric=False, per_row=True, threshold=0.0, nested_blocksize=256,
                  orig_dtype="float32", validate=True):
         """Wrap existing parts (shapes in the module doc) without copying them.
@@ -65,6 +66,9 @@ class QTensor:
         self.zero_point = self._part(zero_point, np.int32, "zero_point") if asym else None
         self.stats_q = self._part(stats_q, np.uint8, "stats_q") if dq else None
         self.nested_absmax = self._part(nested_absmax, np.float32, "nested_absmax") if dq else None
+        self.nested_code = self._part(nested_code, np.float32, "nested_code") if dq and nested_code is not None else None
+        if self.nested_code is not None and self.nested_code.size != 256:
+            raise InvalidArgumentError(f"QTensor: nested_code has {self.nested_code.size} entries, expected 256")
         self.code = self._part(code, np.float32, "code") if quant_type == "blockwise8" and code is not None else None
         v = _native.QTensorView()
         v.type = QTYPES[quant_type]
@@ -80,11 +84,17 @@ class QTensor:
         v.zero_point = ptr(self.zero_point)
         if self.code is not None:
             v.code, v.code_len = ptr(self.code), self.code.size
+        elif code is not None and quant_type in ("nf4", "fp4"):
+            # a stored NF4/FP4 table (e.g. a file's quant_map) must be the built-in one: wrap
+            # checks it and then uses the library's own table, so it need not outlive the call
+            table = self._part(code, np.float32, "code")
+            v.code, v.code_len = ptr(table), table.size
         v.double_quant = int(dq)
         if dq:
             v.nested_blocksize = int(nested_blocksize)
             v.stats_q, v.nested_absmax, v.n_nested = ptr(self.stats_q), ptr(self.nested_absmax), self.nested_absmax.size
-            v.nested_code, v.nested_offset = _native.DYNAMIC_MAP_SIGNED, float(nested_offset)
+            v.nested_code = ptr(self.nested_code) if self.nested_code is not None else _native.DYNAMIC_MAP_SIGNED
+            v.nested_offset = float(nested_offset)
         self._view = v
         self._handle = None
         h = ctypes.c_void_p()
@@ -131,7 +141,8 @@ class QTensor:
                        zero_point=_copy_out(v.zero_point, v.n_stats, np.int32),
                        stats_q=_copy_out(v.stats_q, v.n_stats, np.uint8),
                        nested_absmax=_copy_out(v.nested_absmax, v.n_nested, np.float32),
-                       nested_offset=v.nested_offset, code=code, blocksize=v.blocksize,
+                       nested_offset=v.nested_offset, nested_code=_copy_out(v.nested_code, 256, np.float32),
+                       code=code, blocksize=v.blocksize,
                        group_size=v.group_size, asymmetric=v.asymmetric, per_row=v.per_row,
                        threshold=v.threshold, nested_blocksize=v.nested_blocksize,
                        orig_dtype=orig_dtype, validate=False)
