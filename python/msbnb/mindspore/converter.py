@@ -181,17 +181,19 @@ def print_quantization_summary(model):
 
 # ---------------------------------------------------------------------- LoRA
 
-def apply_lora(model, r=8, lora_alpha=16, lora_dropout=0.0, target_modules=None, adapter_name="default"):
+def apply_lora(model, r=8, lora_alpha=16, lora_dropout=0.0, target_modules=None, adapter_name="default", only=None):
     """Give LoRA adapters to the linear layers named by target_modules (last path components,
     e.g. ['q_proj', 'v_proj']; None = every linear layer): Linear4bit -> Linear4bitWithLoRA and
     Linear8bit -> Linear8bitWithLoRA keeping their codes byte for byte, nn.Dense / mint.nn.Linear
-    -> LoRALinear. Returns the paths changed."""
+    -> LoRALinear. `only`: a set of full module paths to restrict to. Returns the paths changed."""
     types = _LINEAR_TYPES + (Linear4bit, Linear8bit)
     done = []
     for path, parent, attr, layer in linear_layers(model, types):
         if isinstance(layer, LoRAMixin):
             continue
         if target_modules is not None and path.split(".")[-1] not in target_modules:
+            continue
+        if only is not None and path not in only:
             continue
         kw = {"r": r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout, "adapter_name": adapter_name}
         if isinstance(layer, Linear4bit):

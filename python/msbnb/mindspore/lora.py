@@ -45,7 +45,8 @@ class LoRAAdapter(nn.Cell):
         self.lora_A = Parameter(Tensor(rng.uniform(-bound, bound, (r, in_features)).astype(np.float32)), name="lora_A")
         self.lora_B = Parameter(Tensor(np.zeros((out_features, r), np.float32)), name="lora_B")
         self.lora_gate = Parameter(Tensor(np.zeros(1, np.float32)), name="lora_gate", requires_grad=False)
-        self.has_dropout = float(lora_dropout) > 0.0
+        self.lora_dropout = float(lora_dropout)
+        self.has_dropout = self.lora_dropout > 0.0
         self.dropout = nn.Dropout(p=float(lora_dropout)) if self.has_dropout else None
 
     def delta(self):
