@@ -205,7 +205,7 @@ class LlamaForCausalLM(nn.Cell):
         L = self.config.max_position_embeddings
         if len(ids) > L:
             raise ValueError(f"generate: prompt of {len(ids)} tokens exceeds the context of {L}")
-        step = self._compiled("_decode_step", _DecodeStep)
+        step = self._msbnb_graph("_decode_step", _DecodeStep)
         cfg = self.config
         zeros = np.zeros((1, cfg.num_key_value_heads, L, cfg.head_dim), np.float32)
         ks = tuple(Tensor(zeros) for _ in self.model.layers)
@@ -229,7 +229,7 @@ class LlamaForCausalLM(nn.Cell):
                                   ms.mutable(ks), ms.mutable(vs))  # mutable: variables, not constants
         return ids
 
-    def _compiled(self, attr, cls):
+    def _msbnb_graph(self, attr, cls):
         """A compiled wrapper kept while the model's structure (its Cells, its adapters) is unchanged:
         converting layers or adding adapters afterwards gets a new one (a new compilation)."""
         sig = tuple(id(c) for _, c in self.cells_and_names())
@@ -249,7 +249,7 @@ class LlamaForCausalLM(nn.Cell):
             raise ValueError(f"sequence of {len(ids)} tokens: must be 1..{L}")
         padded = np.zeros((1, L), np.int32)
         padded[0, : len(ids)] = ids
-        return self._compiled("_jit_forward", _FullForward)(Tensor(padded)).asnumpy()[0, : len(ids)]
+        return self._msbnb_graph("_jit_forward", _FullForward)(Tensor(padded)).asnumpy()[0, : len(ids)]
 
     def nll(self, ids):
         """Summed negative log-likelihood (nats, float64) of ids[1:] given the prefix, and the count."""
