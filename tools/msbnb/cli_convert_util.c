@@ -33,33 +33,6 @@ int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t) {
     return EXIT_FAIL;
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-    fprintf(stderr, "msbnb %s: ", cmd);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see `msbnb %s --help`)\n", cmd);
-    return EXIT_USAGE;
-}
-
-bool cli_parse_int(const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-bool cli_parse_float(const char *s, float *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!s[0] || *end || !isfinite(v)) return false;
-    *out = (float)v;
-    return true;
-}
-
 static char *dupstr(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (!d) return NULL;

@@ -1,5 +1,5 @@
 /* cli_convert_util.h — helpers shared by the checkpoint commands (cli_convert.c, cli_inspect.c):
- * option parsing, which tensors are linear weights, the parts of a quantized weight, output
+ * which tensors are linear weights, the parts of a quantized weight, output
  * directories that vanish on failure, progress bar, error statistics. Public API only. */
 #ifndef MSBNB_CLI_CONVERT_UTIL_H
 #define MSBNB_CLI_CONVERT_UTIL_H
@@ -10,24 +10,13 @@
 
 #include <msbnb/io.h>
 
-/* Exit codes (docs/io.md): */
-#define EXIT_OK 0
-#define EXIT_FAIL 1  /* the command ran and failed: bad input file, I/O error, ... */
-#define EXIT_USAGE 2 /* bad command line */
+#include "cli_opts.h" /* exit codes, usage errors */
 
 /* "msbnb CMD: <msbnb_last_error()>" on stderr; returns EXIT_FAIL. */
 int cli_fail(const char *cmd);
-/* "msbnb CMD: <message>" + a hint to --help on stderr; returns EXIT_USAGE. */
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 /* A failure while processing tensor t: msbnb_last_error() alone when it already names a
  * tensor and a byte offset, else prefixed with t's file, name and offset. Returns EXIT_FAIL. */
 int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t);
-bool cli_parse_int(const char *s, long lo, long hi, long *out);
-bool cli_parse_float(const char *s, float *out);
 /* Split "a,b,c" into a NULL-terminated malloc'ed array of malloc'ed strings (*n entries). */
 char **cli_split_list(const char *s, size_t *n);
 void cli_free_list(char **list);

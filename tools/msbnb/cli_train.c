@@ -15,6 +15,7 @@
 #include <msbnb/train.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 #include "svg_plot.h"
 
 /* ================================================================ small helpers */
@@ -161,6 +162,7 @@ static void finetune_usage(FILE *f) {
           f);
 }
 
+/* Returns -1 to run, else the exit code (0 after --help, 2 after a usage error). */
 static int parse_finetune(int argc, char **argv, ft_opts *o) {
     *o = (ft_opts){0};
     o->quant = MSBNB_QTYPE_NF4;
@@ -168,55 +170,47 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
     o->steps = 200, o->batch = 4, o->seq = 64, o->warmup = 10, o->eval_every = 50, o->val_windows = 64;
     o->targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
     o->optim = MSBNB_OPTIM_ADAMW;
-    const char *pos[2] = {0};
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && ++i)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    const char *pos[2] = {0}, *quant = NULL;
+    static const char *const optims[] = {"adamw", "adamw8bit", NULL};
+    int optim = 0;
+    bool dq = false, recompute = false, quiet = false;
+    cli_args a;
+    cli_args_begin(&a, "finetune", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             finetune_usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--double-quant")) o->double_quant = 1;
-        else if (!strcmp(a, "--recompute")) o->recompute = 1;
-        else if (!strcmp(a, "--quiet")) o->quiet = 1;
-        else if (OPT("--out")) o->out = v;
-        else if (OPT("--val")) o->val = v;
-        else if (OPT("--resume")) o->resume = v;
-        else if (OPT("--tokenizer")) o->tokenizer = v;
-        else if (OPT("--targets")) o->targets = v;
-        else if (OPT("--quant")) {
-            if (!strcmp(v, "f32") || !strcmp(v, "none")) o->quant = MSBNB_QTYPE_NONE;
-            else if (msbnb_qtype_parse(v, &o->quant) != MSBNB_OK) return fprintf(stderr, "bad --quant %s\n", v), 0;
-        } else if (OPT("--optim")) {
-            if (!strcmp(v, "adamw")) o->optim = MSBNB_OPTIM_ADAMW;
-            else if (!strcmp(v, "adamw8bit")) o->optim = MSBNB_OPTIM_ADAMW8BIT;
-            else return fprintf(stderr, "bad --optim %s\n", v), 0;
-        } else if (OPT("--r")) o->r = atoi(v);
-        else if (OPT("--alpha")) o->alpha = (float)atof(v);
-        else if (OPT("--dropout")) o->dropout = (float)atof(v);
-        else if (OPT("--lr")) o->lr = (float)atof(v);
-        else if (OPT("--steps")) o->steps = atoi(v);
-        else if (OPT("--batch")) o->batch = atoi(v);
-        else if (OPT("--seq")) o->seq = atoi(v);
-        else if (OPT("--warmup")) o->warmup = atoi(v);
-        else if (OPT("--eval-every")) o->eval_every = atoi(v);
-        else if (OPT("--val-windows")) o->val_windows = atoi(v);
-        else if (OPT("--val-frac")) o->val_frac = (float)atof(v);
-        else if (OPT("--threads")) o->threads = atoi(v);
-        else if (OPT("--stop-at")) o->stop_at = atoi(v);
-        else if (OPT("--seed")) o->seed = strtoull(v, NULL, 10);
-        else if (a[0] == '-' && a[1] == '-') return fprintf(stderr, "unknown or incomplete option %s\n", a), 0;
-        else if (npos < 2) pos[npos++] = a;
-        else return fprintf(stderr, "unexpected argument %s\n", a), 0;
-#undef OPT
+            return EXIT_OK;
+        }
+        (void)(cli_flag(&a, "--double-quant", &dq) || cli_flag(&a, "--recompute", &recompute) ||
+            cli_flag(&a, "--quiet", &quiet) || cli_str(&a, "--out", &o->out) || cli_str(&a, "--val", &o->val) ||
+            cli_str(&a, "--resume", &o->resume) || cli_str(&a, "--tokenizer", &o->tokenizer) ||
+            cli_str(&a, "--targets", &o->targets) || cli_str(&a, "--quant", &quant) ||
+            cli_choice(&a, "--optim", optims, &optim) || cli_int(&a, "--r", 1, 4096, &o->r) ||
+            cli_float(&a, "--alpha", 0, 1e6, &o->alpha) || cli_float(&a, "--dropout", 0, 1, &o->dropout) ||
+            cli_float(&a, "--lr", 0, 1e30, &o->lr) || cli_int(&a, "--steps", 1, CLI_MAX_STEPS, &o->steps) ||
+            cli_int(&a, "--batch", 1, CLI_MAX_BATCH, &o->batch) || cli_int(&a, "--seq", 2, CLI_MAX_SEQ, &o->seq) ||
+            cli_int(&a, "--warmup", 0, CLI_MAX_STEPS, &o->warmup) ||
+            cli_int(&a, "--eval-every", 0, CLI_MAX_STEPS, &o->eval_every) ||
+            cli_int(&a, "--val-windows", 0, INT32_MAX, &o->val_windows) ||
+            cli_float(&a, "--val-frac", 0, 1, &o->val_frac) ||
+            cli_int(&a, "--threads", 1, CLI_MAX_THREADS, &o->threads) ||
+            cli_int(&a, "--stop-at", 0, CLI_MAX_STEPS, &o->stop_at) || cli_u64(&a, "--seed", &o->seed) ||
+            cli_positional(&a, pos, 2));
+    }
+    if (a.failed) return EXIT_USAGE;
+    o->double_quant = dq, o->recompute = recompute, o->quiet = quiet;
+    o->optim = optim ? MSBNB_OPTIM_ADAMW8BIT : MSBNB_OPTIM_ADAMW;
+    if (quant) {
+        if (!strcmp(quant, "f32") || !strcmp(quant, "none")) o->quant = MSBNB_QTYPE_NONE;
+        else if (msbnb_qtype_parse(quant, &o->quant) != MSBNB_OK || o->quant == MSBNB_QTYPE_BLOCKWISE8)
+            return cli_args_error(&a, "--quant must be nf4, fp4, int4, int8 or f32, not '%s'", quant);
     }
     o->model = pos[0], o->text = pos[1];
-    if (!o->model || !o->text || !o->out) return fprintf(stderr, "MODEL, TEXTFILE and --out are required\n"), 0;
-    if (o->steps < 1 || o->batch < 1 || o->seq < 2 || o->r < 1 || o->warmup < 0 || o->eval_every < 0 || o->stop_at < 0 ||
-        o->dropout < 0 || o->dropout >= 1 || o->val_frac < 0 || o->val_frac >= 1 || o->lr <= 0)
-        return fprintf(stderr, "an option is out of range\n"), 0;
-    return 1;
+    if (!o->model || !o->text || !o->out) return cli_args_error(&a, "MODEL, TEXTFILE and --out are required");
+    if (!(o->dropout < 1)) return cli_args_error(&a, "--dropout must be in [0, 1)");
+    if (!(o->val_frac < 1)) return cli_args_error(&a, "--val-frac must be in [0, 1)");
+    if (!(o->lr > 0)) return cli_args_error(&a, "--lr must be > 0");
+    return -1;
 }
 
 /* Checkpoint state next to the adapter: what --resume needs besides the adapter and optimizer. */
@@ -309,10 +303,8 @@ static void fmt_eta(double s, char *buf, size_t cap) {
 
 int cmd_finetune(int argc, char **argv) {
     ft_opts o;
-    if (!parse_finetune(argc, argv, &o)) {
-        finetune_usage(stderr);
-        return 2;
-    }
+    int prc = parse_finetune(argc, argv, &o);
+    if (prc >= 0) return prc;
     if (o.threads > 0) msbnb_set_num_threads(o.threads);
     int rc = 1;
     msbnb_model *m = NULL;
@@ -540,31 +532,26 @@ done:
 /* ================================================================ merge */
 
 int cmd_merge(int argc, char **argv) {
-    const char *pos[3] = {0};
-    int npos = 0, requant = 0;
+    const char *pos[3] = {0}, *quant = NULL;
+    bool requant = false, dq = false;
     msbnb_model_params mp = msbnb_model_params_default();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    cli_args a;
+    cli_args_begin(&a, "merge", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             printf("usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--quant nf4|... --double-quant]\n"
                    "  Writes OUT_DIR (config.json + model.safetensors): MODEL with the adapter folded in,\n"
                    "  fp32 projections, or re-quantized in the base's format with --requantize.\n");
-            return 0;
-        } else if (!strcmp(argv[i], "--requantize")) requant = 1;
-        else if (!strcmp(argv[i], "--double-quant")) mp.double_quant = 1;
-        else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
-            if (msbnb_qtype_parse(argv[++i], &mp.quant) != MSBNB_OK) {
-                fprintf(stderr, "bad --quant %s\n", argv[i]);
-                return 2;
-            }
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "unknown option %s\n", argv[i]);
-            return 2;
-        } else if (npos < 3) pos[npos++] = argv[i];
+            return EXIT_OK;
+        }
+        (void)(cli_flag(&a, "--requantize", &requant) || cli_flag(&a, "--double-quant", &dq) ||
+            cli_str(&a, "--quant", &quant) || cli_positional(&a, pos, 3));
     }
-    if (npos != 3) {
-        fprintf(stderr, "usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize]\n");
-        return 2;
-    }
+    if (a.failed) return EXIT_USAGE;
+    mp.double_quant = dq;
+    if (quant && msbnb_qtype_parse(quant, &mp.quant) != MSBNB_OK)
+        return cli_args_error(&a, "--quant must be nf4, fp4, int4 or int8, not '%s'", quant);
+    if (!pos[2]) return cli_args_error(&a, "needs MODEL, ADAPTER_DIR and OUT_DIR");
     msbnb_model *m = NULL;
     if (msbnb_model_load(pos[0], &mp, &m) != MSBNB_OK) return fail(pos[0]);
     int rc = 0;

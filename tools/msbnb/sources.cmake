@@ -5,6 +5,7 @@ set(MSBNB_CLI_SRC
   tools/msbnb/cli_convert_util.c
   tools/msbnb/cli_inspect.c
   tools/msbnb/cli_model.c
+  tools/msbnb/cli_opts.c
   tools/msbnb/cli_train.c
   tools/msbnb/svg_plot.c
 )
