@@ -162,6 +162,7 @@ static const char *keep_reason(const quantize_opts *o, const msbnb_tensor_info *
         if (!hit) why = "not in --targets";
     }
     if (!why && o->cfg.type == MSBNB_QTYPE_INT4 && t->shape[1] % 2) why = "odd column count (int4)";
+    if (!why && (t->shape[0] == 0 || t->shape[1] == 0)) why = "empty (no element to quantize)";
     free(mod);
     return why;
 }
@@ -306,10 +307,10 @@ int cmd_quantize(int argc, char **argv) {
     if (st != MSBNB_OK) goto done;
     cli_output_created(&out, out.model_path);
     if (dir_mode) {
-        char *src = malloc(strlen(o.in) + 16), *dst = malloc(strlen(o.out) + 16);
+        char *src = malloc(strlen(o.in) + 16), *dst = malloc(strlen(out.dir) + 16);
         if (src && dst) {
             sprintf(src, "%s/config.json", o.in);
-            sprintf(dst, "%s/config.json", o.out);
+            sprintf(dst, "%s/config.json", out.dir);
             st = msbnb_config_write_with_quantization(src, dst, qcfg);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
@@ -319,6 +320,7 @@ int cmd_quantize(int argc, char **argv) {
         free(dst);
         if (st == MSBNB_OK) st = cli_copy_side_files(&out, o.in);
     }
+    if (st == MSBNB_OK) st = cli_output_commit(&out);
     if (st == MSBNB_OK && !o.quiet) print_summary(rows, n_rows, in_bytes, total_after, n_other, &o.cfg);
 
 done:
@@ -430,10 +432,10 @@ int cmd_dequantize(int argc, char **argv) {
     if (st == MSBNB_OK) st = msbnb_st_writer_finish(w);
     if (st == MSBNB_OK) cli_output_created(&out, out.model_path);
     if (st == MSBNB_OK && dir_mode) {
-        char *src = malloc(strlen(in) + 16), *dst = malloc(strlen(outp) + 16);
+        char *src = malloc(strlen(in) + 16), *dst = malloc(strlen(out.dir) + 16);
         if (src && dst) {
             sprintf(src, "%s/config.json", in);
-            sprintf(dst, "%s/config.json", outp);
+            sprintf(dst, "%s/config.json", out.dir);
             st = msbnb_config_write_with_quantization(src, dst, NULL);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
@@ -443,9 +445,10 @@ int cmd_dequantize(int argc, char **argv) {
         free(dst);
         if (st == MSBNB_OK) st = cli_copy_side_files(&out, in);
     }
+    if (st == MSBNB_OK) st = cli_output_commit(&out);
     if (st == MSBNB_OK && !quiet)
         printf("dequantized %zu weights to %s; wrote %s\n", n_deq,
-               dtype == MSBNB_DTYPE_F32 ? "f32" : dtype == MSBNB_DTYPE_F16 ? "f16" : "bf16", out.model_path);
+               dtype == MSBNB_DTYPE_F32 ? "f32" : dtype == MSBNB_DTYPE_F16 ? "f16" : "bf16", outp);
 done:
     if (st != MSBNB_OK || rc != EXIT_OK) {
         if (rc == EXIT_OK) rc = cli_fail(cmd);

@@ -10,6 +10,7 @@
 
 #include <msbnb/io.h>
 
+#include "cli_atomic.h"
 #include "cli_opts.h" /* exit codes, usage errors */
 
 /* "msbnb CMD: <msbnb_last_error()>" on stderr; returns EXIT_FAIL. */
@@ -39,18 +40,23 @@ uint64_t cli_logical_bytes(const msbnb_checkpoint *ck, const msbnb_tensor_info *
  * *type its quantization (NONE when plain). */
 msbnb_status cli_read_values(const msbnb_checkpoint *ck, const char *name, float **out, size_t *n, msbnb_qtype *type);
 
-/* Output location: a file, or a directory made for this run. On failure, cli_output_abort
- * removes every file this run created and the directory if it made it. */
+/* Output location: a file, or a model directory written whole into a temporary directory beside
+ * it and swapped into place by cli_output_commit (cli_atomic.h), so the previous output stays
+ * intact until the new one is complete. On failure, cli_output_abort removes everything this run
+ * created; the previous output is untouched. */
 typedef struct cli_output {
-    char *dir;          /* NULL for a single-file output */
-    bool created_dir;
+    char *dir;          /* the directory to write into (the temporary one); NULL for a file */
     char *model_path;   /* the .safetensors to write */
-    char **created;     /* files written so far */
+    char **created;     /* files written so far (file mode) */
     size_t n_created;
+    cli_atomic atomic;  /* dir mode */
 } cli_output;
-/* IN is the input path (refuses to write over it). dir_mode: OUT is a model directory. */
+/* IN is the input path: refuses an OUT that is IN or contains it. dir_mode: OUT is a model
+ * directory. */
 msbnb_status cli_output_begin(cli_output *o, const char *in, const char *out, bool dir_mode);
 void cli_output_created(cli_output *o, const char *path);
+/* Dir mode: swap the finished directory into place. No-op for a file (the writer renamed it). */
+msbnb_status cli_output_commit(cli_output *o);
 void cli_output_abort(cli_output *o);
 void cli_output_free(cli_output *o);
 /* Copy the side files of a model directory (tokenizer, generation config, ...): every regular
