@@ -15,3 +15,5 @@ add_dependencies(test_io_cli_opts msbnb_cli)
 # timeout is the bound an O(n^2) parser overshoots by orders of magnitude (figures: bench parsers).
 msbnb_add_test(test_io_parsers_scale tests/io/test_parsers_scale.c)
 set_tests_properties(test_io_parsers_scale PROPERTIES TIMEOUT 60)
+# adapter_config.json settings: alpha_pattern / rank_pattern / use_rslora honoured, the rest refused.
+msbnb_add_test(test_io_peft_config tests/io/test_peft_config.c)
