@@ -207,6 +207,16 @@ TEST(hf_dir_config_mismatch) {
                                                 "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
                                                 "\"tie_word_embeddings\":true}"),
                  MSBNB_ERR_FORMAT);
+    /* 2 layers in the config, 5 in the file: refused, not loaded as a 2-layer model (issue #15) */
+    CHECK_STATUS(load_dir_with_config("fewer", "{\"hidden_size\":64,\"intermediate_size\":172,\"num_hidden_layers\":2,"
+                                               "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
+                                               "\"tie_word_embeddings\":true}"),
+                 MSBNB_ERR_FORMAT);
+    /* sizes at the config limits are checked against the tensors before anything is allocated */
+    CHECK_STATUS(load_dir_with_config("huge", "{\"hidden_size\":65536,\"intermediate_size\":262144,\"num_hidden_layers\":5,"
+                                              "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":2097152,"
+                                              "\"max_position_embeddings\":1048576,\"tie_word_embeddings\":true}"),
+                 MSBNB_ERR_SHAPE);
     /* wrong intermediate size -> shape mismatch */
     CHECK_STATUS(load_dir_with_config("hidden", "{\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":5,"
                                                 "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
