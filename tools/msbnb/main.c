@@ -40,9 +40,9 @@ int main(int argc, char **argv) {
      * own worker threads when the library loads, each mapping a ~128 MB buffer and retrying
      * forever when that fails (under ulimit -v the process then hangs, even at exit). Without an
      * explicit OPENBLAS_NUM_THREADS, run again with 1 so no such thread exists. */
-    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS_OPENBLAS_SET")) {
+    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("MSBNB_CLI_REEXEC")) {
         setenv("OPENBLAS_NUM_THREADS", "1", 1);
-        setenv("OMP_NUM_THREADS_OPENBLAS_SET", "1", 1); /* exec once, even if the variable is dropped */
+        setenv("MSBNB_CLI_REEXEC", "1", 1); /* exec once, even if the variable is dropped */
         execv("/proc/self/exe", argv);                /* on failure, carry on as before */
     }
     if (argc < 2) {
