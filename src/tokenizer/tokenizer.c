@@ -79,6 +79,24 @@ static int find_in_dir(const char *dir, char *out, size_t cap) {
     return 0;
 }
 
+msbnb_status msbnb_tokenizer_find(const char *model_path, char *out, size_t cap) {
+    RETURN_IF(!model_path || !out || cap == 0, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    char dir[4096];
+    RETURN_IF(strlen(model_path) >= sizeof dir, MSBNB_ERR_INVALID_ARG, "path too long");
+    snprintf(dir, sizeof dir, "%s", model_path);
+    if (!is_dir(dir)) {
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+    }
+    char file[4096 + 32];
+    RETURN_IF(!find_in_dir(dir, file, sizeof file), MSBNB_ERR_NOT_FOUND,
+              "no tokenizer.json, tokenizer.model, tokenizer.bin or tok512.bin in '%s'", dir);
+    RETURN_IF(strlen(file) >= cap, MSBNB_ERR_INVALID_ARG, "path of %zu bytes does not fit in %zu", strlen(file), cap);
+    memcpy(out, file, strlen(file) + 1);
+    return MSBNB_OK;
+}
+
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
