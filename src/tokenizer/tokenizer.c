@@ -172,6 +172,7 @@ msbnb_status msbnb_tokenizer_load(const char *path, int model_vocab, msbnb_token
         return MSBNB_FAIL(st, "%s", first_error); /* the first reading's reason is the likelier one */
     TRY(st);
     if (st == MSBNB_OK) st = tok_build_added(t);
+    if (st == MSBNB_OK) st = tok_build_pairs(t);
     if (st == MSBNB_OK) st = tok_build_raw(t);
     if (st == MSBNB_OK) {
         char dir[4096];
