@@ -1,6 +1,7 @@
 # tokenizer tests: the six real tokenizers of ../shared/tokenizers against the HF tokenizers
 # library's vectors (no Python at test time), and the engine's own properties.
 msbnb_add_test(test_hf_tokenizers tests/tokenizer/test_hf_tokenizers.c)
+msbnb_add_test(test_tokenizer_api tests/tokenizer/test_tokenizer_api.c)
 
 # msbnb tokenize on the real tokenizers: ids (with --special: BOS), --json, --decode, the llama2.c
 # file beside a model, and the exit codes of bad input (1) and bad usage (2).
