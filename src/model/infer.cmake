@@ -6,6 +6,7 @@ list(APPEND MSBNB_SRC
   src/model/load_hf.c
   src/model/tokenizer.c
   src/model/forward.c
+  src/model/rope.c
   src/model/sampler.c
   src/model/perplexity.c
 )
