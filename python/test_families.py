@@ -27,7 +27,7 @@ logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 TMP = workdir()
 LIB = os.environ.get("MSBNB_LIB", os.path.join(os.path.dirname(MSBNB), "libmsbnb.so"))
 N_POS = 80
-TEXT = os.path.join(SHARED, "data", "tinystories_sample.txt")
+TEXT = os.path.join(SHARED, "data", "tinystories_valid_head.txt")
 IDS = np.random.default_rng(1).integers(3, 512, N_POS).astype(np.int32)
 FIXTURE_DIR = os.path.join(TMP, "fixtures")
 os.makedirs(FIXTURE_DIR)
@@ -134,10 +134,11 @@ def make_bnb_test(name):
         # and msbnb's own NF4 file opens in transformers + bitsandbytes with the same logits
         out = os.path.join(TMP, f"{name}_msbnb_nf4")
         msbnb("quantize", d, out, "--type", "nf4", "--double-quant", "--quiet")
-        theirs = hf_logits(hf_model(out))
+        theirs = hf_logits(hf_model(out, dtype=torch.float32))  # the file's config says bf16
         err = rel_err(msbnb_logits(out), theirs)
         print(f"  {name}: msbnb quantize nf4 loaded by transformers+bnb, logits rel err {err:.2e}")
-        assert err <= 1e-3, f"{name} msbnb nf4: {err}"
+        # the quant_state records the source's bf16, so bitsandbytes dequantizes to bf16: bf16 rounding
+        assert err <= 1e-2, f"{name} msbnb nf4: {err}"
     test.__name__ = f"test_bnb_nf4_int8_{name}"
     return test
 
@@ -158,23 +159,30 @@ def make_train_test(name):
         with open(os.path.join(ad, "adapter_config.json")) as f:
             targets = set(json.load(f)["target_modules"])
         assert targets <= {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, targets
-        merged = os.path.join(TMP, f"{name}_merged")
-        msbnb("merge", d, ad, merged)
-        # PEFT puts the adapter on transformers' fp32 model: its logits equal msbnb's merged model's
+        # PEFT puts the adapter on transformers' fp32 model: its logits equal those of msbnb's
+        # merge written in fp32
+        merged32 = os.path.join(TMP, f"{name}_merged_f32")
+        msbnb("merge", d, ad, merged32, "--dtype", "f32")
         base = hf_model(d, dtype=torch.float32)
         peft_model = PeftModel.from_pretrained(base, ad).eval()
         with torch.no_grad():
             theirs = peft_model(torch.tensor(IDS[None, :64].astype(np.int64))).logits[0].float().numpy()
-        ours = msbnb_logits(merged, IDS[:64])
-        err = rel_err(ours, theirs)
-        print(f"  {name}: PEFT adapter on transformers vs msbnb merge, logits rel err {err:.2e}")
-        assert err <= 1e-3, f"{name}: {err}"
-        # the merged directory is a model transformers opens, in the base's dtype
+        err = rel_err(msbnb_logits(merged32, IDS[:64]), theirs)
+        print(f"  {name}: PEFT adapter on transformers vs msbnb merge (f32), logits rel err {err:.2e}")
+        assert err <= 1e-4, f"{name}: {err}"
+        # the default merge keeps the base's bf16 and is a complete model transformers opens
+        merged = os.path.join(TMP, f"{name}_merged")
+        msbnb("merge", d, ad, merged)
+        with open(os.path.join(merged, "model.safetensors"), "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        dtypes = {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+        assert dtypes == {"BF16"}, dtypes
+        assert os.path.exists(os.path.join(merged, "tokenizer.bin")), os.listdir(merged)
         with open(os.path.join(merged, "config.json")) as f:
             mc = json.load(f)
         assert mc["model_type"] == fx.FIXTURES[name][0], mc["model_type"]
         err = rel_err(hf_logits(hf_model(merged, dtype=torch.float32), IDS[:64]), theirs)
-        print(f"  {name}: merged checkpoint in transformers vs PEFT, logits rel err {err:.2e}")
+        print(f"  {name}: bf16 merged checkpoint in transformers vs PEFT, logits rel err {err:.2e}")
         assert err <= 1e-2, f"{name}: {err}"
     test.__name__ = f"test_finetune_merge_peft_{name}"
     return test
@@ -216,6 +224,6 @@ if __name__ == "__main__":
         names = [n for n in names if n in only.split(",")]
     tests = [make_logits_test(n) for n in names]
     tests += [make_bnb_test(n) for n in ("llama", "mistral", "qwen2_untied", "qwen3") if n in names]
-    tests += [make_train_test(n) for n in ("llama_llama3", "mistral", "qwen2_tied", "qwen3") if n in names]
+    tests += [make_train_test(n) for n in ("llama_llama3", "mistral", "qwen2_tied", "qwen2_untied", "qwen3") if n in names]
     tests.append(test_refusals_name_what_is_supported)
     sys.exit(run_tests(tests))

@@ -336,6 +336,7 @@ void msbnb_model_free(msbnb_model *m) {
         free(m->layers);
     }
     msbnb_linear_free(m->output);
+    free(m->src_config);
     free(m->tok_emb);
     free(m->final_norm);
     free(m->rope_cos);

@@ -31,6 +31,8 @@ typedef struct msbnb_llama_layer {
 struct msbnb_model {
     msbnb_model_config cfg;   /* head_dim always filled in; n_kv_heads divides n_heads          */
     msbnb_model_params params;/* as given at load (after defaults)                             */
+    msbnb_dtype src_dtype;    /* dtype of the checkpoint's embedding (F32 for llama2.c files)    */
+    char *src_config;         /* config.json text of an HF checkpoint (owned), else NULL         */
 
     /* ---- weights */
     float *tok_emb;           /* [vocab, dim] fp32 token embedding (model.embed_tokens.weight)  */

@@ -171,6 +171,14 @@ msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *par
     msbnb_model *m = NULL;
     if (st == MSBNB_OK) st = msbnb__llama_alloc(&c, params, &m);
     if (st == MSBNB_OK) st = load_weights(m, ck);
+    if (st == MSBNB_OK && msbnb_checkpoint_find(ck, "model.embed_tokens.weight", &t) == MSBNB_OK)
+        m->src_dtype = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : t.dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_F32;
+    if (st == MSBNB_OK) {
+        const char *json = msbnb_config_json(j);
+        m->src_config = (char *)malloc(strlen(json) + 1);
+        if (!m->src_config) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "config text");
+        else strcpy(m->src_config, json);
+    }
     msbnb_checkpoint_close(ck);
     msbnb_config_free(beside);
     if (st != MSBNB_OK) {

@@ -15,6 +15,7 @@
 #include <msbnb/train.h>
 
 #include "cli.h"
+#include "cli_convert_util.h"
 #include "svg_plot.h"
 
 /* ================================================================ small helpers */
@@ -541,36 +542,61 @@ done:
 
 int cmd_merge(int argc, char **argv) {
     const char *pos[3] = {0};
-    int npos = 0, requant = 0;
+    int npos = 0, requant = 0, dtype = -1;
     msbnb_model_params mp = msbnb_model_params_default();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--quant nf4|... --double-quant]\n"
-                   "  Writes OUT_DIR (config.json + model.safetensors): MODEL with the adapter folded in,\n"
-                   "  fp32 projections, or re-quantized in the base's format with --requantize.\n");
+            printf("usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--dtype f32|f16|bf16]\n"
+                   "                   [--quant nf4|... --double-quant]\n"
+                   "  Writes OUT_DIR: MODEL with the adapter folded in (config.json, model.safetensors and\n"
+                   "  MODEL's tokenizer / generation files). Plain tensors keep MODEL's dtype (a bf16 base\n"
+                   "  gives bf16) unless --dtype says otherwise; --requantize re-quantizes each projection\n"
+                   "  in the base's format.\n");
             return 0;
         } else if (!strcmp(argv[i], "--requantize")) requant = 1;
         else if (!strcmp(argv[i], "--double-quant")) mp.double_quant = 1;
-        else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "f32") || !strcmp(v, "fp32")) dtype = MSBNB_DTYPE_F32;
+            else if (!strcmp(v, "f16") || !strcmp(v, "fp16")) dtype = MSBNB_DTYPE_F16;
+            else if (!strcmp(v, "bf16")) dtype = MSBNB_DTYPE_BF16;
+            else {
+                fprintf(stderr, "msbnb merge: --dtype must be f32, f16 or bf16, not '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
             if (msbnb_qtype_parse(argv[++i], &mp.quant) != MSBNB_OK) {
-                fprintf(stderr, "bad --quant %s\n", argv[i]);
+                fprintf(stderr, "msbnb merge: bad --quant %s\n", argv[i]);
                 return 2;
             }
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "unknown option %s\n", argv[i]);
+            fprintf(stderr, "msbnb merge: unknown option %s\n", argv[i]);
             return 2;
         } else if (npos < 3) pos[npos++] = argv[i];
     }
     if (npos != 3) {
-        fprintf(stderr, "usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize]\n");
+        fprintf(stderr, "usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--dtype f32|f16|bf16]\n");
         return 2;
     }
     msbnb_model *m = NULL;
     if (msbnb_model_load(pos[0], &mp, &m) != MSBNB_OK) return fail(pos[0]);
     int rc = 0;
     if (msbnb_model_lora_load(m, pos[1], "default") != MSBNB_OK) rc = fail(pos[1]);
-    else if (msbnb_model_save_merged(m, pos[2], requant) != MSBNB_OK) rc = fail(pos[2]);
-    else printf("merged %s + %s -> %s (%s)\n", pos[0], pos[1], pos[2], requant ? "re-quantized" : "fp32");
+    else if (msbnb_model_save_merged_ex(m, pos[2], requant, dtype) != MSBNB_OK) rc = fail(pos[2]);
+    struct stat sb;
+    if (rc == 0 && stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        /* tokenizer.json, tokenizer_config.json, generation_config.json, ...: a complete model */
+        cli_output out = {0};
+        out.dir = strdup(pos[2]);
+        if (!out.dir || cli_copy_side_files(&out, pos[0]) != MSBNB_OK) rc = fail(pos[2]);
+        cli_output_free(&out);
+    }
+    if (rc == 0) {
+        msbnb_model_config c;
+        msbnb_model_get_config(m, &c);
+        printf("merged %s + %s -> %s (%s model, %s)\n", pos[0], pos[1], pos[2], msbnb_family_name(c.family),
+               requant ? "re-quantized" : "plain");
+    }
     msbnb_model_free(m);
     return rc;
 }
