@@ -203,6 +203,7 @@ def test_refusals_name_what_is_supported():
         print(f"  {mt}: {err}")
         assert p.returncode != 0 and len(err.splitlines()) == 1, err
         assert mt in err and "llama, mistral, qwen2, qwen3" in err and "msbnb__" not in err, err
+        assert "config_from_json" not in err and "_json:" not in err, err
     d = os.path.join(TMP, "refuse_rope")
     os.makedirs(d)
     with open(os.path.join(fixture("llama"), "config.json")) as f:

@@ -231,7 +231,8 @@ TEST(config_families_and_rope) {
         snprintf(json, sizeof json, "{\"model_type\":\"%s\"," SIZES "}", refused[i]);
         CHECK_STATUS(parse(json, &c), MSBNB_ERR_UNSUPPORTED);
         CHECK(strstr(msbnb_last_error(), refused[i]) && strstr(msbnb_last_error(), "llama, mistral, qwen2, qwen3"));
-        CHECK(!strstr(msbnb_last_error(), "msbnb__"));
+        CHECK(!strstr(msbnb_last_error(), "msbnb__") && !strstr(msbnb_last_error(), "config_from_json"));
+        CHECK(strncmp(msbnb_last_error(), "model type", 10) == 0); /* no function name in front */
     }
 }
 

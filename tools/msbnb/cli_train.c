@@ -330,11 +330,12 @@ int cmd_finetune(int argc, char **argv) {
     msbnb_model_params mp = msbnb_model_params_default();
     mp.quant = o.quant;
     mp.double_quant = o.double_quant;
-    if (msbnb_model_load(o.model, &mp, &m) != MSBNB_OK) return fail(o.model);
+    /* the tokenizer is found before the (possibly large) model is loaded */
     if (!find_tokenizer(o.model, o.tokenizer, tokpath, sizeof tokpath)) {
         fprintf(stderr, "msbnb: no tokenizer found for %s (use --tokenizer)\n", o.model);
-        goto done;
+        return 1;
     }
+    if (msbnb_model_load(o.model, &mp, &m) != MSBNB_OK) return fail(o.model);
     if (msbnb_tokenizer_load(tokpath, msbnb_model_vocab_size(m), &tok) != MSBNB_OK) {
         fail(tokpath);
         goto done;
