@@ -38,7 +38,7 @@ for _name in fx.FIXTURES:
 class ModelParams(ctypes.Structure):  # include/msbnb/model.h msbnb_model_params
     _fields_ = [("quant", ctypes.c_int), ("double_quant", ctypes.c_int), ("blocksize", ctypes.c_int),
                 ("group_size", ctypes.c_int), ("int8_threshold", ctypes.c_float), ("max_seq_len", ctypes.c_int),
-                ("max_batch", ctypes.c_int)]
+                ("max_batch", ctypes.c_int), ("head_quant", ctypes.c_int)]
 
 
 _lib = ctypes.CDLL(LIB)

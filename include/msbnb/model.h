@@ -134,7 +134,7 @@ typedef struct msbnb_model_params {
     /* MSBNB_QTYPE_NONE: keep each projection as stored (fp32 for plain checkpoints; the checkpoint's
      * own format for checkpoints quantized by `msbnb quantize` or bitsandbytes). INT8/INT4/NF4/FP4:
      * quantize the seven projections of every layer (a quantized checkpoint is dequantized first).
-     * Embedding, norms and output layer stay fp32. */
+     * Norms are fp32; embedding and output layer: see head_quant. */
     msbnb_qtype quant;
     int double_quant;      /* NF4/FP4/INT4: quantize the statistics too (default 0)              */
     int blocksize;         /* NF4/FP4 block size (default 64)                                    */
@@ -146,6 +146,11 @@ typedef struct msbnb_model_params {
     int max_seq_len;       /* KV cache length: 0 = config seq_len, else this (may exceed seq_len:
                             * positions past max_position_embeddings, as transformers allows)  */
     int max_batch;         /* longest prompt chunk processed at once by forward (default 64)     */
+    /* Output layer (lm_head, or the tied embedding's use as one): MSBNB_QTYPE_NONE keeps it as the
+     * checkpoint stores it (bf16/f16 stay 16-bit: products over fp32 tiles converted on the fly;
+     * the embedding stays 16-bit too); INT8 or NF4 quantize it (a tied model gets a quantized
+     * copy for the logits, the embedding stays for the lookups). */
+    msbnb_qtype head_quant;
 } msbnb_model_params;
 
 /* fp32 as stored, blocksize 64, group 128, no threshold, max_batch 64. */
@@ -189,7 +194,7 @@ msbnb_status msbnb_model_set_precision(msbnb_model *m, msbnb_precision precision
  * "base_model.model." is accepted). NOT_FOUND if no such module. */
 msbnb_status msbnb_model_find_linear(msbnb_model *m, const char *name, msbnb_linear **out);
 
-/* Bytes of weights held (projections in their stored format, plus fp32 embedding/norms/output). */
+/* Bytes of weights held (projections, embedding and output layer in their stored format, norms). */
 size_t msbnb_model_weight_bytes(const msbnb_model *m);
 
 /* ---------------------------------------------------------------- forward */

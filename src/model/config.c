@@ -259,6 +259,9 @@ msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_mo
               MSBNB_ERR_INVALID_ARG, "quantization '%s' is not available for model layers", msbnb_qtype_name(p.quant));
     RETURN_IF(!(p.int8_threshold >= 0.0f) || !isfinite(p.int8_threshold), MSBNB_ERR_INVALID_ARG,
               "int8 threshold must be >= 0");
+    RETURN_IF(p.head_quant != MSBNB_QTYPE_NONE && p.head_quant != MSBNB_QTYPE_INT8 && p.head_quant != MSBNB_QTYPE_NF4,
+              MSBNB_ERR_INVALID_ARG, "output layer quantization '%s' is not available (int8 or nf4)",
+              msbnb_qtype_name(p.head_quant));
     RETURN_IF(p.max_seq_len > LLAMA_MAX_SEQ, MSBNB_ERR_INVALID_ARG, "context %d beyond %d positions", p.max_seq_len,
               LLAMA_MAX_SEQ);
     if (p.max_batch == 0) p.max_batch = 64;
@@ -338,6 +341,9 @@ void msbnb_model_free(msbnb_model *m) {
     msbnb_linear_free(m->output);
     free(m->src_config);
     free(m->tok_emb);
+    free(m->tok_emb16);
+    free(m->head16);
+    free(m->head_scratch);
     free(m->final_norm);
     free(m->rope_cos);
     free(m->rope_sin);
@@ -457,7 +463,10 @@ msbnb_status msbnb_model_find_linear(msbnb_model *m, const char *name, msbnb_lin
 size_t msbnb_model_weight_bytes(const msbnb_model *m) {
     if (!m) return 0;
     const size_t dim = (size_t)m->cfg.dim;
-    size_t total = sizeof(float) * ((size_t)m->cfg.vocab_size * dim + dim + 2 * dim * (size_t)m->cfg.n_layers);
+    const size_t table = (size_t)m->cfg.vocab_size * dim;
+    size_t total = sizeof(float) * (dim + 2 * dim * (size_t)m->cfg.n_layers) +
+                   (m->tok_emb ? sizeof(float) : sizeof(uint16_t)) * table + (m->head16 ? sizeof(uint16_t) * table : 0);
+    if (m->cfg.qk_norm) total += sizeof(float) * 2 * (size_t)m->cfg.head_dim * (size_t)m->cfg.n_layers;
     msbnb_linear_memory mem;
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int p = 0; p < MSBNB_PROJ_COUNT; p++)
@@ -535,6 +544,7 @@ msbnb_status msbnb_model_create_random(const msbnb_model_config *cfg, const msbn
         free(wo);
     }
     free(w);
+    if (st == MSBNB_OK) st = msbnb__llama_finish_head(m);
     if (st != MSBNB_OK) {
         msbnb_model_free(m);
         return st;

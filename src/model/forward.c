@@ -140,7 +140,7 @@ static msbnb_status forward_chunk(msbnb_model *m, const int32_t *tokens, int n, 
                                   int last_only) {
     const msbnb_model_config *c = &m->cfg;
     const int dim = c->dim, kvd = msbnb__llama_kv_dim(c), hid = c->hidden_dim, T = m->ctx_len;
-    for (int t = 0; t < n; t++) memcpy(m->x + (size_t)t * dim, m->tok_emb + (size_t)tokens[t] * dim, sizeof(float) * dim);
+    msbnb__llama_embed(m, tokens, n, m->x);
 
     for (int l = 0; l < c->n_layers; l++) {
         msbnb_llama_layer *L = &m->layers[l];
@@ -176,8 +176,7 @@ static msbnb_status forward_chunk(msbnb_model *m, const int32_t *tokens, int n, 
     if (!logits) return MSBNB_OK;
     const int r0 = last_only ? n - 1 : 0, rows = n - r0;
     msbnb__llama_rmsnorm(m->xb, m->x + (size_t)r0 * dim, m->final_norm, rows, dim, c->norm_eps);
-    if (m->output) return msbnb_linear_forward(m->output, m->xb, rows, logits);
-    return msbnb_matmul_f32(m->tok_emb, c->vocab_size, dim, m->xb, rows, NULL, logits);
+    return msbnb__llama_logits(m, m->xb, rows, logits);
 }
 
 /* ================================================================ public entry */

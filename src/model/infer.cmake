@@ -7,6 +7,7 @@ list(APPEND MSBNB_SRC
   src/model/tokenizer.c
   src/model/forward.c
   src/model/rope.c
+  src/model/embed.c
   src/model/sampler.c
   src/model/perplexity.c
 )

@@ -35,11 +35,20 @@ struct msbnb_model {
     char *src_config;         /* config.json text of an HF checkpoint (owned), else NULL         */
 
     /* ---- weights */
-    float *tok_emb;           /* [vocab, dim] fp32 token embedding (model.embed_tokens.weight)  */
+    float *tok_emb;           /* [vocab, dim] fp32 token embedding (model.embed_tokens.weight), */
+                              /* or NULL when tok_emb16 holds it (embed.c)                      */
+    uint16_t *tok_emb16;      /* [vocab, dim] the embedding as a bf16/f16 checkpoint stores it   */
+    msbnb_dtype emb_dtype;    /* dtype of tok_emb16 (F32 when tok_emb is used)                   */
+    uint16_t *head16;         /* [vocab, dim] untied lm_head as a bf16/f16 checkpoint stores it, */
+                              /* else NULL (then output, or the embedding when tied)             */
+    msbnb_dtype head_dtype;   /* dtype of head16                                                 */
+    float *head_scratch;      /* [head_slots, 64, dim] tiles of a 16-bit head converted to fp32  */
+    int head_slots;
     msbnb_llama_layer *layers;/* [n_layers]                                                    */
     float *final_norm;        /* [dim] (model.norm.weight)                                     */
-    msbnb_linear *output;     /* [vocab, dim] lm_head when !cfg.tied; NULL when tied (then the  */
-                              /* logits are x · tok_emb^T through msbnb_matmul_f32)            */
+    msbnb_linear *output;     /* [vocab, dim] fp32 untied lm_head, or the quantized head of     */
+                              /* params.head_quant (tied too); else NULL: logits from head16 or */
+                              /* the embedding (msbnb__llama_logits)                            */
 
     /* ---- RoPE (rope.c): angle pos * inv_freq[i] in fp32 as transformers computes it; cos/sin
      * times rope_scale (yarn's attention factor, else 1). Dynamic NTK: the tables hold the
@@ -110,6 +119,19 @@ void msbnb__rope_fill(const float *inv_freq, float scale, int half, int64_t pos0
 /* Parse the RoPE fields of a config.json into c->rope_theta and c->rope (UNSUPPORTED for a type
  * msbnb does not implement, naming it and the supported ones). */
 msbnb_status msbnb__rope_from_json(const msbnb_config *j, msbnb_model_config *c);
+
+/* Embedding and output layer in the checkpoint's dtype (embed.c). */
+/* x [n, dim] = rows tokens[] of the embedding (ids checked by the caller). */
+void msbnb__llama_embed(const msbnb_model *m, const int32_t *tokens, int64_t n, float *x);
+/* fp32 copies [vocab, dim] of the embedding / of the output layer's weight (tied: the embedding). */
+msbnb_status msbnb__llama_embedding_f32(const msbnb_model *m, float *dst);
+msbnb_status msbnb__llama_head_f32(const msbnb_model *m, float *dst);
+/* logits [rows, vocab] = x [rows, dim] · Woutᵀ, whatever Wout's storage. */
+msbnb_status msbnb__llama_logits(msbnb_model *m, const float *x, int64_t rows, float *logits);
+size_t msbnb__llama_head_scratch_floats(const msbnb_model_config *c, int slots);
+/* After the weights are loaded: quantize the head (params.head_quant) or make the 16-bit head's
+ * scratch. Every loader calls it last. */
+msbnb_status msbnb__llama_finish_head(msbnb_model *m);
 
 /* RMSNorm of n rows: out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, rows of dim (out may equal x). */
 void msbnb__llama_rmsnorm(float *out, const float *x, const float *w, int64_t n, int dim, float eps);

@@ -37,7 +37,10 @@ static msbnb_status read_plain(const msbnb_checkpoint *ck, const char *name, int
               ndim == 2 ? ", " : "", (long long)(ndim == 2 ? d1 : 0));
     RETURN_IF(t.dtype != MSBNB_ST_F32 && t.dtype != MSBNB_ST_F16 && t.dtype != MSBNB_ST_BF16, MSBNB_ERR_FORMAT,
               "tensor '%s' has dtype %s, expected F32, F16 or BF16", name, msbnb_st_dtype_name(t.dtype));
-    return msbnb_tensor_to_f32(&t, dst);
+    TRY(msbnb_tensor_to_f32(&t, dst));
+    /* the values are ours now: the file's pages need not stay resident (peak memory of a load) */
+    msbnb_checkpoint_release(ck, name);
+    return MSBNB_OK;
 }
 
 /* Projection p of layer l from the checkpoint, honouring m->params (see model.h); its bias
@@ -66,6 +69,7 @@ static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l,
     }
     msbnb_qtensor *q = NULL;
     TRY(msbnb_bnb_read(ck, name, &q));
+    msbnb_checkpoint_release(ck, name);
     msbnb_qtensor_view v;
     st = msbnb_qtensor_get_view(q, &v);
     if (st == MSBNB_OK && (v.rows != out || v.cols != in))
@@ -89,9 +93,33 @@ static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l,
     return st;
 }
 
+/* A [vocab, dim] table (embedding, lm_head): a bf16/f16 one is kept as stored in a new *half
+ * (its dtype in *dt; *half NULL otherwise), anything else read into f32 [vocab, dim]. */
+static msbnb_status read_table(const msbnb_checkpoint *ck, const char *name, const msbnb_model_config *c, float *f32,
+                               uint16_t **half, msbnb_dtype *dt) {
+    *half = NULL;
+    msbnb_tensor_info t;
+    msbnb_status st = msbnb_checkpoint_find(ck, name, &t);
+    if (st == MSBNB_OK && (t.dtype == MSBNB_ST_BF16 || t.dtype == MSBNB_ST_F16) && t.ndim == 2 &&
+        t.shape[0] == c->vocab_size && t.shape[1] == c->dim) {
+        const size_t n = (size_t)c->vocab_size * (size_t)c->dim;
+        *half = (uint16_t *)malloc(n * sizeof(uint16_t));
+        RETURN_IF(!*half, MSBNB_ERR_OUT_OF_MEMORY, "%s", name);
+        memcpy(*half, t.data, n * sizeof(uint16_t));
+        msbnb_checkpoint_release(ck, name);
+        *dt = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : MSBNB_DTYPE_F16;
+        return MSBNB_OK;
+    }
+    return read_plain(ck, name, 2, c->vocab_size, c->dim, f32);
+}
+
 static msbnb_status load_weights(msbnb_model *m, const msbnb_checkpoint *ck) {
     const msbnb_model_config *c = &m->cfg;
-    TRY(read_plain(ck, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, m->tok_emb));
+    TRY(read_table(ck, "model.embed_tokens.weight", c, m->tok_emb, &m->tok_emb16, &m->emb_dtype));
+    if (m->tok_emb16) { /* the fp32 table was never touched: give it back */
+        free(m->tok_emb);
+        m->tok_emb = NULL;
+    }
     TRY(read_plain(ck, "model.norm.weight", 1, c->dim, 0, m->final_norm));
     size_t maxw = 0;
     for (int p = 0; p < MSBNB_PROJ_COUNT; p++) {
@@ -126,9 +154,11 @@ static msbnb_status load_weights(msbnb_model *m, const msbnb_checkpoint *ck) {
             st = load_proj(m, ck, l, (msbnb_proj)p, buf, bias_buf);
     }
     if (st == MSBNB_OK && !c->tied) {
-        st = read_plain(ck, "lm_head.weight", 2, c->vocab_size, c->dim, buf);
-        if (st == MSBNB_OK) st = msbnb_linear_create_from_weights(buf, NULL, c->dim, c->vocab_size, &m->output);
+        st = read_table(ck, "lm_head.weight", c, buf, &m->head16, &m->head_dtype);
+        if (st == MSBNB_OK && !m->head16)
+            st = msbnb_linear_create_from_weights(buf, NULL, c->dim, c->vocab_size, &m->output);
     }
+    if (st == MSBNB_OK) st = msbnb__llama_finish_head(m);
     free(buf);
     free(bias_buf);
     return st;

@@ -369,14 +369,16 @@ msbnb_status msbnb_model_save_merged_ex(msbnb_model *m, const char *out_dir, int
     float *wt = malloc(sizeof(float) * (size_t)maxn), *delta = malloc(sizeof(float) * (size_t)maxn);
     if (st == MSBNB_OK && (!wt || !delta)) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "merge buffers");
     int64_t emb_shape[2] = {c->vocab_size, c->dim};
-    if (st == MSBNB_OK) st = add_plain(w, "model.embed_tokens.weight", 2, emb_shape, m->tok_emb, dtype);
+    float *table = st == MSBNB_OK ? malloc(sizeof(float) * (size_t)c->vocab_size * (size_t)c->dim) : NULL;
+    if (st == MSBNB_OK && !table) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "embedding");
+    if (st == MSBNB_OK) st = msbnb__llama_embedding_f32(m, table);
+    if (st == MSBNB_OK) st = add_plain(w, "model.embed_tokens.weight", 2, emb_shape, table, dtype);
     if (st == MSBNB_OK) st = add_vec(w, "model.norm.weight", m->final_norm, c->dim, dtype);
-    if (st == MSBNB_OK && !c->tied && m->output) {
-        float *ow = malloc(sizeof(float) * (size_t)c->vocab_size * (size_t)c->dim);
-        st = ow ? msbnb_linear_get_weight_f32(m->output, ow) : MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "lm_head");
-        if (st == MSBNB_OK) st = add_plain(w, "lm_head.weight", 2, emb_shape, ow, dtype);
-        free(ow);
+    if (st == MSBNB_OK && !c->tied) {
+        st = msbnb__llama_head_f32(m, table);
+        if (st == MSBNB_OK) st = add_plain(w, "lm_head.weight", 2, emb_shape, table, dtype);
     }
+    free(table);
     char name[128], mod[96];
     msbnb_quant_config qcfg_seen = {0};
     int any_quant = 0;

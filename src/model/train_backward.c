@@ -145,7 +145,7 @@ msbnb_status msbnb__train_backward(msbnb_trainer *tr) {
      * runs the 4-bit products' AVX-512 micro-kernels on fp32 tiles of Wout: measured ~350–380 against
      * ~170 GFLOP/s (column-chunked) to ~235 (row blocks) for OpenBLAS's AVX2 sgemm on the 32000×768
      * matrix at N = 256, two cores. */
-    const float *Wout = m->cfg.tied ? m->tok_emb : tr->out_w;
+    const float *Wout = tr->out_w ? tr->out_w : m->tok_emb;
     TRY(msbnb_matmul_f32_t(Wout, tr->V, D, tr->dlogits, N, tr->dxn, 0));
     memset(tr->dx, 0, sizeof(float) * (size_t)(N * D));
     msbnb__rmsnorm_bwd(tr->dxn, tr->xs + (int64_t)L * N * D, m->final_norm, tr->rstdf, N, D, tr->dx);

@@ -154,9 +154,10 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     tr->dh = talloc(tr, (size_t)(N * tr->HID), &fail);
     tr->attn_slots = msbnb__threads();
     tr->attn_scratch = talloc(tr, (size_t)msbnb__attention_bwd_scratch(T), &fail);
-    if (!fail && !c->tied) {
+    if (!fail && (!c->tied || !m->tok_emb || m->output)) {
+        /* fp32 copy of an output layer that is not the fp32 embedding (untied, 16-bit, quantized) */
         tr->out_w = talloc(tr, (size_t)(tr->V * tr->D), &fail);
-        if (!fail && (!m->output || msbnb_linear_get_weight_f32(m->output, tr->out_w) != MSBNB_OK)) fail = 2;
+        if (!fail && msbnb__llama_head_f32(m, tr->out_w) != MSBNB_OK) fail = 2;
     }
     if (!fail) {
         tr->row_loss = msbnb__alloc_aligned((size_t)N * sizeof(double));
@@ -166,7 +167,7 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     }
     if (fail) {
         msbnb_trainer_free(tr);
-        if (fail == 2) return MSBNB_FAIL(MSBNB_ERR_INTERNAL, "untied model without an output layer");
+        if (fail == 2) return MSBNB_FAIL(MSBNB_ERR_INTERNAL, "model without an output layer");
         return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "trainer buffers for batch %d x seq %d", tp.batch, tp.seq_len);
     }
     /* RoPE table in backward_ops' layout, computed as inference computes it for a sequence of T
@@ -313,14 +314,14 @@ msbnb_status msbnb__train_forward(msbnb_trainer *tr, int training) {
     int L = m->cfg.n_layers;
     int64_t N = tr->N, D = tr->D;
     tr->training = training;
-    msbnb__embedding_fwd(m->tok_emb, tr->inputs, N, D, tr->xs);
+    msbnb__llama_embed(m, tr->inputs, N, tr->xs);
     for (int l = 0; l < L; l++) {
         train_acts *a = &tr->acts[tr->p.recompute ? 0 : l];
         TRY(msbnb__train_layer_forward(tr, l, tr->xs + (int64_t)l * N * D, a, tr->xs + (int64_t)(l + 1) * N * D));
     }
     msbnb__rmsnorm_fwd(tr->xs + (int64_t)L * N * D, m->final_norm, N, D, m->cfg.norm_eps, tr->xf, tr->rstdf);
     /* logits[N, V] = xf · Eᵀ (tied) or xf · Woutᵀ */
-    const float *Wout = m->cfg.tied ? m->tok_emb : tr->out_w;
+    const float *Wout = tr->out_w ? tr->out_w : m->tok_emb;
     TRY(msbnb_matmul_f32(Wout, tr->V, D, tr->xf, N, NULL, tr->logits));
     return MSBNB_OK;
 }

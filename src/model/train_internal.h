@@ -58,7 +58,8 @@ struct msbnb_trainer {
     float *logits;            /* [N, V]                                                  */
     float *dlogits;           /* [N, V]                                                  */
     double *row_loss;         /* [N]                                                     */
-    float *out_w;             /* [V, D] fp32 copy of an untied output layer, else NULL    */
+    float *out_w;             /* [V, D] fp32 copy of the output layer unless it is the fp32 */
+                              /* embedding (tied), else NULL                               */
     int32_t *inputs;          /* [N]                                                     */
     int32_t *targets;         /* [N]                                                     */
     float *cos_sin;           /* [T, head_dim/2, 2] RoPE table from the model's tables    */

@@ -430,6 +430,37 @@ TEST(half_precision_checkpoint) {
             printf("  %s checkpoint: max logit change %.3g\n", k ? "f16" : "bf16", d);
             /* bf16 keeps 8 mantissa bits: logits of magnitude ~10-20 move by a few tenths at most */
             CHECK_MSG_(d > 0 && d < (k == 0 ? 0.4 : 0.1), "%s: max logit change %g", k ? "f16" : "bf16", d);
+            /* the (tied) embedding stays in 16 bits: half the fp32 table's bytes */
+            CHECK(m->tok_emb == NULL && m->tok_emb16 != NULL && m->emb_dtype == (k ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_BF16));
+            CHECK_EQ_INT((long long)(msbnb_model_weight_bytes(ref) - msbnb_model_weight_bytes(m)), 512 * 64 * 2);
+            /* the 16-bit logits product equals an fp32 product over the converted table */
+            float *table = (float *)malloc(sizeof(float) * 512 * 64), *xn = (float *)malloc(sizeof(float) * 64 * 3);
+            float c1[3 * 512], c2[3 * 512];
+            test_rng r = {5};
+            test_fill_normal(&r, xn, 64 * 3, 1.0f);
+            CHECK_OK(msbnb__llama_embedding_f32(m, table));
+            CHECK_OK(msbnb__llama_logits(m, xn, 3, c1));
+            CHECK_OK(msbnb_matmul_f32(table, 512, 64, xn, 3, NULL, c2));
+            double e = 0;
+            for (int i = 0; i < 3 * 512; i++) e = fmax(e, fabs((double)c1[i] - c2[i]) / (fabs((double)c2[i]) + 1.0));
+            CHECK_MSG_(e < 1e-5, "16-bit head product off by %g", e);
+            free(table);
+            free(xn);
+            /* --quant-head nf4: a quantized copy for the logits, close to the 16-bit head */
+            msbnb_model_params hp = msbnb_model_params_default();
+            hp.head_quant = MSBNB_QTYPE_NF4;
+            msbnb_model *mq = NULL;
+            CHECK_OK(msbnb_model_load(dir, &hp, &mq));
+            if (mq) {
+                float *q = (float *)malloc(sizeof(float) * 4 * 512);
+                CHECK_OK(msbnb_model_forward(mq, ids, 4, 0, q, 1));
+                double dq = 0;
+                for (int i = 0; i < 4 * 512; i++) dq = fmax(dq, fabs((double)q[i] - b[i]));
+                printf("  %s checkpoint, nf4 head: max logit change %.3g\n", k ? "f16" : "bf16", dq);
+                CHECK(dq > 0 && dq < 2.0);
+                free(q);
+            }
+            msbnb_model_free(mq);
         }
         msbnb_model_free(m);
         remove(path);

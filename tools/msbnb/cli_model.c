@@ -34,7 +34,11 @@ static double now_seconds(void) {
 static bool model_option(model_opts *o, cli_args *a) {
     const char *quant = NULL;
     bool dq = false, fast = false;
+    static const char *const head_types[] = {"none", "int8", "nf4", NULL};
+    static const msbnb_qtype head_qtypes[] = {MSBNB_QTYPE_NONE, MSBNB_QTYPE_INT8, MSBNB_QTYPE_NF4};
+    int head = -1;
     bool hit = cli_flag(a, "--double-quant", &dq) || cli_flag(a, "--fast", &fast) || cli_str(a, "--quant", &quant) ||
+               cli_choice(a, "--quant-head", head_types, &head) ||
                cli_int(a, "--blocksize", 32, 4096, &o->mp.blocksize) ||
                cli_int(a, "--group-size", 2, 1 << 20, &o->mp.group_size) ||
                cli_float(a, "--threshold", 0, 1e30, &o->mp.int8_threshold) ||
@@ -43,6 +47,7 @@ static bool model_option(model_opts *o, cli_args *a) {
                cli_int(a, "--threads", 1, CLI_MAX_THREADS, &o->threads);
     if (dq) o->mp.double_quant = 1;
     if (fast) o->fast = 1;
+    if (head >= 0) o->mp.head_quant = head_qtypes[head];
     if (quant) {
         if (!strcmp(quant, "f32") || !strcmp(quant, "fp32") || !strcmp(quant, "none")) o->mp.quant = MSBNB_QTYPE_NONE;
         else if (msbnb_qtype_parse(quant, &o->mp.quant) != MSBNB_OK || o->mp.quant == MSBNB_QTYPE_BLOCKWISE8)
@@ -53,6 +58,7 @@ static bool model_option(model_opts *o, cli_args *a) {
 
 static const char *model_options_help =
     "  --quant TYPE         f32 (default: as stored), int8, int4, nf4, fp4: quantize the 7 projections\n"
+    "  --quant-head TYPE    none (default: lm_head / tied embedding as stored, bf16 stays bf16), int8, nf4\n"
     "  --double-quant       quantize the 4-bit statistics too (nf4/fp4/int4)\n"
     "  --blocksize N        nf4/fp4 block size (64)\n"
     "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
