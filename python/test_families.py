@@ -28,6 +28,7 @@ TMP = workdir()
 LIB = os.environ.get("MSBNB_LIB", os.path.join(os.path.dirname(MSBNB), "libmsbnb.so"))
 N_POS = 80
 TEXT = os.path.join(SHARED, "data", "tinystories_valid_head.txt")
+SMALL_TEXT = os.path.join(SHARED, "data", "tinystories_sample.txt")
 IDS = np.random.default_rng(1).integers(3, 512, N_POS).astype(np.int32)
 FIXTURE_DIR = os.path.join(TMP, "fixtures")
 os.makedirs(FIXTURE_DIR)
@@ -170,6 +171,14 @@ def make_train_test(name):
         err = rel_err(msbnb_logits(merged32, IDS[:64]), theirs)
         print(f"  {name}: PEFT adapter on transformers vs msbnb merge (f32), logits rel err {err:.2e}")
         assert err <= 1e-4, f"{name}: {err}"
+        # perplexity with the adapter applied unmerged = perplexity of the f32 merge
+        def nll(model, *extra):
+            out = msbnb("perplexity", model, SMALL_TEXT, "--max-tokens", "300", "--threads", "2", *extra).stdout
+            return float(re.search(r"nll/token ([0-9.]+)", out).group(1))
+        with_adapter, merged_nll, base_nll = nll(d, "--adapter", ad), nll(merged32), nll(d)
+        print(f"  {name}: perplexity --adapter nll/token {with_adapter:.6f}, merged {merged_nll:.6f}, "
+              f"base {base_nll:.6f}")
+        assert abs(with_adapter - merged_nll) <= 1e-4 * merged_nll and abs(with_adapter - base_nll) > 1e-3
         # the default merge keeps the base's bf16 and is a complete model transformers opens
         merged = os.path.join(TMP, f"{name}_merged")
         msbnb("merge", d, ad, merged)

@@ -280,6 +280,7 @@ static void perplexity_usage(FILE *f) {
                "  --window N           window length in tokens (default: the context length)\n"
                "  --stride N           window step (default: window/2)\n"
                "  --max-tokens N       stop after scoring N tokens (default: all)\n"
+               "  --adapter DIR        score with a PEFT LoRA adapter applied (unmerged)\n"
                "%s",
             model_options_help);
 }
@@ -304,7 +305,7 @@ int cmd_perplexity(int argc, char **argv) {
     model_opts o;
     memset(&o, 0, sizeof o);
     o.mp = msbnb_model_params_default();
-    const char *textfile = NULL, *sep_arg = NULL;
+    const char *textfile = NULL, *sep_arg = NULL, *adapter = NULL;
     msbnb_ppl_params pp = msbnb_ppl_params_default();
     const char *pos[2] = {0};
     cli_args a;
@@ -314,7 +315,7 @@ int cmd_perplexity(int argc, char **argv) {
             perplexity_usage(stdout);
             return EXIT_OK;
         }
-        (void)(model_option(&o, &a) || cli_str(&a, "--separator", &sep_arg) ||
+        (void)(model_option(&o, &a) || cli_str(&a, "--separator", &sep_arg) || cli_str(&a, "--adapter", &adapter) ||
                cli_int(&a, "--window", 2, CLI_MAX_SEQ, &pp.window) ||
                cli_int(&a, "--stride", 1, CLI_MAX_SEQ, &pp.stride) ||
                cli_i64(&a, "--max-tokens", 1, INT64_C(1) << 40, &pp.max_tokens) || cli_positional(&a, pos, 2));
@@ -344,6 +345,10 @@ int cmd_perplexity(int argc, char **argv) {
     msbnb_model *m = NULL;
     msbnb_tokenizer *tok = NULL;
     int rc = open_model(&o, "perplexity", &m, &tok);
+    if (rc == 0 && adapter && msbnb_model_lora_load(m, adapter, "default") != MSBNB_OK) {
+        fprintf(stderr, "msbnb perplexity: adapter '%s': %s\n", adapter, msbnb_last_error());
+        rc = 1;
+    }
     if (rc == 0) {
         msbnb_ppl_result r;
         double t0 = now_seconds();
