@@ -470,6 +470,22 @@ TEST(half_precision_checkpoint) {
     msbnb_model_free(ref);
 }
 
+/* MODEL given as DIR/model.safetensors: the config.json beside it is read. */
+TEST(safetensors_file_reads_config_beside) {
+    msbnb_model *a = NULL, *b = NULL;
+    CHECK_OK(msbnb_model_load(MSBNB_SHARED_DIR "/models/stories260K/hf", NULL, &a));
+    CHECK_OK(msbnb_model_load(MSBNB_SHARED_DIR "/models/stories260K/hf/model.safetensors", NULL, &b));
+    if (a && b) {
+        int32_t ids[3] = {1, 403, 407};
+        float la[512], lb[512];
+        CHECK_OK(msbnb_model_forward(a, ids, 3, 0, la, 0));
+        CHECK_OK(msbnb_model_forward(b, ids, 3, 0, lb, 0));
+        CHECK(memcmp(la, lb, sizeof la) == 0);
+    }
+    msbnb_model_free(a);
+    msbnb_model_free(b);
+}
+
 /* Generation stops at the end of the context. */
 TEST(generate_stops_at_context) {
     msbnb_model_config c;
@@ -513,6 +529,7 @@ int main(void) {
     RUN(hf_dir_config_mismatch);
     RUN(random_model_and_names);
     RUN(half_precision_checkpoint);
+    RUN(safetensors_file_reads_config_beside);
     RUN(generate_stops_at_context);
     free(good_bin);
     return test_report();
