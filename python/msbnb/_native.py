@@ -65,6 +65,7 @@ _SIGNATURES = {
     "msbnb_py_qtensor_free": (None, [P]),
     "msbnb_py_dequantize": (c_int, [P, c_int, P]),
     "msbnb_py_matmul": (c_int, [P, P, c_int, c_int64, P, P, c_int]),
+    "msbnb_py_time_matmul": (c_int, [P, P, c_int, c_int64, P, c_int, c_int, POINTER(c_double)]),
     "msbnb_py_matmul_t": (c_int, [P, P, c_int64, P, c_int]),
     "msbnb_py_matmul_int8_lt": (c_int, [P, P, c_int64, P, c_float, P]),
     "msbnb_py_estimate_error": (c_int, [P, P, P]),

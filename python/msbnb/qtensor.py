@@ -29,6 +29,9 @@ check = _native.check
 QTYPES = {"int8": 1, "int4": 2, "nf4": 3, "fp4": 4, "blockwise8": 5}
 QTYPE_NAMES = {v: k for k, v in QTYPES.items()}
 PRECISIONS = {"exact": 0, "fast": 1}
+_F32 = np.dtype(np.float32)
+_matmul = lib.msbnb_py_matmul
+_c_char, _addressof = ctypes.c_char, ctypes.addressof
 
 
 def _copy_out(addr, n, dtype):
@@ -234,28 +237,56 @@ class QTensor:
 
         x: [..., cols] float32 / float16 / bfloat16; returns float32 [..., rows].
         precision 'exact' (fp32 semantics, default) or 'fast' (docs/kernels.md)."""
-        if type(x) is not np.ndarray or x.dtype != np.float32 or not x.flags.c_contiguous:
+        # the common case first, with as few Python operations as possible (per-call overhead is
+        # measured by bench/python_overhead.py)
+        if type(x) is not np.ndarray or x.dtype is not _F32 or not x.flags.c_contiguous:
             x, xcode = as_input(x, "x")
         else:
             xcode = F32
         rows, cols = self.shape
-        if x.ndim == 0 or x.shape[-1] != cols:
+        shape = x.shape
+        if not shape or shape[-1] != cols:
             raise InvalidArgumentError(f"matmul: x has shape {x.shape}, expected [..., {cols}]")
         n = x.size // cols
-        lead = x.shape[:-1]
-        if n == 0:
-            return np.empty(lead + (rows,), np.float32)
         prec = PRECISIONS.get(precision)
         if prec is None:
             raise InvalidArgumentError(f"precision {precision!r} is not 'exact' or 'fast'")
+        y = np.empty(shape[:-1] + (rows,), _F32)
+        if n == 0:
+            return y
         bptr = None
         if bias is not None:
             bias = np.ascontiguousarray(bias, np.float32)
             if bias.shape != (rows,):
                 raise InvalidArgumentError(f"matmul: bias has shape {bias.shape}, expected ({rows},)")
-            bptr = bias.ctypes.data
-        y = np.empty(lead + (rows,), np.float32)
-        check(lib.msbnb_py_matmul(self._handle, x.ctypes.data, xcode, n, bptr, y.ctypes.data, prec))
+            bptr = ptr(bias)
+        st = _matmul(self._handle, ptr(x), xcode, n, bptr, _addressof(_c_char.from_buffer(y)), prec)
+        if st:
+            check(st)
+        return y
+
+    def matmul_llm_int8(self, x, bias=None, threshold=None):
+        """LLM.int8() product (msbnb_matmul_int8_lt) of an INT8 symmetric tensor: activation
+        columns holding any |x| >= threshold go through an fp32 product, the rest through int8 x
+        int8 (bitsandbytes' Linear8bitLt). threshold None: the tensor's own (Int8Config's 6.0);
+        0 disables the decomposition. x [..., cols] float32 -> float32 [..., rows]."""
+        if self.quant_type != "int8":
+            raise InvalidArgumentError(f"matmul_llm_int8 needs an int8 tensor, not {self.quant_type}")
+        x = np.ascontiguousarray(x, np.float32)
+        rows, cols = self.shape
+        if not x.shape or x.shape[-1] != cols:
+            raise InvalidArgumentError(f"matmul_llm_int8: x has shape {x.shape}, expected [..., {cols}]")
+        t = self.threshold if threshold is None else float(threshold)
+        bptr = None
+        if bias is not None:
+            bias = np.ascontiguousarray(bias, np.float32)
+            if bias.shape != (rows,):
+                raise InvalidArgumentError(f"matmul_llm_int8: bias has shape {bias.shape}, expected ({rows},)")
+            bptr = ptr(bias)
+        y = np.empty(x.shape[:-1] + (rows,), np.float32)
+        n = x.size // cols
+        if n:
+            check(lib.msbnb_py_matmul_int8_lt(self._handle, ptr(x), n, bptr, t, ptr(y)))
         return y
 
     def matmul_t(self, dy, accumulate_into=None):

@@ -14,6 +14,7 @@
  * forwards to (quant.h, kernels.h, io.h). Handles returned through `out` belong to the caller
  * (Python frees them with msbnb_py_qtensor_free / msbnb_py_checkpoint_close / ...).
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <msbnb/io.h>
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MSBNB_PY_API __attribute__((visibility("default")))
 
@@ -113,6 +115,21 @@ MSBNB_PY_API int msbnb_py_matmul(const msbnb_qtensor *w, const void *x, int x_dt
 /* dX [n, cols] (+)= dY [n, rows] · deq(W). */
 MSBNB_PY_API int msbnb_py_matmul_t(const msbnb_qtensor *w, const float *dy, int64_t n, float *dx, int accumulate) {
     return rec(msbnb_matmul_t(w, dy, n, dx, accumulate));
+}
+
+/* For bench/python_overhead.py: `iters` calls of msbnb_matmul_ex timed inside C (CLOCK_MONOTONIC),
+ * so Python's per-call cost can be stated as the difference. *seconds: the total. */
+MSBNB_PY_API int msbnb_py_time_matmul(const msbnb_qtensor *w, const void *x, int x_dtype, int64_t n, float *y,
+                                      int precision, int iters, double *seconds) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < iters; i++) {
+        msbnb_status st = msbnb_matmul_ex(w, x, (msbnb_dtype)x_dtype, n, NULL, y, (msbnb_precision)precision);
+        if (st != MSBNB_OK) return rec(st);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return MSBNB_OK;
 }
 
 /* LLM.int8() product (kernels.h). */
