@@ -29,14 +29,19 @@ if(MSBNB_BUILD_TESTS AND NOT MSBNB_SANITIZE)
   add_test(NAME python_venv COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pyvenv.sh)
   set_tests_properties(python_venv PROPERTIES FIXTURES_SETUP msbnb_pyvenv)
   add_test(NAME python_pytest COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh ${PROJECT_BINARY_DIR}
-           ${PROJECT_SOURCE_DIR}/tests/python)
-  foreach(name functional_api basic_usage)
+           ${PROJECT_SOURCE_DIR}/tests/python --ignore-glob=*/test_ms_*.py)
+  # the MindSpore Cells (python/msbnb/mindspore): their own test so ctest -j runs it beside the rest
+  add_test(NAME python_pytest_mindspore COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh ${PROJECT_BINARY_DIR}
+           ${PROJECT_SOURCE_DIR}/tests/python/test_ms_layers.py ${PROJECT_SOURCE_DIR}/tests/python/test_ms_lora.py
+           ${PROJECT_SOURCE_DIR}/tests/python/test_ms_convert.py ${PROJECT_SOURCE_DIR}/tests/python/test_ms_llama.py)
+  foreach(name functional_api basic_usage model_conversion)
     add_test(NAME example_py_${name} COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh --run
              ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}/examples/python/${name}.py)
   endforeach()
   add_test(NAME python_pip_install COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pip_install_check.sh
            ${PROJECT_BINARY_DIR})
   set_tests_properties(python_pytest example_py_functional_api example_py_basic_usage python_pip_install
+                       python_pytest_mindspore example_py_model_conversion
                        PROPERTIES FIXTURES_REQUIRED msbnb_pyvenv ENVIRONMENT "${MSBNB_PY_ENV}")
   # `pip install .` builds the whole library again (minutes on 2 cores) and does not depend on the
   # ISA level: `make test-isa` leaves it out (label install).
