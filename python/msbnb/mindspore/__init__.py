@@ -20,3 +20,20 @@ __all__ = ["convert_to_quantized_model", "replace_linear_layers", "quantize_mode
            "save_peft_adapter", "LlamaConfig", "LlamaForCausalLM", "CausalLMLoss",
            "Linear4bit", "Linear8bit", "QuantizedLinearBase", "LoRALinear", "LoRAAdapter", "Linear4bitWithLoRA",
            "Linear8bitWithLoRA"]
+
+
+def configure_threads(n):
+    """One setting for both thread pools so they do not oversubscribe the cores: msbnb's OpenMP
+    team (the custom operators' kernels, msbnb.set_num_threads) and MindSpore's CPU operator pool
+    (mindspore.device_context.cpu.op_tuning.threads_num, settable once, before the first
+    operator runs). Within a graph the two never run at once (an operator runs after the previous
+    one), so both get n = the physical cores to use. Also export OMP_WAIT_POLICY=passive before
+    the process starts: idle OpenMP threads then sleep instead of spinning against MindSpore's.
+    Results never depend on n (msbnb's kernels are thread-count invariant)."""
+    import msbnb
+    from mindspore.device_context.cpu import op_tuning
+    msbnb.set_num_threads(n)
+    op_tuning.threads_num(n)
+
+
+__all__.append("configure_threads")
