@@ -11,7 +11,12 @@ JOBS=${JOBS:-2}
 CC=${FUZZ_CC:-clang} cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSBNB_FUZZ=ON \
     -DMSBNB_BUILD_TESTS=OFF -DMSBNB_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb fuzz_llama2c fuzz_tokenizer \
-    fuzz_optim_state
+    fuzz_optim_state fuzz_train_state fuzz_adapter_dir fuzz_large_seeds
+# Large generated seeds (MB-sized headers, configs, patterns), so the fuzzers reach the sizes where a
+# quadratic parser shows; -max_len is raised to cover them (FUZZ_MAX_LEN, default 8 MiB).
+LARGE="$BUILD/large-seeds"
+"$BUILD/tests/fuzz/fuzz_large_seeds" "$LARGE"
+MAX_LEN=${FUZZ_MAX_LEN:-8388608}
 mkdir -p "$BUILD/crashes"
 status=0
 run() { # target seed-dir...
@@ -20,18 +25,20 @@ run() { # target seed-dir...
     mkdir -p "$work"
     echo "=== $t: ${SECONDS_PER_TARGET}s"
     if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$BUILD/tests/fuzz/$t" \
-        -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+        -max_total_time="$SECONDS_PER_TARGET" -max_len="$MAX_LEN" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$t-" "$work" "$@" 2>"$BUILD/$t.log"; then
         status=1
         echo "fuzz: $t FAILED (see $BUILD/$t.log and $BUILD/crashes/)"
     fi
     grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)|ERROR|SUMMARY" "$BUILD/$t.log" || true
 }
-run fuzz_safetensors tests/fuzz/corpus/safetensors
-run fuzz_config tests/fuzz/corpus/config tests/fuzz/corpus/adapter
+run fuzz_safetensors tests/fuzz/corpus/safetensors "$LARGE/safetensors"
+run fuzz_config tests/fuzz/corpus/config tests/fuzz/corpus/adapter "$LARGE/config"
 run fuzz_bnb tests/fuzz/corpus/bnb
 run fuzz_llama2c tests/fuzz/corpus/llama2c
 run fuzz_tokenizer tests/fuzz/corpus/tokenizer
 run fuzz_optim_state tests/fuzz/corpus/optim
+run fuzz_train_state tests/fuzz/corpus/state "$LARGE/state"
+run fuzz_adapter_dir tests/fuzz/corpus/adapter_dir "$LARGE/adapter_dir"
 if [ "$status" -eq 0 ]; then echo "fuzz: no crashes"; fi
 exit $status
