@@ -15,7 +15,7 @@ cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb 
 # Large generated seeds (MB-sized headers, configs, patterns), so the fuzzers reach the sizes where a
 # quadratic parser shows: after each target's main run (inputs up to 64 KB, for throughput), a
 # second run of FUZZ_LARGE_SECONDS (default 20) starts from them with -max_len FUZZ_MAX_LEN
-# (default 8 MiB); -timeout turns a quadratic path into a failure.
+# (default 8 MiB); -timeout (30 s there) turns a quadratic path into a failure.
 LARGE="$BUILD/large-seeds"
 rm -rf "$LARGE"
 "$BUILD/tests/fuzz/fuzz_large_seeds" "$LARGE"
@@ -23,10 +23,10 @@ MAX_LEN=${FUZZ_MAX_LEN:-8388608}
 LARGE_SECONDS=${FUZZ_LARGE_SECONDS:-20}
 mkdir -p "$BUILD/crashes"
 status=0
-fuzz_one() { # log-name seconds max-len target corpus-dir...
-    local log=$1 secs=$2 len=$3 t=$4; shift 4
+fuzz_one() { # log-name seconds max-len timeout target corpus-dir...
+    local log=$1 secs=$2 len=$3 tmo=$4 t=$5; shift 5
     if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$BUILD/tests/fuzz/$t" \
-        -max_total_time="$secs" -max_len="$len" -timeout=10 -rss_limit_mb=2048 \
+        -max_total_time="$secs" -max_len="$len" -timeout="$tmo" -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$t-" "$@" 2>"$BUILD/$log.log"; then
         status=1
         echo "fuzz: $log FAILED (see $BUILD/$log.log and $BUILD/crashes/)"
@@ -39,11 +39,13 @@ run() { # target seed-dir... [large-seed-dir last, when the target has one]
     mkdir -p "$work"
     case "${@: -1}" in "$LARGE"/*) large=${@: -1}; set -- "${@:1:$(($# - 1))}" ;; esac
     echo "=== $t: ${SECONDS_PER_TARGET}s, inputs up to 64 KB"
-    fuzz_one "$t" "$SECONDS_PER_TARGET" 65536 "$t" "$work" "$@"
+    fuzz_one "$t" "$SECONDS_PER_TARGET" 65536 10 "$t" "$work" "$@"
     if [ -n "$large" ]; then
         echo "=== $t: ${LARGE_SECONDS}s from the large seeds, inputs up to $MAX_LEN bytes"
         mkdir -p "$work-large"
-        fuzz_one "$t-large" "$LARGE_SECONDS" "$MAX_LEN" "$t" "$work-large" "$large"
+        # 30 s per input: MB-sized inputs under ASan on a busy host take seconds when linear; a
+        # quadratic path takes hours
+        fuzz_one "$t-large" "$LARGE_SECONDS" "$MAX_LEN" 30 "$t" "$work-large" "$large"
     fi
 }
 run fuzz_safetensors tests/fuzz/corpus/safetensors "$LARGE/safetensors"
