@@ -349,7 +349,8 @@ static const char dequantize_help[] =
     "\n"
     "Turn a quantized checkpoint (written by `msbnb quantize`, or by bitsandbytes / transformers,\n"
     "e.g. a published bnb-4bit model) back into plain weights. IN and OUT are both model\n"
-    "directories or both .safetensors files. Quantized weights become --dtype (default f32) with\n"
+    "directories or both .safetensors files. Quantized weights become --dtype (default: the dtype of\n"
+    "the checkpoint's plain tensors, so a bf16 model stays bf16; f32 when it has none) with\n"
     "their original shape; their auxiliary entries (absmax, quant_map, SCB, ...) are dropped;\n"
     "every other tensor is copied unchanged; config.json loses its quantization_config.\n"
     "Exit codes: 0 ok, 1 failure (no output is left behind), 2 usage error.\n";
@@ -357,7 +358,7 @@ static const char dequantize_help[] =
 int cmd_dequantize(int argc, char **argv) {
     const char *cmd = "dequantize";
     const char *pos[2] = {0};
-    int dt = 0;
+    int dt = -1; /* -1: the source's dtype */
     bool quiet = false;
     static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
     static const msbnb_dtype dtype_of[] = {MSBNB_DTYPE_F32, MSBNB_DTYPE_F16, MSBNB_DTYPE_BF16};
@@ -372,10 +373,10 @@ int cmd_dequantize(int argc, char **argv) {
     }
     if (a.failed) return EXIT_USAGE;
     const char *in = pos[0], *outp = pos[1];
-    msbnb_dtype dtype = dtype_of[dt];
     if (!in || !outp) return cli_usage_error(cmd, "needs IN and OUT");
     static const msbnb_st_dtype st_of[] = {MSBNB_ST_F32, MSBNB_ST_F16, MSBNB_ST_BF16};
-    size_t esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
+    msbnb_dtype dtype = MSBNB_DTYPE_F32;
+    size_t esize = 4;
 
     msbnb_checkpoint *ck = NULL;
     msbnb_st_writer *w = NULL;
@@ -385,6 +386,23 @@ int cmd_dequantize(int argc, char **argv) {
     size_t n_deq = 0;
     msbnb_status st = msbnb_checkpoint_open(in, &ck);
     if (st != MSBNB_OK) goto done;
+    if (dt >= 0) {
+        dtype = dtype_of[dt];
+    } else {
+        /* the source's dtype: that of its plain floating-point tensors (embedding, norms) */
+        for (size_t i = 0; i < msbnb_checkpoint_count(ck); i++) {
+            msbnb_tensor_info t;
+            msbnb_qtype qt = MSBNB_QTYPE_NONE;
+            if (msbnb_checkpoint_get(ck, i, &t) != MSBNB_OK || strstr(t.name, "absmax") || strstr(t.name, "quant_"))
+                continue;
+            if (msbnb_bnb_detect(ck, t.name, &qt) != MSBNB_OK || qt != MSBNB_QTYPE_NONE) continue;
+            if (t.dtype == MSBNB_ST_BF16 || t.dtype == MSBNB_ST_F16 || t.dtype == MSBNB_ST_F32) {
+                dtype = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : t.dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_F32;
+                break;
+            }
+        }
+    }
+    esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
     bool dir_mode = msbnb_checkpoint_is_dir(ck);
     struct stat sb;
     if (!dir_mode && stat(outp, &sb) == 0 && S_ISDIR(sb.st_mode)) {
