@@ -239,7 +239,9 @@ static msbnb_status step(const msbnb_tokenizer *t, const tok_pre *pt, tok_run *r
             /* spaces become the replacement; a prefix replacement per the scheme; split before each */
             size_t start = out->n;
             int first = at_start && k == 0 && in_sp->p[k].off == 0;
+            /* no prefix when the piece already starts with one, spaces counted (they become one) */
             int pre = (pt->prepend == PREPEND_ALWAYS || (pt->prepend == PREPEND_FIRST && first)) &&
+                      !(n > 0 && s[0] == ' ') &&
                       !(n >= pt->replacement_len && memcmp(s, pt->replacement, pt->replacement_len) == 0);
             if (pre && !tok_buf_put(out, pt->replacement, pt->replacement_len)) rc = -2;
             for (size_t j = 0; rc == 0 && j < n; j++)
