@@ -142,7 +142,9 @@ typedef struct msbnb_model_params {
                             * uses the smallest even divisor of in_features above it, at most one
                             * group per row (stories260K: in 64 with 128 -> 64; down_proj, in 172:
                             * 64 -> 86, 128 -> 172); odd in_features stay fp32.                 */
-    float int8_threshold;  /* INT8: LLM.int8() outlier threshold (0 = pure int8, default 0)      */
+    float int8_threshold;  /* INT8: LLM.int8() outlier threshold (0 = pure int8). Default -1 = as
+                            * stored: an INT8 checkpoint's llm_int8_threshold (also when it is
+                            * re-quantized to INT8), 0 for other weights. >= 0 overrides it.     */
     int max_seq_len;       /* KV cache length: 0 = config seq_len, else this (may exceed seq_len:
                             * positions past max_position_embeddings, as transformers allows)  */
     int max_batch;         /* longest prompt chunk processed at once by forward (default 64)     */

@@ -38,7 +38,7 @@ msbnb_model_params msbnb_model_params_default(void) {
     p.double_quant = 0;
     p.blocksize = 64;
     p.group_size = 128;
-    p.int8_threshold = 0.0f;
+    p.int8_threshold = -1.0f; /* as stored */
     p.max_seq_len = 0;
     p.max_batch = 64;
     return p;
@@ -257,8 +257,8 @@ msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_mo
     RETURN_IF(p.quant != MSBNB_QTYPE_NONE && p.quant != MSBNB_QTYPE_INT8 && p.quant != MSBNB_QTYPE_INT4 &&
                   p.quant != MSBNB_QTYPE_NF4 && p.quant != MSBNB_QTYPE_FP4,
               MSBNB_ERR_INVALID_ARG, "quantization '%s' is not available for model layers", msbnb_qtype_name(p.quant));
-    RETURN_IF(!(p.int8_threshold >= 0.0f) || !isfinite(p.int8_threshold), MSBNB_ERR_INVALID_ARG,
-              "int8 threshold must be >= 0");
+    RETURN_IF(!isfinite(p.int8_threshold), MSBNB_ERR_INVALID_ARG, "int8 threshold must be finite");
+    if (p.int8_threshold < 0.0f) p.int8_threshold = -1.0f; /* as stored */
     RETURN_IF(p.head_quant != MSBNB_QTYPE_NONE && p.head_quant != MSBNB_QTYPE_INT8 && p.head_quant != MSBNB_QTYPE_NF4,
               MSBNB_ERR_INVALID_ARG, "output layer quantization '%s' is not available (int8 or nf4)",
               msbnb_qtype_name(p.head_quant));
@@ -383,7 +383,7 @@ msbnb_status msbnb__llama_set_proj(msbnb_model *m, int l, msbnb_proj p, const fl
     case MSBNB_QTYPE_INT8: {
         msbnb_linear8bit_params ip = msbnb_linear8bit_params_default();
         ip.has_fp16_weights = 0;
-        ip.threshold = mp->int8_threshold;
+        ip.threshold = mp->int8_threshold >= 0.0f ? mp->int8_threshold : m->stored_int8_threshold;
         TRY(msbnb_linear8bit_create_from_weights(w, bias, in, out, &ip, &lin));
         break;
     }

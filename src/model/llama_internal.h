@@ -33,6 +33,7 @@ struct msbnb_model {
     msbnb_model_params params;/* as given at load (after defaults)                             */
     msbnb_dtype src_dtype;    /* dtype of the checkpoint's embedding (F32 for llama2.c files)    */
     char *src_config;         /* config.json text of an HF checkpoint (owned), else NULL         */
+    float stored_int8_threshold; /* an INT8 checkpoint's llm_int8_threshold, else 0              */
 
     /* ---- weights */
     float *tok_emb;           /* [vocab, dim] fp32 token embedding (model.embed_tokens.weight), */

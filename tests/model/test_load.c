@@ -486,6 +486,67 @@ TEST(safetensors_file_reads_config_beside) {
     msbnb_model_free(b);
 }
 
+/* threshold of the q_proj of layer 0 as the model holds it */
+static float q_threshold(const char *dir, float param, msbnb_qtype quant) {
+    msbnb_model_params mp = msbnb_model_params_default();
+    if (param >= 0) mp.int8_threshold = param;
+    mp.quant = quant;
+    msbnb_model *m = NULL;
+    CHECK_OK(msbnb_model_load(dir, &mp, &m));
+    float t = -1;
+    msbnb_qtensor_view v;
+    if (m && msbnb_qtensor_get_view(msbnb_linear_qtensor(msbnb_model_linear(m, 0, MSBNB_PROJ_Q)), &v) == MSBNB_OK)
+        t = v.threshold;
+    msbnb_model_free(m);
+    return t;
+}
+
+/* An INT8 checkpoint's llm_int8_threshold is used as stored (also when re-quantized to INT8);
+ * an explicit threshold overrides it. */
+TEST(int8_checkpoint_threshold) {
+    char dir[512], path[600], cfg[600];
+    snprintf(dir, sizeof dir, "%s/test_load_int8", MSBNB_BINARY_DIR);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    msbnb_checkpoint *ck = NULL;
+    msbnb_st_writer *w = NULL;
+    msbnb_quant_config qc = msbnb_quant_config_default(MSBNB_QTYPE_INT8);
+    qc.threshold = 6.0f;
+    CHECK_OK(msbnb_checkpoint_open(MSBNB_SHARED_DIR "/models/stories260K/hf", &ck));
+    CHECK_OK(msbnb_st_writer_create(path, &w));
+    for (size_t i = 0; ck && w && i < msbnb_checkpoint_count(ck); i++) {
+        msbnb_tensor_info t;
+        CHECK_OK(msbnb_checkpoint_get(ck, i, &t));
+        if (t.ndim == 2 && strstr(t.name, "_proj")) {
+            float *f = (float *)malloc(sizeof(float) * (size_t)t.numel);
+            msbnb_qtensor *q = NULL;
+            CHECK_OK(msbnb_tensor_to_f32(&t, f));
+            CHECK_OK(msbnb_quantize(f, t.shape[0], t.shape[1], &qc, &q));
+            CHECK_OK(msbnb_bnb_write(w, t.name, q, MSBNB_DTYPE_F32));
+            msbnb_qtensor_free(q);
+            free(f);
+        } else {
+            CHECK_OK(msbnb_st_writer_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes));
+        }
+    }
+    CHECK_OK(msbnb_st_writer_finish(w));
+    msbnb_st_writer_free(w);
+    msbnb_checkpoint_close(ck);
+    char *qjson = NULL;
+    CHECK_OK(msbnb_bnb_quantization_config_json(&qc, NULL, 0, &qjson));
+    CHECK_OK(msbnb_config_write_with_quantization(MSBNB_SHARED_DIR "/models/stories260K/hf/config.json", cfg, qjson));
+    free(qjson);
+    CHECK_NEAR(q_threshold(dir, -1, MSBNB_QTYPE_NONE), 6.0, 0);  /* as stored */
+    CHECK_NEAR(q_threshold(dir, 0, MSBNB_QTYPE_NONE), 0.0, 0);   /* --threshold 0 */
+    CHECK_NEAR(q_threshold(dir, 3.5, MSBNB_QTYPE_NONE), 3.5, 0); /* --threshold 3.5 */
+    CHECK_NEAR(q_threshold(dir, -1, MSBNB_QTYPE_INT8), 6.0, 0);  /* re-quantized: still 6 */
+    CHECK_NEAR(q_threshold(MSBNB_SHARED_DIR "/models/stories260K/hf", -1, MSBNB_QTYPE_INT8), 0.0, 0);
+    remove(path);
+    remove(cfg);
+    rmdir(dir);
+}
+
 /* Generation stops at the end of the context. */
 TEST(generate_stops_at_context) {
     msbnb_model_config c;
@@ -530,6 +591,7 @@ int main(void) {
     RUN(random_model_and_names);
     RUN(half_precision_checkpoint);
     RUN(safetensors_file_reads_config_beside);
+    RUN(int8_checkpoint_threshold);
     RUN(generate_stops_at_context);
     free(good_bin);
     return test_report();
