@@ -199,6 +199,45 @@ def make_train_test(name):
     return test
 
 
+class SamplerParams(ctypes.Structure):  # include/msbnb/model.h msbnb_sampler_params
+    _fields_ = [("temperature", ctypes.c_float), ("top_p", ctypes.c_float), ("seed", ctypes.c_uint64)]
+
+
+_lib.msbnb_sampler_params_default.restype = SamplerParams
+
+
+def make_generate_test(name):
+    def test():
+        # greedy generation with the KV cache, token by token past original_max_position_embeddings
+        # (dynamic NTK: frequencies grow with each new position, earlier keys stay as cached) and
+        # past the sliding window, against transformers' generate
+        d = fixture(name)
+        prompt = IDS[:24]
+        with torch.no_grad():
+            hf = hf_model(d, dtype=torch.float32).generate(
+                torch.tensor(prompt[None, :].astype(np.int64)), max_new_tokens=40, do_sample=False,
+                eos_token_id=None, pad_token_id=0)[0, 24:].tolist()
+        p = _lib.msbnb_model_params_default()
+        p.max_seq_len = 64
+        m = ctypes.c_void_p()
+        assert _lib.msbnb_model_load(d.encode(), ctypes.byref(p), ctypes.byref(m)) == 0
+        sp = _lib.msbnb_sampler_params_default()
+        out = np.zeros(64, dtype=np.int32)
+        n_out = ctypes.c_int()
+        prompt = np.ascontiguousarray(prompt, dtype=np.int32)
+        st = _lib.msbnb_model_generate(m, prompt.ctypes.data_as(ctypes.c_void_p), 24, 40, ctypes.byref(sp), None, None,
+                                       out.ctypes.data_as(ctypes.c_void_p), 64, ctypes.byref(n_out))
+        _lib.msbnb_model_free(m)
+        assert st == 0
+        ours = out[24:n_out.value].tolist()
+        # msbnb stops on ids 1 / 2 (llama2.c's BOS / EOS); compare what it produced
+        print(f"  {name}: greedy generate, {len(ours)} tokens from position 24, msbnb == transformers: "
+              f"{ours == hf[:len(ours)]}")
+        assert len(ours) >= 10 and ours == hf[:len(ours)], (ours, hf)
+    test.__name__ = f"test_generate_{name}"
+    return test
+
+
 def test_refusals_name_what_is_supported():
     for mt in ("gemma", "gemma2", "phi3"):
         d = os.path.join(TMP, f"refuse_{mt}")
@@ -237,5 +276,6 @@ if __name__ == "__main__":
     tests = [make_logits_test(n) for n in names]
     tests += [make_bnb_test(n) for n in ("llama", "mistral", "qwen2_untied", "qwen3") if n in names]
     tests += [make_train_test(n) for n in ("llama_llama3", "mistral", "qwen2_tied", "qwen2_untied", "qwen3") if n in names]
+    tests += [make_generate_test(n) for n in ("llama_dynamic", "llama_yarn", "mistral", "qwen3") if n in names]
     tests.append(test_refusals_name_what_is_supported)
     sys.exit(run_tests(tests))
