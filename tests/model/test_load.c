@@ -13,6 +13,7 @@
 
 #include "model/llama_internal.h"
 #include "test.h"
+#include "quantized_checkpoint.h"
 
 #define BIN_PATH MSBNB_SHARED_DIR "/models/stories260K/stories260K.bin"
 
@@ -509,30 +510,9 @@ TEST(int8_checkpoint_threshold) {
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-    msbnb_checkpoint *ck = NULL;
-    msbnb_st_writer *w = NULL;
     msbnb_quant_config qc = msbnb_quant_config_default(MSBNB_QTYPE_INT8);
     qc.threshold = 6.0f;
-    CHECK_OK(msbnb_checkpoint_open(MSBNB_SHARED_DIR "/models/stories260K/hf", &ck));
-    CHECK_OK(msbnb_st_writer_create(path, &w));
-    for (size_t i = 0; ck && w && i < msbnb_checkpoint_count(ck); i++) {
-        msbnb_tensor_info t;
-        CHECK_OK(msbnb_checkpoint_get(ck, i, &t));
-        if (t.ndim == 2 && strstr(t.name, "_proj")) {
-            float *f = (float *)malloc(sizeof(float) * (size_t)t.numel);
-            msbnb_qtensor *q = NULL;
-            CHECK_OK(msbnb_tensor_to_f32(&t, f));
-            CHECK_OK(msbnb_quantize(f, t.shape[0], t.shape[1], &qc, &q));
-            CHECK_OK(msbnb_bnb_write(w, t.name, q, MSBNB_DTYPE_F32));
-            msbnb_qtensor_free(q);
-            free(f);
-        } else {
-            CHECK_OK(msbnb_st_writer_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes));
-        }
-    }
-    CHECK_OK(msbnb_st_writer_finish(w));
-    msbnb_st_writer_free(w);
-    msbnb_checkpoint_close(ck);
+    write_quantized_checkpoint(MSBNB_SHARED_DIR "/models/stories260K/hf", path, &qc);
     char *qjson = NULL;
     CHECK_OK(msbnb_bnb_quantization_config_json(&qc, NULL, 0, &qjson));
     CHECK_OK(msbnb_config_write_with_quantization(MSBNB_SHARED_DIR "/models/stories260K/hf/config.json", cfg, qjson));
