@@ -103,11 +103,11 @@ def make_logits_test(name):
         # taken away differ by orders of magnitude more (printed for the record)
         print(f"  {name}: fp32 logits max rel err {err:.2e} over {N_POS} positions")
         assert err <= 1e-4, f"{name}: {err}"
-        if name.startswith("llama_") or name == "mistral":
+        if name.startswith("llama_") or name in ("mistral", "qwen2_window"):
             # same weights (same seed and shapes) with plain RoPE and full attention: what msbnb
             # computed before it read rope types / sliding_window. The check is far from it.
-            plain = rel_err(msbnb_logits(fixture("llama")), theirs)
-            print(f"  {name}: the plain-llama forward would be off by {plain:.2e}")
+            plain = rel_err(msbnb_logits(fixture("qwen2_untied" if name.startswith("qwen") else "llama")), theirs)
+            print(f"  {name}: the same weights without its RoPE type / window would be off by {plain:.2e}")
             assert plain > 1e-2, f"{name}: fixture does not exercise its feature ({plain})"
     test.__name__ = f"test_fp32_logits_{name}"
     return test
@@ -275,7 +275,9 @@ if __name__ == "__main__":
         names = [n for n in names if n in only.split(",")]
     tests = [make_logits_test(n) for n in names]
     tests += [make_bnb_test(n) for n in ("llama", "mistral", "qwen2_untied", "qwen3") if n in names]
-    tests += [make_train_test(n) for n in ("llama_llama3", "mistral", "qwen2_tied", "qwen2_untied", "qwen3") if n in names]
-    tests += [make_generate_test(n) for n in ("llama_dynamic", "llama_yarn", "mistral", "qwen3") if n in names]
+    tests += [make_train_test(n) for n in ("llama_llama3", "mistral", "qwen2_tied", "qwen2_untied", "qwen2_window",
+                                           "qwen3") if n in names]
+    tests += [make_generate_test(n) for n in ("llama_dynamic", "llama_yarn", "mistral", "qwen2_window", "qwen3")
+              if n in names]
     tests.append(test_refusals_name_what_is_supported)
     sys.exit(run_tests(tests))

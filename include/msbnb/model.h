@@ -56,7 +56,7 @@ typedef struct msbnb_linear msbnb_linear;
 typedef enum msbnb_family {
     MSBNB_FAMILY_LLAMA = 0,   /* "llama" (also llama2.c checkpoints)                          */
     MSBNB_FAMILY_MISTRAL = 1, /* "mistral": sliding_window (default 4096; null = full)        */
-    MSBNB_FAMILY_QWEN2 = 2,   /* "qwen2": q/k/v biases                                        */
+    MSBNB_FAMILY_QWEN2 = 2,   /* "qwen2": q/k/v biases; use_sliding_window on the top layers   */
     MSBNB_FAMILY_QWEN3 = 3    /* "qwen3": per-head RMSNorm of q and k; head_dim default 128    */
 } msbnb_family;
 /* "llama", "mistral", "qwen2", "qwen3"; "?" otherwise. Static string. */
@@ -109,6 +109,9 @@ typedef struct msbnb_model_config {
     int qk_norm;              /* qwen3: RMSNorm over each head of q and k before RoPE        */
     int sliding_window;       /* [sliding_window] a query sees the last W positions (itself  */
                               /* included); 0 = all                                          */
+    int window_from_layer;    /* layers from this one on use sliding_window (qwen2/qwen3 with */
+                              /* use_sliding_window: [max_window_layers] or [layer_types]);  */
+                              /* 0 = every layer (mistral)                                   */
     msbnb_rope_scaling rope;  /* zero = default RoPE                                         */
 } msbnb_model_config;
 

@@ -219,7 +219,21 @@ TEST(config_families_and_rope) {
     CHECK_EQ_INT(c.bias, MSBNB_BIAS_QKV);
     CHECK_EQ_INT(c.sliding_window, 0);
     CHECK_EQ_INT(c.qk_norm, 0);
-    CHECK_STATUS(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true}", &c), MSBNB_ERR_UNSUPPORTED);
+    /* use_sliding_window: layers from max_window_layers on (transformers' default 28: none of 2) */
+    CHECK_OK(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true}", &c));
+    CHECK_EQ_INT(c.sliding_window, 0);
+    CHECK_OK(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true,\"sliding_window\":8,"
+                   "\"max_window_layers\":1}", &c));
+    CHECK_EQ_INT(c.sliding_window, 8);
+    CHECK_EQ_INT(c.window_from_layer, 1);
+    CHECK_EQ_INT(msbnb__llama_window(&c, 0), 0);
+    CHECK_EQ_INT(msbnb__llama_window(&c, 1), 8);
+    CHECK_OK(parse("{\"model_type\":\"qwen3\"," SIZES ",\"use_sliding_window\":true,\"sliding_window\":8,"
+                   "\"layer_types\":[\"sliding_attention\",\"sliding_attention\"]}", &c));
+    CHECK_EQ_INT(c.window_from_layer, 0);
+    CHECK_STATUS(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true,\"sliding_window\":8,"
+                       "\"layer_types\":[\"sliding_attention\",\"full_attention\"]}", &c),
+                 MSBNB_ERR_UNSUPPORTED);
     CHECK_OK(parse("{\"model_type\":\"qwen3\"," SIZES "}", &c));
     CHECK_EQ_INT(c.qk_norm, 1);
     CHECK_EQ_INT(c.head_dim, 128); /* Qwen3Config's default, not hidden / heads */
