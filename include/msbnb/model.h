@@ -39,13 +39,13 @@
 #include "msbnb.h"
 #include "kernels.h"
 #include "quant.h"
+#include "tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct msbnb_model msbnb_model;
-typedef struct msbnb_tokenizer msbnb_tokenizer;
 /* Defined by nn.h; the model hands out its layers so adapters can be attached to them. */
 typedef struct msbnb_linear msbnb_linear;
 
@@ -218,9 +218,13 @@ typedef struct msbnb_sampler_params {
     float temperature; /* 0 = greedy (argmax, lowest id on ties) — the default                */
     float top_p;       /* nucleus sampling in (0, 1]; 1 = sample from the full distribution */
     uint64_t seed;     /* generator seed (xorshift64*); same seed -> same text             */
+    /* Ids that end msbnb_model_generate when sampled (not appended): the tokenizer's EOS set
+     * (msbnb_tokenizer_eos_ids). Borrowed; NULL / 0 = none. */
+    const int32_t *stop_ids;
+    int n_stop;
 } msbnb_sampler_params;
 
-msbnb_sampler_params msbnb_sampler_params_default(void); /* greedy, top_p 0.9, seed 42 */
+msbnb_sampler_params msbnb_sampler_params_default(void); /* greedy, top_p 0.9, seed 42, no stop ids */
 
 /* Pick a token from logits [vocab] (modified in place when sampling: softmax). *rng_state carries
  * the generator between calls (start it at params->seed; 0 is replaced by a fixed constant). */
@@ -229,10 +233,11 @@ int32_t msbnb_sample(float *logits, int vocab, const msbnb_sampler_params *param
 /* Called with each new token; return non-zero to stop early. */
 typedef int (*msbnb_token_callback)(void *ctx, int32_t token);
 
-/* Generate from a prompt (prompt[0] is normally BOS = 1). Resets the KV cache, prefills the prompt,
- * then samples up to `steps` new tokens, stopping when EOS (2) or BOS (1) is sampled (not
- * appended; llama2.c's convention), when the context is full, or when the callback asks. out receives prompt + new tokens (at most out_cap); *n_out their
- * count. The callback (may be NULL) sees only new tokens.
+/* Generate from a prompt (normally starting with the tokenizer's BOS). Resets the KV cache,
+ * prefills the prompt, then samples up to `steps` new tokens, stopping when one of
+ * params->stop_ids is sampled (not appended), when the context is full, or when the callback
+ * asks. out receives prompt + new tokens (at most out_cap); *n_out their count. The callback (may
+ * be NULL) sees only new tokens.
  * Errors: INVALID_ARG, SHAPE (prompt longer than the context). */
 msbnb_status msbnb_model_generate(msbnb_model *m, const int32_t *prompt, int n_prompt, int steps,
                                   const msbnb_sampler_params *params, msbnb_token_callback cb, void *cb_ctx,
@@ -269,27 +274,7 @@ typedef struct msbnb_ppl_result {
 msbnb_status msbnb_model_perplexity(msbnb_model *m, const msbnb_tokenizer *tok, const char *text, size_t len,
                                     const msbnb_ppl_params *params, msbnb_ppl_result *result);
 
-/* ---------------------------------------------------------------- tokenizer (llama2.c format) */
-
-/* Load a llama2.c tokenizer file: int32 max_token_length, then vocab_size entries of
- * {float32 score, int32 len, len bytes}. vocab_size must match the model's (e.g. 512 for tok512.bin).
- * Errors: INVALID_ARG, IO, FORMAT (truncated file, negative or oversize lengths, trailing bytes). */
-msbnb_status msbnb_tokenizer_load(const char *path, int vocab_size, msbnb_tokenizer **out);
-void msbnb_tokenizer_free(msbnb_tokenizer *t);
-int msbnb_tokenizer_vocab_size(const msbnb_tokenizer *t);
-
-/* Encode UTF-8 text (len bytes; NUL bytes not allowed): a dummy-prefix space " " is prepended when
- * text is non-empty, pieces of the vocabulary are looked up per UTF-8 code point (byte tokens
- * <0xXX> = ids 3 + byte otherwise), then pairs are merged greedily by highest score. bos/eos add
- * 1 / 2 around the ids. ids [cap]; *n_ids the count. SHAPE if cap is too small (needed: len + 3). */
-msbnb_status msbnb_tokenizer_encode(const msbnb_tokenizer *t, const char *text, size_t len, int bos, int eos,
-                                    int32_t *ids, int cap, int *n_ids);
-
-/* The bytes of `token` when it follows `prev`: a leading space is dropped right after BOS, and a
- * byte token "<0xXX>" gives that single byte. *piece points into the tokenizer (valid while it
- * lives), *len its byte count. INVALID_ARG for an id out of range. */
-msbnb_status msbnb_tokenizer_decode(const msbnb_tokenizer *t, int32_t prev, int32_t token, const char **piece,
-                                    size_t *len);
+/* Tokenizers (llama2.c, tokenizer.json, tokenizer.model): tokenizer.h, included above. */
 
 #ifdef __cplusplus
 }

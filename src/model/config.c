@@ -9,6 +9,7 @@
 
 #include <msbnb/io.h>
 
+#include "kernels/kernels_internal.h"
 #include "model/llama_internal.h"
 
 /* ================================================================ names and defaults */
@@ -301,6 +302,21 @@ msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_mo
     if (p.max_batch == 0) p.max_batch = 64;
     if (p.max_batch > 4096) p.max_batch = 4096;
 
+    {
+        /* estimate before allocating: embeddings, KV cache and activations below (projections are
+         * bounded by the checkpoint itself) */
+        const double T = (double)((p.max_seq_len > 0 && p.max_seq_len < cfg.seq_len) ? p.max_seq_len : cfg.seq_len);
+        const double kv = 2.0 * cfg.n_layers * T * msbnb__llama_kv_dim(&cfg) * 4.0;
+        const double need = kv + 4.0 * ((double)cfg.vocab_size * cfg.dim +
+                                        (double)p.max_batch * (6.0 * cfg.dim + 2.0 * cfg.hidden_dim +
+                                                               (double)cfg.n_heads * T + cfg.vocab_size));
+        TRY(msbnb__blas_check_memory());
+        const uint64_t avail = msbnb__memory_available();
+        RETURN_IF(avail && need > (double)avail, MSBNB_ERR_OUT_OF_MEMORY,
+                  "the model's buffers need %.0f MB (KV cache %.0f MB for a context of %.0f tokens: a smaller "
+                  "max_seq_len / --ctx lowers it), %.0f MB are available",
+                  need / 1e6, kv / 1e6, T, (double)avail / 1e6);
+    }
     msbnb_model *m = (msbnb_model *)calloc(1, sizeof *m);
     RETURN_IF(!m, MSBNB_ERR_OUT_OF_MEMORY, "model");
     m->cfg = cfg;

@@ -175,6 +175,36 @@ static msbnb_status load_weights(msbnb_model *m, const msbnb_checkpoint *ck) {
     return st;
 }
 
+/* config.json against the tensors, before anything is allocated from it (a config whose sizes
+ * are at the limits would otherwise ask for hundreds of GB first): the embedding is [vocab, dim],
+ * and the layers present are exactly 0..n_layers-1 (a config with fewer layers than the
+ * checkpoint used to load the first ones silently). One pass over the names. */
+static msbnb_status check_config(const msbnb_checkpoint *ck, const msbnb_model_config *c, const char *dir) {
+    msbnb_tensor_info t;
+    msbnb_status st = msbnb_checkpoint_find(ck, "model.embed_tokens.weight", &t);
+    RETURN_IF(st == MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT, "%s: checkpoint has no tensor 'model.embed_tokens.weight'",
+              dir);
+    TRY(st);
+    RETURN_IF(t.ndim != 2 || t.shape[0] != c->vocab_size || t.shape[1] != c->dim, MSBNB_ERR_SHAPE,
+              "%s: model.embed_tokens.weight is [%lld, %lld] but config.json says vocab_size %d, hidden_size %d", dir,
+              (long long)t.shape[0], (long long)(t.ndim > 1 ? t.shape[1] : 0), c->vocab_size, c->dim);
+    long long layers = 0; /* 1 + the highest layer index named */
+    size_t n = msbnb_checkpoint_count(ck);
+    for (size_t i = 0; i < n; i++) {
+        TRY(msbnb_checkpoint_get(ck, i, &t));
+        if (strncmp(t.name, "model.layers.", 13)) continue;
+        const char *d = t.name + 13;
+        long long l = 0;
+        int digits = 0;
+        for (; *d >= '0' && *d <= '9' && digits < 10; d++, digits++) l = l * 10 + (*d - '0');
+        if (digits && *d == '.' && l + 1 > layers) layers = l + 1;
+    }
+    RETURN_IF(layers != c->n_layers, MSBNB_ERR_FORMAT,
+              "%s: config.json says num_hidden_layers %d but the checkpoint has layers 0..%lld", dir, c->n_layers,
+              layers - 1);
+    return MSBNB_OK;
+}
+
 msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *params, msbnb_model **out) {
     RETURN_IF(!dir || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
@@ -209,6 +239,7 @@ msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *par
     if (st == MSBNB_OK && !c.tied && msbnb_checkpoint_find(ck, "lm_head.weight", &t) == MSBNB_ERR_NOT_FOUND &&
         !msbnb_config_has(j, "tie_word_embeddings"))
         c.tied = 1;
+    if (st == MSBNB_OK) st = check_config(ck, &c, dir);
     msbnb_model *m = NULL;
     if (st == MSBNB_OK) st = msbnb__llama_alloc(&c, params, &m);
     int in8 = 0;

@@ -201,7 +201,7 @@ msbnb_status msbnb_model_lora_load(msbnb_model *m, const char *dir, const char *
         msbnb_linear *lin = m->layers[l].proj[p];
         msbnb_lora_params lp = msbnb_lora_params_default();
         lp.r = (int)pr.r;
-        lp.lora_alpha = (float)cfg->lora_alpha;
+        lp.lora_alpha = (float)msbnb_peft_adapter_alpha(a, i); /* alpha_pattern, else lora_alpha */
         lp.lora_dropout = (float)cfg->lora_dropout;
         lp.use_rslora = cfg->use_rslora;
         st = msbnb_lora_add(lin, name, &lp);

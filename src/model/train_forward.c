@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "model/backward_ops.h"
+#include "kernels/kernels_internal.h"
 #include "model/train_internal.h"
 
 /* ================================================================ parameters, creation */
@@ -66,6 +67,7 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     RETURN_IF(tp.seq_len > c->seq_len || tp.seq_len > m->rope_len, MSBNB_ERR_INVALID_ARG,
               "seq_len %d beyond the model's context %d", tp.seq_len,
               c->seq_len < m->rope_len ? c->seq_len : m->rope_len);
+    TRY(msbnb__blas_check_memory()); /* the trainer's products go through OpenBLAS */
     msbnb_trainer *tr = calloc(1, sizeof *tr);
     RETURN_IF(!tr, MSBNB_ERR_OUT_OF_MEMORY, "trainer");
     tr->m = m;

@@ -337,6 +337,16 @@ TEST(hf_dir_config_mismatch) {
                                                 "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
                                                 "\"tie_word_embeddings\":true}"),
                  MSBNB_ERR_FORMAT);
+    /* 2 layers in the config, 5 in the file: refused, not loaded as a 2-layer model (issue #15) */
+    CHECK_STATUS(load_dir_with_config("fewer", "{\"hidden_size\":64,\"intermediate_size\":172,\"num_hidden_layers\":2,"
+                                               "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
+                                               "\"tie_word_embeddings\":true}"),
+                 MSBNB_ERR_FORMAT);
+    /* sizes at the config limits are checked against the tensors before anything is allocated */
+    CHECK_STATUS(load_dir_with_config("huge", "{\"hidden_size\":65536,\"intermediate_size\":262144,\"num_hidden_layers\":5,"
+                                              "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":2097152,"
+                                              "\"max_position_embeddings\":1048576,\"tie_word_embeddings\":true}"),
+                 MSBNB_ERR_SHAPE);
     /* wrong intermediate size -> shape mismatch */
     CHECK_STATUS(load_dir_with_config("hidden", "{\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":5,"
                                                 "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
@@ -562,6 +572,9 @@ TEST(generate_stops_at_context) {
     msbnb_sampler_params sp = msbnb_sampler_params_default();
     sp.temperature = 1.5f;
     sp.top_p = 1.0f;
+    const int32_t stop[2] = {2, 1};
+    sp.stop_ids = stop;
+    sp.n_stop = 2;
     CHECK_OK(msbnb_model_generate(m, prompt, 2, 100, &sp, NULL, NULL, out, 64, &n));
     CHECK(n >= 2 && n <= 12);
     for (int i = 2; i < n; i++) CHECK(out[i] >= 0 && out[i] < 40 && out[i] != 1 && out[i] != 2); /* EOS/BOS stop, not emitted */

@@ -117,7 +117,7 @@ static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t,
     const float *ref = t->data;
     if (src != MSBNB_DTYPE_F32 || ((uintptr_t)t->data % sizeof(float))) {
         owned = malloc(n * sizeof(float));
-        if (!owned) return MSBNB_ERR_OUT_OF_MEMORY;
+        if (!owned) return cli_oom();
         msbnb_status st = msbnb_tensor_to_f32(t, owned);
         if (st != MSBNB_OK) {
             free(owned);
@@ -134,7 +134,7 @@ static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t,
     cli_err_acc acc = {0};
     int64_t slab = cols > 0 ? (int64_t)((1 << 20) / (size_t)cols) + 1 : 1;
     float *y = st == MSBNB_OK ? malloc((size_t)(slab < rows ? slab : rows) * (size_t)cols * sizeof(float) + 1) : NULL;
-    if (st == MSBNB_OK && !y) st = MSBNB_ERR_OUT_OF_MEMORY;
+    if (st == MSBNB_OK && !y) st = cli_oom();
     for (int64_t r0 = 0; st == MSBNB_OK && r0 < rows; r0 += slab) {
         int64_t nr = rows - r0 < slab ? rows - r0 : slab;
         st = msbnb_dequantize_rows(q, r0, nr, y);
@@ -248,7 +248,7 @@ int cmd_quantize(int argc, char **argv) {
     rows = calloc(count ? count : 1, sizeof *rows);
     not_converted = calloc(o.n_skip + count + 1, sizeof(char *));
     if (!rows || !not_converted) {
-        st = MSBNB_ERR_OUT_OF_MEMORY;
+        st = cli_oom();
         goto done;
     }
     for (size_t i = 0; i < o.n_skip; i++) not_converted[n_not_converted++] = o.skip[i];
@@ -314,7 +314,7 @@ int cmd_quantize(int argc, char **argv) {
             st = msbnb_config_write_with_quantization(src, dst, qcfg);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
-            st = MSBNB_ERR_OUT_OF_MEMORY;
+            st = cli_oom();
         }
         free(src);
         free(dst);
@@ -430,7 +430,7 @@ int cmd_dequantize(int argc, char **argv) {
             msbnb_qtensor_view v;
             void *y = NULL;
             if (st == MSBNB_OK) st = msbnb_qtensor_get_view(q, &v);
-            if (st == MSBNB_OK && !(y = malloc((size_t)v.rows * (size_t)v.cols * esize + 1))) st = MSBNB_ERR_OUT_OF_MEMORY;
+            if (st == MSBNB_OK && !(y = malloc((size_t)v.rows * (size_t)v.cols * esize + 1))) st = cli_oom();
             if (st == MSBNB_OK) st = msbnb_dequantize_ex(q, dtype, y);
             int64_t shape[2] = {st == MSBNB_OK ? v.rows : 0, st == MSBNB_OK ? v.cols : 0};
             if (st == MSBNB_OK)
@@ -457,7 +457,7 @@ int cmd_dequantize(int argc, char **argv) {
             st = msbnb_config_write_with_quantization(src, dst, NULL);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
-            st = MSBNB_ERR_OUT_OF_MEMORY;
+            st = cli_oom();
         }
         free(src);
         free(dst);
