@@ -62,7 +62,8 @@ static const char *model_options_help =
     "  --double-quant       quantize the 4-bit statistics too (nf4/fp4/int4)\n"
     "  --blocksize N        nf4/fp4 block size (64)\n"
     "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
-    "  --threshold T        int8: LLM.int8() outlier threshold (0 = off)\n"
+    "  --threshold T        int8: LLM.int8() outlier threshold (0 = off; default: an INT8 checkpoint's\n"
+    "                       llm_int8_threshold, else 0)\n"
     "  --fast               FAST products for quantized projections (int8 activations for 1-2 tokens on\n"
     "                       AVX512-VNNI/AVX-VNNI, bf16 for longer batches on AVX512-BF16; docs/kernels.md)\n"
     "  --tokenizer PATH     tokenizer.json, tokenizer.model or llama2.c tokenizer file, or a directory\n"
@@ -106,9 +107,13 @@ static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msb
     }
     msbnb_model_config c;
     msbnb_model_get_config(*m, &c);
-    fprintf(stderr, "model: dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, ctx %d; projections %s%s; "
+    static const char *const rope_names[] = {"", ", rope linear", ", rope dynamic", ", rope yarn", ", rope llama3"};
+    char window[48] = "";
+    if (c.sliding_window > 0) snprintf(window, sizeof window, ", window %d", c.sliding_window);
+    fprintf(stderr, "model: %s%s%s, dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, ctx %d; projections %s%s; "
                     "weights %.1f KiB%s; loaded in %.2f s\n",
-            c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, msbnb_model_context_len(*m),
+            msbnb_family_name(c.family), (unsigned)c.rope.type <= MSBNB_ROPE_LLAMA3 ? rope_names[c.rope.type] : "",
+            window, c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, msbnb_model_context_len(*m),
             o->mp.quant == MSBNB_QTYPE_NONE ? "as stored" : msbnb_qtype_name(o->mp.quant),
             o->mp.double_quant ? "+dq" : "", (double)msbnb_model_weight_bytes(*m) / 1024.0,
             o->fast ? "; FAST products" : "", now_seconds() - t0);
