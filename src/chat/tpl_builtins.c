@@ -635,11 +635,20 @@ tpl_value tpl_apply_filter(tpl_ctx *c, int fn, const tpl_value *v, const tpl_arg
         const tpl_value *mv = arg(args, 1, "method");
         const tpl_str *method = mv ? want_str(c, mv, "round method") : NULL;
         if (v->t != V_INT && v->t != V_FLOAT && v->t != V_BOOL) tpl_fail(c->env, MSBNB_ERR_FORMAT, "round: not a number");
-        const double x = v->t == V_FLOAT ? v->u.f : (double)v->u.i, m = pow(10.0, (double)(prec > 15 ? 15 : prec < -15 ? -15 : prec));
+        const double x = v->t == V_FLOAT ? v->u.f : (double)v->u.i;
+        const int p = (int)(prec > 15 ? 15 : prec < -15 ? -15 : prec);
+        if ((!method || !strcmp(method->s, "common")) && p >= 0 && isfinite(x)) {
+            /* Python's round(x, p): the exact binary value rounded half to even — what printf's
+             * correctly rounded %.*f gives */
+            char buf[400];
+            snprintf(buf, sizeof buf, "%.*f", p, x);
+            return tpl_float(strtod(buf, NULL));
+        }
+        const double m = pow(10.0, (double)p);
         double r = x * m;
         if (method && !strcmp(method->s, "floor")) r = floor(r);
         else if (method && !strcmp(method->s, "ceil")) r = ceil(r);
-        else r = round(r);
+        else r = nearbyint(r);
         return tpl_float(r / m);
     }
     case F_TRIM: {

@@ -512,15 +512,20 @@ static void exec_for(tpl_ctx *c, const tpl_stmt *s) {
     }
     const tpl_str *loop_name = tpl_str_new(c->a, "loop", 4);
     c->loop_depth++;
+    /* Each turn starts from the outer values (Jinja): the turn's scope is emptied and reused, so
+     * a long loop does not grow memory; `loop` is one object updated in place, as Jinja's is. */
+    tpl_frame *turn = push_frame(c, c->frame);
+    tpl_loop *lp = tpl_alloc(c->a, sizeof *lp);
+    lp->length = (int64_t)items->n;
+    lp->items = items;
+    tpl_value lv = {.t = V_LOOP};
+    lv.u.loop = lp;
     for (size_t i = 0; i < items->n; i++) {
         tpl_check_steps(c);
+        turn->vars->n = 0;
+        c->frame = turn;
         bind_targets(c, s, &items->v[i]);
-        tpl_loop *lp = tpl_alloc(c->a, sizeof *lp);
         lp->index0 = (int64_t)i;
-        lp->length = (int64_t)items->n;
-        lp->items = items;
-        tpl_value lv = {.t = V_LOOP};
-        lv.u.loop = lp;
         assign(c, loop_name, lv);
         exec_body(c, &s->body);
         if (c->loop_ctl == 1) {

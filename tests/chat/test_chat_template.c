@@ -95,7 +95,225 @@ TEST(chat_vectors) {
     CHECK(files >= 3 && entries >= 12);
 }
 
+
+/* The chat_template string of ../shared/tokenizers/<dir>/tokenizer_config.json (malloc'ed). */
+static char *shared_template(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/tokenizer_config.json", TOKENIZERS, dir);
+    char *text = read_text(path, NULL);
+    cJSON *cfg = text ? cJSON_Parse(text) : NULL;
+    const cJSON *ct = cJSON_GetObjectItem(cfg, "chat_template");
+    char *src = cJSON_IsString(ct) ? strdup(ct->valuestring) : NULL;
+    cJSON_Delete(cfg);
+    free(text);
+    return src;
+}
+
+/* One jinja_cases.json entry: same text as transformers/jinja2, or an error where it failed. */
+static void check_case(const cJSON *c) {
+    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+    const cJSON *tpl = cJSON_GetObjectItem(c, "template"), *of = cJSON_GetObjectItem(c, "template_of");
+    char *src = cJSON_IsString(tpl) ? strdup(tpl->valuestring) : shared_template(of->valuestring);
+    CHECK_MSG_(src != NULL, "%s: no template", name);
+    if (!src) return;
+    cJSON *vars = cJSON_Duplicate(cJSON_GetObjectItem(c, "vars"), 1);
+    msbnb_chat_render_params p = msbnb_chat_render_params_default();
+    const cJSON *agp = cJSON_GetObjectItem(vars, "add_generation_prompt");
+    p.add_generation_prompt = cJSON_IsTrue(agp);
+    const cJSON *bos = cJSON_GetObjectItem(vars, "bos_token"), *eos = cJSON_GetObjectItem(vars, "eos_token");
+    p.bos_token = cJSON_IsString(bos) ? bos->valuestring : NULL;
+    p.eos_token = cJSON_IsString(eos) ? eos->valuestring : NULL;
+    cJSON *msgs = cJSON_DetachItemFromObject(vars, "messages");
+    char *mj = msgs ? cJSON_PrintUnformatted(msgs) : strdup("[]");
+    cJSON *extra = cJSON_CreateObject();
+    const cJSON *v;
+    cJSON_ArrayForEach(v, vars) {
+        if (!strcmp(v->string, "add_generation_prompt") || !strcmp(v->string, "bos_token") || !strcmp(v->string, "eos_token"))
+            continue;
+        cJSON_AddItemToObject(extra, v->string, cJSON_Duplicate(v, 1));
+    }
+    char *ej = cJSON_PrintUnformatted(extra);
+    p.extra_json = ej;
+    const cJSON *want = cJSON_GetObjectItem(c, "rendered"), *err = cJSON_GetObjectItem(c, "error");
+    msbnb_chat_template *t = NULL;
+    msbnb_status st = msbnb_chat_template_compile(src, strlen(src), &t);
+    char *got = NULL;
+    if (st == MSBNB_OK) st = msbnb_chat_template_render_json(t, mj, strlen(mj), &p, &got, NULL);
+    if (cJSON_IsString(want)) {
+        CHECK_MSG_(st == MSBNB_OK, "%s: %s", name, msbnb_last_error());
+        CHECK_MSG_(got && !strcmp(got, want->valuestring), "%s: rendered\n[%s]\n--- expected\n[%s]", name, got ? got : "",
+                   want->valuestring);
+    } else {
+        const char *msg = msbnb_last_error();
+        CHECK_MSG_(st != MSBNB_OK, "%s: accepted (jinja2: %s), rendered [%s]", name, err ? err->valuestring : "?", got ? got : "");
+        CHECK_MSG_(st == MSBNB_OK || (!strchr(msg, '\n') && strlen(msg) > 10), "%s: message not one line: '%s'", name, msg);
+    }
+    free(got);
+    msbnb_chat_template_free(t);
+    free(ej);
+    cJSON_Delete(extra);
+    free(mj);
+    cJSON_Delete(msgs);
+    cJSON_Delete(vars);
+    free(src);
+}
+
+TEST(jinja_cases) {
+    char *text = read_text(MSBNB_SOURCE_DIR "/tests/chat/data/jinja_cases.json", NULL);
+    CHECK(text != NULL);
+    cJSON *cases = text ? cJSON_Parse(text) : NULL;
+    CHECK(cJSON_IsArray(cases));
+    int n = 0, errors = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        check_case(c);
+        n++;
+        errors += cJSON_GetObjectItem(c, "error") != NULL;
+    }
+    printf("  jinja_cases: %d cases, %d of them errors\n", n, errors);
+    CHECK(n >= 70 && errors >= 10);
+    cJSON_Delete(cases);
+    free(text);
+}
+
+/* Compile + render src; returns the status (the first failure). */
+static msbnb_status try_render(const char *src, const msbnb_chat_render_params *p, char **out) {
+    msbnb_chat_template *t = NULL;
+    *out = NULL;
+    msbnb_status st = msbnb_chat_template_compile(src, strlen(src), &t);
+    if (st == MSBNB_OK) st = msbnb_chat_template_render(t, NULL, 0, p, out, NULL);
+    msbnb_chat_template_free(t);
+    return st;
+}
+
+static char *repeat_str(const char *a, int n, const char *mid, const char *b) {
+    const size_t la = strlen(a), lb = strlen(b), lm = strlen(mid);
+    char *s = malloc((la + lb) * (size_t)n + lm + 1), *o = s;
+    for (int i = 0; i < n; i++) memcpy(o, a, la), o += la;
+    memcpy(o, mid, lm), o += lm;
+    for (int i = 0; i < n; i++) memcpy(o, b, lb), o += lb;
+    *o = 0;
+    return s;
+}
+
+/* Hostile templates end with the stated error (one line), never a hang, crash or huge allocation. */
+TEST(hostile_templates) {
+    static const struct {
+        const char *src;
+        msbnb_status want;
+    } cases[] = {
+        {"{% for i in range(100000000) %}{% endfor %}", MSBNB_ERR_OUT_OF_MEMORY},
+        {"{% for i in range(2000) %}{% for j in range(2000) %}{% endfor %}{% endfor %}", MSBNB_ERR_UNSUPPORTED},
+        {"{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", MSBNB_ERR_OUT_OF_MEMORY},
+        {"{{ 'x' * 1000000000000 }}", MSBNB_ERR_OUT_OF_MEMORY},
+        {"{{ [1, 2] * 1000000000000 }}", MSBNB_ERR_OUT_OF_MEMORY},
+        {"{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", MSBNB_ERR_UNSUPPORTED},
+        {"{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}", MSBNB_ERR_FORMAT},
+        {"{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | tojson }}", MSBNB_ERR_FORMAT},
+        {"{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}", MSBNB_ERR_OUT_OF_MEMORY},
+        {"{{ 9223372036854775807 + 1 }}", MSBNB_ERR_UNSUPPORTED},
+        {"{{ 2 ** 64 }}", MSBNB_ERR_UNSUPPORTED},
+        {"{% break %}", MSBNB_ERR_FORMAT},
+    };
+    msbnb_chat_render_params p = msbnb_chat_render_params_default();
+    p.max_output = 1 << 20;
+    p.max_memory = 64 << 20;
+    p.max_steps = 1000000;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL;
+        const msbnb_status st = try_render(cases[i].src, &p, &out);
+        const char *msg = msbnb_last_error();
+        CHECK_MSG_(st == cases[i].want, "case %zu (%s): %s (%s), expected %s", i, cases[i].src, msbnb_status_str(st), msg,
+                   msbnb_status_str(cases[i].want));
+        CHECK_MSG_(!strchr(msg, '\n') && strlen(msg) > 10, "case %zu: message '%s'", i, msg);
+        CHECK(out == NULL);
+        free(out);
+    }
+    /* nesting: expressions, statements, brackets */
+    char *parens = repeat_str("(", 5000, "1", ")");
+    char *srcs[4] = {repeat_str("{{ ", 1, parens, " }}"), repeat_str("{% if 1 %}", 5000, "x", "{% endif %}"),
+                     repeat_str("{{ [", 2000, "1", "] }}"), repeat_str("{{ not ", 5000, "1", "}}")};
+    for (int i = 0; i < 4; i++) {
+        char *out = NULL;
+        const msbnb_status st = try_render(srcs[i], &p, &out);
+        CHECK_MSG_(st != MSBNB_OK && !strchr(msbnb_last_error(), '\n'), "nesting %d: %s", i, msbnb_last_error());
+        free(out);
+        free(srcs[i]);
+    }
+    free(parens);
+    /* the same constructs at a sane size pass */
+    char *fine = repeat_str("(", 50, "1", ")"), *ok = NULL;
+    char buf[256];
+    snprintf(buf, sizeof buf, "{{ %s }}", fine);
+    CHECK_OK(try_render(buf, &p, &ok));
+    CHECK(ok && !strcmp(ok, "1"));
+    free(ok);
+    free(fine);
+}
+
+/* Errors name the line; raise_exception's text is quoted on one line. */
+TEST(error_messages) {
+    char *out = NULL;
+    CHECK_STATUS(try_render("a\nb\n{{ x.y }}", NULL, &out), MSBNB_ERR_FORMAT);
+    CHECK_MSG_(strstr(msbnb_last_error(), "line 3") && strstr(msbnb_last_error(), "'x' is undefined"), "%s", msbnb_last_error());
+    CHECK_STATUS(try_render("{{ raise_exception('two\nlines') }}", NULL, &out), MSBNB_ERR_INVALID_ARG);
+    CHECK_MSG_(strstr(msbnb_last_error(), "two lines") && !strchr(msbnb_last_error(), '\n'), "%s", msbnb_last_error());
+    CHECK_STATUS(try_render("{% include 'x.j2' %}", NULL, &out), MSBNB_ERR_UNSUPPORTED);
+    CHECK_MSG_(strstr(msbnb_last_error(), "include"), "%s", msbnb_last_error());
+    CHECK_STATUS(try_render("{{ x | frobnicate }}", NULL, &out), MSBNB_ERR_UNSUPPORTED);
+    CHECK_MSG_(strstr(msbnb_last_error(), "frobnicate"), "%s", msbnb_last_error());
+    CHECK_STATUS(try_render("{{ 'abc }}", NULL, &out), MSBNB_ERR_FORMAT);
+    CHECK(out == NULL);
+}
+
+TEST(api) {
+    msbnb_chat_template *t = NULL;
+    char *out = NULL;
+    size_t len = 7;
+    CHECK_STATUS(msbnb_chat_template_compile("x", 1, NULL), MSBNB_ERR_INVALID_ARG);
+    CHECK_OK(msbnb_chat_template_compile(NULL, 0, &t)); /* the empty template renders "" */
+    CHECK_OK(msbnb_chat_template_render(t, NULL, 0, NULL, &out, &len));
+    CHECK(out && out[0] == 0 && len == 0);
+    free(out);
+    CHECK_STATUS(msbnb_chat_template_render(NULL, NULL, 0, NULL, &out, NULL), MSBNB_ERR_INVALID_ARG);
+    CHECK_STATUS(msbnb_chat_template_render(t, NULL, 1, NULL, &out, NULL), MSBNB_ERR_INVALID_ARG);
+    CHECK_STATUS(msbnb_chat_template_render_json(t, "{}", 2, NULL, &out, NULL), MSBNB_ERR_FORMAT);
+    msbnb_chat_render_params p = msbnb_chat_render_params_default();
+    p.extra_json = "[1]";
+    CHECK_STATUS(msbnb_chat_template_render(t, NULL, 0, &p, &out, NULL), MSBNB_ERR_FORMAT);
+    msbnb_chat_template_free(t);
+    msbnb_chat_template_free(NULL);
+    /* gpt-2 has no template: NOT_FOUND naming the way out */
+    t = NULL;
+    CHECK_STATUS(msbnb_chat_template_load(TOKENIZERS "/gpt-2", &t), MSBNB_ERR_NOT_FOUND);
+    CHECK_MSG_(strstr(msbnb_last_error(), "--chat-template"), "%s", msbnb_last_error());
+    CHECK(t == NULL);
+    CHECK_STATUS(msbnb_chat_template_load("/nonexistent/dir", &t), MSBNB_ERR_NOT_FOUND);
+    /* a file inside the directory, and the config itself, both find the template and its tokens */
+    CHECK_OK(msbnb_chat_template_load(TOKENIZERS "/llama-bpe/tokenizer.json", &t));
+    CHECK(t && !strcmp(msbnb_chat_template_bos_token(t), "<|begin_of_text|>") &&
+          !strcmp(msbnb_chat_template_eos_token(t), "<|end_of_text|>"));
+    /* bos_token override; defaults add the generation prompt */
+    msbnb_chat_message m = {"user", "Hi"};
+    p = msbnb_chat_render_params_default();
+    p.bos_token = "<BOS>";
+    CHECK_OK(msbnb_chat_template_render(t, &m, 1, &p, &out, NULL));
+    CHECK(out && !strncmp(out, "<BOS><|start_header_id|>", 24));
+    const char *tail = "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    CHECK(out && strlen(out) > strlen(tail) && !strcmp(out + strlen(out) - strlen(tail), tail));
+    free(out);
+    msbnb_chat_template_free(t);
+    t = NULL;
+    CHECK_OK(msbnb_chat_template_load(TOKENIZERS "/phi-3/tokenizer_config.json", &t));
+    CHECK(t && !strcmp(msbnb_chat_template_eos_token(t), "<|endoftext|>"));
+    msbnb_chat_template_free(t);
+}
+
 int main(void) {
     RUN(chat_vectors);
+    RUN(jinja_cases);
+    RUN(hostile_templates);
+    RUN(error_messages);
+    RUN(api);
     return test_report();
 }
