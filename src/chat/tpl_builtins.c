@@ -5,6 +5,7 @@
  * the non-mutating methods of str, dict and list (the sandbox refuses the mutating ones), and
  * the fields of `loop`. Case mapping (upper, lower, title, capitalize) is ASCII only.
  */
+#define _POSIX_C_SOURCE 200809L /* localtime_r */
 #include "chat/tpl_internal.h"
 
 #include <math.h>

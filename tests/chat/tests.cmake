@@ -4,3 +4,24 @@ msbnb_add_test(test_chat_template tests/chat/test_chat_template.c)
 # The chat-template fuzz corpus replayed without libFuzzer (tests/fuzz/fuzz_targets_chat.c).
 msbnb_add_test(test_chat_fuzz_replay tests/chat/test_chat_fuzz_replay.c tests/fuzz/fuzz_targets_chat.c)
 target_include_directories(test_chat_fuzz_replay PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)
+
+# `msbnb chat` and `generate --chat` on stories260K (no template of its own: tests/chat/data/plain.jinja):
+# greedy replies, the interactive loop over stdin (/reset), a model without a template, template
+# errors (exit 1, one line), usage errors (exit 2).
+set(_m ${MSBNB_SHARED_DIR}/models/stories260K)
+set(_d ${CMAKE_SOURCE_DIR}/tests/chat/data)
+add_test(NAME cli_chat
+  COMMAND sh -c "set -e
+    $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template ${_d}/plain.jinja --prompt 'Once upon a time' --max-new-tokens 20 2>/dev/null | grep -qx ', there was a little girl named Lily. She loved to play outsid'
+    $<TARGET_FILE:msbnb_cli> generate ${_m}/hf --chat --chat-template ${_d}/plain.jinja --prompt 'Once upon a time' --max-new-tokens 20 2>/dev/null | grep -qx ', there was a little girl named Lily. She loved to play outsid'
+    printf 'Once upon a time\\nThe cat\\n/reset\\nOnce upon a time\\n' | $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template ${_d}/plain.jinja --max-new-tokens 10 > chat.out 2> chat.err
+    test $(grep -c 'there was a little girl' chat.out) = 2
+    grep -q 'from the cache' chat.err && grep -q 'conversation cleared' chat.err
+    rc=0; $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --prompt hi 2> chat.err || rc=$?; test $rc = 1; grep -q 'no chat template.*--chat-template' chat.err
+    rc=0; $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template ${_d}/refuses.jinja --prompt hi 2> chat.err || rc=$?; test $rc = 1; grep -q 'refuses every conversation' chat.err
+    rc=0; $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template /nonexistent.jinja --prompt hi 2>/dev/null || rc=$?; test $rc = 1
+    rc=0; $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --max-new-tokens x 2>/dev/null || rc=$?; test $rc = 2
+    rc=0; $<TARGET_FILE:msbnb_cli> chat 2>/dev/null || rc=$?; test $rc = 2
+    rc=0; $<TARGET_FILE:msbnb_cli> generate ${_m}/hf --system x 2>/dev/null || rc=$?; test $rc = 2")
+set_tests_properties(cli_chat PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")
+add_dependencies(test_chat_template msbnb_cli)
