@@ -39,13 +39,13 @@
 #include "msbnb.h"
 #include "kernels.h"
 #include "quant.h"
+#include "tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct msbnb_model msbnb_model;
-typedef struct msbnb_tokenizer msbnb_tokenizer;
 /* Defined by nn.h; the model hands out its layers so adapters can be attached to them. */
 typedef struct msbnb_linear msbnb_linear;
 
@@ -212,27 +212,7 @@ typedef struct msbnb_ppl_result {
 msbnb_status msbnb_model_perplexity(msbnb_model *m, const msbnb_tokenizer *tok, const char *text, size_t len,
                                     const msbnb_ppl_params *params, msbnb_ppl_result *result);
 
-/* ---------------------------------------------------------------- tokenizer (llama2.c format) */
-
-/* Load a llama2.c tokenizer file: int32 max_token_length, then vocab_size entries of
- * {float32 score, int32 len, len bytes}. vocab_size must match the model's (e.g. 512 for tok512.bin).
- * Errors: INVALID_ARG, IO, FORMAT (truncated file, negative or oversize lengths, trailing bytes). */
-msbnb_status msbnb_tokenizer_load(const char *path, int vocab_size, msbnb_tokenizer **out);
-void msbnb_tokenizer_free(msbnb_tokenizer *t);
-int msbnb_tokenizer_vocab_size(const msbnb_tokenizer *t);
-
-/* Encode UTF-8 text (len bytes; NUL bytes not allowed): a dummy-prefix space " " is prepended when
- * text is non-empty, pieces of the vocabulary are looked up per UTF-8 code point (byte tokens
- * <0xXX> = ids 3 + byte otherwise), then pairs are merged greedily by highest score. bos/eos add
- * 1 / 2 around the ids. ids [cap]; *n_ids the count. SHAPE if cap is too small (needed: len + 3). */
-msbnb_status msbnb_tokenizer_encode(const msbnb_tokenizer *t, const char *text, size_t len, int bos, int eos,
-                                    int32_t *ids, int cap, int *n_ids);
-
-/* The bytes of `token` when it follows `prev`: a leading space is dropped right after BOS, and a
- * byte token "<0xXX>" gives that single byte. *piece points into the tokenizer (valid while it
- * lives), *len its byte count. INVALID_ARG for an id out of range. */
-msbnb_status msbnb_tokenizer_decode(const msbnb_tokenizer *t, int32_t prev, int32_t token, const char **piece,
-                                    size_t *len);
+/* Tokenizers (llama2.c, tokenizer.json, tokenizer.model): tokenizer.h, included above. */
 
 #ifdef __cplusplus
 }
