@@ -1,6 +1,7 @@
 /* test_chat_template.c — the chat-template engine against real data:
  *  - every entry of ../shared/tokenizers/<dir>/chat_vectors.json (rendered by transformers 5.25's
- *    apply_chat_template) renders byte for byte from the directory's tokenizer_config.json;
+ *    apply_chat_template) renders byte for byte from the directory's tokenizer_config.json, and
+ *    the directory's tokenizer turns the text into exactly the entry's ids;
  *  - tests/chat/data/jinja_cases.json: templates exercising each supported construct, rendered by
  *    jinja2 3.1.6 in transformers' environment (tests/chat/make_jinja_cases.py), must render the
  *    same, and each case jinja2 refuses must be refused;
@@ -13,8 +14,11 @@
 #include <dirent.h>
 
 #include <msbnb/chat.h>
+#include <msbnb/tokenizer.h>
 
 #define TOKENIZERS MSBNB_SHARED_DIR "/tokenizers"
+
+static int id_entries; /* chat vectors whose ids were checked */
 
 static char *read_text(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -33,8 +37,10 @@ static char *read_text(const char *path, size_t *len) {
     return buf;
 }
 
-/* Render one chat_vectors.json entry with the directory's template. */
-static void check_vector(const char *dir, const msbnb_chat_template *t, const cJSON *e) {
+/* Render one chat_vectors.json entry with the directory's template; its ids are the rendered
+ * text encoded by the directory's tokenizer with special tokens matched and none added (HF
+ * add_special_tokens=False, what apply_chat_template(tokenize=True) does). */
+static void check_vector(const char *dir, const msbnb_chat_template *t, const msbnb_tokenizer *tok, const cJSON *e) {
     const cJSON *name = cJSON_GetObjectItem(e, "name"), *msgs = cJSON_GetObjectItem(e, "messages");
     const cJSON *agp = cJSON_GetObjectItem(e, "add_generation_prompt"), *want = cJSON_GetObjectItem(e, "rendered");
     CHECK(cJSON_IsString(name) && cJSON_IsArray(msgs) && cJSON_IsString(want));
@@ -58,6 +64,19 @@ static void check_vector(const char *dir, const msbnb_chat_template *t, const cJ
     char *got2 = NULL;
     CHECK_OK(msbnb_chat_template_render(t, m, n, &p, &got2, NULL));
     CHECK(got && got2 && !strcmp(got, got2));
+    const cJSON *want_ids = cJSON_GetObjectItem(e, "ids");
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    CHECK(tok != NULL && cJSON_IsArray(want_ids));
+    if (tok && got && cJSON_IsArray(want_ids)) {
+        CHECK_OK(msbnb_tokenizer_encode_alloc(tok, got, len, 0, &ids, &n_ids));
+        int same = ids && n_ids == (size_t)cJSON_GetArraySize(want_ids);
+        for (size_t i = 0; same && i < n_ids; i++) same = ids[i] == cJSON_GetArrayItem(want_ids, (int)i)->valueint;
+        CHECK_MSG_(same, "%s/%s: %zu ids differ from the %d expected", dir, name->valuestring, n_ids,
+                   cJSON_GetArraySize(want_ids));
+        id_entries++;
+    }
+    free(ids);
     free(got);
     free(got2);
     free(mj);
@@ -79,20 +98,23 @@ TEST(chat_vectors) {
         snprintf(dir, sizeof dir, "%s/%s", TOKENIZERS, de->d_name);
         msbnb_chat_template *t = NULL;
         CHECK_OK(msbnb_chat_template_load(dir, &t));
+        msbnb_tokenizer *tok = NULL;
+        CHECK_OK(msbnb_tokenizer_load(dir, 0, &tok));
         cJSON *v = cJSON_Parse(text);
         CHECK(cJSON_IsArray(v));
         const cJSON *e;
         if (t) cJSON_ArrayForEach(e, v) {
-            check_vector(de->d_name, t, e);
+            check_vector(de->d_name, t, tok, e);
             entries++;
         }
         cJSON_Delete(v);
         msbnb_chat_template_free(t);
+        msbnb_tokenizer_free(tok);
         free(text);
     }
     closedir(d);
-    printf("  chat_vectors: %d entries in %d files\n", entries, files);
-    CHECK(files >= 3 && entries >= 12);
+    printf("  chat_vectors: %d entries in %d files, %d with ids checked\n", entries, files, id_entries);
+    CHECK(files >= 3 && entries >= 12 && id_entries == entries);
 }
 
 

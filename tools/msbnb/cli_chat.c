@@ -21,24 +21,32 @@
 
 /* ================================================================ tokenizer glue */
 
-/* Text → ids. The template has already written the special tokens when it knows their text;
- * add_bos prepends the tokenizer's BOS id for templates that do not (a --chat-template file over
- * a llama2.c tokenizer, whose bos_token text is unknown). *ids malloc'ed. */
+/* Text → ids with special tokens matched and nothing added (HF add_special_tokens=False): the
+ * template has written the special tokens when it knows their text. add_bos prepends the
+ * tokenizer's BOS id for templates that do not (a --chat-template file over a llama2.c tokenizer,
+ * whose bos_token text is unknown). *ids malloc'ed. */
 static msbnb_status encode(const msbnb_tokenizer *tok, const char *text, size_t len, int add_bos, int32_t **ids, int *n) {
-    *ids = malloc((len + 3) * sizeof(int32_t));
-    if (!*ids) return MSBNB_ERR_OUT_OF_MEMORY;
-    msbnb_status st = msbnb_tokenizer_encode(tok, text, len, add_bos, 0, *ids, (int)(len + 3), n);
-    if (st != MSBNB_OK) {
-        free(*ids);
-        *ids = NULL;
+    size_t count = 0;
+    int32_t *body = NULL;
+    msbnb_status st = msbnb_tokenizer_encode_alloc(tok, text, len, 0, &body, &count);
+    if (st != MSBNB_OK) return st;
+    const int32_t bos = add_bos ? msbnb_tokenizer_bos(tok) : -1;
+    const size_t lead = bos >= 0 ? 1 : 0;
+    if (count + lead > (size_t)INT32_MAX || !(*ids = malloc((count + lead + 1) * sizeof(int32_t)))) {
+        free(body);
+        return MSBNB_ERR_OUT_OF_MEMORY;
     }
-    return st;
+    if (lead) (*ids)[0] = bos;
+    memcpy(*ids + lead, body, count * sizeof(int32_t));
+    free(body);
+    *n = (int)(count + lead);
+    return MSBNB_OK;
 }
 
-/* End of the assistant's turn: llama2.c's EOS (2), and its BOS (1) as msbnb_model_generate stops. */
+/* End of the assistant's turn: any of the tokenizer's EOS ids (eos_token_id may be a list), or a
+ * BOS (a new document: llama2.c models emit it after a story). */
 static int is_stop(const msbnb_tokenizer *tok, int32_t id) {
-    (void)tok;
-    return id == 1 || id == 2;
+    return msbnb_tokenizer_is_eos(tok, id) || id == msbnb_tokenizer_bos(tok);
 }
 
 /* ================================================================ template */
@@ -187,6 +195,22 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Print a piece of the reply as it comes and keep it in *buf (malloc'ed, grown). 0 when out of memory. */
+static int keep_text(char **buf, size_t *len, size_t *cap, const char *piece, size_t n) {
+    if (!n) return 1;
+    fwrite(piece, 1, n, stdout);
+    fflush(stdout);
+    if (*cap - *len < n + 1) {
+        const size_t c = (*cap + n) * 2 + 64;
+        char *nb = realloc(*buf, c);
+        if (!nb) return 0;
+        *buf = nb, *cap = c;
+    }
+    memcpy(*buf + *len, piece, n);
+    *len += n;
+    return 1;
+}
+
 /* One assistant turn over the conversation: prefill what the cache lacks, sample until an end of
  * turn, --max-new-tokens or the end of the context, printing each piece as it comes. The reply
  * is appended to the conversation. Returns 1 on failure (printed). */
@@ -216,8 +240,12 @@ static int assistant_turn(session *s, conversation *c) {
     const double t1 = now_seconds();
     char *reply = NULL;
     size_t rlen = 0, rcap = 0;
-    int32_t prev = s->cache[n - 1];
     int made = 0, rc = 0;
+    msbnb_detokenizer *dt = NULL;
+    if (msbnb_detokenizer_create(s->tok, 0, &dt) != MSBNB_OK) {
+        fprintf(stderr, "msbnb chat: %s\n", msbnb_last_error());
+        return 1;
+    }
     const char *why = "--max-new-tokens";
     for (; made < s->max_new; made++) {
         const int32_t id = msbnb_sample(s->logits, s->vocab, &s->sp, &s->rng);
@@ -227,22 +255,10 @@ static int assistant_turn(session *s, conversation *c) {
         }
         const char *piece = NULL;
         size_t plen = 0;
-        if (msbnb_tokenizer_decode(s->tok, prev, id, &piece, &plen) == MSBNB_OK && plen) {
-            fwrite(piece, 1, plen, stdout);
-            fflush(stdout);
-            if (rcap - rlen < plen + 1) {
-                const size_t cap = (rcap + plen) * 2 + 64;
-                char *nr = realloc(reply, cap);
-                if (!nr) {
-                    rc = 1;
-                    break;
-                }
-                reply = nr, rcap = cap;
-            }
-            memcpy(reply + rlen, piece, plen);
-            rlen += plen;
+        if (msbnb_detokenizer_push(dt, id, &piece, &plen) != MSBNB_OK || !keep_text(&reply, &rlen, &rcap, piece, plen)) {
+            rc = 1;
+            break;
         }
-        prev = id;
         if (s->n_cache >= s->ctx) {
             why = "the end of the context";
             made++;
@@ -256,6 +272,12 @@ static int assistant_turn(session *s, conversation *c) {
         }
         s->n_cache++;
     }
+    const char *tail = NULL;
+    size_t tlen = 0;
+    if (rc == 0 && (msbnb_detokenizer_flush(dt, &tail, &tlen) != MSBNB_OK || !keep_text(&reply, &rlen, &rcap, tail, tlen)))
+        rc = 1;
+    if (rc) fprintf(stderr, "\nmsbnb chat: %s\n", msbnb_last_error());
+    msbnb_detokenizer_free(dt);
     printf("\n");
     fflush(stdout);
     const double t2 = now_seconds();

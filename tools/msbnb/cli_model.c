@@ -110,6 +110,12 @@ static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msb
         return 1;
     }
     char *tpath = o->tokenizer ? NULL : find_tokenizer(o->model);
+    if (!o->tokenizer && !tpath) { /* the model's directory: tokenizer.json / tokenizer.model in it */
+        struct stat sb;
+        const char *slash = strrchr(o->model, '/');
+        tpath = stat(o->model, &sb) == 0 && S_ISDIR(sb.st_mode) ? strdup(o->model)
+                : slash ? strndup(o->model, (size_t)(slash - o->model) + (slash == o->model)) : strdup(".");
+    }
     const char *tp = o->tokenizer ? o->tokenizer : tpath;
     if (!tp) {
         fprintf(stderr, "msbnb %s: no tokenizer found near '%s'; pass --tokenizer PATH\n", cmd, o->model);
@@ -141,6 +147,7 @@ typedef struct {
 
 static int print_token(void *ctx, int32_t token) {
     print_ctx *pc = (print_ctx *)ctx;
+    if (msbnb_tokenizer_is_eos(pc->tok, token)) return 1; /* any of the tokenizer's EOS ids ends the text */
     const char *piece;
     size_t len;
     if (msbnb_tokenizer_decode(pc->tok, pc->prev, token, &piece, &len) == MSBNB_OK) fwrite(piece, 1, len, stdout);
