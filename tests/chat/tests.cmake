@@ -6,8 +6,9 @@ msbnb_add_test(test_chat_fuzz_replay tests/chat/test_chat_fuzz_replay.c tests/fu
 target_include_directories(test_chat_fuzz_replay PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)
 
 # `msbnb chat` and `generate --chat` on stories260K (no template of its own: tests/chat/data/plain.jinja):
-# greedy replies, the interactive loop over stdin (/reset), a model without a template, template
-# errors (exit 1, one line), usage errors (exit 2).
+# greedy replies, the interactive loop over stdin (/reset), a model directory whose
+# tokenizer_config.json holds the template, a model without a template, template errors (exit 1,
+# one line), usage errors (exit 2).
 set(_m ${MSBNB_SHARED_DIR}/models/stories260K)
 set(_d ${CMAKE_SOURCE_DIR}/tests/chat/data)
 add_test(NAME cli_chat
@@ -17,6 +18,9 @@ add_test(NAME cli_chat
     printf 'Once upon a time\\nThe cat\\n/reset\\nOnce upon a time\\n' | $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template ${_d}/plain.jinja --max-new-tokens 10 > chat.out 2> chat.err
     test $(grep -c 'there was a little girl' chat.out) = 2
     grep -q 'from the cache' chat.err && grep -q 'conversation cleared' chat.err
+    rm -rf chatmodel && mkdir chatmodel && ln -s ${_m}/hf/config.json ${_m}/hf/model.safetensors ${_m}/tok512.bin chatmodel/
+    cp ${_d}/plain_tokenizer_config.json chatmodel/tokenizer_config.json
+    $<TARGET_FILE:msbnb_cli> chat chatmodel --prompt 'Once upon a time' --max-new-tokens 20 2>/dev/null | grep -qx ', there was a little girl named Lily. She loved to play outsid'
     rc=0; $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --prompt hi 2> chat.err || rc=$?; test $rc = 1; grep -q 'no chat template.*--chat-template' chat.err
     rc=0; $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template ${_d}/refuses.jinja --prompt hi 2> chat.err || rc=$?; test $rc = 1; grep -q 'refuses every conversation' chat.err
     rc=0; $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template /nonexistent.jinja --prompt hi 2>/dev/null || rc=$?; test $rc = 1
