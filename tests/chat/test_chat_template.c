@@ -20,21 +20,13 @@
 
 static int id_entries; /* chat vectors whose ids were checked */
 
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    if (len) *len = (size_t)n;
-    return buf;
+/* A JSON file parsed (caller cJSON_Delete()s); NULL if missing or malformed. */
+static cJSON *parse_json_file(const char *path) {
+    size_t len = 0;
+    char *text = test_read_file(path, &len);
+    cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    return j;
 }
 
 /* Render one chat_vectors.json entry with the directory's template; its ids are the rendered
@@ -91,8 +83,8 @@ TEST(chat_vectors) {
         if (de->d_name[0] == '.') continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/%s/chat_vectors.json", TOKENIZERS, de->d_name);
-        char *text = read_text(path, NULL);
-        if (!text) continue;
+        cJSON *v = parse_json_file(path);
+        if (!v) continue;
         files++;
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/%s", TOKENIZERS, de->d_name);
@@ -100,7 +92,6 @@ TEST(chat_vectors) {
         CHECK_OK(msbnb_chat_template_load(dir, &t));
         msbnb_tokenizer *tok = NULL;
         CHECK_OK(msbnb_tokenizer_load(dir, 0, &tok));
-        cJSON *v = cJSON_Parse(text);
         CHECK(cJSON_IsArray(v));
         const cJSON *e;
         if (t) cJSON_ArrayForEach(e, v) {
@@ -110,7 +101,6 @@ TEST(chat_vectors) {
         cJSON_Delete(v);
         msbnb_chat_template_free(t);
         msbnb_tokenizer_free(tok);
-        free(text);
     }
     closedir(d);
     printf("  chat_vectors: %d entries in %d files, %d with ids checked\n", entries, files, id_entries);
@@ -122,12 +112,10 @@ TEST(chat_vectors) {
 static char *shared_template(const char *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s/tokenizer_config.json", TOKENIZERS, dir);
-    char *text = read_text(path, NULL);
-    cJSON *cfg = text ? cJSON_Parse(text) : NULL;
+    cJSON *cfg = parse_json_file(path);
     const cJSON *ct = cJSON_GetObjectItem(cfg, "chat_template");
     char *src = cJSON_IsString(ct) ? strdup(ct->valuestring) : NULL;
     cJSON_Delete(cfg);
-    free(text);
     return src;
 }
 
@@ -181,9 +169,7 @@ static void check_case(const cJSON *c) {
 }
 
 TEST(jinja_cases) {
-    char *text = read_text(MSBNB_SOURCE_DIR "/tests/chat/data/jinja_cases.json", NULL);
-    CHECK(text != NULL);
-    cJSON *cases = text ? cJSON_Parse(text) : NULL;
+    cJSON *cases = parse_json_file(MSBNB_SOURCE_DIR "/tests/chat/data/jinja_cases.json");
     CHECK(cJSON_IsArray(cases));
     int n = 0, errors = 0;
     const cJSON *c;
@@ -195,7 +181,6 @@ TEST(jinja_cases) {
     printf("  jinja_cases: %d cases, %d of them errors\n", n, errors);
     CHECK(n >= 70 && errors >= 10);
     cJSON_Delete(cases);
-    free(text);
 }
 
 /* Compile + render src; returns the status (the first failure). */
