@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 
-.PHONY: all build bootstrap test test-isa demo bench install asan fuzz interop clean
+.PHONY: all build bootstrap test test-isa demo bench bench-python install asan fuzz interop clean
 
 all: build
 
@@ -35,6 +35,10 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/msbnb_bench $(BENCH_ARGS)
+
+# Per-call overhead of the Python package's QTensor.matmul above the C call (bench/python_overhead.py).
+bench-python: build
+	@bash scripts/pytest.sh --run $(BUILD) bench/python_overhead.py $(BENCH_ARGS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -3,14 +3,14 @@
 msbnb_add_test(test_chat_template tests/chat/test_chat_template.c)
 # The chat-template fuzz corpus replayed without libFuzzer (tests/fuzz/fuzz_targets_chat.c).
 msbnb_add_test(test_chat_fuzz_replay tests/chat/test_chat_fuzz_replay.c tests/fuzz/fuzz_targets_chat.c)
-target_include_directories(test_chat_fuzz_replay PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)
+target_include_directories(test_chat_fuzz_replay PRIVATE ${PROJECT_SOURCE_DIR}/tests/fuzz)
 
 # `msbnb chat` and `generate --chat` on stories260K (no template of its own: tests/chat/data/plain.jinja):
 # greedy replies, the interactive loop over stdin (/reset), a model directory whose
 # tokenizer_config.json holds the template, a model without a template, template errors (exit 1,
 # one line), usage errors (exit 2).
 set(_m ${MSBNB_SHARED_DIR}/models/stories260K)
-set(_d ${CMAKE_SOURCE_DIR}/tests/chat/data)
+set(_d ${PROJECT_SOURCE_DIR}/tests/chat/data)
 add_test(NAME cli_chat
   COMMAND sh -c "set -e
     $<TARGET_FILE:msbnb_cli> chat ${_m}/hf --chat-template ${_d}/plain.jinja --prompt 'Once upon a time' --max-new-tokens 20 2>/dev/null | grep -qx ', there was a little girl named Lily. She loved to play outsid'
