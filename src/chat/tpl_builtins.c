@@ -385,8 +385,8 @@ static tpl_value select_items(tpl_ctx *c, const tpl_value *v, const tpl_args *ar
         test = tpl_test_id(tn->s, tn->len);
         if (test < 0) tpl_fail(c->env, MSBNB_ERR_UNSUPPORTED, "no test named '%s'", tn->s);
     }
-    const tpl_args rest = {args->pos + (args->npos > first + 1 ? first + 1 : args->npos),
-                           args->npos > first + 1 ? args->npos - first - 1 : 0, NULL, NULL, 0};
+    const bool has_rest = args->npos > first + 1; /* the test's own arguments */
+    const tpl_args rest = {has_rest ? args->pos + first + 1 : NULL, has_rest ? args->npos - first - 1 : 0, NULL, NULL, 0};
     tpl_list *l = tpl_list_new(c->a, items->n);
     for (size_t i = 0; i < items->n; i++) {
         tpl_check_steps(c);
@@ -415,7 +415,7 @@ static tpl_value map_items(tpl_ctx *c, const tpl_value *v, const tpl_args *args)
     const tpl_str *fname = want_str(c, &args->pos[0], "filter name");
     const int f = tpl_filter_id(fname->s, fname->len);
     if (f < 0) tpl_fail(c->env, MSBNB_ERR_UNSUPPORTED, "no filter named '%s'", fname->s);
-    const tpl_args rest = {args->pos + 1, args->npos - 1, args->kwv, args->kwn, args->nkw};
+    const tpl_args rest = {args->npos > 1 ? args->pos + 1 : NULL, args->npos - 1, args->kwv, args->kwn, args->nkw};
     for (size_t i = 0; i < items->n; i++) {
         tpl_check_steps(c);
         tpl_list_push(c->a, l, tpl_apply_filter(c, f, &items->v[i], &rest));

@@ -51,30 +51,22 @@ static int is_stop(const msbnb_tokenizer *tok, int32_t id) {
 
 /* ================================================================ template */
 
+/* A template file, malloc'ed and NUL-terminated; NULL when unreadable or past 16 MiB (the
+ * engine's own limit). */
 static char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 4096) {
-            if (cap > ((size_t)16 << 20)) break; /* the engine refuses templates past 16 MiB anyway */
-            char *nb = realloc(buf, cap * 2 + 8192);
-            if (!nb) break;
-            buf = nb, cap = cap * 2 + 8192;
-        }
-        const size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
-    }
-    const int err = ferror(f) || !buf;
-    fclose(f);
-    if (err) {
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= (16L << 20) && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = 0;
+        *len = (size_t)n;
+    } else {
         free(buf);
-        return NULL;
+        buf = NULL;
     }
-    buf[n] = 0;
-    *len = n;
+    fclose(f);
     return buf;
 }
 
@@ -93,7 +85,7 @@ static int load_template(const char *model, const char *file, const char *cmd, m
     size_t len = 0;
     char *src = read_file(file, &len);
     if (!src) {
-        fprintf(stderr, "msbnb %s: cannot read the chat template '%s'\n", cmd, file);
+        fprintf(stderr, "msbnb %s: cannot read the chat template '%s' (missing, unreadable or over 16 MiB)\n", cmd, file);
         return 1;
     }
     msbnb_status st = msbnb_chat_template_compile(src, len, t);
