@@ -29,3 +29,6 @@ add_test(NAME cli_chat
     rc=0; $<TARGET_FILE:msbnb_cli> generate ${_m}/hf --system x 2>/dev/null || rc=$?; test $rc = 2")
 set_tests_properties(cli_chat PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")
 add_dependencies(test_chat_template msbnb_cli)
+# The commands on random-weight checkpoints in the HF layout with the real tokenizers (runs msbnb).
+msbnb_add_test(test_chat_e2e tests/chat/test_chat_e2e.c)
+add_dependencies(test_chat_e2e msbnb_cli)
