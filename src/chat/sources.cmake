@@ -5,5 +5,6 @@ list(APPEND MSBNB_SRC
   src/chat/tpl_value.c
   src/chat/tpl_eval.c
   src/chat/tpl_builtins.c
+  src/chat/tpl_strings.c
   src/chat/chat.c
 )

@@ -123,158 +123,6 @@ static tpl_value dict_value(tpl_dict *d, tpl_type t) {
     return v;
 }
 
-/* ---------------------------------------------------------------- strings */
-
-static bool in_chars(const tpl_str *chars, const char *s, size_t w) {
-    for (size_t i = 0; i < chars->len;) {
-        size_t cw = tpl_utf8_offset(chars->s + i, chars->len - i, 1);
-        if (cw == w && !memcmp(chars->s + i, s, w)) return true;
-        i += cw;
-    }
-    return false;
-}
-
-/* Python str.strip / lstrip / rstrip: whitespace, or the code points in chars. */
-static tpl_value strip(tpl_ctx *c, const tpl_str *s, const tpl_str *chars, bool left, bool right) {
-    size_t b = 0, e = s->len;
-    while (left && b < e) {
-        size_t w;
-        const bool sp = tpl_utf8_space(s->s + b, e - b, &w);
-        w = tpl_utf8_offset(s->s + b, e - b, 1);
-        if (chars ? !in_chars(chars, s->s + b, w) : !sp) break;
-        b += w;
-    }
-    while (right && e > b) {
-        size_t k = e - 1;
-        while (k > b && ((unsigned char)s->s[k] & 0xc0) == 0x80) k--;
-        size_t w;
-        const bool sp = tpl_utf8_space(s->s + k, e - k, &w);
-        if (chars ? !in_chars(chars, s->s + k, e - k) : !(sp && w == e - k)) break;
-        e = k;
-    }
-    return tpl_string(c->a, s->s + b, e - b);
-}
-
-static char lower_c(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch; }
-static char upper_c(char ch) { return ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch; }
-static bool alpha_c(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (unsigned char)ch >= 0x80; }
-
-/* mode: 0 lower, 1 upper, 2 capitalize, 3 title */
-static tpl_value recase(tpl_ctx *c, const tpl_str *s, int mode) {
-    char *o = tpl_strdup(c->a, s->s, s->len);
-    bool prev_alpha = false;
-    for (size_t i = 0; i < s->len; i++) {
-        const char ch = o[i];
-        if (mode == 0) o[i] = lower_c(ch);
-        else if (mode == 1) o[i] = upper_c(ch);
-        else if (mode == 2) o[i] = i == 0 ? upper_c(ch) : lower_c(ch);
-        else o[i] = prev_alpha ? lower_c(ch) : upper_c(ch);
-        prev_alpha = alpha_c(ch);
-    }
-    return tpl_string(c->a, o, s->len);
-}
-
-static const char *find_sub(const tpl_str *h, const tpl_str *n, size_t from) {
-    if (n->len == 0) return from <= h->len ? h->s + from : NULL;
-    for (size_t i = from; i + n->len <= h->len; i++)
-        if (!memcmp(h->s + i, n->s, n->len)) return h->s + i;
-    return NULL;
-}
-
-static tpl_value replace(tpl_ctx *c, const tpl_str *s, const tpl_str *old, const tpl_str *new_, int64_t count) {
-    tpl_buf b = {0};
-    size_t p = 0;
-    int64_t done = 0;
-    if (old->len == 0) { /* Python inserts new between every character (and at both ends) */
-        const size_t n = tpl_utf8_len(s->s, s->len);
-        for (size_t i = 0; i <= n; i++) {
-            if (count < 0 || done < count) tpl_buf_put(c->a, &b, new_->s, new_->len), done++;
-            if (i < n) {
-                const size_t w = tpl_utf8_offset(s->s + p, s->len - p, 1);
-                tpl_buf_put(c->a, &b, s->s + p, w);
-                p += w;
-            }
-            tpl_check_steps(c);
-        }
-        return tpl_str_value(tpl_buf_str(c->a, &b));
-    }
-    for (const char *f; (count < 0 || done < count) && (f = find_sub(s, old, p)); done++) {
-        tpl_buf_put(c->a, &b, s->s + p, (size_t)(f - s->s) - p);
-        tpl_buf_put(c->a, &b, new_->s, new_->len);
-        p = (size_t)(f - s->s) + old->len;
-        tpl_check_steps(c);
-    }
-    tpl_buf_put(c->a, &b, s->s + p, s->len - p);
-    return tpl_str_value(tpl_buf_str(c->a, &b));
-}
-
-/* Python str.split(sep=None, maxsplit=-1); rsplit when from_right (only differs with maxsplit). */
-static tpl_value split(tpl_ctx *c, const tpl_str *s, const tpl_str *sep, int64_t maxsplit, bool from_right) {
-    tpl_list *l = tpl_list_new(c->a, 4);
-    if (sep && sep->len == 0) tpl_fail(c->env, MSBNB_ERR_FORMAT, "split: empty separator");
-    if (from_right && maxsplit >= 0) { /* rsplit with a limit: split from the end, then reverse */
-        if (!sep) tpl_fail(c->env, MSBNB_ERR_UNSUPPORTED, "rsplit without a separator but with maxsplit is not supported");
-        size_t e = s->len;
-        int64_t done = 0;
-        tpl_list *rev = tpl_list_new(c->a, 4);
-        while (done < maxsplit && e >= sep->len) {
-            size_t k = e - sep->len + 1, hit = SIZE_MAX;
-            while (k-- > 0)
-                if (!memcmp(s->s + k, sep->s, sep->len)) {
-                    hit = k;
-                    break;
-                }
-            if (hit == SIZE_MAX) break;
-            tpl_list_push(c->a, rev, tpl_string(c->a, s->s + hit + sep->len, e - hit - sep->len));
-            e = hit;
-            done++;
-            tpl_check_steps(c);
-        }
-        tpl_list_push(c->a, l, tpl_string(c->a, s->s, e));
-        for (size_t i = rev->n; i-- > 0;) tpl_list_push(c->a, l, rev->v[i]);
-        return tpl_list_value(l, false);
-    }
-    size_t p = 0;
-    int64_t done = 0;
-    if (sep) {
-        for (const char *f; (maxsplit < 0 || done < maxsplit) && (f = find_sub(s, sep, p)); done++) {
-            tpl_list_push(c->a, l, tpl_string(c->a, s->s + p, (size_t)(f - s->s) - p));
-            p = (size_t)(f - s->s) + sep->len;
-            tpl_check_steps(c);
-        }
-        tpl_list_push(c->a, l, tpl_string(c->a, s->s + p, s->len - p));
-        return tpl_list_value(l, false);
-    }
-    size_t w;
-    for (;;) {
-        while (p < s->len && tpl_utf8_space(s->s + p, s->len - p, &w)) p += w;
-        if (p >= s->len) break;
-        if (maxsplit >= 0 && done >= maxsplit) { /* the rest, trailing whitespace stripped */
-            tpl_value rest = strip(c, tpl_str_new(c->a, s->s + p, s->len - p), NULL, false, true);
-            tpl_list_push(c->a, l, rest);
-            break;
-        }
-        size_t e = p;
-        while (e < s->len && !tpl_utf8_space(s->s + e, s->len - e, &w)) e += tpl_utf8_offset(s->s + e, s->len - e, 1);
-        tpl_list_push(c->a, l, tpl_string(c->a, s->s + p, e - p));
-        p = e;
-        done++;
-        tpl_check_steps(c);
-    }
-    return tpl_list_value(l, false);
-}
-
-static tpl_value join(tpl_ctx *c, const tpl_list *items, const tpl_str *sep, const tpl_str *attr) {
-    tpl_buf b = {0};
-    for (size_t i = 0; i < items->n; i++) {
-        if (i && sep) tpl_buf_put(c->a, &b, sep->s, sep->len);
-        tpl_value v = items->v[i];
-        if (attr) v = tpl_getattr(c, &v, attr->s, attr->len);
-        tpl_to_str(c->a, &b, &v, 0);
-    }
-    return tpl_str_value(tpl_buf_str(c->a, &b));
-}
-
 /* ---------------------------------------------------------------- attributes */
 
 static const tpl_value *self_copy(tpl_ctx *c, const tpl_value *obj) {
@@ -334,7 +182,7 @@ typedef struct sort_key {
 
 static tpl_value sort_value(tpl_ctx *c, const tpl_value *v, const sort_key *k) {
     tpl_value x = k->attr ? tpl_getattr(c, v, k->attr->s, k->attr->len) : *v;
-    if (!k->case_sensitive && x.t == V_STR) x = recase(c, x.u.s, 0);
+    if (!k->case_sensitive && x.t == V_STR) x = tpl_recase(c, x.u.s, 0);
     return x;
 }
 
@@ -543,7 +391,7 @@ tpl_value tpl_apply_filter(tpl_ctx *c, int fn, const tpl_value *v, const tpl_arg
         if (v->t == V_UNDEF) return tpl_string(c->a, "", 0);
         const tpl_value *sep = arg(args, 0, "d");
         const tpl_value *attr = arg(args, 1, "attribute");
-        return join(c, tpl_iter(c, v), sep ? tpl_stringify(c->a, sep) : NULL, attr ? want_str(c, attr, "attribute") : NULL);
+        return tpl_join(c, tpl_iter(c, v), sep ? tpl_stringify(c->a, sep) : NULL, attr ? want_str(c, attr, "attribute") : NULL);
     }
     case F_SELECT:
     case F_REJECT: return select_items(c, v, args, false, fn == F_SELECT);
@@ -655,22 +503,22 @@ tpl_value tpl_apply_filter(tpl_ctx *c, int fn, const tpl_value *v, const tpl_arg
     case F_TRIM: {
         if (v->t == V_UNDEF) return tpl_string(c->a, "", 0);
         const tpl_value *chars = arg(args, 0, "chars");
-        return strip(c, tpl_stringify(c->a, v), chars && chars->t != V_NONE ? want_str(c, chars, "trim chars") : NULL, true, true);
+        return tpl_strip(c, tpl_stringify(c->a, v), chars && chars->t != V_NONE ? want_str(c, chars, "trim chars") : NULL, true, true);
     }
-    case F_UPPER: return recase(c, tpl_stringify(c->a, v), 1);
-    case F_LOWER: return recase(c, tpl_stringify(c->a, v), 0);
-    case F_CAPITALIZE: return recase(c, tpl_stringify(c->a, v), 2);
-    case F_TITLE: return recase(c, tpl_stringify(c->a, v), 3);
+    case F_UPPER: return tpl_recase(c, tpl_stringify(c->a, v), 1);
+    case F_LOWER: return tpl_recase(c, tpl_stringify(c->a, v), 0);
+    case F_CAPITALIZE: return tpl_recase(c, tpl_stringify(c->a, v), 2);
+    case F_TITLE: return tpl_recase(c, tpl_stringify(c->a, v), 3);
     case F_REPLACE: {
         const tpl_value *o = arg(args, 0, "old"), *n = arg(args, 1, "new"), *k = arg(args, 2, "count");
         if (!o || !n) tpl_fail(c->env, MSBNB_ERR_FORMAT, "replace needs old and new");
-        return replace(c, tpl_stringify(c->a, v), tpl_stringify(c->a, o), tpl_stringify(c->a, n),
+        return tpl_replace(c, tpl_stringify(c->a, v), tpl_stringify(c->a, o), tpl_stringify(c->a, n),
                        k && k->t != V_NONE ? want_int(c, k, "replace count") : -1);
     }
     case F_ESCAPE: return escape_html(c, tpl_stringify(c->a, v));
     case F_INDENT: return indent_text(c, tpl_stringify(c->a, v), args);
     case F_WORDCOUNT: {
-        const tpl_value words = split(c, tpl_stringify(c->a, v), NULL, -1, false);
+        const tpl_value words = tpl_split(c, tpl_stringify(c->a, v), NULL, -1, false);
         return tpl_int((int64_t)words.u.l->n);
     }
     }
@@ -700,7 +548,7 @@ bool tpl_apply_test(tpl_ctx *c, int fn, const tpl_value *v, const tpl_args *args
     case TS_LOWER:
     case TS_UPPER: {
         if (v->t != V_STR) return false;
-        const tpl_value r = recase(c, v->u.s, fn == TS_LOWER ? 0 : 1);
+        const tpl_value r = tpl_recase(c, v->u.s, fn == TS_LOWER ? 0 : 1);
         return !memcmp(r.u.s->s, v->u.s->s, v->u.s->len);
     }
     case TS_ODD:
@@ -727,7 +575,7 @@ bool tpl_apply_test(tpl_ctx *c, int fn, const tpl_value *v, const tpl_args *args
     case TS_IN: {
         if (a0->t == V_STR) {
             if (v->t != V_STR) return false;
-            const char *f = find_sub(a0->u.s, v->u.s, 0);
+            const char *f = tpl_find_sub(a0->u.s, v->u.s, 0);
             return f != NULL;
         }
         const tpl_list *items = tpl_iter(c, a0);
@@ -810,7 +658,7 @@ static tpl_value str_method(tpl_ctx *c, int fn, const tpl_str *s, const tpl_args
     case M_STRIP:
     case M_LSTRIP:
     case M_RSTRIP:
-        return strip(c, s, a0 && a0->t != V_NONE ? want_str(c, a0, "strip chars") : NULL, fn != M_RSTRIP, fn != M_LSTRIP);
+        return tpl_strip(c, s, a0 && a0->t != V_NONE ? want_str(c, a0, "strip chars") : NULL, fn != M_RSTRIP, fn != M_LSTRIP);
     case M_STARTSWITH:
     case M_ENDSWITH:
         if (!a0) tpl_fail(c->env, MSBNB_ERR_FORMAT, "startswith/endswith need an argument");
@@ -818,22 +666,22 @@ static tpl_value str_method(tpl_ctx *c, int fn, const tpl_str *s, const tpl_args
     case M_SPLIT:
     case M_RSPLIT: {
         const tpl_value *sep = arg(args, 0, "sep"), *maxs = arg(args, 1, "maxsplit");
-        return split(c, s, sep && sep->t != V_NONE ? want_str(c, sep, "split separator") : NULL,
+        return tpl_split(c, s, sep && sep->t != V_NONE ? want_str(c, sep, "split separator") : NULL,
                      maxs ? want_int(c, maxs, "maxsplit") : -1, fn == M_RSPLIT);
     }
-    case M_UPPER: return recase(c, s, 1);
-    case M_LOWER: return recase(c, s, 0);
-    case M_TITLE: return recase(c, s, 3);
-    case M_CAPITALIZE: return recase(c, s, 2);
+    case M_UPPER: return tpl_recase(c, s, 1);
+    case M_LOWER: return tpl_recase(c, s, 0);
+    case M_TITLE: return tpl_recase(c, s, 3);
+    case M_CAPITALIZE: return tpl_recase(c, s, 2);
     case M_REPLACE:
         if (!a0 || !a1) tpl_fail(c->env, MSBNB_ERR_FORMAT, "replace needs old and new");
-        return replace(c, s, want_str(c, a0, "replace old"), want_str(c, a1, "replace new"),
+        return tpl_replace(c, s, want_str(c, a0, "replace old"), want_str(c, a1, "replace new"),
                        arg(args, 2, NULL) ? want_int(c, arg(args, 2, NULL), "replace count") : -1);
     case M_FIND:
     case M_RFIND: {
         const tpl_str *n = want_str(c, a0 ? a0 : &(tpl_value){.t = V_UNDEF}, "find argument");
         const char *hit = NULL;
-        for (const char *f = find_sub(s, n, 0); f; f = find_sub(s, n, (size_t)(f - s->s) + 1)) {
+        for (const char *f = tpl_find_sub(s, n, 0); f; f = tpl_find_sub(s, n, (size_t)(f - s->s) + 1)) {
             hit = f;
             if (fn == M_FIND || (size_t)(f - s->s) >= s->len) break;
         }
@@ -843,10 +691,10 @@ static tpl_value str_method(tpl_ctx *c, int fn, const tpl_str *s, const tpl_args
         const tpl_str *n = want_str(c, a0 ? a0 : &(tpl_value){.t = V_UNDEF}, "count argument");
         if (!n->len) return tpl_int((int64_t)tpl_utf8_len(s->s, s->len) + 1);
         int64_t k = 0;
-        for (const char *f = find_sub(s, n, 0); f; f = find_sub(s, n, (size_t)(f - s->s) + n->len)) k++;
+        for (const char *f = tpl_find_sub(s, n, 0); f; f = tpl_find_sub(s, n, (size_t)(f - s->s) + n->len)) k++;
         return tpl_int(k);
     }
-    case M_JOIN: return join(c, tpl_iter(c, a0 ? a0 : &(tpl_value){.t = V_UNDEF}), s, NULL);
+    case M_JOIN: return tpl_join(c, tpl_iter(c, a0 ? a0 : &(tpl_value){.t = V_UNDEF}), s, NULL);
     case M_ISDIGIT:
     case M_ISALPHA:
     case M_ISALNUM:

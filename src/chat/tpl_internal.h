@@ -5,7 +5,7 @@
  * {{ }} / {% %}, comments dropped, Jinja's whitespace control and transformers' trim_blocks +
  * lstrip_blocks applied); tpl_parse.c builds a tree of statements and expressions; tpl_eval.c
  * walks it with Python-like values (tpl_value.c) and the filters, tests, methods and globals of
- * tpl_builtins.c. chat.c is the public API (include/msbnb/chat.h).
+ * tpl_builtins.c (string operations in tpl_strings.c). chat.c is the public API (include/msbnb/chat.h).
  *
  * Memory: everything lives in arenas. The compiled template owns one (tokens, tree, constants);
  * each render has its own, capped at max_memory bytes, freed in one go at the end — so a failure
@@ -284,6 +284,17 @@ tpl_value tpl_getattr(tpl_ctx *c, const tpl_value *obj, const char *name, size_t
 /* A global function by name (range, namespace, raise_exception, strftime_now, dict), or -1. */
 int tpl_global_id(const char *name, size_t len);
 tpl_value tpl_call_builtin(tpl_ctx *c, int fn, const tpl_value *self, const tpl_args *args);
+
+/* Python str operations (tpl_strings.c). tpl_strip: whitespace (chars NULL) or the code points of
+ * chars, from the left and/or right; tpl_recase mode: 0 lower, 1 upper, 2 capitalize, 3 title
+ * (ASCII letters); tpl_find_sub: first occurrence of n in h at or after byte from, or NULL;
+ * count / maxsplit < 0 = all; tpl_join: str() of each item (or of its attribute attr). */
+tpl_value tpl_strip(tpl_ctx *c, const tpl_str *s, const tpl_str *chars, bool left, bool right);
+tpl_value tpl_recase(tpl_ctx *c, const tpl_str *s, int mode);
+const char *tpl_find_sub(const tpl_str *h, const tpl_str *n, size_t from);
+tpl_value tpl_replace(tpl_ctx *c, const tpl_str *s, const tpl_str *old, const tpl_str *new_, int64_t count);
+tpl_value tpl_split(tpl_ctx *c, const tpl_str *s, const tpl_str *sep, int64_t maxsplit, bool from_right);
+tpl_value tpl_join(tpl_ctx *c, const tpl_list *items, const tpl_str *sep, const tpl_str *attr);
 
 /* ---------------------------------------------------------------- evaluation */
 
