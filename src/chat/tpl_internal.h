@@ -5,7 +5,8 @@
  * {{ }} / {% %}, comments dropped, Jinja's whitespace control and transformers' trim_blocks +
  * lstrip_blocks applied); tpl_parse.c builds a tree of statements and expressions; tpl_eval.c
  * walks it with Python-like values (tpl_value.c) and the filters, tests, methods and globals of
- * tpl_builtins.c (string operations in tpl_strings.c). chat.c is the public API (include/msbnb/chat.h).
+ * tpl_builtins.c (string operations in tpl_strings.c). chat.c is the public API
+ * (include/msbnb/chat.h).
  *
  * Memory: everything lives in arenas. The compiled template owns one (tokens, tree, constants);
  * each render has its own, capped at max_memory bytes, freed in one go at the end — so a failure
