@@ -199,6 +199,9 @@ static tpl_value from_json(tpl_arena *a, const cJSON *j) {
 static void set_var(tpl_arena *a, tpl_dict *g, const char *name, tpl_value v) { tpl_dict_set(a, g, tpl_cstring(a, name), v); }
 
 /* Shared by both render entry points: messages come as structs or as parsed JSON (one is NULL). */
+/* Messages of both render entry points name the public function. */
+#define RENDER_API "msbnb_chat_template_render"
+
 static msbnb_status render(const msbnb_chat_template *h, const msbnb_chat_message *messages, size_t n,
                            const cJSON *messages_json, const msbnb_chat_render_params *params, char **text, size_t *len) {
     const msbnb_chat_render_params def = msbnb_chat_render_params_default();
@@ -209,20 +212,20 @@ static msbnb_status render(const msbnb_chat_template *h, const msbnb_chat_messag
         extra = cJSON_Parse(p->extra_json);
         if (!cJSON_IsObject(extra)) {
             cJSON_Delete(extra);
-            return MSBNB_FAIL(MSBNB_ERR_FORMAT, "extra_json is not a JSON object");
+            return msbnb__fail(MSBNB_ERR_FORMAT, RENDER_API, "extra_json is not a JSON object");
         }
     }
     tpl_env *env = calloc(1, sizeof *env);
     if (!env) {
         cJSON_Delete(extra);
-        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+        return msbnb__fail(MSBNB_ERR_OUT_OF_MEMORY, RENDER_API, "out of memory");
     }
     tpl_arena_init(&env->arena, env, p->max_memory ? p->max_memory : def.max_memory);
     tpl_buf out = {0};
     out.limit = p->max_output ? p->max_output : def.max_output;
     tpl_ctx c = {.env = env, .a = &env->arena, .out = &out, .max_steps = p->max_steps ? p->max_steps : def.max_steps};
     if (setjmp(env->jb)) {
-        const msbnb_status st = msbnb__fail(env->st, "msbnb_chat_template_render", "%s", env->msg);
+        const msbnb_status st = msbnb__fail(env->st, RENDER_API, "%s", env->msg);
         tpl_arena_free(&env->arena);
         free(env);
         cJSON_Delete(extra);
