@@ -37,5 +37,6 @@ int bench_matmul(int quick);
 int bench_matmul_int8(int quick);
 int bench_train(int quick);
 int bench_parsers(int quick);
+int bench_tokenizer(int quick);
 
 #endif

@@ -38,4 +38,7 @@ if(MSBNB_BUILD_TESTS AND NOT MSBNB_SANITIZE)
            ${PROJECT_BINARY_DIR})
   set_tests_properties(python_pytest example_py_functional_api example_py_basic_usage python_pip_install
                        PROPERTIES FIXTURES_REQUIRED msbnb_pyvenv ENVIRONMENT "${MSBNB_PY_ENV}")
+  # `pip install .` builds the whole library again (minutes on 2 cores) and does not depend on the
+  # ISA level: `make test-isa` leaves it out (label install).
+  set_tests_properties(python_pip_install PROPERTIES LABELS install)
 endif()

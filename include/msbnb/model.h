@@ -161,9 +161,13 @@ typedef struct msbnb_sampler_params {
     float temperature; /* 0 = greedy (argmax, lowest id on ties) — the default                */
     float top_p;       /* nucleus sampling in (0, 1]; 1 = sample from the full distribution */
     uint64_t seed;     /* generator seed (xorshift64*); same seed -> same text             */
+    /* Ids that end msbnb_model_generate when sampled (not appended): the tokenizer's EOS set
+     * (msbnb_tokenizer_eos_ids). Borrowed; NULL / 0 = none. */
+    const int32_t *stop_ids;
+    int n_stop;
 } msbnb_sampler_params;
 
-msbnb_sampler_params msbnb_sampler_params_default(void); /* greedy, top_p 0.9, seed 42 */
+msbnb_sampler_params msbnb_sampler_params_default(void); /* greedy, top_p 0.9, seed 42, no stop ids */
 
 /* Pick a token from logits [vocab] (modified in place when sampling: softmax). *rng_state carries
  * the generator between calls (start it at params->seed; 0 is replaced by a fixed constant). */
@@ -172,10 +176,11 @@ int32_t msbnb_sample(float *logits, int vocab, const msbnb_sampler_params *param
 /* Called with each new token; return non-zero to stop early. */
 typedef int (*msbnb_token_callback)(void *ctx, int32_t token);
 
-/* Generate from a prompt (prompt[0] is normally BOS = 1). Resets the KV cache, prefills the prompt,
- * then samples up to `steps` new tokens, stopping when EOS (2) or BOS (1) is sampled (not
- * appended; llama2.c's convention), when the context is full, or when the callback asks. out receives prompt + new tokens (at most out_cap); *n_out their
- * count. The callback (may be NULL) sees only new tokens.
+/* Generate from a prompt (normally starting with the tokenizer's BOS). Resets the KV cache,
+ * prefills the prompt, then samples up to `steps` new tokens, stopping when one of
+ * params->stop_ids is sampled (not appended), when the context is full, or when the callback
+ * asks. out receives prompt + new tokens (at most out_cap); *n_out their count. The callback (may
+ * be NULL) sees only new tokens.
  * Errors: INVALID_ARG, SHAPE (prompt longer than the context). */
 msbnb_status msbnb_model_generate(msbnb_model *m, const int32_t *prompt, int n_prompt, int steps,
                                   const msbnb_sampler_params *params, msbnb_token_callback cb, void *cb_ctx,

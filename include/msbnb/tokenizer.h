@@ -77,6 +77,12 @@ typedef enum msbnb_tokenizer_kind {
 msbnb_status msbnb_tokenizer_load(const char *path, int model_vocab, msbnb_tokenizer **out);
 void msbnb_tokenizer_free(msbnb_tokenizer *t);
 
+/* The tokenizer of a model: for a model directory, or the directory of a model file
+ * (DIR/model.safetensors, stories260K.bin), the file msbnb_tokenizer_load would pick there (same
+ * search order) into out [cap]. NOT_FOUND (one line naming the directory) when there is none,
+ * INVALID_ARG for NULL or a path longer than cap. */
+msbnb_status msbnb_tokenizer_find(const char *model_path, char *out, size_t cap);
+
 /* Number of ids: the largest id + 1 (added tokens included). 0 for NULL. */
 int msbnb_tokenizer_vocab_size(const msbnb_tokenizer *t);
 msbnb_tokenizer_kind msbnb_tokenizer_kind_of(const msbnb_tokenizer *t);

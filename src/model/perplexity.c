@@ -84,8 +84,9 @@ static msbnb_status score_document(ppl_state *ps, const int32_t *tokens, int n) 
 msbnb_status msbnb_model_perplexity(msbnb_model *m, const msbnb_tokenizer *tok, const char *text, size_t len,
                                     const msbnb_ppl_params *params, msbnb_ppl_result *result) {
     RETURN_IF(!m || !tok || (!text && len) || !result, MSBNB_ERR_INVALID_ARG, "NULL argument");
-    RETURN_IF(msbnb_tokenizer_vocab_size(tok) != m->cfg.vocab_size, MSBNB_ERR_SHAPE,
-              "tokenizer has %d tokens, model %d", msbnb_tokenizer_vocab_size(tok), m->cfg.vocab_size);
+    /* a model may have more rows than its tokenizer has ids (Phi-3: 32064 for 32011), never fewer */
+    RETURN_IF(msbnb_tokenizer_vocab_size(tok) > m->cfg.vocab_size, MSBNB_ERR_SHAPE,
+              "tokenizer has %d tokens, the model only %d rows", msbnb_tokenizer_vocab_size(tok), m->cfg.vocab_size);
     msbnb_ppl_params p = params ? *params : msbnb_ppl_params_default();
     RETURN_IF(p.window < 0 || p.stride < 0 || p.max_tokens < 0, MSBNB_ERR_INVALID_ARG, "negative window/stride");
     memset(result, 0, sizeof *result);

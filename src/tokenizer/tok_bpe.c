@@ -219,15 +219,8 @@ static msbnb_status bpe_merge_word(const msbnb_tokenizer *t, tok_run *r, const c
     return MSBNB_OK;
 }
 
-msbnb_status tok_bpe_word(const msbnb_tokenizer *t, tok_run *r, const char *s, size_t n, tok_ids *out) {
-    if (n == 0) return MSBNB_OK;
-    if (t->ignore_merges) {
-        int32_t id = tok_vocab_find(t, s, n);
-        if (id >= 0) {
-            RETURN_IF(!tok_ids_push(out, id), MSBNB_ERR_OUT_OF_MEMORY, "ids");
-            return MSBNB_OK;
-        }
-    }
+/* One part (cached). */
+static msbnb_status bpe_part(const msbnb_tokenizer *t, tok_run *r, const char *s, size_t n, tok_ids *out) {
     uint64_t hash = tok_hash(s, n);
     struct tok_cache_entry *ce = cache_find(r, s, n, hash);
     if (ce) {
@@ -239,4 +232,48 @@ msbnb_status tok_bpe_word(const msbnb_tokenizer *t, tok_run *r, const char *s, s
     TRY(bpe_merge_word(t, r, s, n, out));
     cache_insert(r, s, n, hash, out->p + first, out->n - first);
     return MSBNB_OK;
+}
+
+/* Is character s[i..) (code point cp, l bytes) a vocabulary token by itself? */
+static int known_char(const msbnb_tokenizer *t, const char *s, uint32_t cp, int l) {
+    if (cp < 128) return t->ascii_known[cp];
+    return tok_vocab_find(t, s, (size_t)l) >= 0;
+}
+
+msbnb_status tok_bpe_word(const msbnb_tokenizer *t, tok_run *r, const char *s, size_t n, tok_ids *out) {
+    if (n == 0) return MSBNB_OK;
+    if (t->ignore_merges) {
+        int32_t id = tok_vocab_find(t, s, n);
+        if (id >= 0) {
+            RETURN_IF(!tok_ids_push(out, id), MSBNB_ERR_OUT_OF_MEMORY, "ids");
+            return MSBNB_OK;
+        }
+    }
+    if (n <= 32 || !t->pair_key) return bpe_part(t, r, s, n, out);
+    /* A long piece (SentencePiece-style tokenizers have no pre-tokenizer: the whole text is one
+     * piece): cut it between two known characters that no vocabulary token holds side by side.
+     * No token can span such a cut and merges never cross it, so BPE on each part gives exactly
+     * the ids of BPE on the whole, and the parts (words, mostly) hit the cache. */
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = 0, i = 0;
+    uint32_t prev = 0;
+    int prev_known = 0;
+    while (i < n) {
+        uint32_t cp;
+        int l = tok_utf8_next(u + i, n - i, &cp);
+        if (l <= 0) { /* stray byte (llama2.c input): never cut next to it */
+            prev_known = 0;
+            i++;
+            continue;
+        }
+        int known = known_char(t, s + i, cp, l);
+        if (prev_known && known && i > start && !tok_pair_in_vocab(t, prev, cp)) {
+            TRY(bpe_part(t, r, s + start, i - start, out));
+            start = i;
+        }
+        prev = cp;
+        prev_known = known;
+        i += (size_t)l;
+    }
+    return bpe_part(t, r, s + start, n - start, out);
 }

@@ -167,6 +167,12 @@ struct msbnb_tokenizer {
     uint64_t merge_mask;
     int n_merges;
 
+    /* character pairs (a << 32 | b) that occur inside some vocabulary token: between two known
+     * characters that form no such pair, no token can span, so BPE may run on each side alone */
+    uint64_t *pair_key;         /* UINT64_MAX empty */
+    uint64_t pair_mask;
+    uint8_t ascii_known[128];   /* the single character c is a vocabulary token */
+
     /* BPE model options */
     int ignore_merges, byte_fallback, fuse_unk;
     int32_t unk_id;             /* -1 none */
@@ -224,6 +230,9 @@ int tok_merge_find(const msbnb_tokenizer *t, int32_t a, int32_t b, int32_t *rank
  * ranked by the piece's score (equal scores share a rank: ties go to the leftmost pair). Pieces with
  * `skip[id]` set (control, byte, unused) are never merge results. */
 msbnb_status tok_merges_from_scores(msbnb_tokenizer *t, const float *score, const uint8_t *skip);
+/* The character-pair set above (after tok_build_vocab). */
+msbnb_status tok_build_pairs(msbnb_tokenizer *t);
+int tok_pair_in_vocab(const msbnb_tokenizer *t, uint32_t a, uint32_t b);
 /* Byte-fallback ids from "<0xXX>" spellings. */
 void tok_find_byte_tokens(msbnb_tokenizer *t);
 /* Added tokens: register t->added[0..n_added) in the tries (after normalizers are known). */

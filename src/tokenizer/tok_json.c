@@ -74,7 +74,7 @@ static msbnb_status add_norm(msbnb_tokenizer *t, tok_norm *n) {
 
 static msbnb_status parse_norm(msbnb_tokenizer *t, const cJSON *o, int depth) {
     if (!o || cJSON_IsNull(o)) return MSBNB_OK;
-    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "normalizer: Sequence nested too deeply");
+    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "normalizer Sequence nested too deeply");
     const char *type = get_str(o, "type");
     RETURN_IF(!type, MSBNB_ERR_FORMAT, "normalizer without a \"type\"");
     tok_norm n;
@@ -170,7 +170,7 @@ static tok_prepend_scheme parse_scheme(const cJSON *o, int *ok) {
 
 static msbnb_status parse_pre(msbnb_tokenizer *t, const cJSON *o, int depth) {
     if (!o || cJSON_IsNull(o)) return MSBNB_OK;
-    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "pre_tokenizer: Sequence nested too deeply");
+    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "pre_tokenizer Sequence nested too deeply");
     const char *type = get_str(o, "type");
     RETURN_IF(!type, MSBNB_ERR_FORMAT, "pre_tokenizer without a \"type\"");
     tok_pre p;
@@ -244,7 +244,7 @@ static msbnb_status add_dec(msbnb_tokenizer *t, tok_dec *d) {
 }
 
 static msbnb_status parse_dec(msbnb_tokenizer *t, const cJSON *o, int depth) {
-    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "decoder: Sequence nested too deeply");
+    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "decoder Sequence nested too deeply");
     const char *type = get_str(o, "type");
     RETURN_IF(!type, MSBNB_ERR_FORMAT, "decoder without a \"type\"");
     tok_dec d;
@@ -325,7 +325,7 @@ static int32_t pair_id(const cJSON *o, const char *k, int *ok) {
 
 static msbnb_status parse_post(msbnb_tokenizer *t, const cJSON *o, int depth) {
     if (!o || cJSON_IsNull(o)) return MSBNB_OK;
-    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "post_processor: Sequence nested too deeply");
+    RETURN_IF(depth > 8, MSBNB_ERR_FORMAT, "post_processor Sequence nested too deeply");
     const char *type = get_str(o, "type");
     RETURN_IF(!type, MSBNB_ERR_FORMAT, "post_processor without a \"type\"");
     if (!strcmp(type, "Sequence")) {
@@ -402,8 +402,8 @@ static msbnb_status load_merges(msbnb_tokenizer *t, const cJSON *merges, tok_buf
         tmp->n = 0;
         RETURN_IF(!tok_buf_put(tmp, a, la) || !tok_buf_put(tmp, b, lb), MSBNB_ERR_OUT_OF_MEMORY, "merges");
         int32_t ia = tok_vocab_find(t, a, la), ib = tok_vocab_find(t, b, lb), im = tok_vocab_find(t, tmp->p, tmp->n);
-        RETURN_IF(ia < 0 || ib < 0 || im < 0, MSBNB_ERR_FORMAT, "model.merges[%d]: '%.30s' + '%.30s' is not in the vocab",
-                  (int)rank, a, b);
+        RETURN_IF(ia < 0 || ib < 0 || im < 0, MSBNB_ERR_FORMAT, "model.merges[%d]: '%.*s' + '%.*s' is not in the vocab",
+                  (int)rank, (int)(la < 30 ? la : 30), a, (int)(lb < 30 ? lb : 30), b);
         tok_merge_add(t, ia, ib, rank, im);
         rank++;
     }
@@ -434,7 +434,7 @@ static msbnb_status load_model(msbnb_tokenizer *t, const cJSON *root) {
     }
     cJSON_ArrayForEach(e, added) {
         int64_t id = get_int(get(e, "id"), 0, (1 << 24) - 1, &ok);
-        RETURN_IF(!ok || !get_str(e, "content"), MSBNB_ERR_FORMAT, "added_tokens: an entry without a valid id / content");
+        RETURN_IF(!ok || !get_str(e, "content"), MSBNB_ERR_FORMAT, "added_tokens has an entry without a valid id / content");
         if (id > max_id) max_id = id;
     }
     RETURN_IF(max_id < 0, MSBNB_ERR_FORMAT, "empty vocabulary");
@@ -494,7 +494,7 @@ msbnb_status tok_load_json(msbnb_tokenizer *t, const char *path, const char *dat
         size_t off = (at && at >= data && at <= data + len) ? (size_t)(at - data) : 0;
         return MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: not valid JSON (byte %zu)", path, off);
     }
-    msbnb_status st = cJSON_IsObject(root) ? MSBNB_OK : MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: not a JSON object", path);
+    msbnb_status st = cJSON_IsObject(root) ? MSBNB_OK : MSBNB_FAIL(MSBNB_ERR_FORMAT, "not a JSON object");
     if (st == MSBNB_OK) st = load_model(t, root);
     if (st == MSBNB_OK) st = parse_norm(t, get(root, "normalizer"), 0);
     if (st == MSBNB_OK) st = parse_pre(t, get(root, "pre_tokenizer"), 0);

@@ -122,6 +122,12 @@ msbnb_status tok_load_llama2c(msbnb_tokenizer *t, const char *path, const unsign
     TRY(st);
     t->byte_fallback = 1;
     t->llama2c_compat = 1;
+    if (t->bos >= 0) { /* MSBNB_ENCODE_ADD_SPECIAL: BOS, as llama2.c's run.c encodes a prompt */
+        t->post_pre = (int32_t *)malloc(sizeof(int32_t));
+        RETURN_IF(!t->post_pre, MSBNB_ERR_OUT_OF_MEMORY, "post-processor");
+        t->post_pre[0] = t->bos;
+        t->n_post_pre = 1;
+    }
     TRY(add_step_norm(t));
     TRY(add_steps_dec(t));
     return MSBNB_OK;

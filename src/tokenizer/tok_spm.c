@@ -200,7 +200,7 @@ static msbnb_status add_dec(msbnb_tokenizer *t, tok_dec_kind kind, const char *a
 
 #define SPACE_MARK "\xE2\x96\x81" /* "▁" U+2581 */
 
-static msbnb_status build(msbnb_tokenizer *t, const char *path, const spm_piece *pc, int n, const spm_spec *sp) {
+static msbnb_status build_spm(msbnb_tokenizer *t, const char *path, const spm_piece *pc, int n, const spm_spec *sp) {
     RETURN_IF(sp->model_type != 2, MSBNB_ERR_UNSUPPORTED,
               "%s: SentencePiece model type %d is not supported (supported: 2 = BPE; unigram models need their "
               "tokenizer.json)", path, sp->model_type);
@@ -300,7 +300,7 @@ msbnb_status tok_load_spm(msbnb_tokenizer *t, const char *path, const unsigned c
     if (st == MSBNB_OK && rc < 0)
         st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: malformed protobuf (byte %zu)", path, (size_t)(r.p - data));
     if (st == MSBNB_OK && n == 0) st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: no pieces", path);
-    if (st == MSBNB_OK) st = build(t, path, pc, n, &sp);
+    if (st == MSBNB_OK) st = build_spm(t, path, pc, n, &sp);
     free(pc);
     return st;
 }

@@ -195,10 +195,13 @@ uint64_t tok_hash(const void *s, size_t n) {
     return h ^ (h >> 31);
 }
 
+/* A C function name (an identifier with an underscore: the engine's messages never start with one)
+ * followed by ": ". */
 const char *tok_error_body(const char *msg) {
     size_t i = 0;
+    int underscore = 0;
     while (msg[i] == '_' || (msg[i] >= 'a' && msg[i] <= 'z') || (msg[i] >= 'A' && msg[i] <= 'Z') ||
            (msg[i] >= '0' && msg[i] <= '9'))
-        i++;
-    return (i > 0 && msg[i] == ':' && msg[i + 1] == ' ') ? msg + i + 2 : msg;
+        underscore |= msg[i++] == '_';
+    return (underscore && msg[i] == ':' && msg[i + 1] == ' ') ? msg + i + 2 : msg;
 }

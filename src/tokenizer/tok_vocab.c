@@ -173,6 +173,67 @@ msbnb_status tok_merges_from_scores(msbnb_tokenizer *t, const float *score, cons
     return st;
 }
 
+/* ================================================================ character pairs */
+
+static uint64_t pair_slot(uint64_t k) {
+    k ^= k >> 31;
+    k *= 0x9e3779b97f4a7c15ull;
+    return k ^ (k >> 29);
+}
+
+static void pair_insert(msbnb_tokenizer *t, uint64_t key) {
+    for (uint64_t h = pair_slot(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
+        if (t->pair_key[h] == key) return;
+        if (t->pair_key[h] == UINT64_MAX) {
+            t->pair_key[h] = key;
+            return;
+        }
+    }
+}
+
+int tok_pair_in_vocab(const msbnb_tokenizer *t, uint32_t a, uint32_t b) {
+    if (!t->pair_key) return 1; /* unknown: assume a token may span */
+    uint64_t key = (uint64_t)a << 32 | b;
+    for (uint64_t h = pair_slot(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
+        if (t->pair_key[h] == key) return 1;
+        if (t->pair_key[h] == UINT64_MAX) return 0;
+    }
+}
+
+msbnb_status tok_build_pairs(msbnb_tokenizer *t) {
+    size_t total = 0;
+    for (int32_t id = 0; id < t->n_ids; id++)
+        if (tok_valid(t, id) && !(t->flags[id] & TOKF_ADDED)) total += t->tok_len[id];
+    t->pair_mask = table_mask(total);
+    t->pair_key = (uint64_t *)malloc((size_t)(t->pair_mask + 1) * sizeof(uint64_t));
+    RETURN_IF(!t->pair_key, MSBNB_ERR_OUT_OF_MEMORY, "character pairs");
+    memset(t->pair_key, 0xFF, (size_t)(t->pair_mask + 1) * sizeof(uint64_t));
+    for (int32_t id = 0; id < t->n_ids; id++) {
+        if (!tok_valid(t, id) || (t->flags[id] & TOKF_ADDED)) continue;
+        const unsigned char *s = (const unsigned char *)tok_s(t, id);
+        size_t n = t->tok_len[id], i = 0;
+        uint32_t prev = 0, cp;
+        int have = 0;
+        while (i < n) {
+            int l = tok_utf8_next(s + i, n - i, &cp);
+            if (l <= 0) { /* not UTF-8 (a llama2.c byte string): splitting stays off */
+                free(t->pair_key);
+                t->pair_key = NULL;
+                return MSBNB_OK;
+            }
+            if (have) pair_insert(t, (uint64_t)prev << 32 | cp);
+            prev = cp;
+            have = 1;
+            i += (size_t)l;
+        }
+    }
+    for (int c = 0; c < 128; c++) {
+        char ch = (char)c;
+        t->ascii_known[c] = tok_vocab_find(t, &ch, 1) >= 0;
+    }
+    return MSBNB_OK;
+}
+
 static int hexval(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -203,6 +264,7 @@ void tok_destroy(msbnb_tokenizer *t) {
     free(t->raw);
     free(t->raw_off);
     free(t->vocab_slot);
+    free(t->pair_key);
     free(t->merge_key);
     free(t->merge_rank);
     free(t->merge_new);

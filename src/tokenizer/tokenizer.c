@@ -79,9 +79,53 @@ static int find_in_dir(const char *dir, char *out, size_t cap) {
     return 0;
 }
 
+msbnb_status msbnb_tokenizer_find(const char *model_path, char *out, size_t cap) {
+    RETURN_IF(!model_path || !out || cap == 0, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    char dir[4096];
+    RETURN_IF(strlen(model_path) >= sizeof dir, MSBNB_ERR_INVALID_ARG, "path too long");
+    snprintf(dir, sizeof dir, "%s", model_path);
+    if (!is_dir(dir)) {
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+    }
+    char file[4096 + 32];
+    RETURN_IF(!find_in_dir(dir, file, sizeof file), MSBNB_ERR_NOT_FOUND,
+              "no tokenizer.json, tokenizer.model, tokenizer.bin or tok512.bin in '%s'", dir);
+    RETURN_IF(strlen(file) >= cap, MSBNB_ERR_INVALID_ARG, "path of %zu bytes does not fit in %zu", strlen(file), cap);
+    memcpy(out, file, strlen(file) + 1);
+    return MSBNB_OK;
+}
+
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* One reading of the bytes as `kind` into a new tokenizer (*out NULL on failure). */
+static msbnb_status load_kind(const char *file, const char *data, size_t len, msbnb_tokenizer_kind kind,
+                              int model_vocab, msbnb_tokenizer **out) {
+    *out = NULL;
+    msbnb_tokenizer *t = (msbnb_tokenizer *)calloc(1, sizeof *t);
+    if (!t || !(t->path = (char *)malloc(strlen(file) + 1))) {
+        free(t);
+        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "tokenizer");
+    }
+    memcpy(t->path, file, strlen(file) + 1);
+    t->bos = t->pad = t->unk_id = -1;
+    t->model_vocab = model_vocab;
+    t->kind = kind;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    msbnb_status st;
+    if (kind == MSBNB_TOKENIZER_HF_JSON) st = tok_load_json(t, file, data, len);
+    else if (kind == MSBNB_TOKENIZER_SPM) st = tok_load_spm(t, file, (const unsigned char *)data, len);
+    else st = tok_load_llama2c(t, file, (const unsigned char *)data, len, model_vocab);
+    if (st != MSBNB_OK) {
+        tok_destroy(t);
+        return st;
+    }
+    *out = t;
+    return MSBNB_OK;
 }
 
 msbnb_status msbnb_tokenizer_load(const char *path, int model_vocab, msbnb_tokenizer **out) {
@@ -103,32 +147,32 @@ msbnb_status msbnb_tokenizer_load(const char *path, int model_vocab, msbnb_token
     RETURN_IF(st == MSBNB_ERR_NOT_FOUND, MSBNB_ERR_IO, "cannot open '%s': no such file", file);
     TRY(st);
 
-    msbnb_tokenizer *t = (msbnb_tokenizer *)calloc(1, sizeof *t);
-    if (!t || !(t->path = (char *)malloc(strlen(file) + 1))) {
-        free(data);
-        free(t);
-        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "tokenizer");
-    }
-    memcpy(t->path, file, strlen(file) + 1);
-    t->bos = t->pad = t->unk_id = -1;
-    t->model_vocab = model_vocab;
-    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
-
-    /* the format, by content ('{': JSON; a protobuf whose first field is a piece: SentencePiece) */
+    /* the format: by name, else by content ('{' = JSON; a protobuf whose first field is a piece =
+     * SentencePiece, which may also be a llama2.c file with max_token_length 10: both are tried) */
     size_t k = 0;
     while (k < len && (data[k] == ' ' || data[k] == '\n' || data[k] == '\r' || data[k] == '\t')) k++;
-    if (k < len && data[k] == '{') {
-        t->kind = MSBNB_TOKENIZER_HF_JSON;
-        st = tok_load_json(t, file, data, len);
-    } else if (len > 0 && (unsigned char)data[0] == 0x0A && !ends_with(file, ".bin")) {
-        t->kind = MSBNB_TOKENIZER_SPM;
-        st = tok_load_spm(t, file, (const unsigned char *)data, len);
-    } else {
-        t->kind = MSBNB_TOKENIZER_LLAMA2C;
-        st = tok_load_llama2c(t, file, (const unsigned char *)data, len, model_vocab);
+    msbnb_tokenizer_kind kinds[2];
+    int n_kinds = 1;
+    if (ends_with(file, ".json") || (k < len && data[k] == '{')) kinds[0] = MSBNB_TOKENIZER_HF_JSON;
+    else if (ends_with(file, ".model")) kinds[0] = MSBNB_TOKENIZER_SPM;
+    else if (len > 0 && (unsigned char)data[0] == 0x0A && !ends_with(file, ".bin")) {
+        kinds[0] = MSBNB_TOKENIZER_SPM;
+        kinds[1] = MSBNB_TOKENIZER_LLAMA2C;
+        n_kinds = 2;
+    } else kinds[0] = MSBNB_TOKENIZER_LLAMA2C;
+    msbnb_tokenizer *t = NULL;
+    char first_error[512] = "";
+    for (int i = 0; i < n_kinds; i++) {
+        st = load_kind(file, data, len, kinds[i], model_vocab, &t);
+        if (st == MSBNB_OK || st == MSBNB_ERR_OUT_OF_MEMORY) break;
+        if (i == 0) snprintf(first_error, sizeof first_error, "%s", tok_error_body(msbnb_last_error()));
     }
     free(data);
+    if (st != MSBNB_OK && n_kinds == 2 && st != MSBNB_ERR_OUT_OF_MEMORY)
+        return MSBNB_FAIL(st, "%s", first_error); /* the first reading's reason is the likelier one */
+    TRY(st);
     if (st == MSBNB_OK) st = tok_build_added(t);
+    if (st == MSBNB_OK) st = tok_build_pairs(t);
     if (st == MSBNB_OK) st = tok_build_raw(t);
     if (st == MSBNB_OK) {
         char dir[4096];

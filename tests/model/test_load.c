@@ -345,6 +345,9 @@ TEST(generate_stops_at_context) {
     msbnb_sampler_params sp = msbnb_sampler_params_default();
     sp.temperature = 1.5f;
     sp.top_p = 1.0f;
+    const int32_t stop[2] = {2, 1};
+    sp.stop_ids = stop;
+    sp.n_stop = 2;
     CHECK_OK(msbnb_model_generate(m, prompt, 2, 100, &sp, NULL, NULL, out, 64, &n));
     CHECK(n >= 2 && n <= 12);
     for (int i = 2; i < n; i++) CHECK(out[i] >= 0 && out[i] < 40 && out[i] != 1 && out[i] != 2); /* EOS/BOS stop, not emitted */

@@ -15,6 +15,8 @@ int cmd_perplexity(int argc, char **argv);
 /* cli_train.c: training */
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+/* cli_tokenize.c: tokenizers */
+int cmd_tokenize(int argc, char **argv);
 
 /* cli_chat.c: conversations through the model's chat template */
 int cmd_chat(int argc, char **argv);

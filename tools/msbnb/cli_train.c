@@ -54,27 +54,16 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The tokenizer: --tokenizer, else tok512.bin / tokenizer.bin in the model's directory or its
- * parent (the layout of ../shared/models/stories260K, whose hf/ sits beside tok512.bin). */
+/* The tokenizer: --tokenizer, else tokenizer.json / tokenizer.model / tokenizer.bin / tok512.bin in
+ * the model's directory, the llama2.c names also in its parent (the layout of
+ * ../shared/models/stories260K, whose hf/ sits beside tok512.bin): msbnb_tokenizer_find. */
 static int find_tokenizer(const char *model, const char *given, char *out, size_t cap) {
     if (given) {
         snprintf(out, cap, "%s", given);
-        return file_exists(out);
+        struct stat st;
+        return stat(out, &st) == 0;
     }
-    struct stat st;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model);
-    if (stat(model, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
-    }
-    const char *cands[] = {"%s/tok512.bin", "%s/tokenizer.bin", "%s/../tok512.bin", "%s/../tokenizer.bin"};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-        snprintf(out, cap, cands[i], dir);
-        if (file_exists(out)) return 1;
-    }
-    return 0;
+    return msbnb_tokenizer_find(model, out, cap) == MSBNB_OK;
 }
 
 /* Tokenize text as a stream of paragraphs (split on blank lines, each encoded with BOS, as the

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
     {"finetune", cmd_finetune, "QLoRA fine-tuning on a text file, saves a PEFT adapter"},
     {"merge", cmd_merge, "fold a LoRA adapter into a standalone checkpoint"},
+    {"tokenize", cmd_tokenize, "ids of a text (or text of ids) with a model's tokenizer"},
 };
 
 static void usage(FILE *f) {
