@@ -16,3 +16,13 @@ add_dependencies(test_io_cli_opts msbnb_cli)
 # timeout is the bound an O(n^2) parser overshoots by orders of magnitude (figures: bench parsers).
 msbnb_add_test(test_io_parsers_scale tests/io/test_parsers_scale.c)
 set_tests_properties(test_io_parsers_scale PROPERTIES TIMEOUT 60)
+# adapter_config.json settings: alpha_pattern / rank_pattern / use_rslora honoured, the rest refused.
+msbnb_add_test(test_io_peft_config tests/io/test_peft_config.c)
+# The audit's CLI defects (issue #15) driven as a user would: one-unit checkpoints, state.json
+# checks, divergence, whole output directories, empty inputs, memory limits, one-line errors.
+if(MSBNB_SANITIZE)
+  set(_robust_flag sanitized)
+endif()
+add_test(NAME cli_robust COMMAND sh ${CMAKE_SOURCE_DIR}/tests/io/robust_cli.sh $<TARGET_FILE:msbnb_cli>
+         ${MSBNB_SHARED_DIR} ${_robust_flag})
+set_tests_properties(cli_robust PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive" TIMEOUT 900)

@@ -34,7 +34,11 @@ static double now_seconds(void) {
 static bool model_option(model_opts *o, cli_args *a) {
     const char *quant = NULL;
     bool dq = false, fast = false;
+    static const char *const head_types[] = {"none", "int8", "nf4", NULL};
+    static const msbnb_qtype head_qtypes[] = {MSBNB_QTYPE_NONE, MSBNB_QTYPE_INT8, MSBNB_QTYPE_NF4};
+    int head = -1;
     bool hit = cli_flag(a, "--double-quant", &dq) || cli_flag(a, "--fast", &fast) || cli_str(a, "--quant", &quant) ||
+               cli_choice(a, "--quant-head", head_types, &head) ||
                cli_int(a, "--blocksize", 32, 4096, &o->mp.blocksize) ||
                cli_int(a, "--group-size", 2, 1 << 20, &o->mp.group_size) ||
                cli_float(a, "--threshold", 0, 1e30, &o->mp.int8_threshold) ||
@@ -43,6 +47,7 @@ static bool model_option(model_opts *o, cli_args *a) {
                cli_int(a, "--threads", 1, CLI_MAX_THREADS, &o->threads);
     if (dq) o->mp.double_quant = 1;
     if (fast) o->fast = 1;
+    if (head >= 0) o->mp.head_quant = head_qtypes[head];
     if (quant) {
         if (!strcmp(quant, "f32") || !strcmp(quant, "fp32") || !strcmp(quant, "none")) o->mp.quant = MSBNB_QTYPE_NONE;
         else if (msbnb_qtype_parse(quant, &o->mp.quant) != MSBNB_OK || o->mp.quant == MSBNB_QTYPE_BLOCKWISE8)
@@ -53,6 +58,7 @@ static bool model_option(model_opts *o, cli_args *a) {
 
 static const char *model_options_help =
     "  --quant TYPE         f32 (default: as stored), int8, int4, nf4, fp4: quantize the 7 projections\n"
+    "  --quant-head TYPE    none (default: lm_head / tied embedding as stored, bf16 stays bf16), int8, nf4\n"
     "  --double-quant       quantize the 4-bit statistics too (nf4/fp4/int4)\n"
     "  --blocksize N        nf4/fp4 block size (64)\n"
     "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
@@ -285,6 +291,7 @@ static void perplexity_usage(FILE *f) {
                "  --window N           window length in tokens (default: the context length)\n"
                "  --stride N           window step (default: window/2)\n"
                "  --max-tokens N       stop after scoring N tokens (default: all)\n"
+               "  --adapter DIR        score with a PEFT LoRA adapter applied (unmerged)\n"
                "%s",
             model_options_help);
 }
@@ -309,7 +316,7 @@ int cmd_perplexity(int argc, char **argv) {
     model_opts o;
     memset(&o, 0, sizeof o);
     o.mp = msbnb_model_params_default();
-    const char *textfile = NULL, *sep_arg = NULL;
+    const char *textfile = NULL, *sep_arg = NULL, *adapter = NULL;
     msbnb_ppl_params pp = msbnb_ppl_params_default();
     const char *pos[2] = {0};
     cli_args a;
@@ -319,7 +326,7 @@ int cmd_perplexity(int argc, char **argv) {
             perplexity_usage(stdout);
             return EXIT_OK;
         }
-        (void)(model_option(&o, &a) || cli_str(&a, "--separator", &sep_arg) ||
+        (void)(model_option(&o, &a) || cli_str(&a, "--separator", &sep_arg) || cli_str(&a, "--adapter", &adapter) ||
                cli_int(&a, "--window", 2, CLI_MAX_SEQ, &pp.window) ||
                cli_int(&a, "--stride", 1, CLI_MAX_SEQ, &pp.stride) ||
                cli_i64(&a, "--max-tokens", 1, INT64_C(1) << 40, &pp.max_tokens) || cli_positional(&a, pos, 2));
@@ -349,6 +356,10 @@ int cmd_perplexity(int argc, char **argv) {
     msbnb_model *m = NULL;
     msbnb_tokenizer *tok = NULL;
     int rc = open_model(&o, "perplexity", &m, &tok);
+    if (rc == 0 && adapter && msbnb_model_lora_load(m, adapter, "default") != MSBNB_OK) {
+        fprintf(stderr, "msbnb perplexity: adapter '%s': %s\n", adapter, msbnb_last_error());
+        rc = 1;
+    }
     if (rc == 0) {
         msbnb_ppl_result r;
         double t0 = now_seconds();
