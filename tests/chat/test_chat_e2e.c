@@ -4,7 +4,9 @@
  * and tokenizer_config.json (chat template, BOS / EOS text). The commands must load the model's
  * own template, and the prompt they run must be exactly the chat vector's ids: the status line's
  * prompt token count equals the ids of the "user_only" entry (same message, generation prompt on).
- * The weights are random, so the reply's text is not checked, only that the command succeeds. */
+ * The same holds for chat on the model's `msbnb quantize --type nf4` output (quantize copies the
+ * tokenizer files). The weights are random, so the reply's text is not checked, only that the
+ * commands succeed. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
 
@@ -130,8 +132,19 @@ static void check_dir(const char *name) {
         const long got_generate = run_count(cmd, " prompt + ", &rc);
         CHECK_MSG_(rc == 0 && got_generate == want, "%s: generate --chat exit %d, %ld prompt tokens, expected %ld", name,
                    rc, got_generate, want);
-        printf("  %s: chat %ld, generate --chat %ld prompt tokens (chat_vectors user_only: %ld ids)\n", name, got,
-               got_generate, want);
+        /* quantize copies the tokenizer files: its output is a model `chat` opens directly */
+        snprintf(cmd, sizeof cmd, "rm -rf %s-nf4 && %s/msbnb quantize %s %s-nf4 --type nf4 --double-quant", dir,
+                 MSBNB_BINARY_DIR, dir, dir);
+        run_count(cmd, "\n", &rc);
+        CHECK_MSG_(rc == 0, "%s: quantize exit %d", name, rc);
+        snprintf(cmd, sizeof cmd, "%s/msbnb chat %s-nf4 --prompt 'Hello! How are you?' --max-new-tokens 3", MSBNB_BINARY_DIR,
+                 dir);
+        const long got_nf4 = run_count(cmd, " prompt tokens (", &rc);
+        CHECK_MSG_(rc == 0 && got_nf4 == want, "%s: chat on the NF4 copy exit %d, %ld prompt tokens, expected %ld", name,
+                   rc, got_nf4, want);
+        printf("  %s: chat %ld, generate --chat %ld, chat on its NF4 quantization %ld prompt tokens (chat_vectors "
+               "user_only: %ld ids)\n",
+               name, got, got_generate, got_nf4, want);
     } else {
         CHECK_MSG_(0, "%s: cannot write the model", name);
     }
