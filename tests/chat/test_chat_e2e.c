@@ -9,6 +9,7 @@
  * commands succeed. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "json_file.h"
 
 #include <cjson/cJSON.h>
 #include <sys/stat.h>
@@ -19,14 +20,6 @@
 #define TOKENIZERS MSBNB_SHARED_DIR "/tokenizers"
 #define DIM 8
 #define HIDDEN 16
-
-static cJSON *parse_json_file(const char *path) {
-    size_t len = 0;
-    char *text = test_read_file(path, &len);
-    cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
-    free(text);
-    return j;
-}
 
 static int add_random(msbnb_st_writer *w, test_rng *r, const char *name, int64_t rows, int64_t cols, float scale) {
     const int64_t shape[2] = {rows, cols};

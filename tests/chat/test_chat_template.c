@@ -9,6 +9,7 @@
  *  - API manners: NULL arguments, missing templates, params defaults. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "json_file.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -19,15 +20,6 @@
 #define TOKENIZERS MSBNB_SHARED_DIR "/tokenizers"
 
 static int id_entries; /* chat vectors whose ids were checked */
-
-/* A JSON file parsed (caller cJSON_Delete()s); NULL if missing or malformed. */
-static cJSON *parse_json_file(const char *path) {
-    size_t len = 0;
-    char *text = test_read_file(path, &len);
-    cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
-    free(text);
-    return j;
-}
 
 /* Render one chat_vectors.json entry with the directory's template; its ids are the rendered
  * text encoded by the directory's tokenizer with special tokens matched and none added (HF

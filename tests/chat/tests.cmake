@@ -1,9 +1,7 @@
 # chat: the template engine against transformers' renders (../shared/tokenizers/*/chat_vectors.json),
 # jinja2's renders of each construct (tests/chat/data), hostile templates, API manners.
 msbnb_add_test(test_chat_template tests/chat/test_chat_template.c)
-# The chat-template fuzz corpus replayed without libFuzzer (tests/fuzz/fuzz_targets_chat.c).
-msbnb_add_test(test_chat_fuzz_replay tests/chat/test_chat_fuzz_replay.c tests/fuzz/fuzz_targets_chat.c)
-target_include_directories(test_chat_fuzz_replay PRIVATE ${PROJECT_SOURCE_DIR}/tests/fuzz)
+# (The chat-template fuzz corpus is replayed with the others by test_io_fuzz_replay.)
 
 # `msbnb chat` and `generate --chat` on stories260K (no template of its own: tests/chat/data/plain.jinja):
 # greedy replies, the interactive loop over stdin (/reset), a model directory whose

@@ -1,5 +1,5 @@
 /* fuzz_targets_chat.h — the chat-template fuzz target's body, shared by the libFuzzer entry
- * (fuzz_chat_template.c) and the corpus replay test (tests/chat/test_chat_fuzz_replay.c). */
+ * (fuzz_chat_template.c) and the corpus replay test (tests/fuzz/replay.c). */
 #ifndef MSBNB_FUZZ_TARGETS_CHAT_H
 #define MSBNB_FUZZ_TARGETS_CHAT_H
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seeds of the chat-template fuzz target (tests/fuzz/corpus/chat_template), standard library
 only; same conventions as make_corpus.py: good_* must render, bad_* must be refused with a
-one-line message (tests/chat/test_chat_fuzz_replay.c checks both). The good seeds are the
+one-line message (tests/fuzz/replay.c checks both). The good seeds are the
 templates of tests/chat/make_jinja_cases.py plus small ones per construct; the bad ones cover
 each failure family (syntax, unsupported, runtime type errors, raise_exception, the limits).
 Re-run after editing: python3 tests/fuzz/make_corpus_chat.py
