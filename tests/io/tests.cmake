@@ -24,6 +24,6 @@ msbnb_add_test(test_io_peft_config tests/io/test_peft_config.c)
 if(MSBNB_SANITIZE)
   set(_robust_flag sanitized)
 endif()
-add_test(NAME cli_robust COMMAND sh ${CMAKE_SOURCE_DIR}/tests/io/robust_cli.sh $<TARGET_FILE:msbnb_cli>
+add_test(NAME cli_robust COMMAND sh ${PROJECT_SOURCE_DIR}/tests/io/robust_cli.sh $<TARGET_FILE:msbnb_cli>
          ${MSBNB_SHARED_DIR} ${_robust_flag})
 set_tests_properties(cli_robust PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive" TIMEOUT 900)
