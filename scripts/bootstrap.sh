@@ -16,6 +16,7 @@ have_cmd clang || need+=(clang)
 ls /usr/lib/llvm-*/lib/libomp.so >/dev/null 2>&1 || need+=(libomp-dev)
 have_pc libcjson || need+=(libcjson-dev)
 have_pc openblas || need+=(libopenblas-dev)
+[ -e /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 have_cmd python3 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

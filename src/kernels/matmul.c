@@ -4,6 +4,7 @@
  * family in matmul_4bit.h) and run-time dispatch on msbnb__isa().
  */
 #include "kernels/matmul_4bit.h"
+#include "kernels/onednn_matmul.h"
 
 #include <stdlib.h>
 
@@ -26,6 +27,31 @@ static int force_no_avxvnni;
 void msbnb__mm4_fast_force_no_avxvnni(int on) { force_no_avxvnni = on != 0; }
 #endif
 
+#if MSBNB_HAVE_X86
+/* The oneDNN engine where msbnb__od4_forward_dtype picks it (the ONEDNN level, measured crossovers),
+ * else (or when oneDNN cannot take the shape) the tiled driver with the level's kernels. */
+static msbnb_status tiled_or_onednn(const msbnb__mm4_kernels *k, msbnb_isa isa, const msbnb__w4 *w, const float *X,
+                                    int64_t n, const float *bias, float *Y, msbnb_precision precision) {
+    msbnb__od_dtype dt;
+    if (msbnb__od4_forward_dtype(isa, n, precision, &dt)) {
+        msbnb_status st = msbnb__matmul_4bit_onednn(k, w, X, n, bias, Y, dt);
+        if (st != MSBNB_ERR_UNSUPPORTED) return st;
+    }
+    return msbnb__matmul_4bit_tiled(k, w, X, n, bias, Y, precision);
+}
+
+/* The same for the transposed product; bf16 != 0: bf16 operands allowed (bf16 training). */
+static msbnb_status t_tiled_or_onednn(const msbnb__mm4_kernels *k, msbnb_isa isa, const msbnb__w4 *w, const float *dY,
+                                      int64_t n, float *dX, int accumulate, int bf16) {
+    msbnb__od_dtype dt;
+    if (msbnb__od4_transposed_dtype(isa, n, bf16, &dt)) {
+        msbnb_status st = msbnb__matmul_4bit_t_onednn(k, w, dY, n, dX, accumulate, dt);
+        if (st != MSBNB_ERR_UNSUPPORTED) return st;
+    }
+    return msbnb__matmul_4bit_t_tiled(k, w, dY, n, dX, accumulate);
+}
+#endif
+
 /* 4-bit products: the scalar reference, or the tiled driver with the current level's kernels. */
 static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y,
                              msbnb_precision precision) {
@@ -40,22 +66,28 @@ static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, cons
             k.to_bf16 = msbnb__mm4_avx512bf16.to_bf16;
             k.block_bf16 = msbnb__mm4_avx512bf16.block_bf16;
         }
-        return msbnb__matmul_4bit_tiled(&k, w, X, n, bias, Y, precision);
+        return tiled_or_onednn(&k, isa, w, X, n, bias, Y, precision);
     }
     if (isa >= MSBNB_ISA_AVX2) {
         msbnb__mm4_kernels k = msbnb__mm4_avx2;
         k.small_n_fast = msbnb__cpu()->avxvnni && !force_no_avxvnni ? fast_int8_avxvnni : fast_int8_avx2;
-        return msbnb__matmul_4bit_tiled(&k, w, X, n, bias, Y, precision);
+        return tiled_or_onednn(&k, isa, w, X, n, bias, Y, precision);
     }
 #endif
     return msbnb__matmul_4bit_ref(w, X, n, bias, Y, precision);
 }
 
-static msbnb_status run_4bit_t(const msbnb__w4 *w, const float *dY, int64_t n, float *dX, int accumulate) {
+static msbnb_status run_4bit_t(const msbnb__w4 *w, const float *dY, int64_t n, float *dX, int accumulate, int bf16) {
 #if MSBNB_HAVE_X86
     msbnb_isa isa = msbnb__isa();
-    if (isa >= MSBNB_ISA_AVX512) return msbnb__matmul_4bit_t_tiled(&msbnb__mm4_avx512, w, dY, n, dX, accumulate);
-    if (isa >= MSBNB_ISA_AVX2) return msbnb__matmul_4bit_t_tiled(&msbnb__mm4_avx2, w, dY, n, dX, accumulate);
+    if (isa >= MSBNB_ISA_AVX512) {
+        msbnb__mm4_kernels k = msbnb__mm4_avx512;
+        if (isa >= MSBNB_ISA_AVX512_BF16) k.to_bf16 = msbnb__mm4_avx512bf16.to_bf16;
+        return t_tiled_or_onednn(&k, isa, w, dY, n, dX, accumulate, bf16);
+    }
+    if (isa >= MSBNB_ISA_AVX2) return t_tiled_or_onednn(&msbnb__mm4_avx2, isa, w, dY, n, dX, accumulate, bf16);
+#else
+    (void)bf16;
 #endif
     return msbnb__matmul_4bit_t_ref(w, dY, n, dX, accumulate);
 }
@@ -149,7 +181,7 @@ msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, 
     if (W->v.type == MSBNB_QTYPE_INT8) return msbnb__matmul_int8_t(W, dY, n, dX, accumulate);
     msbnb__w4 w;
     msbnb__w4_init(W, &w);
-    return run_4bit_t(&w, dY, n, dX, accumulate);
+    return run_4bit_t(&w, dY, n, dX, accumulate, 0);
 }
 
 /* ---------------------------------------------------------------- prepare */
