@@ -157,14 +157,18 @@ msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype 
     RETURN_IF(x_dtype != MSBNB_DTYPE_F16 && x_dtype != MSBNB_DTYPE_BF16, MSBNB_ERR_INVALID_ARG,
               "x_dtype %d is not F32, F16 or BF16", (int)x_dtype);
     const int64_t in = W->v.cols, out = W->v.rows;
-    const int64_t nb = n < XB_ROWS + XB_TAIL ? n : XB_ROWS + XB_TAIL - 1;
+    /* the oneDNN engine takes whole batches from some n on (its result for a row may depend on n):
+     * then all rows are converted and multiplied at once, as msbnb_matmul would */
+    msbnb__od_dtype dt;
+    const int whole = W->v.type != MSBNB_QTYPE_INT8 && msbnb__od4_forward_dtype(msbnb__isa(), n, precision, &dt);
+    const int64_t nb = whole || n < XB_ROWS + XB_TAIL ? n : XB_ROWS + XB_TAIL - 1;
     float *xf = msbnb__alloc_aligned((size_t)(nb * in) * sizeof(float)); /* xf: [nb, in] */
     RETURN_IF(!xf, MSBNB_ERR_OUT_OF_MEMORY, "no memory for [%lld, %lld] converted activations", (long long)nb,
               (long long)in);
     const uint16_t *xh = (const uint16_t *)X;
     msbnb_status st = MSBNB_OK;
     for (int64_t i0 = 0, m; i0 < n && st == MSBNB_OK; i0 += m) {
-        m = n - i0 < XB_ROWS + XB_TAIL ? n - i0 : XB_ROWS;
+        m = whole || n - i0 < XB_ROWS + XB_TAIL ? n - i0 : XB_ROWS;
         if (x_dtype == MSBNB_DTYPE_F16) msbnb_f16_to_f32_array(xh + i0 * in, xf, (size_t)(m * in));
         else msbnb_bf16_to_f32_array(xh + i0 * in, xf, (size_t)(m * in));
         st = matmul_checked(W, xf, m, bias, Y + i0 * out, precision);
@@ -175,13 +179,32 @@ msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype 
 
 /* ---------------------------------------------------------------- transposed */
 
-msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate) {
-    TRY(check_common(__func__, W, n));
-    RETURN_IF(!dY || !dX, MSBNB_ERR_INVALID_ARG, "dY or dX is NULL");
+static msbnb_status matmul_t_checked(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate,
+                                     int bf16) {
     if (W->v.type == MSBNB_QTYPE_INT8) return msbnb__matmul_int8_t(W, dY, n, dX, accumulate);
     msbnb__w4 w;
     msbnb__w4_init(W, &w);
-    return run_4bit_t(&w, dY, n, dX, accumulate, 0);
+    return run_4bit_t(&w, dY, n, dX, accumulate, bf16);
+}
+
+msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate) {
+    TRY(check_common(__func__, W, n));
+    RETURN_IF(!dY || !dX, MSBNB_ERR_INVALID_ARG, "dY or dX is NULL");
+    return matmul_t_checked(W, dY, n, dX, accumulate, 0);
+}
+
+msbnb_status msbnb_matmul_t_ex(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate,
+                               msbnb_precision precision) {
+    TRY(check_common(__func__, W, n));
+    RETURN_IF(!dY || !dX, MSBNB_ERR_INVALID_ARG, "dY or dX is NULL");
+    RETURN_IF(precision != MSBNB_PRECISION_EXACT && precision != MSBNB_PRECISION_FAST, MSBNB_ERR_INVALID_ARG,
+              "precision %d is neither EXACT (0) nor FAST (1)", (int)precision);
+    return matmul_t_checked(W, dY, n, dX, accumulate, precision == MSBNB_PRECISION_FAST);
+}
+
+int msbnb_bf16_native(void) {
+    const msbnb_isa l = msbnb_isa_current();
+    return (l == MSBNB_ISA_AVX512_BF16 || l == MSBNB_ISA_ONEDNN) && msbnb__isa() >= MSBNB_ISA_AVX512_BF16;
 }
 
 /* ---------------------------------------------------------------- prepare */

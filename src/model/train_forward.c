@@ -20,7 +20,7 @@
 /* ================================================================ parameters, creation */
 
 msbnb_train_params msbnb_train_params_default(void) {
-    msbnb_train_params p = {4, 64, 0, 0};
+    msbnb_train_params p = {4, 64, 0, 0, MSBNB_COMPUTE_AUTO};
     return p;
 }
 
@@ -66,8 +66,11 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     RETURN_IF(tp.seq_len > c->seq_len || tp.seq_len > m->rope_len, MSBNB_ERR_INVALID_ARG,
               "seq_len %d beyond the model's context %d", tp.seq_len,
               c->seq_len < m->rope_len ? c->seq_len : m->rope_len);
+    msbnb_precision base_prec;
+    TRY(msbnb__train_compute_resolve(&tp.compute, (int64_t)tp.batch * tp.seq_len, &base_prec));
     msbnb_trainer *tr = calloc(1, sizeof *tr);
     RETURN_IF(!tr, MSBNB_ERR_OUT_OF_MEMORY, "trainer");
+    tr->base_prec = base_prec;
     tr->m = m;
     tr->p = tp;
     tr->B = tp.batch;
@@ -233,7 +236,7 @@ msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, c
     const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
     if (qt) {
         /* Y[N, out] = X[N, in] · deq(W)ᵀ + bias, reading the packed codes directly */
-        TRY(msbnb_matmul(qt, X, tr->N, bias, Y, MSBNB_PRECISION_EXACT));
+        TRY(msbnb_matmul(qt, X, tr->N, bias, Y, tr->base_prec));
     } else {
         const float *W;
         TRY(msbnb__train_f32_weight(tr, lin, &W));

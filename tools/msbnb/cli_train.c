@@ -142,6 +142,7 @@ typedef struct ft_opts {
     int steps, batch, seq, warmup, eval_every, val_windows, recompute, threads, quiet;
     int stop_at; /* stop (with a checkpoint) after this step; 0 = run to --steps */
     msbnb_optim_type optim;
+    msbnb_compute compute;
     uint64_t seed;
 } ft_opts;
 
@@ -153,6 +154,8 @@ static void finetune_usage(FILE *f) {
           "  --lr 2e-4 --steps 200 --batch 4 --seq 64 --warmup 10 --optim adamw|adamw8bit --seed 0\n"
           "  --eval-every 50 --val TEXTFILE (default: last --val-frac 0.05 of TEXTFILE held out)\n"
           "  --val-windows 64 (validation windows of seq tokens; 0 = all)  --recompute (less memory)\n"
+          "  --compute auto|fp32|bf16 (base products; auto = bf16 where the CPU has native bf16 dot\n"
+          "  products, AVX512-BF16 or AMX, else fp32; LoRA weights and optimizer state stay fp32)\n"
           "  --resume DIR (continue a run saved in DIR, with the same options)  --stop-at N (stop after\n"
           "  step N as if interrupted)  --tokenizer PATH  --threads N  --quiet\n"
           "Writes ADAPTER_DIR/adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.svg,\n"
@@ -192,6 +195,8 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
             if (!strcmp(v, "adamw")) o->optim = MSBNB_OPTIM_ADAMW;
             else if (!strcmp(v, "adamw8bit")) o->optim = MSBNB_OPTIM_ADAMW8BIT;
             else return fprintf(stderr, "bad --optim %s\n", v), 0;
+        } else if (OPT("--compute")) {
+            if (msbnb_compute_parse(v, &o->compute) != MSBNB_OK) return fprintf(stderr, "bad --compute %s\n", v), 0;
         } else if (OPT("--r")) o->r = atoi(v);
         else if (OPT("--alpha")) o->alpha = (float)atof(v);
         else if (OPT("--dropout")) o->dropout = (float)atof(v);
@@ -403,6 +408,7 @@ int cmd_finetune(int argc, char **argv) {
     tp.seq_len = o.seq;
     tp.recompute = o.recompute;
     tp.seed = o.seed;
+    tp.compute = o.compute;
     msbnb_adamw_params ap = msbnb_adamw_params_default();
     ap.lr = o.lr;
     ap.weight_decay = 0.0f;
@@ -426,10 +432,12 @@ int cmd_finetune(int argc, char **argv) {
     }
     int64_t base = 0, trainable = 0;
     msbnb_trainer_count_params(tr, &base, &trainable);
-    printf("model: %lld base parameters (%s%s), LoRA r=%d: %lld trainable (%.3f%%); activations %.1f MB\n",
+    printf("model: %lld base parameters (%s%s), LoRA r=%d: %lld trainable (%.3f%%); activations %.1f MB; "
+           "compute %s (level %s)\n",
            (long long)base, o.quant == MSBNB_QTYPE_NONE ? "f32" : msbnb_qtype_name(o.quant),
            o.double_quant ? "+dq" : "", o.r, (long long)trainable, 100.0 * (double)trainable / (double)base,
-           (double)msbnb_trainer_memory_bytes(tr) / 1e6);
+           (double)msbnb_trainer_memory_bytes(tr) / 1e6, msbnb_compute_name(msbnb_trainer_compute(tr)),
+           msbnb_isa_name(msbnb_isa_current()));
 
     /* ---- outputs */
     if (mkdir(o.out, 0777) != 0 && !file_exists(o.out)) {
