@@ -258,7 +258,7 @@ static msbnb_status load_weights(msbnb_peft_adapter *a, const char *path) {
             st = MSBNB_FAIL(MSBNB_ERR_SHAPE, "%s: module '%.120s': lora_A has rank %lld, lora_B %lld", path, p->module,
                             (long long)p->r, (long long)p->r_b);
     }
-    if (st == MSBNB_OK) qsort(a->pairs, a->n_pairs, sizeof(peft_pair), cmp_pair);
+    if (st == MSBNB_OK && a->n_pairs > 1) qsort(a->pairs, a->n_pairs, sizeof(peft_pair), cmp_pair);
     msbnb_safetensors_close(f);
     return st;
 }

@@ -8,3 +8,10 @@ target_include_directories(test_io_fuzz_replay PRIVATE ${CMAKE_SOURCE_DIR}/tests
 # The CLI driven as a user would: needs the msbnb binary built first.
 msbnb_add_test(test_io_cli tests/io/test_cli.c)
 add_dependencies(test_io_cli msbnb_cli)
+# The one option parser of every command (tools/msbnb/cli_opts.c), alone and through the binary.
+msbnb_add_test(test_io_cli_opts tests/io/test_cli_opts.c tools/msbnb/cli_opts.c)
+add_dependencies(test_io_cli_opts msbnb_cli)
+# Linear-time parsers on huge headers (1M tensors, 200k metadata keys, 20k-tensor shards); the
+# timeout is the bound an O(n^2) parser overshoots by orders of magnitude (figures: bench parsers).
+msbnb_add_test(test_io_parsers_scale tests/io/test_parsers_scale.c)
+set_tests_properties(test_io_parsers_scale PROPERTIES TIMEOUT 60)

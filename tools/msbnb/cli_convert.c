@@ -55,71 +55,43 @@ typedef struct quantize_opts {
 } quantize_opts;
 
 static int parse_quantize(int argc, char **argv, quantize_opts *o) {
-    const char *cmd = "quantize";
     memset(o, 0, sizeof *o);
-    long blocksize = 0, group = 0;
-    int double_quant = 0;
+    int blocksize = 0, group = 0, type = -1;
+    bool double_quant = false;
     float threshold = 6.0f;
-    o->skip = cli_split_list("lm_head", &o->n_skip);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    const char *skip = "lm_head", *targets = NULL, *pos[2] = {0};
+    static const char *const types[] = {"nf4", "fp4", "int4", "int8", NULL};
+    static const msbnb_qtype type_of[] = {MSBNB_QTYPE_NF4, MSBNB_QTYPE_FP4, MSBNB_QTYPE_INT4, MSBNB_QTYPE_INT8};
+    cli_args a;
+    cli_args_begin(&a, "quantize", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             fputs(quantize_help, stdout);
             return -1;
-        } else if (!strcmp(a, "--double-quant")) {
-            double_quant = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            o->quiet = true;
-        } else if (!strcmp(a, "--type") || !strcmp(a, "--blocksize") || !strcmp(a, "--group-size") ||
-                   !strcmp(a, "--skip") || !strcmp(a, "--targets") || !strcmp(a, "--threshold")) {
-            if (!val) return cli_usage_error(cmd, "%s needs a value", a);
-            i++;
-            if (!strcmp(a, "--type")) {
-                msbnb_qtype t;
-                if (msbnb_qtype_parse(val, &t) != MSBNB_OK ||
-                    (t != MSBNB_QTYPE_NF4 && t != MSBNB_QTYPE_FP4 && t != MSBNB_QTYPE_INT4 && t != MSBNB_QTYPE_INT8))
-                    return cli_usage_error(cmd, "--type must be nf4, fp4, int4 or int8, not '%s'", val);
-                o->cfg = msbnb_quant_config_default(t);
-                o->have_type = true;
-            } else if (!strcmp(a, "--blocksize")) {
-                if (!cli_parse_int(val, 32, 4096, &blocksize) || (blocksize & (blocksize - 1)))
-                    return cli_usage_error(cmd, "--blocksize must be a power of two in 32..4096, not '%s'", val);
-            } else if (!strcmp(a, "--group-size")) {
-                if (!cli_parse_int(val, 2, 1 << 20, &group) || group % 2)
-                    return cli_usage_error(cmd, "--group-size must be an even number >= 2, not '%s'", val);
-            } else if (!strcmp(a, "--threshold")) {
-                if (!cli_parse_float(val, &threshold) || threshold < 0)
-                    return cli_usage_error(cmd, "--threshold must be a number >= 0, not '%s'", val);
-            } else {
-                size_t n;
-                char **list = cli_split_list(val, &n);
-                if (!strcmp(a, "--skip")) {
-                    cli_free_list(o->skip);
-                    o->skip = list, o->n_skip = n;
-                } else {
-                    cli_free_list(o->targets);
-                    o->targets = list, o->n_targets = n;
-                }
-            }
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        } else if (!o->in) {
-            o->in = a;
-        } else if (!o->out) {
-            o->out = a;
-        } else {
-            return cli_usage_error(cmd, "unexpected argument '%s'", a);
         }
+        (void)(cli_flag(&a, "--double-quant", &double_quant) || cli_flag(&a, "--quiet", &o->quiet) ||
+            cli_choice(&a, "--type", types, &type) || cli_int(&a, "--blocksize", 32, 4096, &blocksize) ||
+            cli_int(&a, "--group-size", 2, 1 << 20, &group) || cli_float(&a, "--threshold", 0, 1e30, &threshold) ||
+            cli_str(&a, "--skip", &skip) || cli_str(&a, "--targets", &targets) || cli_positional(&a, pos, 2));
     }
-    if (!o->in || !o->out) return cli_usage_error(cmd, "needs IN and OUT");
-    if (!o->have_type) return cli_usage_error(cmd, "--type is required");
-    if (blocksize) o->cfg.blocksize = (int)blocksize;
-    if (group) o->cfg.group_size = (int)group;
+    if (a.failed) return EXIT_USAGE;
+    if (blocksize & (blocksize - 1))
+        return cli_args_error(&a, "--blocksize must be a power of two in 32..4096, not %d", blocksize);
+    if (group % 2) return cli_args_error(&a, "--group-size must be an even number >= 2, not %d", group);
+    o->in = pos[0], o->out = pos[1];
+    if (!o->in || !o->out) return cli_args_error(&a, "needs IN and OUT");
+    if (type < 0) return cli_args_error(&a, "--type is required");
+    o->cfg = msbnb_quant_config_default(type_of[type]);
+    o->have_type = true;
+    o->skip = cli_split_list(skip, &o->n_skip);
+    if (targets) o->targets = cli_split_list(targets, &o->n_targets);
+    if (!o->skip || (targets && !o->targets)) return cli_args_error(&a, "out of memory");
+    if (blocksize) o->cfg.blocksize = blocksize;
+    if (group) o->cfg.group_size = group;
     o->cfg.double_quant = double_quant;
     o->cfg.threshold = threshold;
     if (double_quant && o->cfg.type == MSBNB_QTYPE_INT8)
-        return cli_usage_error(cmd, "--double-quant applies to nf4, fp4 and int4");
+        return cli_args_error(&a, "--double-quant applies to nf4, fp4 and int4");
     return 0;
 }
 
@@ -190,6 +162,7 @@ static const char *keep_reason(const quantize_opts *o, const msbnb_tensor_info *
         if (!hit) why = "not in --targets";
     }
     if (!why && o->cfg.type == MSBNB_QTYPE_INT4 && t->shape[1] % 2) why = "odd column count (int4)";
+    if (!why && (t->shape[0] == 0 || t->shape[1] == 0)) why = "empty (no element to quantize)";
     free(mod);
     return why;
 }
@@ -334,10 +307,10 @@ int cmd_quantize(int argc, char **argv) {
     if (st != MSBNB_OK) goto done;
     cli_output_created(&out, out.model_path);
     if (dir_mode) {
-        char *src = malloc(strlen(o.in) + 16), *dst = malloc(strlen(o.out) + 16);
+        char *src = malloc(strlen(o.in) + 16), *dst = malloc(strlen(out.dir) + 16);
         if (src && dst) {
             sprintf(src, "%s/config.json", o.in);
-            sprintf(dst, "%s/config.json", o.out);
+            sprintf(dst, "%s/config.json", out.dir);
             st = msbnb_config_write_with_quantization(src, dst, qcfg);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
@@ -347,6 +320,7 @@ int cmd_quantize(int argc, char **argv) {
         free(dst);
         if (st == MSBNB_OK) st = cli_copy_side_files(&out, o.in);
     }
+    if (st == MSBNB_OK) st = cli_output_commit(&out);
     if (st == MSBNB_OK && !o.quiet) print_summary(rows, n_rows, in_bytes, total_after, n_other, &o.cfg);
 
 done:
@@ -382,33 +356,23 @@ static const char dequantize_help[] =
 
 int cmd_dequantize(int argc, char **argv) {
     const char *cmd = "dequantize";
-    const char *in = NULL, *outp = NULL;
-    msbnb_dtype dtype = MSBNB_DTYPE_F32;
+    const char *pos[2] = {0};
+    int dt = 0;
     bool quiet = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
+    static const msbnb_dtype dtype_of[] = {MSBNB_DTYPE_F32, MSBNB_DTYPE_F16, MSBNB_DTYPE_BF16};
+    cli_args a;
+    cli_args_begin(&a, cmd, argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             fputs(dequantize_help, stdout);
             return EXIT_OK;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = true;
-        } else if (!strcmp(a, "--dtype")) {
-            const char *v = i + 1 < argc ? argv[++i] : NULL;
-            if (!v) return cli_usage_error(cmd, "--dtype needs a value");
-            if (!strcmp(v, "f32")) dtype = MSBNB_DTYPE_F32;
-            else if (!strcmp(v, "f16")) dtype = MSBNB_DTYPE_F16;
-            else if (!strcmp(v, "bf16")) dtype = MSBNB_DTYPE_BF16;
-            else return cli_usage_error(cmd, "--dtype must be f32, f16 or bf16, not '%s'", v);
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        } else if (!in) {
-            in = a;
-        } else if (!outp) {
-            outp = a;
-        } else {
-            return cli_usage_error(cmd, "unexpected argument '%s'", a);
         }
+        (void)(cli_flag(&a, "--quiet", &quiet) || cli_choice(&a, "--dtype", dtypes, &dt) || cli_positional(&a, pos, 2));
     }
+    if (a.failed) return EXIT_USAGE;
+    const char *in = pos[0], *outp = pos[1];
+    msbnb_dtype dtype = dtype_of[dt];
     if (!in || !outp) return cli_usage_error(cmd, "needs IN and OUT");
     static const msbnb_st_dtype st_of[] = {MSBNB_ST_F32, MSBNB_ST_F16, MSBNB_ST_BF16};
     size_t esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
@@ -468,10 +432,10 @@ int cmd_dequantize(int argc, char **argv) {
     if (st == MSBNB_OK) st = msbnb_st_writer_finish(w);
     if (st == MSBNB_OK) cli_output_created(&out, out.model_path);
     if (st == MSBNB_OK && dir_mode) {
-        char *src = malloc(strlen(in) + 16), *dst = malloc(strlen(outp) + 16);
+        char *src = malloc(strlen(in) + 16), *dst = malloc(strlen(out.dir) + 16);
         if (src && dst) {
             sprintf(src, "%s/config.json", in);
-            sprintf(dst, "%s/config.json", outp);
+            sprintf(dst, "%s/config.json", out.dir);
             st = msbnb_config_write_with_quantization(src, dst, NULL);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
@@ -481,9 +445,10 @@ int cmd_dequantize(int argc, char **argv) {
         free(dst);
         if (st == MSBNB_OK) st = cli_copy_side_files(&out, in);
     }
+    if (st == MSBNB_OK) st = cli_output_commit(&out);
     if (st == MSBNB_OK && !quiet)
         printf("dequantized %zu weights to %s; wrote %s\n", n_deq,
-               dtype == MSBNB_DTYPE_F32 ? "f32" : dtype == MSBNB_DTYPE_F16 ? "f16" : "bf16", out.model_path);
+               dtype == MSBNB_DTYPE_F32 ? "f32" : dtype == MSBNB_DTYPE_F16 ? "f16" : "bf16", outp);
 done:
     if (st != MSBNB_OK || rc != EXIT_OK) {
         if (rc == EXIT_OK) rc = cli_fail(cmd);

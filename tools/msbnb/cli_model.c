@@ -12,6 +12,7 @@
 #include <msbnb/train.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 
 /* ================================================================ options shared by both commands */
 
@@ -29,73 +30,25 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-static int parse_float(const char *s, float *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!s[0] || *end) return 0;
-    *out = (float)v;
-    return 1;
-}
-
-/* Handle one model option at argv[*i]; 1 = consumed, 0 = not a model option, -1 = bad value. */
-static int model_option(model_opts *o, int argc, char **argv, int *i, const char *cmd) {
-    const char *a = argv[*i];
-    const char *val = (*i + 1 < argc) ? argv[*i + 1] : NULL;
-    int takes = 1;
-    if (!strcmp(a, "--double-quant")) {
-        o->mp.double_quant = 1;
-        return 1;
+/* Match one model option at the current argument (cli_opts.h); true when it was one. */
+static bool model_option(model_opts *o, cli_args *a) {
+    const char *quant = NULL;
+    bool dq = false, fast = false;
+    bool hit = cli_flag(a, "--double-quant", &dq) || cli_flag(a, "--fast", &fast) || cli_str(a, "--quant", &quant) ||
+               cli_int(a, "--blocksize", 32, 4096, &o->mp.blocksize) ||
+               cli_int(a, "--group-size", 2, 1 << 20, &o->mp.group_size) ||
+               cli_float(a, "--threshold", 0, 1e30, &o->mp.int8_threshold) ||
+               cli_int(a, "--batch", 1, CLI_MAX_BATCH, &o->mp.max_batch) ||
+               cli_int(a, "--ctx", 2, CLI_MAX_SEQ, &o->mp.max_seq_len) || cli_str(a, "--tokenizer", &o->tokenizer) ||
+               cli_int(a, "--threads", 1, CLI_MAX_THREADS, &o->threads);
+    if (dq) o->mp.double_quant = 1;
+    if (fast) o->fast = 1;
+    if (quant) {
+        if (!strcmp(quant, "f32") || !strcmp(quant, "fp32") || !strcmp(quant, "none")) o->mp.quant = MSBNB_QTYPE_NONE;
+        else if (msbnb_qtype_parse(quant, &o->mp.quant) != MSBNB_OK || o->mp.quant == MSBNB_QTYPE_BLOCKWISE8)
+            cli_args_error(a, "--quant must be f32, int8, int4, nf4 or fp4, not '%s'", quant);
     }
-    if (!strcmp(a, "--fast")) {
-        o->fast = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--quant")) {
-        if (!val) goto missing;
-        if (!strcmp(val, "f32") || !strcmp(val, "fp32") || !strcmp(val, "none")) o->mp.quant = MSBNB_QTYPE_NONE;
-        else if (msbnb_qtype_parse(val, &o->mp.quant) != MSBNB_OK || o->mp.quant == MSBNB_QTYPE_BLOCKWISE8) {
-            fprintf(stderr, "msbnb %s: --quant must be f32, int8, int4, nf4 or fp4 (got '%s')\n", cmd, val);
-            return -1;
-        }
-    } else if (!strcmp(a, "--blocksize")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 32, 4096, &o->mp.blocksize)) goto bad;
-    } else if (!strcmp(a, "--group-size")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 2, 1 << 20, &o->mp.group_size)) goto bad;
-    } else if (!strcmp(a, "--threshold")) {
-        if (!val) goto missing;
-        if (!parse_float(val, &o->mp.int8_threshold) || !(o->mp.int8_threshold >= 0.0f)) goto bad;
-    } else if (!strcmp(a, "--batch")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 1, 1 << 16, &o->mp.max_batch)) goto bad;
-    } else if (!strcmp(a, "--ctx")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 2, 1 << 20, &o->mp.max_seq_len)) goto bad;
-    } else if (!strcmp(a, "--tokenizer")) {
-        if (!val) goto missing;
-        o->tokenizer = val;
-    } else if (!strcmp(a, "--threads")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 1, 1024, &o->threads)) goto bad;
-    } else {
-        takes = 0;
-    }
-    if (takes) (*i)++;
-    return takes;
-missing:
-    fprintf(stderr, "msbnb %s: %s needs a value\n", cmd, a);
-    return -1;
-bad:
-    fprintf(stderr, "msbnb %s: bad value '%s' for %s\n", cmd, val, a);
-    return -1;
+    return hit;
 }
 
 static const char *model_options_help =
@@ -221,68 +174,37 @@ int cmd_generate(int argc, char **argv) {
     char adapter_names[MAX_ADAPTERS][64];
     int n_adapters = 0, steps = 256;
     msbnb_sampler_params sp = msbnb_sampler_params_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = (i + 1 < argc) ? argv[i + 1] : NULL;
-        int r = model_option(&o, argc, argv, &i, "generate");
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    cli_args a;
+    cli_args_begin(&a, "generate", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             generate_usage(stdout);
-            return 0;
+            return EXIT_OK;
         }
-        if (a[0] == '-' && a[1] == '-' && !val) {
-            fprintf(stderr, "msbnb generate: %s needs a value\n", a);
-            return 2;
+        const char *adapter = NULL;
+        (void)(model_option(&o, &a) || cli_str(&a, "--prompt", &prompt) ||
+               cli_int(&a, "--steps", 0, CLI_MAX_STEPS, &steps) || cli_float(&a, "--temp", 0, 1e6, &sp.temperature) ||
+               cli_float(&a, "--top-p", 0, 1, &sp.top_p) || cli_u64(&a, "--seed", &sp.seed) ||
+               cli_str(&a, "--adapter", &adapter) || cli_str(&a, "--use", &use) || cli_positional(&a, &o.model, 1));
+        if (a.failed || !adapter) continue;
+        if (n_adapters == MAX_ADAPTERS) {
+            cli_args_error(&a, "at most %d adapters", MAX_ADAPTERS);
+            break;
         }
-        if (!strcmp(a, "--prompt")) prompt = val;
-        else if (!strcmp(a, "--steps")) {
-            if (!parse_int(val, 0, 1 << 24, &steps)) goto bad;
-        } else if (!strcmp(a, "--temp")) {
-            if (!parse_float(val, &sp.temperature) || !(sp.temperature >= 0.0f)) goto bad;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!parse_float(val, &sp.top_p) || !(sp.top_p > 0.0f && sp.top_p <= 1.0f)) goto bad;
-        } else if (!strcmp(a, "--seed")) {
-            char *end = NULL;
-            sp.seed = strtoull(val, &end, 10);
-            if (!val[0] || *end) goto bad;
-        } else if (!strcmp(a, "--adapter")) {
-            if (n_adapters == MAX_ADAPTERS) {
-                fprintf(stderr, "msbnb generate: at most %d adapters\n", MAX_ADAPTERS);
-                return 2;
-            }
-            const char *eq = strchr(val, '=');
-            if (eq && (size_t)(eq - val) < sizeof adapter_names[0] && eq != val) {
-                memcpy(adapter_names[n_adapters], val, (size_t)(eq - val));
-                adapter_names[n_adapters][eq - val] = '\0';
-                adapter_dirs[n_adapters] = eq + 1;
-            } else {
-                snprintf(adapter_names[n_adapters], sizeof adapter_names[0], "adapter%d", n_adapters);
-                adapter_dirs[n_adapters] = val;
-            }
-            n_adapters++;
-        } else if (!strcmp(a, "--use")) {
-            use = val;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "msbnb generate: unknown option '%s'\n\n", a);
-            generate_usage(stderr);
-            return 2;
-        } else if (!o.model) {
-            o.model = a;
-            continue;
+        const char *eq = strchr(adapter, '=');
+        if (eq && (size_t)(eq - adapter) < sizeof adapter_names[0] && eq != adapter) {
+            memcpy(adapter_names[n_adapters], adapter, (size_t)(eq - adapter));
+            adapter_names[n_adapters][eq - adapter] = '\0';
+            adapter_dirs[n_adapters] = eq + 1;
         } else {
-            fprintf(stderr, "msbnb generate: unexpected argument '%s'\n", a);
-            return 2;
+            snprintf(adapter_names[n_adapters], sizeof adapter_names[0], "adapter%d", n_adapters);
+            adapter_dirs[n_adapters] = adapter;
         }
-        i++;
-        continue;
-    bad:
-        fprintf(stderr, "msbnb generate: bad value '%s' for %s\n", val, a);
-        return 2;
+        n_adapters++;
     }
-    if (!o.model) {
-        generate_usage(stderr);
-        return 2;
-    }
+    if (a.failed) return EXIT_USAGE;
+    if (!(sp.top_p > 0.0f)) return cli_args_error(&a, "--top-p must be in (0, 1]");
+    if (!o.model) return cli_args_error(&a, "needs MODEL");
     msbnb_model *m = NULL;
     msbnb_tokenizer *tok = NULL;
     int rc = open_model(&o, "generate", &m, &tok);
@@ -378,40 +300,22 @@ int cmd_perplexity(int argc, char **argv) {
     o.mp = msbnb_model_params_default();
     const char *textfile = NULL, *sep_arg = NULL;
     msbnb_ppl_params pp = msbnb_ppl_params_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = (i + 1 < argc) ? argv[i + 1] : NULL;
-        int r = model_option(&o, argc, argv, &i, "perplexity");
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    const char *pos[2] = {0};
+    cli_args a;
+    cli_args_begin(&a, "perplexity", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             perplexity_usage(stdout);
-            return 0;
+            return EXIT_OK;
         }
-        int iv = 0;
-        if (!strcmp(a, "--separator") && val) sep_arg = val;
-        else if (!strcmp(a, "--window") && val && parse_int(val, 2, 1 << 20, &iv)) pp.window = iv;
-        else if (!strcmp(a, "--stride") && val && parse_int(val, 1, 1 << 20, &iv)) pp.stride = iv;
-        else if (!strcmp(a, "--max-tokens") && val && parse_int(val, 1, 1 << 30, &iv)) pp.max_tokens = iv;
-        else if (a[0] == '-') {
-            fprintf(stderr, "msbnb perplexity: unknown option or bad value '%s'\n\n", a);
-            perplexity_usage(stderr);
-            return 2;
-        } else if (!o.model) {
-            o.model = a;
-            continue;
-        } else if (!textfile) {
-            textfile = a;
-            continue;
-        } else {
-            fprintf(stderr, "msbnb perplexity: unexpected argument '%s'\n", a);
-            return 2;
-        }
-        i++;
+        (void)(model_option(&o, &a) || cli_str(&a, "--separator", &sep_arg) ||
+               cli_int(&a, "--window", 2, CLI_MAX_SEQ, &pp.window) ||
+               cli_int(&a, "--stride", 1, CLI_MAX_SEQ, &pp.stride) ||
+               cli_i64(&a, "--max-tokens", 1, INT64_C(1) << 40, &pp.max_tokens) || cli_positional(&a, pos, 2));
     }
-    if (!o.model || !textfile) {
-        perplexity_usage(stderr);
-        return 2;
-    }
+    if (a.failed) return EXIT_USAGE;
+    o.model = pos[0], textfile = pos[1];
+    if (!o.model || !textfile) return cli_args_error(&a, "needs MODEL and TEXTFILE");
     FILE *f = fopen(textfile, "rb");
     if (!f) {
         fprintf(stderr, "msbnb perplexity: cannot open '%s'\n", textfile);

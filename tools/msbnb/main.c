@@ -34,7 +34,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "msbnb: missing COMMAND (see `msbnb --help`)\n");
         return 2;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -47,7 +47,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "msbnb: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "msbnb: unknown command '%s' (see `msbnb --help`)\n", argv[1]);
     return 2;
 }
