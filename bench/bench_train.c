@@ -138,9 +138,10 @@ static double engine_peak(int threads, const char **impl, const char **dtype) {
     return best < 1e30 ? 2.0 * M * N * K / best / 1e9 : 0;
 }
 
-/* The peer's tokens/s for this thread count from build/bench/peers.jsonl (scripts/bench_peers.py),
- * 0 when absent. what: "bf16" (autocast) or "fp32". */
-static double peer_tokens(const char *what, int threads, char *desc, size_t desc_len) {
+/* The peer's tokens/s for this compute ("fp32" or "bf16" autocast), thread count and batch x seq from
+ * build/bench/peers.jsonl (scripts/bench_peers.py, one JSON object per line with these keys), 0 when
+ * absent; desc receives the peer's description. */
+static double peer_tokens(const char *compute, int threads, int batch, int seq, char *desc, size_t desc_len) {
     const char *path = bench_jsonl_path();
     char pp[1100];
     const char *slash = strrchr(path, '/');
@@ -149,10 +150,13 @@ static double peer_tokens(const char *what, int threads, char *desc, size_t desc
     FILE *f = fopen(pp, "r");
     double v = 0;
     char line[2048], key[64];
-    snprintf(key, sizeof key, "\"compute\": \"%s\"", what);
+    snprintf(key, sizeof key, "\"compute\": \"%s\"", compute);
     while (f && fgets(line, sizeof line, f)) {
         const char *t = strstr(line, "\"threads\": "), *tok = strstr(line, "\"tokens_per_s\": ");
-        if (!t || !tok || !strstr(line, key) || atoi(t + 11) != threads) continue;
+        const char *b = strstr(line, "\"batch\": "), *q = strstr(line, "\"seq\": ");
+        if (!t || !tok || !b || !q || !strstr(line, key) || atoi(t + 11) != threads || atoi(b + 9) != batch ||
+            atoi(q + 7) != seq)
+            continue;
         v = atof(tok + 16);
         const char *d = strstr(line, "\"peer\": \"");
         if (d) snprintf(desc, desc_len, "%.*s", (int)strcspn(d + 9, "\""), d + 9);
@@ -245,14 +249,20 @@ static int bench_train_at(int threads, int quick) {
     printf("  peaks measured at %d thread(s) (best of before / after the runs): engine %.1f GFLOP/s (oneDNN %s "
            "dense matmul, %s), FMA probe %.1f GFLOP/s\n", threads, eng, pdt, impl, fma);
     printf("  %-30s %10s %-6s %10s %9s %8s %8s %9s %s\n", "model", "batch x T", "comp.", "tokens/s", "GFLOP/s",
-           "MFU eng", "MFU fma", "act. MB", "vs peer");
+           "MFU eng", "MFU fma", "act. MB", "vs peers (make bench-peers)");
     for (int i = 0; i < n_rows; i++) {
         const run_result *r = &rows[i].r;
         const char *cn = msbnb_compute_name(rows[i].c);
-        char peer[256] = "", vs[320] = "-";
-        const int big = rows[i].batch == 4 && rows[i].seq == 256;
-        const double pt = big ? peer_tokens(cn, threads, peer, sizeof peer) : 0;
-        if (pt > 0) snprintf(vs, sizeof vs, "%.2fx %s (%.0f tokens/s)", r->tokens_per_s / pt, peer, pt);
+        /* ratios to both peer computes of the same thread count and batch (fp32; bf16 autocast) */
+        char peer[2][256] = {"", ""}, vs[600] = "-";
+        double pt[2];
+        int at = 0;
+        for (int k = 0; k < 2; k++) {
+            pt[k] = peer_tokens(k ? "bf16" : "fp32", threads, rows[i].batch, rows[i].seq, peer[k], sizeof peer[k]);
+            if (pt[k] > 0)
+                at += snprintf(vs + at, sizeof vs - (size_t)at, "%s%.2fx peer %s (%.1f tokens/s)", at ? "; " : "",
+                               r->tokens_per_s / pt[k], k ? "bf16 autocast" : "fp32", pt[k]);
+        }
         printf("  %-30s %3d x %-4d %-6s %10.0f %9.2f %7.1f%% %7.1f%% %9.1f %s\n", rows[i].name, rows[i].batch,
                rows[i].seq, cn, r->tokens_per_s, r->model_gflops, eng > 0 ? 100.0 * r->model_gflops / eng : 0.0,
                100.0 * r->model_gflops / fma, r->mem_mb, vs);
@@ -261,7 +271,11 @@ static int bench_train_at(int threads, int quick) {
         char what[64];
         snprintf(what, sizeof what, "train tokens/s %s", cn);
         bench_record("train", what, shape, (long long)rows[i].batch * rows[i].seq, threads, r->tokens_per_s,
-                     "tokens/s", pt > 0 ? peer : NULL, pt, "");
+                     "tokens/s", NULL, 0, "");
+        for (int k = 0; k < 2; k++)
+            if (pt[k] > 0)
+                bench_record("train", what, shape, (long long)rows[i].batch * rows[i].seq, threads, r->tokens_per_s,
+                             "tokens/s", peer[k], pt[k], "");
         snprintf(what, sizeof what, "train model GFLOP/s %s", cn);
         bench_record("train", what, shape, (long long)rows[i].batch * rows[i].seq, threads, r->model_gflops,
                      "GFLOP/s", eng > 0 ? "engine peak (oneDNN dense matmul)" : "FMA probe peak", eng > 0 ? eng : fma,
