@@ -260,11 +260,11 @@ static int crossover_table(int64_t out, int64_t in, int quick) {
         BEST_OF(reps, t[0], msbnb_matmul(q, X, n, NULL, Y, MSBNB_PRECISION_EXACT));
         BEST_OF(reps, t[3], msbnb_matmul_t(q, Y, n, X, 0));
         msbnb_isa_set(level);
-        BEST_OF(reps, t[1], msbnb__matmul_4bit_onednn(&k, &w, X, n, NULL, Y, MSBNB__OD_F32));
-        BEST_OF(reps, t[4], msbnb__matmul_4bit_t_onednn(&k, &w, Y, n, X, 0, MSBNB__OD_F32));
+        BEST_OF(reps, t[1], msbnb__matmul_4bit_onednn(&k, &w, X, n, NULL, Y, MSBNB__OD_F32, 0));
+        BEST_OF(reps, t[4], msbnb__matmul_4bit_t_onednn(&k, &w, Y, n, X, 0, MSBNB__OD_F32, 0));
         if (bf16) {
-            BEST_OF(reps, t[2], msbnb__matmul_4bit_onednn(&k, &w, X, n, NULL, Y, MSBNB__OD_BF16));
-            BEST_OF(reps, t[5], msbnb__matmul_4bit_t_onednn(&k, &w, Y, n, X, 0, MSBNB__OD_BF16));
+            BEST_OF(reps, t[2], msbnb__matmul_4bit_onednn(&k, &w, X, n, NULL, Y, MSBNB__OD_BF16, 0));
+            BEST_OF(reps, t[5], msbnb__matmul_4bit_t_onednn(&k, &w, Y, n, X, 0, MSBNB__OD_BF16, 0));
         }
         printf("  %5lld", (long long)n);
         static const char *names[6] = {"fwd own", "fwd onednn f32", "fwd onednn bf16", "dX own", "dX onednn f32",

@@ -66,16 +66,17 @@ msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype 
  * read). dY borrowed; dX caller-allocated, must not overlap dY. Errors: as msbnb_matmul. */
 msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate);
 
-/* As msbnb_matmul_t; precision FAST allows bf16 operands (dY and W rounded to bf16, fp32
- * accumulation: within (2·2^-9 + 2^-17 + (out + 3)·u)·Σ|dy·w|) where the engine has a bf16
- * transposed product — the oneDNN engine on CPUs with native bf16 (msbnb_bf16_native()) for n >= 32
- * — and is EXACT elsewhere. Bf16 training (train.h, MSBNB_COMPUTE_BF16) uses it. */
+/* As msbnb_matmul_t; precision FAST: bf16 numerics for 4-bit weights — dY and the dequantized
+ * weights rounded to bf16, fp32 products and sums, within (2·2^-9 + 2^-17 + (out + 3)·u)·Σ|dy·w| —
+ * natively where the CPU has bf16 dot products (oneDNN's bf16 matmul at the onednn level), else the
+ * same numbers through the fp32 engines on rounded operands (fp32 speed); INT8 weights: EXACT.
+ * Bf16 training (train.h, MSBNB_COMPUTE_BF16) uses it. */
 msbnb_status msbnb_matmul_t_ex(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate,
                                msbnb_precision precision);
 
 /* 1 when the CPU has native bf16 dot products (AVX512-BF16; every AMX CPU has it too) and the current
  * level uses them (avx512_bf16 or onednn), else 0: where FAST products of more than 16 rows are
- * bf16 products, and where training defaults to bf16 compute. */
+ * bf16 products at bf16 speed, and where training defaults to bf16 compute. */
 int msbnb_bf16_native(void);
 
 /* Optional: prepare W for faster products. Validates W (INVALID_ARG as msbnb_matmul). The current

@@ -99,11 +99,12 @@ msbnb_status msbnb_model_save_merged(msbnb_model *m, const char *out_dir, int re
 typedef enum msbnb_compute {
     MSBNB_COMPUTE_AUTO = 0, /* BF16 where msbnb_bf16_native() (kernels.h), else FP32              */
     MSBNB_COMPUTE_FP32 = 1, /* EXACT products: the reference                                     */
-    MSBNB_COMPUTE_BF16 = 2  /* bf16 operands, fp32 accumulation (QLoRA's bnb_4bit_compute_dtype =
-                               bfloat16): quantized bases' forward products FAST (bf16 tiles or the
-                               oneDNN engine), their dX products msbnb_matmul_t_ex FAST; needs
-                               native bf16 (else msbnb_trainer_create fails with UNSUPPORTED);
-                               batches of at most 16 tokens run fp32 */
+    MSBNB_COMPUTE_BF16 = 2  /* bf16 numerics in the 4-bit bases' products, forward and dX (QLoRA's
+                               bnb_4bit_compute_dtype = bfloat16): activations and dequantized
+                               weights rounded to bf16, fp32 accumulation; native speed where
+                               msbnb_bf16_native(), else the same numbers at fp32 speed (kernels.h,
+                               msbnb_matmul_t_ex). INT8 and fp32 bases, the output matrix and
+                               attention stay fp32. */
 } msbnb_compute;
 
 typedef struct msbnb_train_params {

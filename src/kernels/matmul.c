@@ -34,18 +34,18 @@ static msbnb_status tiled_or_onednn(const msbnb__mm4_kernels *k, msbnb_isa isa, 
                                     int64_t n, const float *bias, float *Y, msbnb_precision precision) {
     msbnb__od_dtype dt;
     if (msbnb__od4_forward_dtype(isa, n, precision, &dt)) {
-        msbnb_status st = msbnb__matmul_4bit_onednn(k, w, X, n, bias, Y, dt);
+        msbnb_status st = msbnb__matmul_4bit_onednn(k, w, X, n, bias, Y, dt, 0);
         if (st != MSBNB_ERR_UNSUPPORTED) return st;
     }
     return msbnb__matmul_4bit_tiled(k, w, X, n, bias, Y, precision);
 }
 
-/* The same for the transposed product; bf16 != 0: bf16 operands allowed (bf16 training). */
+/* The same for the transposed product. */
 static msbnb_status t_tiled_or_onednn(const msbnb__mm4_kernels *k, msbnb_isa isa, const msbnb__w4 *w, const float *dY,
-                                      int64_t n, float *dX, int accumulate, int bf16) {
+                                      int64_t n, float *dX, int accumulate) {
     msbnb__od_dtype dt;
-    if (msbnb__od4_transposed_dtype(isa, n, bf16, &dt)) {
-        msbnb_status st = msbnb__matmul_4bit_t_onednn(k, w, dY, n, dX, accumulate, dt);
+    if (msbnb__od4_transposed_dtype(isa, n, 0, &dt)) {
+        msbnb_status st = msbnb__matmul_4bit_t_onednn(k, w, dY, n, dX, accumulate, dt, 0);
         if (st != MSBNB_ERR_UNSUPPORTED) return st;
     }
     return msbnb__matmul_4bit_t_tiled(k, w, dY, n, dX, accumulate);
@@ -77,17 +77,13 @@ static msbnb_status run_4bit(const msbnb__w4 *w, const float *X, int64_t n, cons
     return msbnb__matmul_4bit_ref(w, X, n, bias, Y, precision);
 }
 
-static msbnb_status run_4bit_t(const msbnb__w4 *w, const float *dY, int64_t n, float *dX, int accumulate, int bf16) {
+static msbnb_status run_4bit_t(const msbnb__w4 *w, const float *dY, int64_t n, float *dX, int accumulate) {
 #if MSBNB_HAVE_X86
     msbnb_isa isa = msbnb__isa();
     if (isa >= MSBNB_ISA_AVX512) {
-        msbnb__mm4_kernels k = msbnb__mm4_avx512;
-        if (isa >= MSBNB_ISA_AVX512_BF16) k.to_bf16 = msbnb__mm4_avx512bf16.to_bf16;
-        return t_tiled_or_onednn(&k, isa, w, dY, n, dX, accumulate, bf16);
+        return t_tiled_or_onednn(&msbnb__mm4_avx512, isa, w, dY, n, dX, accumulate);
     }
-    if (isa >= MSBNB_ISA_AVX2) return t_tiled_or_onednn(&msbnb__mm4_avx2, isa, w, dY, n, dX, accumulate, bf16);
-#else
-    (void)bf16;
+    if (isa >= MSBNB_ISA_AVX2) return t_tiled_or_onednn(&msbnb__mm4_avx2, isa, w, dY, n, dX, accumulate);
 #endif
     return msbnb__matmul_4bit_t_ref(w, dY, n, dX, accumulate);
 }
@@ -184,7 +180,17 @@ static msbnb_status matmul_t_checked(const msbnb_qtensor *W, const float *dY, in
     if (W->v.type == MSBNB_QTYPE_INT8) return msbnb__matmul_int8_t(W, dY, n, dX, accumulate);
     msbnb__w4 w;
     msbnb__w4_init(W, &w);
-    return run_4bit_t(&w, dY, n, dX, accumulate, bf16);
+    if (bf16) return msbnb__matmul_4bit_t_bf16(&w, dY, n, dX, accumulate);
+    return run_4bit_t(&w, dY, n, dX, accumulate);
+}
+
+msbnb_status msbnb__matmul_bf16(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias, float *Y) {
+    TRY(check_common(__func__, W, n));
+    RETURN_IF(!X || !Y, MSBNB_ERR_INVALID_ARG, "X or Y is NULL");
+    if (W->v.type == MSBNB_QTYPE_INT8) return msbnb__matmul_int8(W, X, n, bias, Y, MSBNB_PRECISION_EXACT);
+    msbnb__w4 w;
+    msbnb__w4_init(W, &w);
+    return msbnb__matmul_4bit_bf16(&w, X, n, bias, Y);
 }
 
 msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate) {

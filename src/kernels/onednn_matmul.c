@@ -123,7 +123,7 @@ static msbnb_status report(msbnb_status failed) {
 }
 
 msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *X, int64_t n,
-                                       const float *bias, float *Y, msbnb__od_dtype dt) {
+                                       const float *bias, float *Y, msbnb__od_dtype dt, int round_bf16) {
     const int64_t in = w->cols, out = w->rows;
     const double work = (double)n * (double)in * (double)out;
     const int bf = dt == MSBNB__OD_BF16;
@@ -150,6 +150,8 @@ msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msb
                 const int64_t kc = min64(FK, in - k0);
                 kern->decode(w, o0, nr, k0, kc, Wt, ld);
                 if (bf) rows_to_bf16(kern, Wt, ld, Wb, ld, nr, kc);
+                else if (round_bf16)
+                    for (int64_t j = 0; j < nr; j++) msbnb__bf16_round_array(Wt + j * ld, kc);
                 const msbnb__od_gemm g = {dt, n, nr, kc, in, ld, out, 1, k0 > 0};
                 msbnb_status st = msbnb__od_run(&g, bf ? (const void *)(Xb + k0) : (const void *)(X + k0),
                                                 bf ? (const void *)Wb : (const void *)Wt, Y + o0);
@@ -170,7 +172,7 @@ msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msb
 }
 
 msbnb_status msbnb__matmul_4bit_t_onednn(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *dY,
-                                         int64_t n, float *dX, int accumulate, msbnb__od_dtype dt) {
+                                         int64_t n, float *dX, int accumulate, msbnb__od_dtype dt, int round_bf16) {
     const int64_t in = w->cols, out = w->rows;
     const double work = (double)n * (double)in * (double)out;
     const int bf = dt == MSBNB__OD_BF16;
@@ -198,6 +200,8 @@ msbnb_status msbnb__matmul_4bit_t_onednn(const msbnb__mm4_kernels *kern, const m
                 const int64_t nr = min64(TR, out - o0);
                 kern->decode(w, o0, nr, k0, kc, Wt, ld);
                 if (bf) rows_to_bf16(kern, Wt, ld, Wb, ld, nr, kc);
+                else if (round_bf16)
+                    for (int64_t j = 0; j < nr; j++) msbnb__bf16_round_array(Wt + j * ld, kc);
                 const msbnb__od_gemm g = {dt, n, kc, nr, out, ld, in, 0, accumulate || o0 > 0};
                 msbnb_status st = msbnb__od_run(&g, bf ? (const void *)(dYb + o0) : (const void *)(dY + o0),
                                                 bf ? (const void *)Wb : (const void *)Wt, dX + k0);

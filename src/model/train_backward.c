@@ -62,7 +62,8 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
     int N = (int)tr->N;
     const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
     if (qt) {
-        TRY(base_product_t(qt, dY, tr->N, out, in, dX, accumulate, tr->base_prec));
+        TRY(base_product_t(qt, dY, tr->N, out, in, dX, accumulate,
+                           tr->base_bf16 ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT));
     } else {
         const float *W;
         TRY(msbnb__train_f32_weight(tr, lin, &W));

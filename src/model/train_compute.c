@@ -20,16 +20,10 @@ msbnb_status msbnb_compute_parse(const char *name, msbnb_compute *out) {
     return MSBNB_FAIL(MSBNB_ERR_INVALID_ARG, "unknown compute '%s' (auto, fp32, bf16)", name);
 }
 
-/* Resolves AUTO in *c and gives the precision of the base products for N tokens per step. FAST
- * products of at most 16 rows are int8 products, not bf16 ones, so such tiny batches stay EXACT. */
-msbnb_status msbnb__train_compute_resolve(msbnb_compute *c, int64_t N, msbnb_precision *prec) {
+/* Resolves AUTO in *c (BF16 where the CPU has native bf16 dot products, else FP32). */
+msbnb_status msbnb__train_compute_resolve(msbnb_compute *c) {
     RETURN_IF((int)*c < 0 || (int)*c > 2, MSBNB_ERR_INVALID_ARG, "compute %d is not AUTO, FP32 or BF16", (int)*c);
     if (*c == MSBNB_COMPUTE_AUTO) *c = msbnb_bf16_native() ? MSBNB_COMPUTE_BF16 : MSBNB_COMPUTE_FP32;
-    RETURN_IF(*c == MSBNB_COMPUTE_BF16 && !msbnb_bf16_native(), MSBNB_ERR_UNSUPPORTED,
-              "bf16 compute needs native bf16 dot products (AVX512-BF16 or AMX) at the current level (%s, CPU up to "
-              "%s); use fp32",
-              msbnb_isa_name(msbnb_isa_current()), msbnb_isa_name(msbnb_isa_detected()));
-    *prec = *c == MSBNB_COMPUTE_BF16 && N > 16 ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT;
     return MSBNB_OK;
 }
 

@@ -8,11 +8,15 @@
  *   - bf16 products (CPUs with native bf16 dot products only): within the stated bound
  *     |Δ| <= (2·2^-9 + 2^-17 + (K + 3)·u)·Σ|x·w| of the exact product (x and w each rounded to
  *     bf16, products and sums in fp32);
+ *   - bf16 numerics at every level (msbnb__matmul_bf16, msbnb_matmul_t_ex FAST: native or on fp32
+ *     hardware): within that bound of the exact product, and within (K + 3)·u·Σ|r(x)·r(w)| + 2^-17 of
+ *     the exact product of the bf16-rounded operands r(x), r(w) (so the rounding is really there);
  *   - the engine was really reached (its call counter moved), and the impl string is named.
  */
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
 
+#include "kernels/kernels_internal.h"
 #include "kernels/onednn.h"
 #include "test.h"
 #include "fourbit_fixtures.h"
@@ -144,9 +148,59 @@ TEST(bf16_products_bound) {
     msbnb_isa_set(prev);
 }
 
+static float round_bf16(float x) { return msbnb_bf16_to_f32(msbnb_f32_to_bf16(x)); }
+
+typedef struct bf16_ctx {
+    double worst_exact, worst_rounded;
+} bf16_ctx;
+
+static void bf16_level(msbnb_isa simd, void *vctx) {
+    bf16_ctx *ctx = vctx;
+    const int64_t n = 64, out = 300, in = 1100;
+    float *w = malloc((size_t)(out * in) * sizeof(float)), *d = malloc((size_t)(out * in) * sizeof(float));
+    float *dr = malloc((size_t)(out * in) * sizeof(float)), *x = malloc((size_t)(n * in) * sizeof(float));
+    float *xr = malloc((size_t)(n * in) * sizeof(float)), *y = malloc((size_t)(n * out) * sizeof(float));
+    float *dy = malloc((size_t)(n * out) * sizeof(float)), *dyr = malloc((size_t)(n * out) * sizeof(float));
+    float *dx = malloc((size_t)(n * in) * sizeof(float));
+    for (int64_t e = 0; e < out * in; e++) w[e] = 0.05f * frand();
+    for (int64_t e = 0; e < n * in; e++) x[e] = frand(), xr[e] = round_bf16(x[e]);
+    for (int64_t e = 0; e < n * out; e++) dy[e] = frand(), dyr[e] = round_bf16(dy[e]);
+    const double bf = 2 * 0x1p-9 + 0x1p-17;
+    for (int fi = 0; fi < N_FORMATS; fi++) {
+        msbnb_qtensor *q = make_w(FORMATS[fi], w, out, in);
+        CHECK(q != NULL);
+        if (!q) continue;
+        CHECK_OK(msbnb_dequantize(q, d));
+        for (int64_t e = 0; e < out * in; e++) dr[e] = round_bf16(d[e]);
+        CHECK_OK(msbnb__matmul_bf16(q, x, n, NULL, y));
+        CHECK_OK(msbnb_matmul_t_ex(q, dy, n, dx, 0, MSBNB_PRECISION_FAST));
+        const double r[4] = {worst(y, x, d, NULL, n, out, in, 0, bf + (double)(in + 3) * U),
+                             worst(dx, dy, d, NULL, n, out, in, 1, bf + (double)(out + 3) * U),
+                             worst(y, xr, dr, NULL, n, out, in, 0, (double)(in + 3) * U + 0x1p-17),
+                             worst(dx, dyr, dr, NULL, n, out, in, 1, (double)(out + 3) * U + 0x1p-17)};
+        CHECK_MSG_(r[0] <= 1 && r[1] <= 1, "%s %s: bf16 |Δ| vs exact is %.3g / %.3g of the bound",
+                   msbnb_isa_name(msbnb_isa_current()), fmt_name(FORMATS[fi]), r[0], r[1]);
+        CHECK_MSG_(r[2] <= 1 && r[3] <= 1, "%s %s: |Δ| vs the rounded operands' product is %.3g / %.3g of the bound",
+                   msbnb_isa_name(msbnb_isa_current()), fmt_name(FORMATS[fi]), r[2], r[3]);
+        ctx->worst_exact = fmax(ctx->worst_exact, fmax(r[0], r[1]));
+        ctx->worst_rounded = fmax(ctx->worst_rounded, fmax(r[2], r[3]));
+        msbnb_qtensor_free(q);
+    }
+    (void)simd;
+    free(w), free(d), free(dr), free(x), free(xr), free(y), free(dy), free(dyr), free(dx);
+}
+
+TEST(bf16_numerics_every_level) {
+    bf16_ctx ctx = {0, 0};
+    test_for_each_isa(bf16_level, &ctx);
+    printf("  worst |Δ| / bound: vs exact %.3g, vs the bf16-rounded operands' fp32 product %.3g\n", ctx.worst_exact,
+           ctx.worst_rounded);
+}
+
 int main(void) {
     RUN(level_available_or_refused);
     RUN(products_bound_and_thread_invariance);
     RUN(bf16_products_bound);
+    RUN(bf16_numerics_every_level);
     return test_report();
 }

@@ -158,8 +158,9 @@ static void finetune_usage(FILE *f) {
           "  --lr 2e-4 --steps 200 --batch 4 --seq 64 --warmup 10 --optim adamw|adamw8bit --seed 0\n"
           "  --eval-every 50 --val TEXTFILE (default: last --val-frac 0.05 of TEXTFILE held out)\n"
           "  --val-windows 64 (validation windows of seq tokens; 0 = all)  --recompute (less memory)\n"
-          "  --compute auto|fp32|bf16 (base products; auto = bf16 where the CPU has native bf16 dot\n"
-          "  products, AVX512-BF16 or AMX, else fp32; LoRA weights and optimizer state stay fp32)\n"
+          "  --compute auto|fp32|bf16 (4-bit base products; auto = bf16 where the CPU has native bf16\n"
+          "  dot products, AVX512-BF16 or AMX, else fp32; bf16 elsewhere: the same numbers at fp32\n"
+          "  speed; LoRA weights and optimizer state stay fp32)\n"
           "  --resume DIR (continue a run saved in DIR, with the same options)  --stop-at N (stop after\n"
           "  step N as if interrupted)  --tokenizer PATH  --threads N  --quiet\n"
           "Writes ADAPTER_DIR/adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.svg,\n"
@@ -479,10 +480,11 @@ int cmd_finetune(int argc, char **argv) {
     int64_t base = 0, trainable = 0;
     msbnb_trainer_count_params(tr, &base, &trainable);
     printf("model: %lld base parameters (%s%s), LoRA r=%d: %lld trainable (%.3f%%); activations %.1f MB; "
-           "compute %s (level %s)\n",
+           "compute %s%s (level %s)\n",
            (long long)base, o.quant == MSBNB_QTYPE_NONE ? "f32" : msbnb_qtype_name(o.quant),
            o.double_quant ? "+dq" : "", o.r, (long long)trainable, 100.0 * (double)trainable / (double)base,
            (double)msbnb_trainer_memory_bytes(tr) / 1e6, msbnb_compute_name(msbnb_trainer_compute(tr)),
+           msbnb_trainer_compute(tr) == MSBNB_COMPUTE_BF16 && !msbnb_bf16_native() ? ", numerics on fp32 hardware" : "",
            msbnb_isa_name(msbnb_isa_current()));
 
     /* ---- outputs */
