@@ -27,18 +27,21 @@
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Crossovers, measured with bench `onednn` (docs/kernels.md, "oneDNN"): below these n msbnb's own
- * kernels (streaming, int8 and tiled) are faster.
+/* Crossovers, measured with bench `onednn` (docs/onednn.md): below these n msbnb's own kernels
+ * (streaming, int8 and tiled) are faster.
  *   AVX2 host (AMD EPYC Zen 2; oneDNN 2.6.3 gemm:jit f32; bf16 unimplemented there), one thread,
- *   4096 x 4096 NF4, GFLOP/s (own tiles -> oneDNN f32 tiles):
- *     forward:    n = 32 ~54 -> ~43, n = 128 ~68 -> ~58, n = 256 ~62 -> ~68, n = 512 ~65 -> ~71: on from 256;
- *     transposed: n = 32 ~42 -> ~50, n = 64 ~37 -> ~55, n = 512 ~39 -> ~70: on from 32.
+ *   4096 x 4096 NF4, GFLOP/s own tiles / oneDNN f32 tiles (crossover table of `msbnb_bench onednn`,
+ *   a loaded host):
+ *     forward:    n = 32 51 / 38, 64 57 / 53, 128 57 / 49, 256 56 / 50, 512 56 / 48: msbnb's tiles
+ *                 win everywhere (an earlier quiet run had oneDNN ~7 % ahead at n >= 256, within
+ *                 the noise): the forward stays on msbnb's kernels;
+ *     transposed: n = 32 42 / 38, 64 51 / 51, 128 44 / 49, 256 42 / 58, 512 32 / 50: oneDNN
+ *                 from n = 64 (n = 512 in the main table: 33 -> 53-62 GFLOP/s).
  *   AVX-512 levels: not measured on this host; msbnb's EXACT AVX-512 tiles stay (they outran
- *     OpenBLAS's sgemm 1.4-1.6x); bf16 products (FAST, and the transposed product of bf16
- *     training) take oneDNN from n = 32 where the CPU has AVX512-BF16 (the issue's AMX host:
- *     oneDNN bf16 730-750 GFLOP/s against msbnb's 104-125). */
-#define F_F32_MIN_N 256
-#define T_F32_MIN_N 32
+ *     OpenBLAS's sgemm 1.4-1.6x); bf16 products (FAST, and bf16 training) take oneDNN from n = 32
+ *     where the CPU has AVX512-BF16 (the issue's AMX host: oneDNN bf16 730-750 GFLOP/s against
+ *     msbnb's 104-125). */
+#define T_F32_MIN_N 64
 #define BF16_MIN_N 32
 
 int msbnb__od4_forward_dtype(msbnb_isa isa, int64_t n, msbnb_precision precision, msbnb__od_dtype *dt) {
@@ -48,12 +51,7 @@ int msbnb__od4_forward_dtype(msbnb_isa isa, int64_t n, msbnb_precision precision
         *dt = MSBNB__OD_BF16;
         return 1;
     }
-    if (precision == MSBNB_PRECISION_EXACT && isa == MSBNB_ISA_AVX2 && n >= F_F32_MIN_N &&
-        msbnb__od_has(MSBNB__OD_F32)) { /* (FAST keeps its int8 loops on this level) */
-        *dt = MSBNB__OD_F32;
-        return 1;
-    }
-    return 0;
+    return 0; /* fp32 forward: msbnb's tiles (see above) */
 }
 
 int msbnb__od4_transposed_dtype(msbnb_isa isa, int64_t n, int bf16, msbnb__od_dtype *dt) {
@@ -115,6 +113,28 @@ static msbnb_status get_failed(const msbnb_status *failed) {
     return v;
 }
 
+/* One thread's tile scratch: Wt [rows][ld] float32, and Wb [rows][ld] bf16 when bf; 0 when out of
+ * memory (both freed by the caller, NULL accepted). */
+static int alloc_tiles(int64_t rows, int64_t ld, int bf, float **Wt, uint16_t **Wb) {
+    *Wt = msbnb__alloc_aligned((size_t)(rows * ld) * sizeof(float));
+    *Wb = bf ? msbnb__alloc_aligned((size_t)(rows * ld) * sizeof(uint16_t)) : NULL;
+    return *Wt && (!bf || *Wb);
+}
+
+/* Decode W[r0 .. r0+nr, k0 .. k0+kc) into Wt (ld), then into Wb as bf16 (bf) or rounded to bf16
+ * values in place (round_bf16). Returns the operand for oneDNN. */
+static const void *decode_tile(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0,
+                               int64_t kc, float *Wt, uint16_t *Wb, int64_t ld, int bf, int round_bf16) {
+    kern->decode(w, r0, nr, k0, kc, Wt, ld);
+    if (bf) {
+        rows_to_bf16(kern, Wt, ld, Wb, ld, nr, kc);
+        return Wb;
+    }
+    if (round_bf16)
+        for (int64_t j = 0; j < nr; j++) msbnb__bf16_round_array(Wt + j * ld, kc);
+    return Wt;
+}
+
 /* The message of a failure in the workers, recorded on the calling thread (messages are per thread). */
 static msbnb_status report(msbnb_status failed) {
     RETURN_IF(failed == MSBNB_ERR_OUT_OF_MEMORY, failed, "no memory for a weight tile of the oneDNN products");
@@ -138,23 +158,20 @@ msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msb
     msbnb_status failed = MSBNB_OK;
 #pragma omp parallel num_threads(msbnb__threads()) if (work >= MSBNB__PARALLEL_MIN_WORK)
     {
-        float *Wt = msbnb__alloc_aligned((size_t)(fr * ld) * sizeof(float));                      /* [fr][ld] */
-        uint16_t *Wb = bf ? msbnb__alloc_aligned((size_t)(fr * ld) * sizeof(uint16_t)) : NULL; /* [fr][ld] */
-        if (!Wt || (bf && !Wb))
-            set_failed(&failed, MSBNB_ERR_OUT_OF_MEMORY);
+        float *Wt;
+        uint16_t *Wb;
+        const int ok = alloc_tiles(fr, ld, bf, &Wt, &Wb);
+        if (!ok) set_failed(&failed, MSBNB_ERR_OUT_OF_MEMORY);
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; t++) {
-            if (!Wt || (bf && !Wb) || get_failed(&failed) != MSBNB_OK) continue;
+            if (!ok || get_failed(&failed) != MSBNB_OK) continue;
             const int64_t o0 = t * FR, nr = min64(FR, out - o0);
             for (int64_t k0 = 0; k0 < in; k0 += FK) {
                 const int64_t kc = min64(FK, in - k0);
-                kern->decode(w, o0, nr, k0, kc, Wt, ld);
-                if (bf) rows_to_bf16(kern, Wt, ld, Wb, ld, nr, kc);
-                else if (round_bf16)
-                    for (int64_t j = 0; j < nr; j++) msbnb__bf16_round_array(Wt + j * ld, kc);
+                const void *B = decode_tile(kern, w, o0, nr, k0, kc, Wt, Wb, ld, bf, round_bf16);
                 const msbnb__od_gemm g = {dt, n, nr, kc, in, ld, out, 1, k0 > 0};
-                msbnb_status st = msbnb__od_run(&g, bf ? (const void *)(Xb + k0) : (const void *)(X + k0),
-                                                bf ? (const void *)Wb : (const void *)Wt, Y + o0);
+                msbnb_status st =
+                    msbnb__od_run(&g, bf ? (const void *)(Xb + k0) : (const void *)(X + k0), B, Y + o0);
                 if (st != MSBNB_OK) {
                     set_failed(&failed, st == MSBNB_ERR_UNSUPPORTED ? MSBNB_ERR_INTERNAL : st);
                     break;
@@ -188,23 +205,20 @@ msbnb_status msbnb__matmul_4bit_t_onednn(const msbnb__mm4_kernels *kern, const m
     msbnb_status failed = MSBNB_OK;
 #pragma omp parallel num_threads(msbnb__threads()) if (work >= MSBNB__PARALLEL_MIN_WORK)
     {
-        float *Wt = msbnb__alloc_aligned((size_t)(tr * ld) * sizeof(float));                      /* [tr][ld] */
-        uint16_t *Wb = bf ? msbnb__alloc_aligned((size_t)(tr * ld) * sizeof(uint16_t)) : NULL; /* [tr][ld] */
-        if (!Wt || (bf && !Wb))
-            set_failed(&failed, MSBNB_ERR_OUT_OF_MEMORY);
+        float *Wt;
+        uint16_t *Wb;
+        const int ok = alloc_tiles(tr, ld, bf, &Wt, &Wb);
+        if (!ok) set_failed(&failed, MSBNB_ERR_OUT_OF_MEMORY);
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < chunks; c++) {
-            if (!Wt || (bf && !Wb) || get_failed(&failed) != MSBNB_OK) continue;
+            if (!ok || get_failed(&failed) != MSBNB_OK) continue;
             const int64_t k0 = c * TK, kc = min64(TK, in - k0);
             for (int64_t o0 = 0; o0 < out; o0 += TR) {
                 const int64_t nr = min64(TR, out - o0);
-                kern->decode(w, o0, nr, k0, kc, Wt, ld);
-                if (bf) rows_to_bf16(kern, Wt, ld, Wb, ld, nr, kc);
-                else if (round_bf16)
-                    for (int64_t j = 0; j < nr; j++) msbnb__bf16_round_array(Wt + j * ld, kc);
+                const void *B = decode_tile(kern, w, o0, nr, k0, kc, Wt, Wb, ld, bf, round_bf16);
                 const msbnb__od_gemm g = {dt, n, kc, nr, out, ld, in, 0, accumulate || o0 > 0};
-                msbnb_status st = msbnb__od_run(&g, bf ? (const void *)(dYb + o0) : (const void *)(dY + o0),
-                                                bf ? (const void *)Wb : (const void *)Wt, dX + k0);
+                msbnb_status st =
+                    msbnb__od_run(&g, bf ? (const void *)(dYb + o0) : (const void *)(dY + o0), B, dX + k0);
                 if (st != MSBNB_OK) {
                     set_failed(&failed, st == MSBNB_ERR_UNSUPPORTED ? MSBNB_ERR_INTERNAL : st);
                     break;

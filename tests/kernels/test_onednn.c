@@ -4,7 +4,9 @@
  *   - 4-bit products on oneDNN (every 4-bit format, plain and double-quantized statistics; shapes
  *     with partial tiles in every direction) within the floating-point bound of the exact product
  *     of the dequantized weights, |Δ| <= (K + 3)·u·Σ|x·w|, forward and transposed (overwrite and
- *     accumulate), and bit-identical for 1, 2 and 3 threads;
+ *     accumulate), and bit-identical for 1, 2 and 3 threads — through the public calls where the
+ *     dispatcher picks the engine, and the forward tile path called directly (this host's
+ *     dispatcher keeps msbnb's forward, bf16 hosts use it);
  *   - bf16 products (CPUs with native bf16 dot products only): within the stated bound
  *     |Δ| <= (2·2^-9 + 2^-17 + (K + 3)·u)·Σ|x·w| of the exact product (x and w each rounded to
  *     bf16, products and sums in fp32);
@@ -17,7 +19,7 @@
 #include <msbnb/quant.h>
 
 #include "kernels/kernels_internal.h"
-#include "kernels/onednn.h"
+#include "kernels/onednn_matmul.h"
 #include "test.h"
 #include "fourbit_fixtures.h"
 
@@ -83,24 +85,35 @@ TEST(products_bound_and_thread_invariance) {
     for (int64_t e = 0; e < n * in; e++) x[e] = frand(), dx0[e] = 0.1f * frand();
     for (int64_t e = 0; e < n * out; e++) dy[e] = frand();
     double wf = 0, wt = 0;
+    const msbnb__mm4_kernels *kern = NULL;
+#if MSBNB_HAVE_X86
+    kern = msbnb_isa_detected() >= MSBNB_ISA_AVX512 ? &msbnb__mm4_avx512 : &msbnb__mm4_avx2;
+#endif
     for (int fi = 0; fi < N_FORMATS; fi++) {
         msbnb_qtensor *q = make_w(FORMATS[fi], w, out, in);
         CHECK(q != NULL);
         if (!q) continue;
         CHECK_OK(msbnb_dequantize(q, d));
         for (int acc = 0; acc < 2; acc++) {
+            const int direct = acc == 1 && kern; /* the second pass drives the forward tile path itself */
             const int64_t calls0 = msbnb__od_calls();
             for (int t = 0; t < 3; t++) {
                 msbnb_set_num_threads(t + 1);
-                CHECK_OK(msbnb_matmul(q, x, n, NULL, y[t], MSBNB_PRECISION_EXACT));
+                if (direct) {
+                    msbnb__w4 w4;
+                    msbnb__w4_init(q, &w4);
+                    CHECK_OK(msbnb__matmul_4bit_onednn(kern, &w4, x, n, NULL, y[t], MSBNB__OD_F32, 0));
+                } else {
+                    CHECK_OK(msbnb_matmul(q, x, n, NULL, y[t], MSBNB_PRECISION_EXACT));
+                }
                 if (acc) memcpy(dx[t], dx0, (size_t)(n * in) * sizeof(float));
                 CHECK_OK(msbnb_matmul_t(q, dy, n, dx[t], acc));
             }
             msbnb_set_num_threads(0);
             CHECK_MSG_(msbnb__od_calls() > calls0, "%s: the products did not reach oneDNN", fmt_name(FORMATS[fi]));
             for (int t = 1; t < 3; t++) {
-                CHECK_MSG_(!memcmp(y[0], y[t], (size_t)(n * out) * sizeof(float)), "%s: forward differs at %d threads",
-                           fmt_name(FORMATS[fi]), t + 1);
+                CHECK_MSG_(!memcmp(y[0], y[t], (size_t)(n * out) * sizeof(float)), "%s%s: forward differs at %d threads",
+                           fmt_name(FORMATS[fi]), direct ? " (oneDNN tiles)" : "", t + 1);
                 CHECK_MSG_(!memcmp(dx[0], dx[t], (size_t)(n * in) * sizeof(float)),
                            "%s acc=%d: transposed differs at %d threads", fmt_name(FORMATS[fi]), acc, t + 1);
             }
