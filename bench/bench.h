@@ -52,5 +52,6 @@ int bench_matmul_int8(int quick);
 int bench_train(int quick);
 int bench_onednn(int quick);
 int bench_parsers(int quick);
+int bench_tokenizer(int quick);
 
 #endif

@@ -1,4 +1,4 @@
-/* main.c — msbnb_bench [all|formats|matmul|matmul4|int8|train|parsers] [--quick]: the numbers behind the README's
+/* main.c — msbnb_bench [all|formats|matmul|matmul4|int8|train|parsers|tokenizer] [--quick]: the numbers behind the README's
  * performance claims, each quoted next to the machine limits measured in the same run. */
 #include <stdio.h>
 #include <string.h>
@@ -18,9 +18,10 @@ int main(int argc, char **argv) {
     const int all = !strcmp(which, "all"), matmul = !strcmp(which, "matmul");
     const int formats = all || !strcmp(which, "formats"), mm4 = all || matmul || !strcmp(which, "matmul4");
     const int int8 = all || matmul || !strcmp(which, "int8"), train = all || !strcmp(which, "train");
-    const int parsers = all || !strcmp(which, "parsers"), onednn = all || !strcmp(which, "onednn");
-    if (!formats && !mm4 && !int8 && !train && !parsers && !onednn) {
-        fprintf(stderr, "usage: %s [--quick] [all|formats|matmul|matmul4|int8|train|parsers|onednn] (unknown section '%s')\n",
+    const int parsers = all || !strcmp(which, "parsers"), tokenizer = all || !strcmp(which, "tokenizer");
+    const int onednn = all || !strcmp(which, "onednn");
+    if (!formats && !mm4 && !int8 && !train && !parsers && !tokenizer && !onednn) {
+        fprintf(stderr, "usage: %s [--quick] [all|formats|matmul|matmul4|int8|train|parsers|tokenizer|onednn] (unknown section '%s')\n",
                 argv[0], which);
         return 2;
     }
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
     if (int8) rc |= bench_matmul_int8(quick);
     if (train) rc |= bench_train(quick);
     if (parsers) rc |= bench_parsers(quick);
+    if (tokenizer) rc |= bench_tokenizer(quick);
     if (onednn) rc |= bench_onednn(quick);
     printf("\nevery figure as JSON lines: %s\n", bench_jsonl_path());
     bench_jsonl_close();

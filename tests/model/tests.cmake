@@ -1,2 +1,2 @@
-include(${CMAKE_SOURCE_DIR}/tests/model/infer.cmake)
-include(${CMAKE_SOURCE_DIR}/tests/model/train.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/model/infer.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/model/train.cmake)

@@ -1,2 +1,2 @@
-include(${CMAKE_SOURCE_DIR}/tests/quant/fourbit.cmake)
-include(${CMAKE_SOURCE_DIR}/tests/quant/int.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/quant/fourbit.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/quant/int.cmake)

@@ -15,5 +15,7 @@ int cmd_perplexity(int argc, char **argv);
 /* cli_train.c: training */
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+/* cli_tokenize.c: tokenizers */
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -117,7 +117,7 @@ static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t,
     const float *ref = t->data;
     if (src != MSBNB_DTYPE_F32 || ((uintptr_t)t->data % sizeof(float))) {
         owned = malloc(n * sizeof(float));
-        if (!owned) return MSBNB_ERR_OUT_OF_MEMORY;
+        if (!owned) return cli_oom();
         msbnb_status st = msbnb_tensor_to_f32(t, owned);
         if (st != MSBNB_OK) {
             free(owned);
@@ -134,7 +134,7 @@ static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t,
     cli_err_acc acc = {0};
     int64_t slab = cols > 0 ? (int64_t)((1 << 20) / (size_t)cols) + 1 : 1;
     float *y = st == MSBNB_OK ? malloc((size_t)(slab < rows ? slab : rows) * (size_t)cols * sizeof(float) + 1) : NULL;
-    if (st == MSBNB_OK && !y) st = MSBNB_ERR_OUT_OF_MEMORY;
+    if (st == MSBNB_OK && !y) st = cli_oom();
     for (int64_t r0 = 0; st == MSBNB_OK && r0 < rows; r0 += slab) {
         int64_t nr = rows - r0 < slab ? rows - r0 : slab;
         st = msbnb_dequantize_rows(q, r0, nr, y);
@@ -248,7 +248,7 @@ int cmd_quantize(int argc, char **argv) {
     rows = calloc(count ? count : 1, sizeof *rows);
     not_converted = calloc(o.n_skip + count + 1, sizeof(char *));
     if (!rows || !not_converted) {
-        st = MSBNB_ERR_OUT_OF_MEMORY;
+        st = cli_oom();
         goto done;
     }
     for (size_t i = 0; i < o.n_skip; i++) not_converted[n_not_converted++] = o.skip[i];
@@ -314,7 +314,7 @@ int cmd_quantize(int argc, char **argv) {
             st = msbnb_config_write_with_quantization(src, dst, qcfg);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
-            st = MSBNB_ERR_OUT_OF_MEMORY;
+            st = cli_oom();
         }
         free(src);
         free(dst);
@@ -349,7 +349,8 @@ static const char dequantize_help[] =
     "\n"
     "Turn a quantized checkpoint (written by `msbnb quantize`, or by bitsandbytes / transformers,\n"
     "e.g. a published bnb-4bit model) back into plain weights. IN and OUT are both model\n"
-    "directories or both .safetensors files. Quantized weights become --dtype (default f32) with\n"
+    "directories or both .safetensors files. Quantized weights become --dtype (default: the dtype of\n"
+    "the checkpoint's plain tensors, so a bf16 model stays bf16; f32 when it has none) with\n"
     "their original shape; their auxiliary entries (absmax, quant_map, SCB, ...) are dropped;\n"
     "every other tensor is copied unchanged; config.json loses its quantization_config.\n"
     "Exit codes: 0 ok, 1 failure (no output is left behind), 2 usage error.\n";
@@ -357,7 +358,7 @@ static const char dequantize_help[] =
 int cmd_dequantize(int argc, char **argv) {
     const char *cmd = "dequantize";
     const char *pos[2] = {0};
-    int dt = 0;
+    int dt = -1; /* -1: the source's dtype */
     bool quiet = false;
     static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
     static const msbnb_dtype dtype_of[] = {MSBNB_DTYPE_F32, MSBNB_DTYPE_F16, MSBNB_DTYPE_BF16};
@@ -372,10 +373,10 @@ int cmd_dequantize(int argc, char **argv) {
     }
     if (a.failed) return EXIT_USAGE;
     const char *in = pos[0], *outp = pos[1];
-    msbnb_dtype dtype = dtype_of[dt];
     if (!in || !outp) return cli_usage_error(cmd, "needs IN and OUT");
     static const msbnb_st_dtype st_of[] = {MSBNB_ST_F32, MSBNB_ST_F16, MSBNB_ST_BF16};
-    size_t esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
+    msbnb_dtype dtype = MSBNB_DTYPE_F32;
+    size_t esize = 4;
 
     msbnb_checkpoint *ck = NULL;
     msbnb_st_writer *w = NULL;
@@ -385,6 +386,23 @@ int cmd_dequantize(int argc, char **argv) {
     size_t n_deq = 0;
     msbnb_status st = msbnb_checkpoint_open(in, &ck);
     if (st != MSBNB_OK) goto done;
+    if (dt >= 0) {
+        dtype = dtype_of[dt];
+    } else {
+        /* the source's dtype: that of its plain floating-point tensors (embedding, norms) */
+        for (size_t i = 0; i < msbnb_checkpoint_count(ck); i++) {
+            msbnb_tensor_info t;
+            msbnb_qtype qt = MSBNB_QTYPE_NONE;
+            if (msbnb_checkpoint_get(ck, i, &t) != MSBNB_OK || strstr(t.name, "absmax") || strstr(t.name, "quant_"))
+                continue;
+            if (msbnb_bnb_detect(ck, t.name, &qt) != MSBNB_OK || qt != MSBNB_QTYPE_NONE) continue;
+            if (t.dtype == MSBNB_ST_BF16 || t.dtype == MSBNB_ST_F16 || t.dtype == MSBNB_ST_F32) {
+                dtype = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : t.dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_F32;
+                break;
+            }
+        }
+    }
+    esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
     bool dir_mode = msbnb_checkpoint_is_dir(ck);
     struct stat sb;
     if (!dir_mode && stat(outp, &sb) == 0 && S_ISDIR(sb.st_mode)) {
@@ -412,7 +430,7 @@ int cmd_dequantize(int argc, char **argv) {
             msbnb_qtensor_view v;
             void *y = NULL;
             if (st == MSBNB_OK) st = msbnb_qtensor_get_view(q, &v);
-            if (st == MSBNB_OK && !(y = malloc((size_t)v.rows * (size_t)v.cols * esize + 1))) st = MSBNB_ERR_OUT_OF_MEMORY;
+            if (st == MSBNB_OK && !(y = malloc((size_t)v.rows * (size_t)v.cols * esize + 1))) st = cli_oom();
             if (st == MSBNB_OK) st = msbnb_dequantize_ex(q, dtype, y);
             int64_t shape[2] = {st == MSBNB_OK ? v.rows : 0, st == MSBNB_OK ? v.cols : 0};
             if (st == MSBNB_OK)
@@ -439,7 +457,7 @@ int cmd_dequantize(int argc, char **argv) {
             st = msbnb_config_write_with_quantization(src, dst, NULL);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
-            st = MSBNB_ERR_OUT_OF_MEMORY;
+            st = cli_oom();
         }
         free(src);
         free(dst);

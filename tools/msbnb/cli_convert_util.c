@@ -23,8 +23,16 @@ int cli_fail(const char *cmd) {
     return EXIT_FAIL;
 }
 
+msbnb_status cli_oom(void) {
+    snprintf(cli_error, sizeof cli_error, "out of memory");
+    return MSBNB_ERR_OUT_OF_MEMORY;
+}
+
 int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t) {
-    const char *m = msbnb_last_error();
+    char own[sizeof cli_error];
+    snprintf(own, sizeof own, "%s", cli_error); /* the tool's own failure (cli_oom) comes first */
+    cli_error[0] = '\0';
+    const char *m = own[0] ? own : msbnb_last_error();
     if (strstr(m, "tensor '") && strstr(m, "(byte "))
         fprintf(stderr, "msbnb %s: %s\n", cmd, m);
     else
@@ -160,7 +168,7 @@ msbnb_status cli_read_values(const msbnb_checkpoint *ck, const char *name, float
         msbnb_tensor_info t;
         if ((st = msbnb_checkpoint_find(ck, name, &t)) != MSBNB_OK) return st;
         float *v = malloc(((size_t)t.numel ? (size_t)t.numel : 1) * sizeof(float));
-        if (!v) return MSBNB_ERR_OUT_OF_MEMORY;
+        if (!v) return cli_oom();
         if ((st = msbnb_tensor_to_f32(&t, v)) != MSBNB_OK) {
             free(v);
             return st;
@@ -175,7 +183,7 @@ msbnb_status cli_read_values(const msbnb_checkpoint *ck, const char *name, float
     msbnb_qtensor_get_view(q, &v);
     size_t count = (size_t)v.rows * (size_t)v.cols;
     float *y = malloc((count ? count : 1) * sizeof(float));
-    st = y ? msbnb_dequantize(q, y) : MSBNB_ERR_OUT_OF_MEMORY;
+    st = y ? msbnb_dequantize(q, y) : cli_oom();
     msbnb_qtensor_free(q);
     if (st != MSBNB_OK) {
         free(y);
@@ -224,7 +232,7 @@ msbnb_status cli_output_begin(cli_output *o, const char *in, const char *out, bo
         o->model_path = malloc(strlen(out) + 1);
         if (o->model_path) strcpy(o->model_path, out);
     }
-    if (!o->model_path || (dir_mode && !o->dir)) return MSBNB_ERR_OUT_OF_MEMORY;
+    if (!o->model_path || (dir_mode && !o->dir)) return cli_oom();
     return MSBNB_OK;
 }
 
@@ -262,7 +270,7 @@ static msbnb_status copy_file(const char *src, const char *dst) {
     char *tmp = malloc(strlen(dst) + 16);
     if (!tmp) {
         fclose(in);
-        return MSBNB_ERR_OUT_OF_MEMORY;
+        return cli_oom();
     }
     sprintf(tmp, "%s.msbnb-tmp", dst);
     FILE *out = fopen(tmp, "wb");

@@ -15,6 +15,8 @@
 
 /* "msbnb CMD: <msbnb_last_error()>" on stderr; returns EXIT_FAIL. */
 int cli_fail(const char *cmd);
+/* Out of memory in the tool itself: sets the message cli_fail prints; returns OUT_OF_MEMORY. */
+msbnb_status cli_oom(void);
 /* A failure while processing tensor t: msbnb_last_error() alone when it already names a
  * tensor and a byte offset, else prefixed with t's file, name and offset. Returns EXIT_FAIL. */
 int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t);

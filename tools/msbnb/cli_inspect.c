@@ -88,7 +88,7 @@ int cmd_inspect(int argc, char **argv) {
         if (describe_quant(ck, t.name, shape, desc, sizeof desc) != MSBNB_OK) {
             cli_tensor_error(cmd, &t);
             rc = EXIT_FAIL;
-            continue;
+            break; /* one error line per run */
         }
         n_quant++;
         f32_bytes += (uint64_t)(shape[0] * shape[1]) * 4;
@@ -166,7 +166,7 @@ int cmd_compare(int argc, char **argv) {
         if (msbnb_checkpoint_find(b, ta.name, &tb) != MSBNB_OK) {
             fprintf(stderr, "msbnb %s: %s: tensor '%s' is not in %s\n", cmd, pa, ta.name, pb);
             rc = EXIT_FAIL;
-            continue;
+            break; /* one error line per run */
         }
         float *va = NULL, *vb = NULL;
         size_t na = 0, nb = 0;
@@ -177,8 +177,11 @@ int cmd_compare(int argc, char **argv) {
             if (st == MSBNB_OK)
                 fprintf(stderr, "msbnb %s: tensor '%s': %zu elements in A, %zu in B\n", cmd, ta.name, na, nb);
             else
-                fprintf(stderr, "msbnb %s: tensor '%s': %s\n", cmd, ta.name, msbnb_last_error());
+                cli_tensor_error(cmd, &ta);
             rc = EXIT_FAIL;
+            free(va);
+            free(vb);
+            break;
         } else {
             cli_err_acc acc = {0};
             cli_err_add(&acc, va, vb, na);

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "cli_atomic.h"
+#include "cli_convert_util.h"
 #include "cli_train_state.h"
 #include "cli_opts.h"
 #include "svg_plot.h"
@@ -54,27 +55,16 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The tokenizer: --tokenizer, else tok512.bin / tokenizer.bin in the model's directory or its
- * parent (the layout of ../shared/models/stories260K, whose hf/ sits beside tok512.bin). */
+/* The tokenizer: --tokenizer, else tokenizer.json / tokenizer.model / tokenizer.bin / tok512.bin in
+ * the model's directory, the llama2.c names also in its parent (the layout of
+ * ../shared/models/stories260K, whose hf/ sits beside tok512.bin): msbnb_tokenizer_find. */
 static int find_tokenizer(const char *model, const char *given, char *out, size_t cap) {
     if (given) {
         snprintf(out, cap, "%s", given);
-        return file_exists(out);
+        struct stat st;
+        return stat(out, &st) == 0;
     }
-    struct stat st;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model);
-    if (stat(model, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
-    }
-    const char *cands[] = {"%s/tok512.bin", "%s/tokenizer.bin", "%s/../tok512.bin", "%s/../tokenizer.bin"};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-        snprintf(out, cap, cands[i], dir);
-        if (file_exists(out)) return 1;
-    }
-    return 0;
+    return msbnb_tokenizer_find(model, out, cap) == MSBNB_OK;
 }
 
 /* Tokenize text as a stream of paragraphs (split on blank lines, each encoded with BOS, as the
@@ -372,11 +362,12 @@ int cmd_finetune(int argc, char **argv) {
     msbnb_model_params mp = msbnb_model_params_default();
     mp.quant = o.quant;
     mp.double_quant = o.double_quant;
-    if (msbnb_model_load(o.model, &mp, &m) != MSBNB_OK) return fail(o.model);
+    /* the tokenizer is found before the (possibly large) model is loaded */
     if (!find_tokenizer(o.model, o.tokenizer, tokpath, sizeof tokpath)) {
         fprintf(stderr, "msbnb: no tokenizer found for %s (use --tokenizer)\n", o.model);
-        goto done;
+        return 1;
     }
+    if (msbnb_model_load(o.model, &mp, &m) != MSBNB_OK) return fail(o.model);
     if (msbnb_tokenizer_load(tokpath, msbnb_model_vocab_size(m), &tok) != MSBNB_OK) {
         fail(tokpath);
         goto done;
@@ -643,18 +634,24 @@ static int merge_io_error(const char *err) {
 int cmd_merge(int argc, char **argv) {
     const char *pos[3] = {0}, *quant = NULL;
     bool requant = false, dq = false;
+    int dtype_choice = -1;
+    static const char *const dtypes[] = {"f32", "f16", "bf16", NULL}; /* msbnb_dtype order */
     msbnb_model_params mp = msbnb_model_params_default();
     cli_args a;
     cli_args_begin(&a, "merge", argc, argv);
     while (cli_args_next(&a)) {
         if (cli_is_help(&a)) {
-            printf("usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--quant nf4|... --double-quant]\n"
-                   "  Writes OUT_DIR (config.json + model.safetensors): MODEL with the adapter folded in,\n"
-                   "  fp32 projections, or re-quantized in the base's format with --requantize.\n");
+            printf("usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--dtype f32|f16|bf16]\n"
+                   "                   [--quant nf4|... --double-quant]\n"
+                   "  Writes OUT_DIR: MODEL with the adapter folded in (config.json, model.safetensors and\n"
+                   "  MODEL's tokenizer / generation files). Plain tensors keep MODEL's dtype (a bf16 base\n"
+                   "  gives bf16) unless --dtype says otherwise; --requantize re-quantizes each projection\n"
+                   "  in the base's format.\n");
             return EXIT_OK;
         }
         (void)(cli_flag(&a, "--requantize", &requant) || cli_flag(&a, "--double-quant", &dq) ||
-            cli_str(&a, "--quant", &quant) || cli_positional(&a, pos, 3));
+            cli_str(&a, "--quant", &quant) || cli_choice(&a, "--dtype", dtypes, &dtype_choice) ||
+            cli_positional(&a, pos, 3));
     }
     if (a.failed) return EXIT_USAGE;
     mp.double_quant = dq;
@@ -673,9 +670,24 @@ int cmd_merge(int argc, char **argv) {
     cli_atomic out = {0};
     if (msbnb_model_lora_load(m, pos[1], "default") != MSBNB_OK) rc = fail(pos[1]);
     else if (cli_atomic_begin(&out, pos[2], err, sizeof err) != MSBNB_OK) rc = merge_io_error(err);
-    else if (msbnb_model_save_merged(m, out.tmp, requant) != MSBNB_OK) rc = fail(pos[2]);
-    else if (cli_atomic_commit(&out, err, sizeof err) != MSBNB_OK) rc = merge_io_error(err);
-    else printf("merged %s + %s -> %s (%s)\n", pos[0], pos[1], pos[2], requant ? "re-quantized" : "fp32");
+    else if (msbnb_model_save_merged_ex(m, out.tmp, requant, dtype_choice) != MSBNB_OK) rc = fail(pos[2]);
+    else {
+        struct stat sb;
+        if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            /* tokenizer.json, tokenizer_config.json, generation_config.json, ...: a complete model */
+            cli_output side = {0};
+            side.dir = strdup(out.tmp);
+            if (!side.dir || cli_copy_side_files(&side, pos[0]) != MSBNB_OK) rc = fail(pos[2]);
+            cli_output_free(&side);
+        }
+        if (rc == 0 && cli_atomic_commit(&out, err, sizeof err) != MSBNB_OK) rc = merge_io_error(err);
+    }
+    if (rc == 0) {
+        msbnb_model_config c;
+        msbnb_model_get_config(m, &c);
+        printf("merged %s + %s -> %s (%s model, %s)\n", pos[0], pos[1], pos[2], msbnb_family_name(c.family),
+               requant ? "re-quantized" : "plain");
+    }
     cli_atomic_free(&out); /* removes the temporary directory after a failure */
     msbnb_model_free(m);
     return rc;

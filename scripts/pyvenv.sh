@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The venv of the Python package's tests (make test): ~/.cache/msbnb-pyvenv (MSBNB_PYVENV) with the
+# PINNED versions of python/requirements-test.txt (+ constraints-test.txt), installing only what
+# is missing or at another version (pip cache ~/.cache/pip); a no-op when everything is there.
+# Concurrent runs (ctest -j, several checkouts) serialize on a lock file. Prints nothing on the
+# fast path; prints the venv's python path with --print.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${MSBNB_PYVENV:-$HOME/.cache/msbnb-pyvenv}
+export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/pip}
+REQ=python/requirements-test.txt
+CON=python/constraints-test.txt
+
+satisfied() {
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$REQ" <<'PY'
+import sys
+from importlib import metadata
+ok = True
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    name, want = line.split("==")
+    try:
+        have = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        have = None
+    if have is None or have.split("+")[0] != want:
+        print(f"pyvenv: {name} {have} != {want}", file=sys.stderr)
+        ok = False
+sys.exit(0 if ok else 1)
+PY
+}
+
+if ! satisfied 2>/dev/null; then
+    mkdir -p "$(dirname "$VENV")"
+    exec 9>"$VENV.lock"
+    flock 9
+    if ! satisfied; then
+        if [ ! -x "$VENV/bin/python" ]; then
+            echo "pyvenv: creating $VENV" >&2
+            python3 -m venv "$VENV"
+        fi
+        echo "pyvenv: installing pinned packages (cache: $PIP_CACHE_DIR)" >&2
+        "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQ" -c "$CON" >&2
+    fi
+    flock -u 9
+fi
+[ "${1:-}" = "--print" ] && echo "$VENV/bin/python"
+exit 0
