@@ -49,3 +49,22 @@ def get_num_threads():
 def isa():
     """The SIMD level the kernels use ('scalar', 'avx2', 'avx512', ...; MSBNB_ISA lowers it)."""
     return _native.lib.msbnb_py_isa().decode()
+
+
+# The MindSpore Cells (msbnb.mindspore) as `from msbnb import Linear4bit, ...` when MindSpore is
+# installed; imported on first use only, so `import msbnb` never loads MindSpore.
+_MINDSPORE_NAMES = frozenset({
+    "Linear8bit", "Linear4bit", "LoRALinear", "Linear4bitWithLoRA", "Linear8bitWithLoRA",
+    "convert_to_quantized_model", "replace_linear_layers", "quantize_model_weights", "get_model_size",
+    "compare_model_sizes", "print_quantization_summary", "freeze_model_except_lora", "print_lora_info",
+})
+
+
+def __getattr__(name):
+    if name in _MINDSPORE_NAMES:
+        try:
+            from . import mindspore as _ms
+        except ImportError as e:
+            raise AttributeError(f"msbnb.{name} needs MindSpore (pip install .[mindspore]): {e}") from e
+        return getattr(_ms, name)
+    raise AttributeError(f"module 'msbnb' has no attribute {name!r}")

@@ -268,3 +268,21 @@ def test_errors_carry_msbnb_message():
     with pytest.raises(Exception):
         layer(Tensor(np.ones((2, 63), np.float32))).asnumpy()
     assert "last dimension is not in_features" in last_op_error()
+
+
+def test_top_level_names_and_half_gradients():
+    """`from msbnb import Linear4bit` works with MindSpore installed; dX of bf16 / fp16 activations
+    has the activation's dtype and equals the float32 dX rounded."""
+    from msbnb import Linear4bit as L4, convert_to_quantized_model as conv
+    assert L4 is Linear4bit and callable(conv)
+    layer = Linear4bit(40, 12, quant_type="nf4")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 40)).astype(np.float32)
+    r = rng.standard_normal((2, 12)).astype(np.float32)
+    dx32 = _GradX(_Loss(layer, r))(Tensor(x)).asnumpy()
+    for dt in (ms.float16, ms.bfloat16):
+        xt = Tensor(x).astype(dt)
+        dx = _GradX(_Loss(layer, Tensor(r).astype(dt).float().asnumpy()))(xt)
+        assert dx.dtype == dt
+        ref = Tensor(dx32).astype(dt).float().asnumpy()
+        assert np.allclose(dx.float().asnumpy(), ref, rtol=2e-2, atol=2e-2), str(dt)
