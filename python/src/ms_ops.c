@@ -14,6 +14,8 @@
  *                               [n_blocks]; [1] placeholder when double-quantized
  *   stats_q        uint8        double quant: [n_stats] codes of the statistics; else [1]
  *   nested_absmax  float32      double quant: [ceil(n_stats/nested_blocksize)]; else [1]
+ *   nested_code    float32      double quant: [256], the map of the statistics' codes (a file's own,
+ *                               usually the signed dynamic map); else [1]
  *   meta           int64 [9]    MS_META_* below
  *   fmeta          float32 [2]  nested_offset, LLM.int8() threshold
  *
@@ -84,11 +86,11 @@ static size_t elem_bytes(const char *dtype) {
 }
 
 /* The quantized weight whose parts start at params[first] (data, stats, stats_q, nested_absmax,
- * meta, fmeta), wrapped without copying. *has_bias receives meta's flag. */
+ * nested_code, meta, fmeta), wrapped without copying. *has_bias receives meta's flag. */
 static int wrap_weight(const char *op, void **params, int *ndims, int64_t **shapes, const char **dtypes, int first,
                        msbnb_qtensor **out, int *has_bias) {
-    const int i_data = first, i_stats = first + 1, i_q = first + 2, i_nested = first + 3, i_meta = first + 4,
-              i_fmeta = first + 5;
+    const int i_data = first, i_stats = first + 1, i_q = first + 2, i_nested = first + 3, i_ncode = first + 4,
+              i_meta = first + 5, i_fmeta = first + 6;
     if (strcmp(dtypes[i_meta], "int64") || numel(ndims[i_meta], shapes[i_meta]) != MS_META_LEN)
         return fail(op, "meta must be int64 [9]");
     if (strcmp(dtypes[i_fmeta], "float32") || numel(ndims[i_fmeta], shapes[i_fmeta]) != 2)
@@ -115,7 +117,9 @@ static int wrap_weight(const char *op, void **params, int *ndims, int64_t **shap
         v.n_stats = (size_t)numel(ndims[i_q], shapes[i_q]);
         v.nested_absmax = params[i_nested];
         v.n_nested = (size_t)numel(ndims[i_nested], shapes[i_nested]);
-        v.nested_code = msbnb_dynamic_map_signed();
+        if (strcmp(dtypes[i_ncode], "float32") || numel(ndims[i_ncode], shapes[i_ncode]) != 256)
+            return fail(op, "nested_code must be float32 [256] with double quantization");
+        v.nested_code = params[i_ncode];
         v.nested_offset = fmeta[0];
     } else {
         v.stats = params[i_stats];
@@ -126,10 +130,10 @@ static int wrap_weight(const char *op, void **params, int *ndims, int64_t **shap
     return 0;
 }
 
-/* y = x·deq(W)ᵀ + bias; params: x, data, stats, stats_q, nested_absmax, meta, fmeta, bias, y. */
+/* y = x·deq(W)ᵀ + bias; params: x, data, stats, stats_q, nested_absmax, nested_code, meta, fmeta, bias, y. */
 static int forward(const char *op, int mode, int nparam, void **params, int *ndims, int64_t **shapes,
                    const char **dtypes) {
-    if (nparam != 9) return fail(op, "expected 8 inputs and 1 output");
+    if (nparam != 10) return fail(op, "expected 9 inputs and 1 output");
     msbnb_qtensor *W = NULL;
     int has_bias = 0;
     if (wrap_weight(op, params, ndims, shapes, dtypes, 1, &W, &has_bias)) return 1;
@@ -141,21 +145,21 @@ static int forward(const char *op, int mode, int nparam, void **params, int *ndi
                      : !strcmp(dtypes[0], "float16")  ? MSBNB_DTYPE_F16
                      : !strcmp(dtypes[0], "bfloat16") ? MSBNB_DTYPE_BF16
                                                       : (msbnb_dtype)-1;
-    const float *bias = has_bias ? params[7] : NULL;
+    const float *bias = has_bias ? params[8] : NULL;
     if ((int)xt < 0) rc = fail(op, "x must be float32, float16 or bfloat16");
     else if (nd < 1 || shapes[0][nd - 1] != v.cols) rc = fail(op, "x's last dimension is not in_features");
-    else if (strcmp(dtypes[8], "float32") || numel(ndims[8], shapes[8]) != numel(nd, shapes[0]) / v.cols * v.rows)
+    else if (strcmp(dtypes[9], "float32") || numel(ndims[9], shapes[9]) != numel(nd, shapes[0]) / v.cols * v.rows)
         rc = fail(op, "y must be float32 [..., out_features]");
-    else if (has_bias && (strcmp(dtypes[7], "float32") || numel(ndims[7], shapes[7]) != v.rows))
+    else if (has_bias && (strcmp(dtypes[8], "float32") || numel(ndims[8], shapes[8]) != v.rows))
         rc = fail(op, "bias must be float32 [out_features]");
     else if (mode == 2 && xt != MSBNB_DTYPE_F32) rc = fail(op, "LLM.int8() takes float32 x");
     if (!rc) {
         const int64_t n = numel(nd, shapes[0]) / v.cols;
         msbnb_status st;
         if (n == 0) st = MSBNB_OK; /* an empty batch: nothing to write */
-        else if (mode == 2) st = msbnb_matmul_int8_lt(W, params[0], n, bias, v.threshold, params[8]);
+        else if (mode == 2) st = msbnb_matmul_int8_lt(W, params[0], n, bias, v.threshold, params[9]);
         else
-            st = msbnb_matmul_ex(W, params[0], xt, n, bias, params[8],
+            st = msbnb_matmul_ex(W, params[0], xt, n, bias, params[9],
                                  mode == 1 ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT);
         if (st != MSBNB_OK) rc = fail(op, msbnb_last_error());
     }
@@ -178,11 +182,12 @@ MSBNB_MS_API int msbnb_ms_matmul_int8_lt(MS_OP_ARGS) {
     return forward(__func__, 2, nparam, params, ndims, shapes, dtypes);
 }
 
-/* dx = dy·deq(W); params: dy, x (shape carrier), data, stats, stats_q, nested_absmax, meta, fmeta, dx. */
+/* dx = dy·deq(W); params: dy, x (shape carrier), data, stats, stats_q, nested_absmax, nested_code, meta,
+ * fmeta, dx. */
 MSBNB_MS_API int msbnb_ms_matmul_t(MS_OP_ARGS) {
     (void)stream, (void)extra;
     const char *op = __func__;
-    if (nparam != 9) return fail(op, "expected 8 inputs and 1 output");
+    if (nparam != 10) return fail(op, "expected 9 inputs and 1 output");
     msbnb_qtensor *W = NULL;
     int has_bias = 0;
     if (wrap_weight(op, params, ndims, shapes, dtypes, 2, &W, &has_bias)) return 1;
@@ -192,11 +197,11 @@ MSBNB_MS_API int msbnb_ms_matmul_t(MS_OP_ARGS) {
     const int nd = ndims[0];
     if (strcmp(dtypes[0], "float32") || nd < 1 || shapes[0][nd - 1] != v.rows)
         rc = fail(op, "dy must be float32 [..., out_features]");
-    else if (strcmp(dtypes[8], "float32") || numel(ndims[8], shapes[8]) != numel(nd, shapes[0]) / v.rows * v.cols)
+    else if (strcmp(dtypes[9], "float32") || numel(ndims[9], shapes[9]) != numel(nd, shapes[0]) / v.rows * v.cols)
         rc = fail(op, "dx must be float32 [..., in_features]");
     if (!rc) {
         const int64_t n = numel(nd, shapes[0]) / v.rows;
-        if (n > 0 && msbnb_matmul_t(W, params[0], n, params[8], 0) != MSBNB_OK) rc = fail(op, msbnb_last_error());
+        if (n > 0 && msbnb_matmul_t(W, params[0], n, params[9], 0) != MSBNB_OK) rc = fail(op, msbnb_last_error());
     }
     msbnb_qtensor_free(W);
     return rc;

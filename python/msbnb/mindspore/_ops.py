@@ -5,7 +5,7 @@ same file msbnb/_native.py loads). They receive raw pointers to the Parameter me
 the quantized weight's parts, so nothing is copied per call.
 
 Inputs of the forward operator (one per precision, shared by every layer):
-    x [..., in] (float32 / float16 / bfloat16), data, stats, stats_q, nested_absmax,
+    x [..., in] (float32 / float16 / bfloat16), data, stats, stats_q, nested_absmax, nested_code,
     meta int64 [9], fmeta float32 [2], bias float32 [out]   ->   y float32 [..., out]
 Its output shape is read from the bias (always [out]: a zero vector when the layer has none) and
 the backward's from `x`: in GRAPH_MODE one parsed bprop serves every layer, so no shape may come
@@ -35,7 +35,7 @@ def _lib():
     return _native._library_path()
 
 
-def _fwd_shape(x, data, stats, stats_q, nested, meta, fmeta, bias):
+def _fwd_shape(x, data, stats, stats_q, nested, ncode, meta, fmeta, bias):
     return list(x[:-1]) + [bias[0]]
 
 
@@ -58,12 +58,12 @@ def _backward_op():
     return _BACKWARD
 
 
-def _bprop(x, data, stats, stats_q, nested, meta, fmeta, bias, out, dout):
+def _bprop(x, data, stats, stats_q, nested, ncode, meta, fmeta, bias, out, dout):
     # dx = dout · deq(W) by msbnb_matmul_t; x rides along only to give dx its shape
-    dx = _BACKWARD(dout, x, data, stats, stats_q, nested, meta, fmeta)
+    dx = _BACKWARD(dout, x, data, stats, stats_q, nested, ncode, meta, fmeta)
     dbias = ops.sum(dout.reshape((-1, dout.shape[-1])), 0)
     return (ops.cast(dx, x.dtype), ops.zeros_like(data), ops.zeros_like(stats), ops.zeros_like(stats_q),
-            ops.zeros_like(nested), ops.zeros_like(meta), ops.zeros_like(fmeta), dbias)
+            ops.zeros_like(nested), ops.zeros_like(ncode), ops.zeros_like(meta), ops.zeros_like(fmeta), dbias)
 
 
 _FORWARD = {}

@@ -7,6 +7,7 @@ can update the codes:
     weight_stats           float32 absmax / scales (shapes in msbnb/qtensor.py); [1] when double-quantized
     weight_stats_q         uint8 [n_stats] double-quantized statistics; [1] otherwise
     weight_nested_absmax   float32 [ceil(n_stats/256)]; [1] otherwise
+    weight_nested_code     float32 [256] the statistics' code map (a file's own); [1] otherwise
     quant_meta, quant_fmeta  the format (type, shape, block and group sizes...; nested offset, threshold)
     bias                   float32 [out], trainable (when the layer has one)
 The forward runs msbnb_matmul_ex (exact by default, `compute='fast'` for the fast kernels) and the
@@ -31,6 +32,17 @@ _ONE_U8 = np.zeros(1, np.uint8)
 def default_weight(in_features, out_features):
     """A float32 [out, in] weight initialized as nn.Dense does (He-uniform, a = sqrt(5))."""
     return initializer(HeUniform(math.sqrt(5)), [out_features, in_features], ms.float32).init_data().asnumpy()
+
+
+def _nested_code(p):
+    """The 256-entry map of a double-quantized QTensor's statistic codes (the library's signed
+    dynamic map unless the tensor came with its own, e.g. from a file)."""
+    if getattr(p, "nested_code", None) is not None:
+        return np.asarray(p.nested_code, np.float32)
+    import ctypes
+    from .. import _native
+    return np.ctypeslib.as_array(ctypes.cast(_native.DYNAMIC_MAP_SIGNED, ctypes.POINTER(ctypes.c_float)),
+                                 (256,)).copy()
 
 
 def _to_numpy(w):
@@ -78,6 +90,7 @@ class QuantizedLinearBase(nn.Cell):
             "weight_stats": p.stats if p.stats is not None else _ONE_F32,
             "weight_stats_q": p.stats_q if p.stats_q is not None else _ONE_U8,
             "weight_nested_absmax": p.nested_absmax if p.nested_absmax is not None else _ONE_F32,
+            "weight_nested_code": _nested_code(p) if p.double_quant else _ONE_F32,
             "quant_meta": meta,
             "quant_fmeta": fmeta,
         }
@@ -106,6 +119,7 @@ class QuantizedLinearBase(nn.Cell):
                        None if dq else self.weight_stats.asnumpy(),
                        stats_q=self.weight_stats_q.asnumpy() if dq else None,
                        nested_absmax=self.weight_nested_absmax.asnumpy() if dq else None,
+                       nested_code=self.weight_nested_code.asnumpy() if dq else None,
                        nested_offset=float(fmeta[0]), blocksize=int(meta[3]), group_size=int(meta[4]),
                        nested_blocksize=int(meta[6]) if dq else 256, per_row=bool(meta[7]),
                        threshold=float(fmeta[1]))
@@ -128,7 +142,7 @@ class QuantizedLinearBase(nn.Cell):
     def _quant_forward(self, x):
         b = self.bias if self.has_bias else self._zero_bias
         y = self._fwd(x, self.weight, self.weight_stats, self.weight_stats_q, self.weight_nested_absmax,
-                      self.quant_meta, self.quant_fmeta, b)
+                      self.weight_nested_code, self.quant_meta, self.quant_fmeta, b)
         return ops.cast(y, x.dtype)
 
     def extend_repr(self):
