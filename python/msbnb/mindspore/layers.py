@@ -70,8 +70,7 @@ class QuantizedLinearBase(nn.Cell):
         self.out_features = int(out_features)
         self.has_bias = bool(bias)
         self.compute = compute
-        _ops.forward_op(compute)  # validates the name
-        self._fwd = _ops.forward_op(compute)
+        self._fwd = _ops.forward_op(compute)  # raises for an unknown name
         self._zero_bias = Tensor(np.zeros(self.out_features, np.float32))
         if self.has_bias:
             bound = 1.0 / math.sqrt(self.in_features)
