@@ -107,6 +107,7 @@ int bench_parsers(int quick) {
         }
         printf("%-34s %8.1f %9.3f %9.3f %6.1fs %7.2f%s\n", label, (double)bytes / 1e6, t, wall, cases[i].limit,
                t / cases[i].limit, t < cases[i].limit ? "" : "  OVER THE LIMIT");
+        bench_record("parsers", label, "", 0, 1, t, "CPU s", "time limit", cases[i].limit, "");
         if (!quick && t >= cases[i].limit) rc = 1;
     }
     return rc;

@@ -11,7 +11,8 @@ JOBS=${JOBS:-2}
 CC=${FUZZ_CC:-clang} cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSBNB_FUZZ=ON \
     -DMSBNB_BUILD_TESTS=OFF -DMSBNB_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb fuzz_llama2c fuzz_tokenizer \
-    fuzz_tokenizer_json fuzz_tokenizer_model fuzz_optim_state fuzz_train_state fuzz_adapter_dir fuzz_large_seeds
+    fuzz_tokenizer_json fuzz_tokenizer_model fuzz_optim_state fuzz_train_state fuzz_adapter_dir fuzz_large_seeds \
+    fuzz_chat_template
 # Large generated seeds (MB-sized headers, configs, patterns), so the fuzzers reach the sizes where a
 # quadratic parser shows: after each target's main run (inputs up to 64 KB, for throughput), a
 # second run of FUZZ_LARGE_SECONDS (default 20) starts from them with -max_len FUZZ_MAX_LEN
@@ -58,5 +59,6 @@ run fuzz_tokenizer_model tests/fuzz/corpus/tokenizer_model
 run fuzz_optim_state tests/fuzz/corpus/optim
 run fuzz_train_state tests/fuzz/corpus/state "$LARGE/state"
 run fuzz_adapter_dir tests/fuzz/corpus/adapter_dir "$LARGE/adapter_dir"
+run fuzz_chat_template tests/fuzz/corpus/chat_template
 if [ "$status" -eq 0 ]; then echo "fuzz: no crashes"; fi
 exit $status
