@@ -7,7 +7,6 @@ writes OUT_DIR/<kind>/ (save_pretrained of stories260K quantized on load: nf4_dq
 OUT_DIR/<kind>.reference.npz (weight name -> float32 values bitsandbytes dequantizes them to).
 """
 import os
-import re
 import sys
 import warnings
 
@@ -19,6 +18,7 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: E402
 
 from interop_common import STORIES  # noqa: E402
+from test_bnb_interop import quant_states  # noqa: E402
 
 KINDS = {
     "nf4_dq": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -30,15 +30,9 @@ KINDS = {
 
 def reference(sd):
     """bitsandbytes' dequantization of every quantized weight of a saved state dict."""
-    out = {}
+    out = {w: F.dequantize_4bit(sd[w], qs).float().numpy() for w, qs in quant_states(sd).items()}
     for k in sd:
-        m = re.match(r"(.*)\.quant_state\.bitsandbytes__(nf4|fp4)$", k)
-        if m:
-            w = m.group(1)
-            parts = {n[len(w) + 1:]: v for n, v in sd.items() if n.startswith(w + ".")}
-            qs = F.QuantState.from_dict(parts, device=torch.device("cpu"))
-            out[w] = F.dequantize_4bit(sd[w], qs).float().numpy()
-        elif k.endswith(".SCB"):
+        if k.endswith(".SCB"):
             w = k[:-3] + "weight"
             out[w] = F.int8_vectorwise_dequant(sd[w], sd[k]).float().numpy()
     return out

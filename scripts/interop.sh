@@ -25,24 +25,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 # Fast path: every pinned top-level package already at its version -> no pip run at all.
-if ! "$VENV/bin/python" - "$REQ" <<'PY'
-import sys
-from importlib import metadata
-ok = True
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if not line:
-        continue
-    name, want = line.split("==")
-    try:
-        have = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        have = None
-    if have is None or have.split("+")[0] != want:
-        print(f"interop: {name} {have} != {want}")
-        ok = False
-sys.exit(0 if ok else 1)
-PY
+if ! "$VENV/bin/python" scripts/pins_satisfied.py "$REQ" interop
 then
     echo "interop: installing pinned packages (cache: $PIP_CACHE_DIR)"
     "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQ" -c "$CON"

@@ -12,24 +12,7 @@ REQ=python/requirements-test.txt
 CON=python/constraints-test.txt
 
 satisfied() {
-    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$REQ" <<'PY'
-import sys
-from importlib import metadata
-ok = True
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if not line:
-        continue
-    name, want = line.split("==")
-    try:
-        have = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        have = None
-    if have is None or have.split("+")[0] != want:
-        print(f"pyvenv: {name} {have} != {want}", file=sys.stderr)
-        ok = False
-sys.exit(0 if ok else 1)
-PY
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" scripts/pins_satisfied.py "$REQ" pyvenv >&2
 }
 
 if ! satisfied 2>/dev/null; then

@@ -6,7 +6,9 @@ Files written by transformers + bitsandbytes and by `msbnb quantize` load alike.
 """
 
 import ctypes
+import json
 import os
+import re
 
 import numpy as np
 
@@ -25,6 +27,8 @@ _ST_NUMPY = {0: np.bool_, 1: np.uint8, 2: np.int8, 3: np.int16, 4: np.uint16, 5:
              8: np.uint32, 9: np.float32, 10: np.float64, 11: np.int64, 12: np.uint64}
 _ST_BF16 = 6
 _NUMPY_ST = {np.dtype(v): k for k, v in _ST_NUMPY.items()}
+_QUANT_STATE = re.compile(r"(.*)\.quant_state\.(?:bitsandbytes__(?:nf4|fp4)|msbnb__int[48])$")
+_ORIG_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def _fspath(path):
@@ -33,13 +37,14 @@ def _fspath(path):
 
 def load_quantized(path):
     """Read a .safetensors file or a Hugging Face model directory (sharded or not) -> dict
-    name -> QTensor for every quantized weight (its auxiliary entries folded in) and name ->
+    name -> QTensor for every quantized weight (its auxiliary entries folded in; orig_dtype from
+    the quant state's "dtype", so saving it again writes the same state) and name ->
     numpy array (the file's dtype; bfloat16 as ml_dtypes.bfloat16 when installed, else uint16
     bits) for every other tensor. Every part is validated by the library; errors raise
     msbnb's message naming the file, tensor and byte offset."""
     ck = ctypes.c_void_p()
     check(lib.msbnb_py_checkpoint_open(_fspath(path), ctypes.byref(ck)))
-    out = {}
+    out, orig = {}, {}
     try:
         name, dtype, ndim, data = ctypes.c_char_p(), ctypes.c_int(), ctypes.c_int(), ctypes.c_void_p()
         nbytes, qtype, aux = ctypes.c_size_t(), ctypes.c_int(), ctypes.c_int()
@@ -48,9 +53,18 @@ def load_quantized(path):
             check(lib.msbnb_py_checkpoint_entry(ck, i, ctypes.byref(name), ctypes.byref(dtype), ctypes.byref(ndim),
                                                 shape, ctypes.byref(data), ctypes.byref(nbytes),
                                                 ctypes.byref(qtype), ctypes.byref(aux)))
-            if aux.value:
-                continue
             key = name.value.decode("utf-8")
+            if aux.value:
+                # the quant state JSON records the weight's original dtype (bitsandbytes' "dtype")
+                m = _QUANT_STATE.match(key)
+                if m and nbytes.value:
+                    try:
+                        state = json.loads(ctypes.string_at(data.value, nbytes.value))
+                    except ValueError:
+                        state = {}
+                    if state.get("dtype") in _ORIG_DTYPES:
+                        orig[m.group(1)] = state["dtype"]
+                continue
             if qtype.value:
                 h = ctypes.c_void_p()
                 check(lib.msbnb_py_bnb_read(ck, name.value, ctypes.byref(h)))
@@ -70,6 +84,9 @@ def load_quantized(path):
             out[key] = arr
     finally:
         lib.msbnb_py_checkpoint_close(ck)
+    for k, dt in orig.items():  # (the library validated the JSON when it read the weight)
+        if isinstance(out.get(k), QTensor):
+            out[k].orig_dtype = dt
     return out
 
 

@@ -265,6 +265,30 @@ class QTensor:
             check(st)
         return y
 
+    def matmul_llm_int8(self, x, bias=None, threshold=None):
+        """LLM.int8() product (msbnb_matmul_int8_lt) of an INT8 symmetric tensor: activation
+        columns holding any |x| >= threshold go through an fp32 product, the rest through int8 x
+        int8 (bitsandbytes' Linear8bitLt). threshold None: the tensor's own (Int8Config's 6.0);
+        0 disables the decomposition. x [..., cols] float32 -> float32 [..., rows]."""
+        if self.quant_type != "int8":
+            raise InvalidArgumentError(f"matmul_llm_int8 needs an int8 tensor, not {self.quant_type}")
+        x = np.ascontiguousarray(x, np.float32)
+        rows, cols = self.shape
+        if not x.shape or x.shape[-1] != cols:
+            raise InvalidArgumentError(f"matmul_llm_int8: x has shape {x.shape}, expected [..., {cols}]")
+        t = self.threshold if threshold is None else float(threshold)
+        bptr = None
+        if bias is not None:
+            bias = np.ascontiguousarray(bias, np.float32)
+            if bias.shape != (rows,):
+                raise InvalidArgumentError(f"matmul_llm_int8: bias has shape {bias.shape}, expected ({rows},)")
+            bptr = ptr(bias)
+        y = np.empty(x.shape[:-1] + (rows,), np.float32)
+        n = x.size // cols
+        if n:
+            check(lib.msbnb_py_matmul_int8_lt(self._handle, ptr(x), n, bptr, t, ptr(y)))
+        return y
+
     def matmul_t(self, dy, accumulate_into=None):
         """dX = dy · deq(W): dy [..., rows] float32 -> [..., cols] (the backward of matmul).
         With accumulate_into (a C-contiguous float32 array of that shape) the product is added."""

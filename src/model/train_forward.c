@@ -300,7 +300,7 @@ msbnb_status msbnb__train_layer_forward(msbnb_trainer *tr, int l, const float *x
     }
     msbnb__rope_apply(a->q, tr->B, tr->T, c->n_heads, c->head_dim, tr->cos_sin, 0, 0);
     msbnb__rope_apply(a->k, tr->B, tr->T, c->n_kv_heads, c->head_dim, tr->cos_sin, 0, 0);
-    msbnb__attention_fwd(a->q, a->k, a->v, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window,
+    msbnb__attention_fwd(a->q, a->k, a->v, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim, msbnb__llama_window(c, l),
                          a->probs, a->att);
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_O, a->att, tr->tmp, a->lora_h[MSBNB_PROJ_O]));
     residual_add(x_in, tr->tmp, N * D, a->xmid);

@@ -4,7 +4,7 @@ msbnb_add_test(test_io_safetensors tests/io/test_safetensors.c)
 msbnb_add_test(test_io_bnb tests/io/test_bnb.c)
 # The fuzz corpus replayed as a plain test (no libFuzzer needed): tests/fuzz/replay.c.
 msbnb_add_test(test_io_fuzz_replay tests/fuzz/replay.c tests/fuzz/fuzz_targets.c tests/fuzz/fuzz_targets_model.c
-               tests/fuzz/fuzz_targets_tok.c)
+               tests/fuzz/fuzz_targets_tok.c tests/fuzz/fuzz_targets_chat.c tests/fuzz/fuzz_targets_train.c tools/msbnb/cli_train_state.c)
 target_include_directories(test_io_fuzz_replay PRIVATE ${PROJECT_SOURCE_DIR}/tests/fuzz)
 # The CLI driven as a user would: needs the msbnb binary built first.
 msbnb_add_test(test_io_cli tests/io/test_cli.c)
@@ -23,6 +23,6 @@ msbnb_add_test(test_io_peft_config tests/io/test_peft_config.c)
 if(MSBNB_SANITIZE)
   set(_robust_flag sanitized)
 endif()
-add_test(NAME cli_robust COMMAND sh ${CMAKE_SOURCE_DIR}/tests/io/robust_cli.sh $<TARGET_FILE:msbnb_cli>
+add_test(NAME cli_robust COMMAND sh ${PROJECT_SOURCE_DIR}/tests/io/robust_cli.sh $<TARGET_FILE:msbnb_cli>
          ${MSBNB_SHARED_DIR} ${_robust_flag})
 set_tests_properties(cli_robust PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive" TIMEOUT 900)

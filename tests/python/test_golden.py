@@ -121,3 +121,21 @@ def test_every_layout_round_trips_through_a_file(tmp_path, rng, kw):
         a, b = getattr(q, part), getattr(back, part)
         assert (a is None and b is None) or np.array_equal(a.reshape(-1), b.reshape(-1)), part
     assert os.path.getsize(tmp_path / "f.safetensors") > q.info()["total_bytes"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_original_dtype_survives_save_and_load(tmp_path, rng, dtype):
+    """A half-precision weight's quant state records its dtype (bitsandbytes' "dtype"), and a
+    loaded tensor keeps it, so saving it again writes the same bytes."""
+    w = rng.standard_normal((32, 128)).astype(np.float32)
+    half = w.astype(np.float16) if dtype == "float16" else w.astype(ml_dtypes.bfloat16)
+    q = F.quantize_4bit(half, group_size=64, compress_statistics=True, quant_type="nf4")
+    assert q.orig_dtype == dtype
+    msbnb.save_quantized(tmp_path / "a.safetensors", {"l.weight": q})
+    state = json.loads(bytes(load_file(str(tmp_path / "a.safetensors"))["l.weight.quant_state.bitsandbytes__nf4"]))
+    assert state["dtype"] == dtype
+    back = msbnb.load_quantized(tmp_path / "a.safetensors")["l.weight"]
+    assert back.orig_dtype == dtype
+    msbnb.save_quantized(tmp_path / "b.safetensors", {"l.weight": back})
+    a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

@@ -115,3 +115,21 @@ def test_results_do_not_depend_on_threads(rng):
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError):
             msbnb.set_num_threads(bad)
+
+
+def test_llm_int8_decomposition_keeps_outlier_columns_exact(rng):
+    """LLM.int8(): with an outlier activation column (|x| = 40 >= threshold 6) the decomposed product
+    is far closer to the fp32 product with the dequantized weights than plain int8 activations."""
+    w = (rng.standard_normal((48, 96)) * 0.05).astype(np.float32)
+    q = F.quantize_tensor(w, msbnb.Int8Config())
+    assert q.threshold == 6.0
+    x = rng.standard_normal((7, 96)).astype(np.float32)
+    x[:, 5] = 40.0
+    ref = x.astype(np.float64) @ q.dequantize().astype(np.float64).T
+    err_lt = np.abs(q.matmul_llm_int8(x) - ref).max()
+    err_plain = np.abs(q.matmul_llm_int8(x, threshold=0.0) - ref).max()
+    assert err_lt < err_plain / 4, (err_lt, err_plain)
+    with pytest.raises(msbnb.InvalidArgumentError, match="threshold"):
+        q.matmul_llm_int8(x, threshold=-1.0)
+    with pytest.raises(msbnb.InvalidArgumentError, match="int8 tensor"):
+        F.quantize_4bit(w, 32).matmul_llm_int8(x)
