@@ -192,6 +192,8 @@ def make_train_test(name):
         with open(os.path.join(merged, "config.json")) as f:
             mc = json.load(f)
         assert mc["model_type"] == fx.FIXTURES[name][0], mc["model_type"]
+        rope = mc.get("rope_parameters") or mc.get("rope_scaling") or {}
+        assert all(isinstance(rope[k], float) for k in ("factor", "rope_theta") if k in rope), rope  # 8.0, not 8
         err = rel_err(hf_logits(hf_model(merged, dtype=torch.float32), IDS[:64]), theirs)
         print(f"  {name}: bf16 merged checkpoint in transformers vs PEFT, logits rel err {err:.2e}")
         assert err <= 1e-2, f"{name}: {err}"
