@@ -344,8 +344,14 @@ static msbnb_status detok_step(msbnb_detokenizer *d, int force, const char **tex
                 free(all);
                 return st;
             }
-            /* shift only when the last id alone decodes to the tail of the text (no joining across) */
-            if (ctx_n <= all_n && memcmp(all + all_n - ctx_n, ctx, ctx_n) == 0 && !ends_incomplete(ctx, ctx_n)) {
+            /* Shift only to a "transparent" id: alone it decodes to exactly its own bytes (nothing
+             * stripped, joined or replaced, so no decoder step at the new window's start can reach
+             * past it), non-empty, and those bytes end the text so far. */
+            int32_t last = d->ids[keep];
+            const char *raw = d->t->raw + d->t->raw_off[last];
+            size_t raw_n = d->t->raw_off[last + 1] - d->t->raw_off[last];
+            if (ctx_n > 0 && ctx_n == raw_n && memcmp(ctx, raw, raw_n) == 0 && ctx_n <= all_n &&
+                memcmp(all + all_n - ctx_n, ctx, ctx_n) == 0) {
                 d->prefix = keep;
                 all_n = ctx_n;
             }
