@@ -112,6 +112,10 @@ def json_corpus():
     t["decoder"] = None
     t["pre_tokenizer"] = {"type": "WhitespaceSplit"}
     write_json("good_pair_merges_no_decoder", t)
+    t = spm_style()  # found by fuzzing: a Strip of 2 at the start of the streaming decoder's window
+    t["normalizer"] = None
+    t["decoder"]["decoders"][3]["start"] = 2
+    write_json("good_strip_start2", t)
 
     def bad(name, edit, base=spm_style):
         t = base()
