@@ -116,6 +116,10 @@ def json_corpus():
     t["normalizer"] = None
     t["decoder"]["decoders"][3]["start"] = 2
     write_json("good_strip_start2", t)
+    t = spm_style()  # found by fuzzing: no unk, no byte fallback: a text of unknown characters has no ids
+    t["normalizer"] = None
+    t["model"].update(unk_token=None, byte_fallback=False)
+    write_json("good_no_unk_no_fallback", t)
 
     def bad(name, edit, base=spm_style):
         t = base()
