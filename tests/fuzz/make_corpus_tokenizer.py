@@ -128,6 +128,9 @@ def json_corpus():
 
     JSON_FILES["bad_not_json"] = b"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}"
     JSON_FILES["bad_array"] = b"[1, 2, 3]"
+    # found by fuzzing: a replacement that is not UTF-8 (JSON text must be UTF-8)
+    JSON_FILES["bad_not_utf8"] = json.dumps(spm_style(), ensure_ascii=False).encode("utf-8").replace(
+        b'"content": "\xe2\x96\x81"', b'"content": "\xe2\x17\x81"', 1)
     bad("model_unigram", lambda t: t["model"].update(type="Unigram"))
     bad("no_model", lambda t: t.pop("model"))
     bad("vocab_not_object", lambda t: t["model"].update(vocab=[1, 2]))
@@ -237,6 +240,7 @@ def model_corpus():
     w("bad_group_wire_type.model", good[:20] + bytes([1 << 3 | 3]) + good[20:])
     w("bad_field_zero.model", b"\x02\x00" + good)
     w("bad_empty.model", b"")
+    w("bad_piece_not_utf8.model", model_proto(spm_pieces() + [("ok", -20.0)]).replace(b"ok", b"\xffk", 1))
 
 
 if __name__ == "__main__":
