@@ -230,7 +230,7 @@ static msbnb_status bpe_part(const msbnb_tokenizer *t, tok_run *r, const char *s
     }
     size_t first = out->n;
     TRY(bpe_merge_word(t, r, s, n, out));
-    cache_insert(r, s, n, hash, out->p + first, out->n - first);
+    cache_insert(r, s, n, hash, out->p ? out->p + first : NULL, out->n - first); /* no ids: p may be NULL */
     return MSBNB_OK;
 }
 

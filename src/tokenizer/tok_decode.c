@@ -191,7 +191,8 @@ static msbnb_status decode_into(const msbnb_tokenizer *t, const int32_t *ids, si
         cur = nxt;
         nxt = x;
     }
-    for (size_t i = 0; ok && i < cur.sp.n; i++) ok = tok_buf_put(out, cur.buf.p + cur.sp.p[i].off, cur.sp.p[i].len);
+    /* the text is UTF-8 whatever the vocabulary holds (a piece may carry invalid bytes) */
+    for (size_t i = 0; ok && i < cur.sp.n; i++) ok = tok_buf_put_lossy(out, cur.buf.p + cur.sp.p[i].off, cur.sp.p[i].len);
     strlist_free(&cur);
     strlist_free(&nxt);
     RETURN_IF(!ok, MSBNB_ERR_OUT_OF_MEMORY, "decoded text");
@@ -288,18 +289,23 @@ msbnb_status msbnb_tokenizer_decode(const msbnb_tokenizer *t, int32_t prev, int3
 
 /* ================================================================ streaming */
 
-/* A window of ids: [0, read) already produced text `prefix_len` bytes long when decoded alone, the
- * rest is pending. Each push decodes the window and emits what extends the previous text, unless
- * that ends in U+FFFD (a character still incomplete; up to 8 pending ids). */
+/* A window of ids, ids[prefix..n): decoding it gives a text whose first emitted_len bytes were
+ * already returned. Each push decodes the window and returns what extends that text, except a
+ * trailing run of U+FFFD (a character whose bytes may still be arriving; held back, up to
+ * DETOK_MAX_PENDING ids). After each emission the window restarts at the last id when that id is a
+ * safe start: alone it decodes to a non-empty, complete text that ends the window's text (so a
+ * Strip at the new start stops inside it), and it is no byte token (ByteFallback joins those). */
+#define DETOK_MAX_PENDING 64
+
 struct msbnb_detokenizer {
     const msbnb_tokenizer *t;
     unsigned flags;
-    int32_t *ids;
+    int32_t *ids;       /* [cap] */
     size_t n, cap;
-    size_t prefix;      /* ids[0..prefix): context kept so the decoder sees the neighbour */
-    size_t read;        /* ids[0..read) are reflected in the emitted text */
-    tok_buf out;        /* text returned by the last call */
-    size_t emitted_len; /* bytes of decode(ids[prefix..read)) already emitted */
+    size_t prefix;      /* the window starts here                           */
+    size_t pending;     /* ids pushed since the last emission               */
+    tok_buf out;        /* text returned by the last call                   */
+    size_t emitted_len; /* bytes of decode(ids[prefix..n)) already returned */
 };
 
 msbnb_status msbnb_detokenizer_create(const msbnb_tokenizer *t, unsigned flags, msbnb_detokenizer **out) {
@@ -322,38 +328,43 @@ static int ends_incomplete(const char *s, size_t n) {
     return n >= 3 && memcmp(s + n - 3, "\xEF\xBF\xBD", 3) == 0;
 }
 
+/* A byte token that ByteFallback joins with its neighbours into one character: never a window start. */
+static int joins(const msbnb_tokenizer *t, int32_t id) {
+    if (byte_token(tok_s(t, id), t->tok_len[id]) < 0) return 0;
+    for (int k = 0; k < t->n_dec; k++)
+        if (t->dec[k].kind == DEC_BYTEFALLBACK) return 1;
+    return 0;
+}
+
 static msbnb_status detok_step(msbnb_detokenizer *d, int force, const char **text, size_t *len) {
     d->out.n = 0;
     char *all = NULL;
     size_t all_n = 0;
     TRY(msbnb_tokenizer_decode_alloc(d->t, d->ids ? d->ids + d->prefix : NULL, d->n - d->prefix, d->flags, &all, &all_n));
-    if (all_n > d->emitted_len && (force || !ends_incomplete(all, all_n) || d->n - d->read > 8)) {
-        int ok = tok_buf_put(&d->out, all + d->emitted_len, all_n - d->emitted_len);
-        if (!ok) {
-            free(all);
-            return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "detokenizer");
+    size_t stable = all_n;
+    if (!force && d->pending <= DETOK_MAX_PENDING)
+        while (stable >= 3 && ends_incomplete(all, stable)) stable -= 3;
+    msbnb_status st = MSBNB_OK;
+    if (stable > d->emitted_len) {
+        if (!tok_buf_put(&d->out, all + d->emitted_len, stable - d->emitted_len))
+            st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "detokenizer");
+        d->emitted_len = stable;
+        d->pending = 0;
+    }
+    if (st == MSBNB_OK && stable == all_n && d->n - d->prefix > 1) {
+        size_t keep = d->n - 1;
+        char *ctx = NULL;
+        size_t ctx_n = 0;
+        st = msbnb_tokenizer_decode_alloc(d->t, d->ids + keep, 1, d->flags, &ctx, &ctx_n);
+        if (st == MSBNB_OK && ctx_n > 0 && ctx_n <= all_n && !ends_incomplete(ctx, ctx_n) && !joins(d->t, d->ids[keep]) &&
+            memcmp(all + all_n - ctx_n, ctx, ctx_n) == 0) {
+            d->prefix = keep;
+            d->emitted_len = ctx_n;
         }
-        /* keep one id of context (the decoder strips or joins relative to its neighbour) */
-        d->read = d->n;
-        if (d->n - d->prefix > 1) {
-            size_t keep = d->n - 1;
-            char *ctx = NULL;
-            size_t ctx_n = 0;
-            msbnb_status st = msbnb_tokenizer_decode_alloc(d->t, d->ids + keep, d->n - keep, d->flags, &ctx, &ctx_n);
-            if (st != MSBNB_OK) {
-                free(all);
-                return st;
-            }
-            /* shift only when the last id alone decodes to the tail of the text (no joining across) */
-            if (ctx_n <= all_n && memcmp(all + all_n - ctx_n, ctx, ctx_n) == 0 && !ends_incomplete(ctx, ctx_n)) {
-                d->prefix = keep;
-                all_n = ctx_n;
-            }
-            free(ctx);
-        }
-        d->emitted_len = all_n;
+        free(ctx);
     }
     free(all);
+    TRY(st);
     if (!d->out.p && !tok_buf_put(&d->out, "", 0)) return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "detokenizer");
     *text = d->out.p;
     *len = d->out.n;
@@ -367,7 +378,6 @@ msbnb_status msbnb_detokenizer_push(msbnb_detokenizer *d, int32_t id, const char
     if (d->prefix > 0 && d->n == d->cap) { /* drop ids no longer needed as context */
         memmove(d->ids, d->ids + d->prefix, (d->n - d->prefix) * sizeof(int32_t));
         d->n -= d->prefix;
-        d->read -= d->prefix;
         d->prefix = 0;
     }
     if (d->n == d->cap) {
@@ -378,12 +388,13 @@ msbnb_status msbnb_detokenizer_push(msbnb_detokenizer *d, int32_t id, const char
         d->cap = cap;
     }
     d->ids[d->n++] = id;
+    d->pending++;
     return detok_step(d, 0, text, len);
 }
 
 msbnb_status msbnb_detokenizer_flush(msbnb_detokenizer *d, const char **text, size_t *len) {
     RETURN_IF(!d || !text || !len, MSBNB_ERR_INVALID_ARG, "NULL argument");
     TRY(detok_step(d, 1, text, len));
-    d->n = d->prefix = d->read = d->emitted_len = 0;
+    d->n = d->prefix = d->pending = d->emitted_len = 0;
     return MSBNB_OK;
 }

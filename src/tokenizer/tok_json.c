@@ -488,6 +488,8 @@ static msbnb_status load_model(msbnb_tokenizer *t, const cJSON *root) {
 }
 
 msbnb_status tok_load_json(msbnb_tokenizer *t, const char *path, const char *data, size_t len) {
+    size_t bad = tok_utf8_check(data, len); /* JSON is UTF-8; cJSON would pass other bytes through */
+    RETURN_IF(bad != len, MSBNB_ERR_FORMAT, "%s: not valid UTF-8 (byte %zu)", path, bad);
     cJSON *root = cJSON_ParseWithLength(data, len);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();

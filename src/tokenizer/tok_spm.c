@@ -293,6 +293,9 @@ msbnb_status tok_load_spm(msbnb_tokenizer *t, const char *path, const unsigned c
             if (n >= (1 << 24)) st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: more than 2^24 pieces", path);
             else st = parse_piece(&sub, &pc[n++], path);
             if (st == MSBNB_OK && !pc[n - 1].s) st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: piece %d has no text", path, n - 1);
+            if (st == MSBNB_OK && tok_utf8_check(pc[n - 1].s, pc[n - 1].len) != pc[n - 1].len)
+                st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: piece %d is not valid UTF-8 (byte %zu)", path, n - 1,
+                                (size_t)((const unsigned char *)pc[n - 1].s - data));
         } else if ((f == 2 || f == 3) && wt == 2) {
             st = parse_specs(&sub, (int)f, &sp, path);
         }

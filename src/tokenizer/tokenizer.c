@@ -226,6 +226,7 @@ const char *msbnb_tokenizer_id_to_token(const msbnb_tokenizer *t, int32_t id, si
 
 int32_t msbnb_tokenizer_token_to_id(const msbnb_tokenizer *t, const char *token, size_t len) {
     if (!t || (!token && len)) return -1;
+    if (!token) token = "";
     int32_t id = tok_vocab_find(t, token, len);
     if (id >= 0) return id;
     for (int32_t i = 0; i < t->n_ids; i++) /* added / control tokens are not in the vocabulary hash */

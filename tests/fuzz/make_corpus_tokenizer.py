@@ -112,6 +112,14 @@ def json_corpus():
     t["decoder"] = None
     t["pre_tokenizer"] = {"type": "WhitespaceSplit"}
     write_json("good_pair_merges_no_decoder", t)
+    t = spm_style()  # found by fuzzing: a Strip of 2 at the start of the streaming decoder's window
+    t["normalizer"] = None
+    t["decoder"]["decoders"][3]["start"] = 2
+    write_json("good_strip_start2", t)
+    t = spm_style()  # found by fuzzing: no unk, no byte fallback: a text of unknown characters has no ids
+    t["normalizer"] = None
+    t["model"].update(unk_token=None, byte_fallback=False)
+    write_json("good_no_unk_no_fallback", t)
 
     def bad(name, edit, base=spm_style):
         t = base()
@@ -120,6 +128,9 @@ def json_corpus():
 
     JSON_FILES["bad_not_json"] = b"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}"
     JSON_FILES["bad_array"] = b"[1, 2, 3]"
+    # found by fuzzing: a replacement that is not UTF-8 (JSON text must be UTF-8)
+    JSON_FILES["bad_not_utf8"] = json.dumps(spm_style(), ensure_ascii=False).encode("utf-8").replace(
+        b'"content": "\xe2\x96\x81"', b'"content": "\xe2\x17\x81"', 1)
     bad("model_unigram", lambda t: t["model"].update(type="Unigram"))
     bad("no_model", lambda t: t.pop("model"))
     bad("vocab_not_object", lambda t: t["model"].update(vocab=[1, 2]))
@@ -229,6 +240,7 @@ def model_corpus():
     w("bad_group_wire_type.model", good[:20] + bytes([1 << 3 | 3]) + good[20:])
     w("bad_field_zero.model", b"\x02\x00" + good)
     w("bad_empty.model", b"")
+    w("bad_piece_not_utf8.model", model_proto(spm_pieces() + [("ok", -20.0)]).replace(b"ok", b"\xffk", 1))
 
 
 if __name__ == "__main__":
