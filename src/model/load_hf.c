@@ -22,8 +22,8 @@
 #include "model/llama_internal.h"
 
 /* Read a plain tensor that must have exactly the given shape (ndim 1 or 2) into dst. */
-static msbnb_status read_plain(const msbnb_checkpoint *ck, const char *name, int ndim, int64_t d0, int64_t d1,
-                               float *dst) {
+msbnb_status msbnb__llama_read_plain(const msbnb_checkpoint *ck, const char *name, int ndim, int64_t d0, int64_t d1,
+                                     float *dst) {
     msbnb_tensor_info t;
     msbnb_status st = msbnb_checkpoint_find(ck, name, &t);
     RETURN_IF(st == MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT, "checkpoint has no tensor '%s'", name);
@@ -49,7 +49,7 @@ static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l,
     RETURN_IF(st == MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT, "checkpoint has no tensor '%s'", name);
     TRY(st);
     if (qt == MSBNB_QTYPE_NONE) {
-        TRY(read_plain(ck, name, 2, out, in, buf));
+        TRY(msbnb__llama_read_plain(ck, name, 2, out, in, buf));
         return msbnb__llama_set_proj_f32(m, l, p, buf);
     }
     msbnb_qtensor *q = NULL;
@@ -79,8 +79,8 @@ static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l,
 
 static msbnb_status load_weights(msbnb_model *m, const msbnb_checkpoint *ck) {
     const msbnb_model_config *c = &m->cfg;
-    TRY(read_plain(ck, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, m->tok_emb));
-    TRY(read_plain(ck, "model.norm.weight", 1, c->dim, 0, m->final_norm));
+    TRY(msbnb__llama_read_plain(ck, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, m->tok_emb));
+    TRY(msbnb__llama_read_plain(ck, "model.norm.weight", 1, c->dim, 0, m->final_norm));
     size_t maxw = 0;
     for (int p = 0; p < MSBNB_PROJ_COUNT; p++) {
         int64_t o, in;
@@ -94,18 +94,32 @@ static msbnb_status load_weights(msbnb_model *m, const msbnb_checkpoint *ck) {
     char name[128];
     for (int l = 0; st == MSBNB_OK && l < c->n_layers; l++) {
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        st = read_plain(ck, name, 1, c->dim, 0, m->layers[l].attn_norm);
+        st = msbnb__llama_read_plain(ck, name, 1, c->dim, 0, m->layers[l].attn_norm);
         if (st != MSBNB_OK) break;
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        st = read_plain(ck, name, 1, c->dim, 0, m->layers[l].ffn_norm);
+        st = msbnb__llama_read_plain(ck, name, 1, c->dim, 0, m->layers[l].ffn_norm);
         for (int p = 0; st == MSBNB_OK && p < MSBNB_PROJ_COUNT; p++) st = load_proj(m, ck, l, (msbnb_proj)p, buf);
     }
     if (st == MSBNB_OK && !c->tied) {
-        st = read_plain(ck, "lm_head.weight", 2, c->vocab_size, c->dim, buf);
+        st = msbnb__llama_read_plain(ck, "lm_head.weight", 2, c->vocab_size, c->dim, buf);
         if (st == MSBNB_OK) st = msbnb_linear_create_from_weights(buf, NULL, c->dim, c->vocab_size, &m->output);
     }
     free(buf);
     return st;
+}
+
+msbnb_status msbnb__llama_config_from_checkpoint(const msbnb_checkpoint *ck, const char *path, msbnb_model_config *c) {
+    const msbnb_config *j = msbnb_checkpoint_config(ck);
+    RETURN_IF(!j, MSBNB_ERR_FORMAT, "%s: no config.json beside the weights", path);
+    const char *json = msbnb_config_json(j);
+    TRY(msbnb__llama_config_from_json(json, strlen(json), c));
+    /* A checkpoint with lm_head.weight but tie_word_embeddings absent: transformers' default for
+     * Llama is untied; without lm_head, tie. */
+    msbnb_tensor_info t;
+    if (!c->tied && msbnb_checkpoint_find(ck, "lm_head.weight", &t) == MSBNB_ERR_NOT_FOUND &&
+        !msbnb_config_has(j, "tie_word_embeddings"))
+        c->tied = 1;
+    return MSBNB_OK;
 }
 
 msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *params, msbnb_model **out) {
@@ -113,20 +127,8 @@ msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *par
     *out = NULL;
     msbnb_checkpoint *ck = NULL;
     TRY(msbnb_checkpoint_open(dir, &ck));
-    const msbnb_config *j = msbnb_checkpoint_config(ck);
-    msbnb_status st = MSBNB_OK;
-    if (!j) st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: no config.json beside the weights", dir);
     msbnb_model_config c;
-    if (st == MSBNB_OK) {
-        const char *json = msbnb_config_json(j);
-        st = msbnb__llama_config_from_json(json, strlen(json), &c);
-    }
-    /* A checkpoint with lm_head.weight but tie_word_embeddings absent: transformers' default for
-     * Llama is untied; without lm_head, tie. */
-    msbnb_tensor_info t;
-    if (st == MSBNB_OK && !c.tied && msbnb_checkpoint_find(ck, "lm_head.weight", &t) == MSBNB_ERR_NOT_FOUND &&
-        !msbnb_config_has(j, "tie_word_embeddings"))
-        c.tied = 1;
+    msbnb_status st = msbnb__llama_config_from_checkpoint(ck, dir, &c);
     msbnb_model *m = NULL;
     if (st == MSBNB_OK) st = msbnb__llama_alloc(&c, params, &m);
     if (st == MSBNB_OK) st = load_weights(m, ck);

@@ -7,8 +7,10 @@
  *       chol(P H P) = L'  ⇒  U = P L'⁻¹ P  (upper, positive diagonal, Uᵀ U = H⁻¹);
  *   columns j = 0 .. cols-1 in batches of B:
  *       every block whose first column is j gets its scale now (msbnb__search_block on the
- *       block's current values, weighted by diag H): blocks run along the input dimension, so
- *       they are fixed when first reached and later columns are coded with that scale;
+ *       block's current values, unweighted: the compensation already accounts for H, and
+ *       weighting the scale choice by diag H measured worse on stories260K, +6.1 % vs +5.6 %
+ *       perplexity): blocks run along the input dimension, so they are fixed when first
+ *       reached and later columns are coded with that scale;
  *       q_rj = nearest code of W_rj / s,  e_r = (W_rj - ŵ_rj) / U_jj,
  *       W_r,j+1..batch end -= e_r · U_j,j+1..  (inside the batch, at once)
  *   and after each batch W[:, end:] -= E[:, batch] · U[batch, end:] (one dense product).
@@ -72,7 +74,7 @@ static void tri_inverse(const double *l, double *x, int64_t n) {
 }
 
 /* U (float [n, n], upper) of (H + damping)⁻¹; 0 if H stays indefinite. */
-static msbnb_status hinv_factor(const double *h, int64_t n, float damp, float *u, float *hdiag) {
+static msbnb_status hinv_factor(const double *h, int64_t n, float damp, float *u) {
     const size_t nn = (size_t)n * (size_t)n;
     double *a = malloc(nn * sizeof(double)), *x = malloc(nn * sizeof(double));
     if (!a || !x) {
@@ -107,8 +109,6 @@ static msbnb_status hinv_factor(const double *h, int64_t n, float damp, float *u
     }
     tri_inverse(a, x, n);
     for (int64_t i = 0; i < n; i++) {
-        double d = h[(size_t)i * (size_t)n + (size_t)i];
-        hdiag[i] = (float)((d > 0.0 ? d : 1.0) + lambda);
         for (int64_t j = 0; j < n; j++)
             u[(size_t)i * (size_t)n + (size_t)j] =
                 j < i ? 0.0f : (float)x[(size_t)(n - 1 - i) * (size_t)n + (size_t)(n - 1 - j)];
@@ -132,18 +132,17 @@ msbnb_status msbnb__gptq(const msbnb__q4fmt *f, const msbnb__dq *dq, const float
     const size_t n = f->n_elems, nb = f->n_blocks;
     float *wk = msbnb__alloc_aligned(n * sizeof(float));
     float *u = msbnb__alloc_aligned((size_t)cols * (size_t)cols * sizeof(float));
-    float *hd = malloc((size_t)cols * sizeof(float));
     float *e = malloc((size_t)rows * (size_t)batch * sizeof(float));
     float *y = msbnb__alloc_aligned(n * sizeof(float));
     float *ut = msbnb__alloc_aligned((size_t)cols * (size_t)batch * sizeof(float));
     size_t *order = malloc(nb * sizeof(size_t)), *start = calloc((size_t)cols + 1, sizeof(size_t));
     msbnb_status st = MSBNB_OK;
-    if (!wk || !u || !hd || !e || !y || !ut || !order || !start) {
+    if (!wk || !u || !e || !y || !ut || !order || !start) {
         st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate GPTQ buffers for [%lld, %lld]", (long long)rows,
                         (long long)cols);
         goto done;
     }
-    if ((st = hinv_factor(h, cols, damp, u, hd)) != MSBNB_OK) goto done;
+    if ((st = hinv_factor(h, cols, damp, u)) != MSBNB_OK) goto done;
     memcpy(wk, w, n * sizeof(float));
     /* blocks bucketed by first column (counting sort keeps block order inside a bucket) */
     for (size_t b = 0; b < nb; b++) start[first_col(f, b) + 1]++;
@@ -169,11 +168,9 @@ msbnb_status msbnb__gptq(const msbnb__q4fmt *f, const msbnb__dq *dq, const float
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (nfix > 8)
             for (ptrdiff_t t = 0; t < nfix; t++) {
                 size_t b = order[start[j] + (size_t)t], e0 = msbnb__q4_block_start(f, b), len = msbnb__q4_block_len(f, b);
-                float wt[4096];
                 uint8_t tmp[4096];
-                for (size_t i = 0; i < len; i++) wt[i] = hd[(e0 + i) % (size_t)cols];
                 msbnb__block_pick p = {0.0f, -1, INFINITY};
-                msbnb__search_block(f, dq, msbnb__q4_stat_index(f, b), wk + e0, wt, len, &p, tmp);
+                msbnb__search_block(f, dq, msbnb__q4_stat_index(f, b), wk + e0, NULL, len, &p, tmp);
                 if (!(p.err < INFINITY)) { /* all-zero or non-finite block: RTN's absmax rule */
                     float amax = 0.0f;
                     for (size_t i = 0; i < len; i++)
@@ -233,7 +230,6 @@ msbnb_status msbnb__gptq(const msbnb__q4fmt *f, const msbnb__dq *dq, const float
 done:
     msbnb__free_aligned(wk);
     msbnb__free_aligned(u);
-    free(hd);
     free(e);
     msbnb__free_aligned(y);
     msbnb__free_aligned(ut);

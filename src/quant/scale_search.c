@@ -21,10 +21,10 @@
 
 #include "quant/quant_method.h"
 
-#define GRID_STEPS 21   /* f = 1.00 .. 0.60 */
-#define GRID_STEP 0.02f
-#define LS_STEPS 2
-#define DQ_SPAN 0.2f    /* representable scales within ±20 % of the free optimum */
+#define GRID_STEPS 41   /* f = 1.00 .. 0.60 */
+#define GRID_STEP 0.01f
+#define LS_STEPS 0      /* least-squares refinement steps (see the header: 0 measured best) */
+#define DQ_SPAN 0.0f
 
 void msbnb__q4fmt_init(msbnb__q4fmt *f, const msbnb_quant_config *cfg, int64_t rows, int64_t cols) {
     memset(f, 0, sizeof *f);

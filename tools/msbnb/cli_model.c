@@ -118,7 +118,7 @@ static int file_exists(const char *p) {
 
 /* Default tokenizer: <dir of model file>/tok512.bin, or <hf dir>/tok512.bin|tokenizer.bin, or
  * <hf dir>/../tok512.bin. Returns a malloc'ed path or NULL. */
-static char *find_tokenizer(const char *model) {
+char *cli_find_tokenizer(const char *model) {
     struct stat sb;
     int is_dir = stat(model, &sb) == 0 && S_ISDIR(sb.st_mode);
     size_t n = strlen(model) + 32;
@@ -156,7 +156,7 @@ static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msb
         fprintf(stderr, "msbnb %s: %s\n", cmd, msbnb_last_error());
         return 1;
     }
-    char *tpath = o->tokenizer ? NULL : find_tokenizer(o->model);
+    char *tpath = o->tokenizer ? NULL : cli_find_tokenizer(o->model);
     const char *tp = o->tokenizer ? o->tokenizer : tpath;
     if (!tp) {
         fprintf(stderr, "msbnb %s: no tokenizer found near '%s'; pass --tokenizer PATH\n", cmd, o->model);
