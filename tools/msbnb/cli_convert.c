@@ -479,7 +479,6 @@ int cmd_quantize(int argc, char **argv) {
             msbnb_calib_params cp = msbnb_calib_params_default(o.cfg.type);
             cp.cfg = o.cfg;
             cp.method.method = o.method;
-            if (getenv("XDAMP")) cp.method.damp = (float)atof(getenv("XDAMP"));
             cp.awq = o.awq;
             cp.tokens = ids;
             cp.n_tokens = n_ids;
