@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 
-.PHONY: all build bootstrap test test-isa demo bench install asan fuzz interop clean
+.PHONY: all build bootstrap test test-isa demo bench bench-python install asan fuzz interop clean
 
 all: build
 
@@ -27,7 +27,7 @@ test: build
 # it): catches tests that assume the detected level, as a CPU without AVX-512 would run them.
 test-isa: build
 	@for l in scalar avx2 avx512 avx512_vnni; do \
-	  echo "== MSBNB_ISA=$$l"; (cd $(BUILD) && MSBNB_ISA=$$l ctest --output-on-failure -j$(JOBS)) || exit 1; done
+	  echo "== MSBNB_ISA=$$l"; (cd $(BUILD) && MSBNB_ISA=$$l ctest --output-on-failure -j$(JOBS) -LE install) || exit 1; done
 
 # The main job on the real stories260K model (see README).
 demo: build
@@ -35,6 +35,10 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/msbnb_bench $(BENCH_ARGS)
+
+# Per-call overhead of the Python package's QTensor.matmul above the C call (bench/python_overhead.py).
+bench-python: build
+	@bash scripts/pytest.sh --run $(BUILD) bench/python_overhead.py $(BENCH_ARGS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

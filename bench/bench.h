@@ -36,5 +36,7 @@ int bench_formats(int quick);
 int bench_matmul(int quick);
 int bench_matmul_int8(int quick);
 int bench_train(int quick);
+int bench_parsers(int quick);
+int bench_tokenizer(int quick);
 
 #endif

@@ -1,4 +1,4 @@
-/* main.c — msbnb_bench [all|formats|matmul|matmul4|int8|train] [--quick]: the numbers behind the README's
+/* main.c — msbnb_bench [all|formats|matmul|matmul4|int8|train|parsers|tokenizer] [--quick]: the numbers behind the README's
  * performance claims, each quoted next to the machine limits measured in the same run. */
 #include <stdio.h>
 #include <string.h>
@@ -14,12 +14,13 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
         else which = argv[i];
     }
-    /* sections: formats, matmul (= matmul4 + int8), matmul4 (4-bit products), int8, train */
+    /* sections: formats, matmul (= matmul4 + int8), matmul4 (4-bit products), int8, train, parsers */
     const int all = !strcmp(which, "all"), matmul = !strcmp(which, "matmul");
     const int formats = all || !strcmp(which, "formats"), mm4 = all || matmul || !strcmp(which, "matmul4");
     const int int8 = all || matmul || !strcmp(which, "int8"), train = all || !strcmp(which, "train");
-    if (!formats && !mm4 && !int8 && !train) {
-        fprintf(stderr, "usage: %s [--quick] [all|formats|matmul|matmul4|int8|train] (unknown section '%s')\n",
+    const int parsers = all || !strcmp(which, "parsers"), tokenizer = all || !strcmp(which, "tokenizer");
+    if (!formats && !mm4 && !int8 && !train && !parsers && !tokenizer) {
+        fprintf(stderr, "usage: %s [--quick] [all|formats|matmul|matmul4|int8|train|parsers|tokenizer] (unknown section '%s')\n",
                 argv[0], which);
         return 2;
     }
@@ -30,5 +31,7 @@ int main(int argc, char **argv) {
     if (mm4) rc |= bench_matmul(quick);
     if (int8) rc |= bench_matmul_int8(quick);
     if (train) rc |= bench_train(quick);
+    if (parsers) rc |= bench_parsers(quick);
+    if (tokenizer) rc |= bench_tokenizer(quick);
     return rc;
 }

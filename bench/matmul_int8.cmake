@@ -1,1 +1,1 @@
-list(APPEND MSBNB_BENCH_SRC ${CMAKE_SOURCE_DIR}/bench/bench_matmul_int8.c)
+list(APPEND MSBNB_BENCH_SRC ${PROJECT_SOURCE_DIR}/bench/bench_matmul_int8.c)

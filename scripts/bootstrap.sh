@@ -16,6 +16,8 @@ have_cmd clang || need+=(clang)
 ls /usr/lib/llvm-*/lib/libomp.so >/dev/null 2>&1 || need+=(libomp-dev)
 have_pc libcjson || need+=(libcjson-dev)
 have_pc openblas || need+=(libopenblas-dev)
+have_pc libpcre2-8 || need+=(libpcre2-dev)
+have_pc libutf8proc || need+=(libutf8proc-dev)
 have_cmd python3 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

@@ -11,7 +11,7 @@ JOBS=${JOBS:-2}
 CC=${FUZZ_CC:-clang} cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSBNB_FUZZ=ON \
     -DMSBNB_BUILD_TESTS=OFF -DMSBNB_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb fuzz_llama2c fuzz_tokenizer \
-    fuzz_optim_state
+    fuzz_tokenizer_json fuzz_tokenizer_model fuzz_optim_state
 mkdir -p "$BUILD/crashes"
 status=0
 run() { # target seed-dir...
@@ -32,6 +32,8 @@ run fuzz_config tests/fuzz/corpus/config tests/fuzz/corpus/adapter
 run fuzz_bnb tests/fuzz/corpus/bnb
 run fuzz_llama2c tests/fuzz/corpus/llama2c
 run fuzz_tokenizer tests/fuzz/corpus/tokenizer
+run fuzz_tokenizer_json tests/fuzz/corpus/tokenizer_json
+run fuzz_tokenizer_model tests/fuzz/corpus/tokenizer_model
 run fuzz_optim_state tests/fuzz/corpus/optim
 if [ "$status" -eq 0 ]; then echo "fuzz: no crashes"; fi
 exit $status

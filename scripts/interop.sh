@@ -25,24 +25,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 # Fast path: every pinned top-level package already at its version -> no pip run at all.
-if ! "$VENV/bin/python" - "$REQ" <<'PY'
-import sys
-from importlib import metadata
-ok = True
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if not line:
-        continue
-    name, want = line.split("==")
-    try:
-        have = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        have = None
-    if have is None or have.split("+")[0] != want:
-        print(f"interop: {name} {have} != {want}")
-        ok = False
-sys.exit(0 if ok else 1)
-PY
+if ! "$VENV/bin/python" scripts/pins_satisfied.py "$REQ" interop
 then
     echo "interop: installing pinned packages (cache: $PIP_CACHE_DIR)"
     "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQ" -c "$CON"
@@ -72,5 +55,26 @@ for t in python/test_*.py; do
         [ -z "$line" ] && total_fail=$((total_fail + 1))
     fi
 done
+# The Python package (tests/python/test_files.py) on checkpoints written by transformers +
+# bitsandbytes: made here in this venv, read in the package's own venv (scripts/pyvenv.sh).
+echo "=== python package: checkpoints written by transformers + bitsandbytes"
+fixture=$PWD/$BUILD/py-fixture
+rm -rf "$fixture"
+set +e
+(cd python && "$VENV/bin/python" make_py_fixture.py "$fixture") 2>&1 | grep -v -e "kernels-community" \
+    -e "Loading weights" -e "Writing model shards" -e "No CUDA runtime is found"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 0 ]; then
+    MSBNB_PY_FIXTURE=$fixture MSBNB_PY_FIXTURE_REQUIRED=1 bash scripts/pytest.sh "$BUILD" \
+        tests/python/test_files.py -k bitsandbytes -rs
+    rc=$?
+fi
+set -e
+if [ "$rc" -ne 0 ]; then
+    status=1
+    total_fail=$((total_fail + 1))
+else
+    total_pass=$((total_pass + 1))
+fi
 echo "interop: $total_pass passed, $total_fail failed"
 exit $status

@@ -339,9 +339,14 @@ msbnb_status msbnb_peft_save(const char *dir, const msbnb_peft_config *cfg, cons
 typedef struct msbnb_peft_adapter msbnb_peft_adapter;
 /* Read an adapter directory (or the two files' directory). Validates peft_type == "LORA", r > 0,
  * every lora_A has a lora_B with matching r and shapes [r, in] / [out, r], F32/F16/BF16 converted
- * to float32 (owned by the adapter). Keys are accepted with or without the "base_model.model."
+ * to float32 (owned by the adapter). Each module's rank must be the config's r or its
+ * rank_pattern entry; alpha_pattern gives per-module alphas (msbnb_peft_adapter_alpha);
+ * use_rslora is honoured. Settings msbnb does not implement are refused with UNSUPPORTED:
+ * use_dora, fan_in_fan_out true, bias other than "none", a rank/alpha pattern that is a regular
+ * expression beyond module names, and any other key whose value is not off (null, false, 0, "",
+ * {}, []) except metadata and initialisation settings. Linear in the file sizes. Keys are accepted with or without the "base_model.model."
  * prefix and with PEFT's optional adapter name (".lora_A.default.weight").
- * Errors: IO, FORMAT, SHAPE, NOT_FOUND, OUT_OF_MEMORY. */
+ * Errors: IO, FORMAT, SHAPE, NOT_FOUND, UNSUPPORTED, OUT_OF_MEMORY. */
 msbnb_status msbnb_peft_load(const char *dir, msbnb_peft_adapter **out);
 /* Parse adapter_config.json text alone (used by msbnb_peft_load and the fuzz target). */
 msbnb_status msbnb_peft_config_parse(const char *text, size_t len, const char *name, msbnb_peft_adapter **out);
@@ -351,6 +356,9 @@ const msbnb_peft_config *msbnb_peft_adapter_config(const msbnb_peft_adapter *a);
 size_t msbnb_peft_adapter_count(const msbnb_peft_adapter *a);
 /* Pair i, modules sorted by name; pointers borrowed from the adapter. */
 msbnb_status msbnb_peft_adapter_get(const msbnb_peft_adapter *a, size_t i, msbnb_lora_pair *out);
+/* lora_alpha of pair i: its alpha_pattern entry, else the config's lora_alpha (0 when i is out of
+ * range). Its scaling is alpha / r, or alpha / sqrt(r) with use_rslora. */
+double msbnb_peft_adapter_alpha(const msbnb_peft_adapter *a, size_t i);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,11 @@
  * Forward:    Y = X · deq(W)ᵀ + bias
  * Transposed: dX = dY · deq(W)          (dY: [n, out], dX: [n, in]) — for backward passes.
  *
+ * Alignment: W's buffers need only their natural alignment — 4 bytes for float/int32 statistics,
+ * none for the codes — as a safetensors memory map or numpy gives them (msbnb_qtensor_wrap);
+ * X, Y and bias likewise (4 bytes). Every product is tested on such buffers
+ * (tests/quant/test_qtensor_wrap.c: exact-size parts 4 bytes past an allocation, every ISA level).
+ *
  * No full dequantized copy of W is made: scratch memory is bounded by a tile, independent of the
  * matrix size (plus, for some paths, activation-sized buffers: see docs/kernels.md). Work is split
  * over output rows/tiles on msbnb_get_num_threads() threads; results are bit-identical for every

@@ -39,17 +39,56 @@
 #include "msbnb.h"
 #include "kernels.h"
 #include "quant.h"
+#include "tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct msbnb_model msbnb_model;
-typedef struct msbnb_tokenizer msbnb_tokenizer;
 /* Defined by nn.h; the model hands out its layers so adapters can be attached to them. */
 typedef struct msbnb_linear msbnb_linear;
 
 /* ---------------------------------------------------------------- configuration */
+
+/* Decoder families: one LLaMA-style decoder, parameterised (config.json "model_type"). They
+ * differ only in the fields of msbnb_model_config below (biases, q/k norms, sliding window). */
+typedef enum msbnb_family {
+    MSBNB_FAMILY_LLAMA = 0,   /* "llama" (also llama2.c checkpoints)                          */
+    MSBNB_FAMILY_MISTRAL = 1, /* "mistral": sliding_window (default 4096; null = full)        */
+    MSBNB_FAMILY_QWEN2 = 2,   /* "qwen2": q/k/v biases                                        */
+    MSBNB_FAMILY_QWEN3 = 3    /* "qwen3": per-head RMSNorm of q and k; head_dim default 128    */
+} msbnb_family;
+/* "llama", "mistral", "qwen2", "qwen3"; "?" otherwise. Static string. */
+const char *msbnb_family_name(msbnb_family f);
+
+/* RoPE frequency scaling ([rope_parameters] or the older [rope_scaling]; "rope_type" or the older
+ * "type"), as transformers' modeling_rope_utils defines each type. */
+typedef enum msbnb_rope_type {
+    MSBNB_ROPE_DEFAULT = 0, /* theta^(-2i/d)                                                   */
+    MSBNB_ROPE_LINEAR = 1,  /* inv_freq / factor                                               */
+    MSBNB_ROPE_DYNAMIC = 2, /* NTK: theta grows with the sequence past max_position_embeddings */
+    MSBNB_ROPE_YARN = 3,    /* ramp between interpolation and extrapolation, cos/sin scaled    */
+    MSBNB_ROPE_LLAMA3 = 4   /* Llama 3.1: low frequencies / factor, a smooth band between      */
+} msbnb_rope_type;
+
+typedef struct msbnb_rope_scaling {
+    msbnb_rope_type type;
+    float factor;            /* [factor] linear, dynamic, yarn, llama3                       */
+    float low_freq_factor;   /* [low_freq_factor] llama3                                     */
+    float high_freq_factor;  /* [high_freq_factor] llama3                                    */
+    int original_max_pos;    /* [original_max_position_embeddings] llama3, yarn (default:   */
+                             /* max_position_embeddings)                                     */
+    float beta_fast;         /* [beta_fast] yarn (32)                                        */
+    float beta_slow;         /* [beta_slow] yarn (1)                                         */
+    float attention_factor;  /* yarn: cos/sin multiplier, resolved at parse time from        */
+                             /* [attention_factor] or factor / [mscale] / [mscale_all_dim]; 0 */
+                             /* in a hand-made config = 1                                    */
+    int truncate;            /* [truncate] yarn: integer correction range (default true)     */
+} msbnb_rope_scaling;
+
+/* Bits of msbnb_model_config.bias: projections with a bias (1u << msbnb_proj). */
+#define MSBNB_BIAS_QKV 0x07u
 
 /* Hyperparameters (HF config.json names in brackets). */
 typedef struct msbnb_model_config {
@@ -64,6 +103,13 @@ typedef struct msbnb_model_config {
     float norm_eps;  /* [rms_norm_eps] 1e-5 for llama2.c checkpoints                   */
     float rope_theta;/* [rope_theta] or rope_parameters.rope_theta; default 10000      */
     int tied;        /* [tie_word_embeddings] output layer shares the token embedding */
+    msbnb_family family;      /* [model_type]                                              */
+    unsigned bias;            /* projections with a bias, bit (1u << msbnb_proj): qwen2 q/k/v */
+                              /* ([attention_bias] llama: q/k/v/o; [mlp_bias]: gate/up/down)  */
+    int qk_norm;              /* qwen3: RMSNorm over each head of q and k before RoPE        */
+    int sliding_window;       /* [sliding_window] a query sees the last W positions (itself  */
+                              /* included); 0 = all                                          */
+    msbnb_rope_scaling rope;  /* zero = default RoPE                                         */
 } msbnb_model_config;
 
 /* The seven projections of a decoder layer, in the order PEFT lists them. */
@@ -88,7 +134,7 @@ typedef struct msbnb_model_params {
     /* MSBNB_QTYPE_NONE: keep each projection as stored (fp32 for plain checkpoints; the checkpoint's
      * own format for checkpoints quantized by `msbnb quantize` or bitsandbytes). INT8/INT4/NF4/FP4:
      * quantize the seven projections of every layer (a quantized checkpoint is dequantized first).
-     * Embedding, norms and output layer stay fp32. */
+     * Norms are fp32; embedding and output layer: see head_quant. */
     msbnb_qtype quant;
     int double_quant;      /* NF4/FP4/INT4: quantize the statistics too (default 0)              */
     int blocksize;         /* NF4/FP4 block size (default 64)                                    */
@@ -97,8 +143,14 @@ typedef struct msbnb_model_params {
                             * group per row (stories260K: in 64 with 128 -> 64; down_proj, in 172:
                             * 64 -> 86, 128 -> 172); odd in_features stay fp32.                 */
     float int8_threshold;  /* INT8: LLM.int8() outlier threshold (0 = pure int8, default 0)      */
-    int max_seq_len;       /* KV cache length: 0 = config seq_len, else min(seq_len, this)       */
+    int max_seq_len;       /* KV cache length: 0 = config seq_len, else this (may exceed seq_len:
+                            * positions past max_position_embeddings, as transformers allows)  */
     int max_batch;         /* longest prompt chunk processed at once by forward (default 64)     */
+    /* Output layer (lm_head, or the tied embedding's use as one): MSBNB_QTYPE_NONE keeps it as the
+     * checkpoint stores it (bf16/f16 stay 16-bit: products over fp32 tiles converted on the fly;
+     * the embedding stays 16-bit too); INT8 or NF4 quantize it (a tied model gets a quantized
+     * copy for the logits, the embedding stays for the lookups). */
+    msbnb_qtype head_quant;
 } msbnb_model_params;
 
 /* fp32 as stored, blocksize 64, group 128, no threshold, max_batch 64. */
@@ -127,7 +179,7 @@ void msbnb_model_free(msbnb_model *m);
 /* Copy of the hyperparameters. */
 msbnb_status msbnb_model_get_config(const msbnb_model *m, msbnb_model_config *cfg);
 int msbnb_model_vocab_size(const msbnb_model *m); /* 0 for NULL */
-/* Positions the KV cache holds (min(seq_len, params.max_seq_len)). */
+/* Positions the KV cache holds (params.max_seq_len, or seq_len when that is 0). */
 int msbnb_model_context_len(const msbnb_model *m);
 
 /* The projection `which` of layer `layer`, owned by the model (borrowed; valid until the model is
@@ -142,7 +194,7 @@ msbnb_status msbnb_model_set_precision(msbnb_model *m, msbnb_precision precision
  * "base_model.model." is accepted). NOT_FOUND if no such module. */
 msbnb_status msbnb_model_find_linear(msbnb_model *m, const char *name, msbnb_linear **out);
 
-/* Bytes of weights held (projections in their stored format, plus fp32 embedding/norms/output). */
+/* Bytes of weights held (projections, embedding and output layer in their stored format, norms). */
 size_t msbnb_model_weight_bytes(const msbnb_model *m);
 
 /* ---------------------------------------------------------------- forward */
@@ -161,9 +213,13 @@ typedef struct msbnb_sampler_params {
     float temperature; /* 0 = greedy (argmax, lowest id on ties) — the default                */
     float top_p;       /* nucleus sampling in (0, 1]; 1 = sample from the full distribution */
     uint64_t seed;     /* generator seed (xorshift64*); same seed -> same text             */
+    /* Ids that end msbnb_model_generate when sampled (not appended): the tokenizer's EOS set
+     * (msbnb_tokenizer_eos_ids). Borrowed; NULL / 0 = none. */
+    const int32_t *stop_ids;
+    int n_stop;
 } msbnb_sampler_params;
 
-msbnb_sampler_params msbnb_sampler_params_default(void); /* greedy, top_p 0.9, seed 42 */
+msbnb_sampler_params msbnb_sampler_params_default(void); /* greedy, top_p 0.9, seed 42, no stop ids */
 
 /* Pick a token from logits [vocab] (modified in place when sampling: softmax). *rng_state carries
  * the generator between calls (start it at params->seed; 0 is replaced by a fixed constant). */
@@ -172,10 +228,11 @@ int32_t msbnb_sample(float *logits, int vocab, const msbnb_sampler_params *param
 /* Called with each new token; return non-zero to stop early. */
 typedef int (*msbnb_token_callback)(void *ctx, int32_t token);
 
-/* Generate from a prompt (prompt[0] is normally BOS = 1). Resets the KV cache, prefills the prompt,
- * then samples up to `steps` new tokens, stopping when EOS (2) or BOS (1) is sampled (not
- * appended; llama2.c's convention), when the context is full, or when the callback asks. out receives prompt + new tokens (at most out_cap); *n_out their
- * count. The callback (may be NULL) sees only new tokens.
+/* Generate from a prompt (normally starting with the tokenizer's BOS). Resets the KV cache,
+ * prefills the prompt, then samples up to `steps` new tokens, stopping when one of
+ * params->stop_ids is sampled (not appended), when the context is full, or when the callback
+ * asks. out receives prompt + new tokens (at most out_cap); *n_out their count. The callback (may
+ * be NULL) sees only new tokens.
  * Errors: INVALID_ARG, SHAPE (prompt longer than the context). */
 msbnb_status msbnb_model_generate(msbnb_model *m, const int32_t *prompt, int n_prompt, int steps,
                                   const msbnb_sampler_params *params, msbnb_token_callback cb, void *cb_ctx,
@@ -212,27 +269,7 @@ typedef struct msbnb_ppl_result {
 msbnb_status msbnb_model_perplexity(msbnb_model *m, const msbnb_tokenizer *tok, const char *text, size_t len,
                                     const msbnb_ppl_params *params, msbnb_ppl_result *result);
 
-/* ---------------------------------------------------------------- tokenizer (llama2.c format) */
-
-/* Load a llama2.c tokenizer file: int32 max_token_length, then vocab_size entries of
- * {float32 score, int32 len, len bytes}. vocab_size must match the model's (e.g. 512 for tok512.bin).
- * Errors: INVALID_ARG, IO, FORMAT (truncated file, negative or oversize lengths, trailing bytes). */
-msbnb_status msbnb_tokenizer_load(const char *path, int vocab_size, msbnb_tokenizer **out);
-void msbnb_tokenizer_free(msbnb_tokenizer *t);
-int msbnb_tokenizer_vocab_size(const msbnb_tokenizer *t);
-
-/* Encode UTF-8 text (len bytes; NUL bytes not allowed): a dummy-prefix space " " is prepended when
- * text is non-empty, pieces of the vocabulary are looked up per UTF-8 code point (byte tokens
- * <0xXX> = ids 3 + byte otherwise), then pairs are merged greedily by highest score. bos/eos add
- * 1 / 2 around the ids. ids [cap]; *n_ids the count. SHAPE if cap is too small (needed: len + 3). */
-msbnb_status msbnb_tokenizer_encode(const msbnb_tokenizer *t, const char *text, size_t len, int bos, int eos,
-                                    int32_t *ids, int cap, int *n_ids);
-
-/* The bytes of `token` when it follows `prev`: a leading space is dropped right after BOS, and a
- * byte token "<0xXX>" gives that single byte. *piece points into the tokenizer (valid while it
- * lives), *len its byte count. INVALID_ARG for an id out of range. */
-msbnb_status msbnb_tokenizer_decode(const msbnb_tokenizer *t, int32_t prev, int32_t token, const char **piece,
-                                    size_t *len);
+/* Tokenizers (llama2.c, tokenizer.json, tokenizer.model): tokenizer.h, included above. */
 
 #ifdef __cplusplus
 }

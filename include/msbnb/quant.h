@@ -219,6 +219,25 @@ msbnb_status msbnb_dequantize_rows(const msbnb_qtensor *q, int64_t row0, int64_t
  * INT scale negative or not finite, foreign NF4/FP4 table, non-finite nested_offset),
  * OUT_OF_MEMORY. On failure *out is NULL. */
 msbnb_status msbnb_qtensor_from_view(const msbnb_qtensor_view *view, msbnb_qtensor **out);
+/* Zero-copy constructor: a tensor that BORROWS the view's buffers (data, stats, zero_point,
+ * stats_q, nested_absmax, nested_code and a BLOCKWISE8 code map). Nothing is copied; the caller
+ * keeps ownership and must keep every buffer alive and unchanged until msbnb_qtensor_free(*out)
+ * (which then releases only the small handle). Checks are O(1): type, parameters, shape, the
+ * sizes data_bytes / n_stats / n_nested, the buffers the format needs being non-NULL, threshold
+ * and nested_offset finite, a stored NF4/FP4 table equal to the built-in one (16 floats). The
+ * float and int32 buffers must be 4-byte aligned (their natural alignment: what a safetensors
+ * memory map or numpy gives); data has no alignment requirement. Every kernel, dequantize and
+ * statistics function accepts such a tensor (tests run them on 4-byte-aligned buffers).
+ * The O(n) value checks of msbnb_qtensor_from_view are NOT run: call msbnb_qtensor_validate once
+ * on untrusted buffers (e.g. after loading a file); on unvalidated bad scales or zero points
+ * results are wrong but memory-safe. Errors: as msbnb_qtensor_from_view (INVALID_ARG, SHAPE,
+ * FORMAT) plus INVALID_ARG for a misaligned float/int32 buffer, OUT_OF_MEMORY (the handle).
+ * On failure *out is NULL. */
+msbnb_status msbnb_qtensor_wrap(const msbnb_qtensor_view *view, msbnb_qtensor **out);
+/* The O(n) checks of the values, for a tensor made by msbnb_qtensor_wrap: INT8 asymmetric zero
+ * points in 0..255; INT8/INT4 scales finite and >= 0 (the same checks msbnb_qtensor_from_view
+ * runs). Errors: INVALID_ARG (NULL), FORMAT (the first bad value, with its index). */
+msbnb_status msbnb_qtensor_validate(const msbnb_qtensor *q);
 /* Fill *view with pointers into q (valid while q lives; read-only). */
 msbnb_status msbnb_qtensor_get_view(const msbnb_qtensor *q, msbnb_qtensor_view *view);
 /* Deep copy of q's format data (not of a kernel_pack made by msbnb_qtensor_prepare). */

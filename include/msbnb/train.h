@@ -87,10 +87,16 @@ msbnb_status msbnb_model_lora_load(msbnb_model *m, const char *dir, const char *
 
 /* Write a standalone Hugging Face checkpoint directory out_dir (config.json + model.safetensors)
  * of the model with its ACTIVE adapters folded in: W' = deq(W) + scaling·B·A. requantize = 0:
- * every projection stored fp32; 1: each projection re-quantized in its base format (format, block
+ * every projection stored plain in the source checkpoint's dtype; 1: each projection re-quantized in its base format (format, block
  * size, double quantization; fp32 bases stay fp32) and stored in the bitsandbytes layout of io.h.
  * The model itself is unchanged. Errors: IO, OUT_OF_MEMORY, UNSUPPORTED. */
 msbnb_status msbnb_model_save_merged(msbnb_model *m, const char *out_dir, int requantize);
+/* The same with the dtype of the plain tensors chosen: MSBNB_DTYPE_F32 / F16 / BF16, or -1 = the
+ * dtype of the checkpoint the model was loaded from (what msbnb_model_save_merged does: a bf16
+ * base gives a bf16 merged model). config.json keeps every field of the source's config.json
+ * (family, RoPE parameters, special token ids), with "dtype"/"torch_dtype" and
+ * quantization_config updated; a model not loaded from an HF directory gets a generated one. */
+msbnb_status msbnb_model_save_merged_ex(msbnb_model *m, const char *out_dir, int requantize, int dtype);
 
 /* ---------------------------------------------------------------- training */
 

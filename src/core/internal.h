@@ -52,6 +52,12 @@ void msbnb__free_aligned(void *p);
 /* The same for large payloads (tensor codes and statistics): from 4 MiB on, 2 MiB aligned and
  * advised to use transparent huge pages (Linux). Release with msbnb__free_aligned. */
 void *msbnb__alloc_large(size_t bytes);
+/* Bytes this process can still allocate and touch: MemAvailable + SwapFree, capped by what an
+ * address-space limit (RLIMIT_AS) leaves; 0 when unknown (not Linux). For refusing a request
+ * that cannot fit with a clear error instead of being killed (or failing deep inside a BLAS). */
+uint64_t msbnb__memory_available(void);
+/* What an address-space limit (RLIMIT_AS) leaves this process; UINT64_MAX when unlimited. */
+uint64_t msbnb__address_space_left(void);
 
 /* ---------------------------------------------------------------- dispatch */
 

@@ -4,9 +4,12 @@
 #include "internal.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #endif
 
 void *msbnb__alloc_aligned(size_t bytes) {
@@ -36,4 +39,40 @@ void *msbnb__alloc_large(size_t bytes) {
     if (p) (void)madvise(p, bytes / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
 #endif
     return p;
+}
+
+/* ---------------------------------------------------------------- memory available */
+
+uint64_t msbnb__address_space_left(void) {
+#if defined(__linux__)
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+    unsigned long long pages = 0;
+    FILE *s = fopen("/proc/self/statm", "r");
+    if (s && fscanf(s, "%llu", &pages) != 1) pages = 0;
+    if (s) fclose(s);
+    long psz = sysconf(_SC_PAGESIZE);
+    uint64_t used = (uint64_t)pages * (uint64_t)(psz > 0 ? psz : 4096);
+    return (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
+#else
+    return UINT64_MAX;
+#endif
+}
+
+uint64_t msbnb__memory_available(void) {
+    uint64_t avail = 0;
+#if defined(__linux__)
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long long kb = 0;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) avail = (uint64_t)kb * 1024;
+        if (sscanf(line, "SwapFree: %llu kB", &kb) == 1) avail += (uint64_t)kb * 1024;
+    }
+    if (f) fclose(f);
+    /* an address-space limit (ulimit -v) minus what this process already maps */
+    uint64_t left = msbnb__address_space_left();
+    if (left != UINT64_MAX && (!avail || left < avail)) avail = left ? left : 1;
+#endif
+    return avail;
 }

@@ -30,7 +30,10 @@ const char *msbnb_status_str(msbnb_status st) {
 const char *msbnb_last_error(void) { return last_error; }
 
 msbnb_status msbnb__fail(msbnb_status st, const char *func, const char *fmt, ...) {
-    int k = snprintf(last_error, sizeof last_error, "%s: ", func ? func : "msbnb");
+    /* The message starts with the failing function's name only when that is a public API function
+     * (msbnb_*): internal helpers (msbnb__*, file-local functions) mean nothing to a user. */
+    int pub = func && !strncmp(func, "msbnb_", 6) && func[6] != '_';
+    int k = pub ? snprintf(last_error, sizeof last_error, "%s: ", func) : 0;
     if (k < 0 || (size_t)k >= sizeof last_error) k = 0;
     va_list ap;
     va_start(ap, fmt);

@@ -85,11 +85,17 @@ static bool json_get_int(const cJSON *o, const char *key, int64_t lo, int64_t hi
     return msbnb__json_int(cJSON_GetObjectItemCaseSensitive(o, key), lo, hi, out);
 }
 
-/* "shape": [d0, ..., dk] -> rows = d0*...*d(k-1), cols = dk (bitsandbytes keeps the weight's
- * original shape; a Linear weight is [out, in]). */
+/* "shape": [out, in] (bitsandbytes keeps the weight's original shape; every weight msbnb reads
+ * this way is a Linear weight, so exactly two dimensions: a 3-D or 1-D shape is refused). Also
+ * checks the optional "dtype" (the original weight's dtype, as bnb writes it): float32, float16 or
+ * bfloat16. */
 static bool json_shape(const cJSON *o, int64_t *rows, int64_t *cols) {
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(o, "dtype");
+    if (dt && !(cJSON_IsString(dt) && (!strcmp(dt->valuestring, "float32") || !strcmp(dt->valuestring, "float16") ||
+                                       !strcmp(dt->valuestring, "bfloat16"))))
+        return false;
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "shape");
-    if (!cJSON_IsArray(s) || cJSON_GetArraySize(s) < 1 || cJSON_GetArraySize(s) > MSBNB_MAX_NDIM) return false;
+    if (!cJSON_IsArray(s) || cJSON_GetArraySize(s) != 2) return false;
     int64_t r = 1, c = 1, v;
     for (const cJSON *x = s->child; x; x = x->next) {
         if (!msbnb__json_int(x, 1, MSBNB_MAX_DIM, &v)) return false;
@@ -146,7 +152,9 @@ static msbnb_status read_4bit(const msbnb_checkpoint *ck, const char *name, msbn
     msbnb_status st = MSBNB_OK;
     if (!json_str_is(js, "quant_type", msbnb_qtype_name(type)) || !json_get_int(js, "blocksize", 1, 1 << 20, &bs) ||
         !json_shape(js, &v.rows, &v.cols))
-        st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "tensor '%.120s': quant state needs quant_type \"%s\", blocksize and shape",
+        st = MSBNB_FAIL(MSBNB_ERR_FORMAT,
+                        "tensor '%.120s': quant state needs quant_type \"%s\", blocksize, a 2-D shape and a float "
+                        "dtype (float32, float16, bfloat16) if any",
                         name, msbnb_qtype_name(type));
     float *absmax = NULL, *code = NULL, *nested_absmax = NULL, *nested_code = NULL;
     msbnb_tensor_info t;
@@ -232,7 +240,7 @@ static msbnb_status read_own(const msbnb_checkpoint *ck, const char *name, msbnb
     int64_t ver, gs = 0;
     if (!json_str_is(js, "quant_type", msbnb_qtype_name(type)) || !json_shape(js, &v.rows, &v.cols) ||
         !json_get_int(js, "format_version", 1, MSBNB_FORMAT_VERSION, &ver))
-        st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "tensor '%.120s': quant state needs quant_type, shape and format_version <= %d",
+        st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "tensor '%.120s': quant state needs quant_type, a 2-D shape and format_version <= %d",
                         name, MSBNB_FORMAT_VERSION);
     size_t n = (size_t)v.rows * (size_t)v.cols;
     float *stats = NULL, *nested_absmax = NULL, *nested_code = NULL;

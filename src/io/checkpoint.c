@@ -81,12 +81,13 @@ static int cmp_ref(const void *a, const void *b) { return strcmp(((const ck_ref 
 static msbnb_status add_shard(msbnb_checkpoint *ck, const char *file) {
     msbnb_safetensors *f = NULL;
     TRY(msbnb_safetensors_open(file, &f));
-    msbnb_safetensors **s = realloc(ck->shards, (ck->n_shards + 1) * sizeof *s);
-    if (!s) {
-        msbnb_safetensors_close(f);
-        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!ck->shards) { /* a single file; open_sharded sizes the array for every shard */
+        ck->shards = malloc(sizeof *ck->shards);
+        if (!ck->shards) {
+            msbnb_safetensors_close(f);
+            return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+        }
     }
-    ck->shards = s;
     ck->shards[ck->n_shards++] = f;
     return MSBNB_OK;
 }
@@ -117,6 +118,22 @@ static bool plain_file_name(const char *s) {
     return s[0] && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/') && !strchr(s, '\\');
 }
 
+typedef struct map_entry {
+    const char *name, *file; /* borrowed from the parsed index */
+} map_entry;
+
+static int cmp_map_name(const void *a, const void *b) {
+    return strcmp(((const map_entry *)a)->name, ((const map_entry *)b)->name);
+}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static const char *base_name(const char *p) {
+    const char *b = strrchr(p, '/');
+    return b ? b + 1 : p;
+}
+
+/* O(n log n) in the tensor count: the weight_map entries and the shards' tensors are both sorted
+ * by name and compared in one walk; each distinct shard file is opened once. */
 static msbnb_status open_sharded(msbnb_checkpoint *ck, const char *index_path) {
     msbnb_config *idx = NULL;
     TRY(msbnb_config_open(index_path, &idx));
@@ -135,37 +152,48 @@ static msbnb_status open_sharded(msbnb_checkpoint *ck, const char *index_path) {
         return IO_FAIL(ck->err, MSBNB_ERR_FORMAT, "%s: no \"weight_map\" object", index_path);
     }
     size_t n_entries = 0;
-    for (const cJSON *e = map->child; e && st == MSBNB_OK; e = e->next, n_entries++) {
+    for (const cJSON *e = map->child; e; e = e->next) n_entries++;
+    map_entry *ent = malloc((n_entries ? n_entries : 1) * sizeof *ent);     /* [n_entries] */
+    const char **files = malloc((n_entries ? n_entries : 1) * sizeof *files); /* [n_entries] */
+    if (!ent || !files) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    size_t k = 0;
+    for (const cJSON *e = map->child; e && st == MSBNB_OK; e = e->next, k++) {
         if (!cJSON_IsString(e) || !plain_file_name(e->valuestring)) {
             st = IO_FAIL(ck->err, MSBNB_ERR_FORMAT, "%s: weight_map entry '%.120s' is not a file name in the directory",
                          index_path, e->string);
             break;
         }
-        bool known = false;
-        for (size_t s = 0; s < ck->n_shards && !known; s++) {
-            const char *p = msbnb_safetensors_path(ck->shards[s]);
-            const char *base = strrchr(p, '/');
-            known = !strcmp(base ? base + 1 : p, e->valuestring);
-        }
-        if (!known) {
-            char *file = msbnb__path_join(ck->path, e->valuestring);
-            st = file ? add_shard(ck, file) : MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
-            free(file);
-        }
+        ent[k] = (map_entry){e->string, e->valuestring};
+        files[k] = e->valuestring;
+    }
+    /* distinct shard files, in name order */
+    size_t n_files = 0;
+    if (st == MSBNB_OK) {
+        qsort(files, n_entries, sizeof *files, cmp_str);
+        for (size_t i = 0; i < n_entries; i++)
+            if (!n_files || strcmp(files[n_files - 1], files[i])) files[n_files++] = files[i];
+        ck->shards = malloc((n_files ? n_files : 1) * sizeof *ck->shards);
+        if (!ck->shards) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (size_t i = 0; i < n_files && st == MSBNB_OK; i++) {
+        char *file = msbnb__path_join(ck->path, files[i]);
+        st = file ? add_shard(ck, file) : MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+        free(file);
     }
     if (st == MSBNB_OK) st = build_index(ck);
     /* Every tensor of every shard is in the map, under its own shard, and nothing else is. */
     if (st == MSBNB_OK && n_entries != ck->n)
         st = IO_FAIL(ck->err, MSBNB_ERR_FORMAT, "%s: weight_map names %zu tensors but the shards hold %zu", index_path,
                      n_entries, ck->n);
+    if (st == MSBNB_OK) qsort(ent, n_entries, sizeof *ent, cmp_map_name);
     for (size_t i = 0; i < ck->n && st == MSBNB_OK; i++) {
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(map, ck->refs[i].name);
         const char *p = msbnb_safetensors_path(ck->shards[ck->refs[i].shard]);
-        const char *base = strrchr(p, '/');
-        if (!e || strcmp(e->valuestring, base ? base + 1 : p))
+        if (strcmp(ent[i].name, ck->refs[i].name) || strcmp(ent[i].file, base_name(p)))
             st = IO_FAIL(ck->err, MSBNB_ERR_FORMAT, "%s: tensor '%.120s' of %s is not mapped to that shard", index_path,
                          ck->refs[i].name, p);
     }
+    free(ent);
+    free(files);
     cJSON_Delete(root);
     return st;
 }

@@ -34,13 +34,23 @@ typedef struct peft_pair {
     int64_t r, in, out; /* from lora_A [r, in] and lora_B [out, r_b] */
     int64_t r_b;
     float *A, *B;       /* [r, in], [out, r] */
+    double alpha;       /* lora_alpha, or its alpha_pattern entry */
 } peft_pair;
+
+/* rank_pattern / alpha_pattern: {module pattern: value}, in the file's order (the first match
+ * wins, as in PEFT's get_pattern_key). */
+typedef struct peft_pattern {
+    char *key;
+    double value;
+} peft_pattern;
 
 struct msbnb_peft_adapter {
     msbnb_peft_config cfg; /* strings point into the fields below */
     char *bias, *task_type, *base;
     char **targets;
     size_t n_targets;
+    peft_pattern *rank_pat, *alpha_pat;
+    size_t n_rank_pat, n_alpha_pat;
     peft_pair *pairs;
     size_t n_pairs;
 };
@@ -52,6 +62,10 @@ void msbnb_peft_adapter_free(msbnb_peft_adapter *a) {
     free(a->base);
     for (size_t i = 0; i < a->n_targets; i++) free(a->targets[i]);
     free(a->targets);
+    for (size_t i = 0; i < a->n_rank_pat; i++) free(a->rank_pat[i].key);
+    for (size_t i = 0; i < a->n_alpha_pat; i++) free(a->alpha_pat[i].key);
+    free(a->rank_pat);
+    free(a->alpha_pat);
     for (size_t i = 0; i < a->n_pairs; i++) {
         free(a->pairs[i].module);
         free(a->pairs[i].A);
@@ -69,6 +83,11 @@ msbnb_status msbnb_peft_adapter_get(const msbnb_peft_adapter *a, size_t i, msbnb
     const peft_pair *p = &a->pairs[i];
     *out = (msbnb_lora_pair){p->module, p->r, p->in, p->out, p->A, p->B};
     return MSBNB_OK;
+}
+
+double msbnb_peft_adapter_alpha(const msbnb_peft_adapter *a, size_t i) {
+    if (!a || i >= a->n_pairs) return 0;
+    return a->pairs[i].alpha;
 }
 
 /* ================================================================ adapter_config.json */
@@ -97,6 +116,100 @@ static bool opt_number(const cJSON *o, const char *key, double lo, double hi, do
     if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi)) return false;
     *out = x->valuedouble;
     return true;
+}
+
+/* ---------------------------------------------------------------- settings msbnb does not implement */
+
+/* Keys read above, and keys that never change what a saved adapter computes (metadata, how
+ * the weights were initialised or chosen for training: the saved tensors say which modules have
+ * an adapter). */
+static const char *const known_keys[] = {
+    "peft_type", "r", "lora_alpha", "lora_dropout", "use_rslora", "fan_in_fan_out", "inference_mode", "bias",
+    "task_type", "base_model_name_or_path", "target_modules", "rank_pattern", "alpha_pattern",
+    /* harmless for inference */
+    "peft_version", "revision", "auto_mapping", "init_lora_weights", "exclude_modules", "layers_to_transform",
+    "layers_pattern", "megatron_core", "qalora_group_size", "loftq_config", "eva_config", "corda_config",
+    "lora_ga_config", NULL};
+
+/* A value that leaves a setting off: null, false, 0, "", {} or []. */
+static bool is_off(const cJSON *x) {
+    return cJSON_IsNull(x) || cJSON_IsFalse(x) || (cJSON_IsNumber(x) && x->valuedouble == 0) ||
+           (cJSON_IsString(x) && !x->valuestring[0]) || ((cJSON_IsObject(x) || cJSON_IsArray(x)) && !x->child);
+}
+
+/* Every other key (use_dora, lora_bias, modules_to_save, layer_replication, target_parameters,
+ * trainable_token_indices, use_qalora, megatron_config, ... and whatever later PEFT versions add)
+ * must be off: a setting msbnb does not implement is refused, never ignored. fan_in_fan_out is
+ * checked here too: these layers are nn.Linear, PEFT's default false. */
+static msbnb_status check_unsupported(const cJSON *o, const char *name) {
+    const cJSON *fif = cJSON_GetObjectItemCaseSensitive(o, "fan_in_fan_out");
+    if (cJSON_IsTrue(fif))
+        return MSBNB_FAIL(MSBNB_ERR_UNSUPPORTED, "%s: \"fan_in_fan_out\": true (Conv1D-style weights) is not supported",
+                          name);
+    for (const cJSON *x = o->child; x; x = x->next) {
+        bool known = false;
+        for (size_t i = 0; known_keys[i] && !known; i++) known = !strcmp(x->string, known_keys[i]);
+        if (!known && !is_off(x))
+            return MSBNB_FAIL(MSBNB_ERR_UNSUPPORTED, "%s: \"%.60s\" is set, and msbnb does not implement it%s", name,
+                              x->string, !strcmp(x->string, "use_dora") ? " (DoRA)" : "");
+    }
+    return MSBNB_OK;
+}
+
+/* A rank_pattern / alpha_pattern key: PEFT matches it as the regex "(.*\.)?(key)$" against the module
+ * path. Keys made of [A-Za-z0-9_.] (module names, where '.' also matches any one character) are
+ * matched exactly so; any other regex syntax is refused when parsed. */
+static bool pattern_key_ok(const char *k) {
+    if (!k[0]) return false;
+    for (const char *c = k; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+              *c == '.'))
+            return false;
+    return true;
+}
+
+static bool pattern_matches(const char *key, const char *module) {
+    size_t kl = strlen(key), ml = strlen(module);
+    if (kl > ml) return false;
+    size_t s = ml - kl; /* the key must cover module[s..] exactly, s at 0 or after a '.' */
+    if (s > 0 && module[s - 1] != '.') return false;
+    for (size_t i = 0; i < kl; i++)
+        if (key[i] != '.' && key[i] != module[s + i]) return false;
+    return true;
+}
+
+/* First pattern matching module, else NULL. O(patterns x key length). */
+static const peft_pattern *pattern_find(const peft_pattern *p, size_t n, const char *module) {
+    for (size_t i = 0; i < n; i++)
+        if (pattern_matches(p[i].key, module)) return &p[i];
+    return NULL;
+}
+
+static msbnb_status parse_pattern(const cJSON *o, const char *key, const char *name, double lo, double hi,
+                                  peft_pattern **out, size_t *n_out) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = NULL;
+    *n_out = 0;
+    if (!x || cJSON_IsNull(x)) return MSBNB_OK;
+    if (!cJSON_IsObject(x)) return MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: \"%s\" must be an object", name, key);
+    size_t n = 0;
+    for (const cJSON *e = x->child; e; e = e->next) n++;
+    *out = calloc(n ? n : 1, sizeof(peft_pattern));
+    RETURN_IF(!*out, MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    for (const cJSON *e = x->child; e; e = e->next) {
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= lo && e->valuedouble <= hi) ||
+            (lo >= 1 && e->valuedouble != (double)(int64_t)e->valuedouble))
+            return MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: %s entry '%.80s' must be a number in [%g, %g]%s", name, key,
+                              e->string, lo, hi, lo >= 1 ? " (an integer)" : "");
+        if (!pattern_key_ok(e->string))
+            return MSBNB_FAIL(MSBNB_ERR_UNSUPPORTED,
+                              "%s: %s key '%.80s' is a regular expression; only module names are supported", name, key,
+                              e->string);
+        peft_pattern *p = &(*out)[(*n_out)++];
+        p->value = e->valuedouble;
+        if (!(p->key = msbnb__strdup(e->string))) return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    return MSBNB_OK;
 }
 
 static msbnb_status parse_config_json(const cJSON *o, const char *name, msbnb_peft_adapter *a) {
@@ -140,6 +253,12 @@ static msbnb_status parse_config_json(const cJSON *o, const char *name, msbnb_pe
         return BADCFG("%s: target_modules must be a list of strings, a string or null", name);
     }
 #undef BADCFG
+    TRY(parse_pattern(o, "rank_pattern", name, 1, 1 << 20, &a->rank_pat, &a->n_rank_pat));
+    TRY(parse_pattern(o, "alpha_pattern", name, -1e9, 1e9, &a->alpha_pat, &a->n_alpha_pat));
+    TRY(check_unsupported(o, name));
+    if (a->bias && strcmp(a->bias, "none"))
+        return MSBNB_FAIL(MSBNB_ERR_UNSUPPORTED, "%s: \"bias\": \"%s\" (trained bias vectors) is not supported", name,
+                          a->bias);
     if (!a->bias && !(a->bias = msbnb__strdup("none"))) return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
     c.bias = a->bias;
     c.task_type = a->task_type;
@@ -223,9 +342,10 @@ static msbnb_status load_weights(msbnb_peft_adapter *a, const char *path) {
                             path, t.name, (unsigned long long)t.file_offset);
             break;
         }
-        peft_pair *p = NULL;
-        for (size_t k = 0; k < a->n_pairs && !p; k++)
-            if (!strcmp(a->pairs[k].module, module)) p = &a->pairs[k];
+        /* names are sorted, so a module's lora_A and lora_B are neighbours: only the last pair can
+         * be this module's (a module split elsewhere is caught as a duplicate after the sort) */
+        peft_pair *p = a->n_pairs && !strcmp(a->pairs[a->n_pairs - 1].module, module) ? &a->pairs[a->n_pairs - 1]
+                                                                                      : NULL;
         if (!p) {
             p = &a->pairs[a->n_pairs++];
             p->module = module;
@@ -258,7 +378,22 @@ static msbnb_status load_weights(msbnb_peft_adapter *a, const char *path) {
             st = MSBNB_FAIL(MSBNB_ERR_SHAPE, "%s: module '%.120s': lora_A has rank %lld, lora_B %lld", path, p->module,
                             (long long)p->r, (long long)p->r_b);
     }
-    if (st == MSBNB_OK) qsort(a->pairs, a->n_pairs, sizeof(peft_pair), cmp_pair);
+    if (st == MSBNB_OK && a->n_pairs > 1) qsort(a->pairs, a->n_pairs, sizeof(peft_pair), cmp_pair);
+    for (size_t k = 1; k < a->n_pairs && st == MSBNB_OK; k++)
+        if (!strcmp(a->pairs[k - 1].module, a->pairs[k].module))
+            st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: module '%.120s' has two lora_A or two lora_B", path,
+                            a->pairs[k].module);
+    /* the config's r (or its rank_pattern entry) must be the weights' rank; alpha per module */
+    for (size_t k = 0; k < a->n_pairs && st == MSBNB_OK; k++) {
+        peft_pair *p = &a->pairs[k];
+        const peft_pattern *rp = pattern_find(a->rank_pat, a->n_rank_pat, p->module);
+        const peft_pattern *ap = pattern_find(a->alpha_pat, a->n_alpha_pat, p->module);
+        int64_t r = rp ? (int64_t)rp->value : a->cfg.r;
+        p->alpha = ap ? ap->value : a->cfg.lora_alpha;
+        if (p->r != r)
+            st = MSBNB_FAIL(MSBNB_ERR_SHAPE, "%s: module '%.120s' has rank %lld but adapter_config.json says r %lld%s",
+                            path, p->module, (long long)p->r, (long long)r, rp ? " (rank_pattern)" : "");
+    }
     msbnb_safetensors_close(f);
     return st;
 }

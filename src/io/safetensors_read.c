@@ -120,10 +120,12 @@ static int cmp_entry_name(const void *a, const void *b) {
     return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
 }
 
-/* Parse one tensor entry `it` (key `name`) into e. */
+/* Parse one tensor entry `it` (key `name`) into e. O(size of the entry): the key's byte offset,
+ * a scan of the whole header, is looked up only for the message of a rejected entry (once per
+ * open; per entry it made opening n tensors O(n^2)). */
 static msbnb_status parse_entry(msbnb_safetensors *f, const cJSON *it, st_entry *e) {
     const char *name = it->string;
-    uint64_t at = key_offset(f, name);
+#define at key_offset(f, name)
     if (!cJSON_IsObject(it))
         return BAD(f, MSBNB_ERR_FORMAT, "%s: tensor '%.80s': entry is not an object (byte %llu)", f->path, name,
                    (unsigned long long)at);
@@ -136,7 +138,7 @@ static msbnb_status parse_entry(msbnb_safetensors *f, const cJSON *it, st_entry 
                    f->path, name, (unsigned long long)at);
     int d = -1;
     for (int i = 0; i < MSBNB_ST_DTYPE_COUNT; i++)
-        if (!strcmp(dt->valuestring, dtype_table[i].name)) d = i;
+        if (d < 0 && !strcmp(dt->valuestring, dtype_table[i].name)) d = i;
     if (d < 0)
         return BAD(f, MSBNB_ERR_FORMAT, "%s: tensor '%.80s': unknown dtype '%.20s' (byte %llu)", f->path, name,
                    dt->valuestring, (unsigned long long)at);
@@ -187,43 +189,54 @@ static msbnb_status parse_entry(msbnb_safetensors *f, const cJSON *it, st_entry 
     e->begin = (uint64_t)b;
     e->end = (uint64_t)en;
     return MSBNB_OK;
+#undef at
 }
 
+typedef struct meta_pair {
+    char *key, *val;
+} meta_pair;
+
+static int cmp_meta_pair(const void *a, const void *b) {
+    return strcmp(((const meta_pair *)a)->key, ((const meta_pair *)b)->key);
+}
+
+/* The __metadata__ string map, kept sorted by key for lookups: O(n log n) in its key count. */
 static msbnb_status parse_metadata(msbnb_safetensors *f, const cJSON *meta) {
-    uint64_t at = key_offset(f, "__metadata__");
     if (!cJSON_IsObject(meta))
-        return BAD(f, MSBNB_ERR_FORMAT, "%s: __metadata__ is not an object (byte %llu)", f->path, (unsigned long long)at);
-    size_t n = (size_t)cJSON_GetArraySize(meta);
-    f->meta_key = calloc(n ? n : 1, sizeof(char *));
-    f->meta_val = calloc(n ? n : 1, sizeof(char *));
-    if (!f->meta_key || !f->meta_val) return BAD(f, MSBNB_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+        return BAD(f, MSBNB_ERR_FORMAT, "%s: __metadata__ is not an object (byte %llu)", f->path,
+                   (unsigned long long)key_offset(f, "__metadata__"));
+    size_t n = 0;
     for (const cJSON *x = meta->child; x; x = x->next) {
         if (!cJSON_IsString(x))
             return BAD(f, MSBNB_ERR_FORMAT, "%s: __metadata__ value of '%.80s' is not a string (byte %llu)", f->path,
-                       x->string, (unsigned long long)at);
-        /* insertion sort keeps keys ordered; metadata maps are small */
-        size_t i = f->n_meta;
-        char *k = msbnb__strdup(x->string), *v = msbnb__strdup(x->valuestring);
-        if (!k || !v) {
-            free(k);
-            free(v);
+                       x->string, (unsigned long long)key_offset(f, x->string));
+        n++;
+    }
+    meta_pair *p = calloc(n ? n : 1, sizeof(meta_pair));
+    f->meta_key = calloc(n ? n : 1, sizeof(char *));
+    f->meta_val = calloc(n ? n : 1, sizeof(char *));
+    if (!p || !f->meta_key || !f->meta_val) {
+        free(p);
+        return BAD(f, MSBNB_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+    }
+    size_t k = 0;
+    for (const cJSON *x = meta->child; x; x = x->next, k++) {
+        p[k].key = msbnb__strdup(x->string);
+        p[k].val = msbnb__strdup(x->valuestring);
+        if (!p[k].key || !p[k].val) {
+            for (size_t j = 0; j <= k; j++) free(p[j].key), free(p[j].val);
+            free(p);
             return BAD(f, MSBNB_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
         }
-        while (i > 0 && strcmp(f->meta_key[i - 1], k) > 0) {
-            f->meta_key[i] = f->meta_key[i - 1];
-            f->meta_val[i] = f->meta_val[i - 1];
-            i--;
-        }
-        f->meta_key[i] = k;
-        f->meta_val[i] = v;
-        f->n_meta++;
-        if (i > 0 && !strcmp(f->meta_key[i - 1], k))
-            return BAD(f, MSBNB_ERR_FORMAT, "%s: __metadata__ key '%.80s' appears twice (byte %llu)", f->path, k,
-                       (unsigned long long)at);
-        if (i + 1 < f->n_meta && !strcmp(f->meta_key[i + 1], k))
-            return BAD(f, MSBNB_ERR_FORMAT, "%s: __metadata__ key '%.80s' appears twice (byte %llu)", f->path, k,
-                       (unsigned long long)at);
     }
+    qsort(p, n, sizeof(meta_pair), cmp_meta_pair);
+    for (size_t i = 0; i < n; i++) f->meta_key[i] = p[i].key, f->meta_val[i] = p[i].val;
+    f->n_meta = n; /* owned by f from here on */
+    free(p);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(f->meta_key[i - 1], f->meta_key[i]))
+            return BAD(f, MSBNB_ERR_FORMAT, "%s: __metadata__ key '%.80s' appears twice (byte %llu)", f->path,
+                       f->meta_key[i], (unsigned long long)key_offset(f, "__metadata__"));
     return MSBNB_OK;
 }
 
@@ -240,28 +253,41 @@ static int cmp_range(const void *pa, const void *pb) {
     return 0;
 }
 
+/* One walk over the ranges in (begin, end) order: r [n] indices into f->t, or NULL when f->t is
+ * already in that order (the usual case: writers lay tensors out in name order). */
+static msbnb_status walk_tiling(msbnb_safetensors *f, const byte_range *r) {
+    uint64_t pos = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        const st_entry *e = &f->t[r ? r[i].idx : i];
+        if (e->begin < pos)
+            return BAD(f, MSBNB_ERR_FORMAT, "%s: tensor '%.80s': data_offsets [%llu, %llu] overlap another tensor (byte %llu)",
+                       f->path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                       (unsigned long long)(8 + f->header_len + e->begin));
+        if (e->begin > pos)
+            return BAD(f, MSBNB_ERR_FORMAT, "%s: tensor '%.80s': gap of %llu unused bytes before its data (byte %llu)",
+                       f->path, e->name, (unsigned long long)(e->begin - pos),
+                       (unsigned long long)(8 + f->header_len + pos));
+        pos = e->end;
+    }
+    if (pos != f->data_len)
+        return BAD(f, MSBNB_ERR_FORMAT, "%s: %llu bytes after the last tensor are not covered by any tensor (byte %llu)",
+                   f->path, (unsigned long long)(f->data_len - pos), (unsigned long long)(8 + f->header_len + pos));
+    return MSBNB_OK;
+}
+
+/* O(n log n), O(n) when the entries are already in offset order. */
 static msbnb_status check_tiling(msbnb_safetensors *f) {
+    bool sorted = true;
+    for (size_t i = 1; i < f->n && sorted; i++) {
+        byte_range a = {f->t[i - 1].begin, f->t[i - 1].end, 0}, b = {f->t[i].begin, f->t[i].end, 0};
+        sorted = cmp_range(&a, &b) <= 0;
+    }
+    if (sorted) return walk_tiling(f, NULL);
     byte_range *r = malloc((f->n ? f->n : 1) * sizeof(byte_range));
     if (!r) return BAD(f, MSBNB_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
     for (size_t i = 0; i < f->n; i++) r[i] = (byte_range){f->t[i].begin, f->t[i].end, i};
     qsort(r, f->n, sizeof(byte_range), cmp_range);
-    msbnb_status st = MSBNB_OK;
-    uint64_t pos = 0;
-    for (size_t i = 0; i < f->n && st == MSBNB_OK; i++) {
-        const st_entry *e = &f->t[r[i].idx];
-        if (e->begin < pos)
-            st = BAD(f, MSBNB_ERR_FORMAT, "%s: tensor '%.80s': data_offsets [%llu, %llu] overlap another tensor (byte %llu)",
-                     f->path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
-                     (unsigned long long)(8 + f->header_len + e->begin));
-        else if (e->begin > pos)
-            st = BAD(f, MSBNB_ERR_FORMAT, "%s: tensor '%.80s': gap of %llu unused bytes before its data (byte %llu)",
-                     f->path, e->name, (unsigned long long)(e->begin - pos),
-                     (unsigned long long)(8 + f->header_len + pos));
-        pos = e->end;
-    }
-    if (st == MSBNB_OK && pos != f->data_len)
-        st = BAD(f, MSBNB_ERR_FORMAT, "%s: %llu bytes after the last tensor are not covered by any tensor (byte %llu)",
-                 f->path, (unsigned long long)(f->data_len - pos), (unsigned long long)(8 + f->header_len + pos));
+    msbnb_status st = walk_tiling(f, r);
     free(r);
     return st;
 }
@@ -318,14 +344,19 @@ static msbnb_status parse_header(msbnb_safetensors *f) {
         st_entry *e = &f->t[f->n];
         st = parse_entry(f, it, e);
         if (st == MSBNB_OK) {
-            e->name = msbnb__strdup(it->string);
-            if (!e->name) st = BAD(f, MSBNB_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
-            else f->n++;
+            /* the name string changes hands: cJSON_Delete skips a NULL key, close() frees it
+             * (cJSON allocates with malloc: no cJSON_InitHooks anywhere in msbnb) */
+            e->name = ((cJSON *)it)->string;
+            ((cJSON *)it)->string = NULL;
+            f->n++;
         }
     }
     cJSON_Delete(root);
     TRY(st);
-    qsort(f->t, f->n, sizeof(st_entry), cmp_entry_name);
+    /* writers emit names in order, so the sort is usually skipped */
+    bool sorted = true;
+    for (size_t i = 1; i < f->n && sorted; i++) sorted = strcmp(f->t[i - 1].name, f->t[i].name) < 0;
+    if (!sorted) qsort(f->t, f->n, sizeof(st_entry), cmp_entry_name);
     for (size_t i = 1; i < f->n; i++)
         if (!strcmp(f->t[i - 1].name, f->t[i].name))
             return BAD(f, MSBNB_ERR_FORMAT, "%s: tensor '%.80s' appears twice (byte %llu)", f->path, f->t[i].name,

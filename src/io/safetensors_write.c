@@ -240,7 +240,7 @@ msbnb_status msbnb_st_writer_finish(msbnb_st_writer *w) {
     RETURN_IF(w->finished, MSBNB_ERR_INVALID_ARG, "%s: writer already finished", w->dest);
 
     /* Data order: element size descending, then name (alignment); header order: name. */
-    qsort(w->t, w->n, sizeof(wr_entry), cmp_name);
+    if (w->n > 1) qsort(w->t, w->n, sizeof(wr_entry), cmp_name); /* w->t is NULL when empty: qsort(NULL, 0) is UB */
     size_t *order = malloc((w->n ? w->n : 1) * sizeof(size_t));
     RETURN_IF(!order, MSBNB_ERR_OUT_OF_MEMORY, "out of memory");
     size_t k = 0;

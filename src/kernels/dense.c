@@ -48,6 +48,22 @@ int msbnb__blas_single_thread_begin(void) {
 void msbnb__blas_single_thread_end(int prev) {
     if (prev != 1) openblas_set_num_threads(prev);
 }
+/* OpenBLAS takes a work buffer of about 128 MiB of address space for each thread that calls it
+ * (Debian's build: 134221824 bytes seen under ulimit -v), and when the mmap fails it retries
+ * forever: under a tight address-space limit the first product would hang. Detected up front. */
+#define BLAS_BUFFER_BYTES ((uint64_t)134221824 + ((uint64_t)8 << 20))
+
+msbnb_status msbnb__blas_check_memory(void) {
+    uint64_t left = msbnb__address_space_left();
+    if (left == UINT64_MAX) return MSBNB_OK;
+    const uint64_t threads = (uint64_t)msbnb__threads(), need = threads * BLAS_BUFFER_BYTES;
+    RETURN_IF(left < need, MSBNB_ERR_OUT_OF_MEMORY,
+              "the address-space limit (ulimit -v) leaves %llu MB, and OpenBLAS needs about 136 MB per thread "
+              "(%llu threads): raise the limit or use fewer threads",
+              (unsigned long long)(left >> 20), (unsigned long long)threads);
+    return MSBNB_OK;
+}
+
 #define blas_single_thread_begin msbnb__blas_single_thread_begin
 #define blas_single_thread_end msbnb__blas_single_thread_end
 

@@ -37,6 +37,9 @@ msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64
  * msbnb runs single-threaded inside a begin/end pair, which saves and restores the process's
  * OpenBLAS thread setting (msbnb never leaves it changed), and msbnb splits the work itself. */
 int msbnb__blas_single_thread_begin(void);   /* returns the previous setting for _end */
+/* OUT_OF_MEMORY when an address-space limit leaves too little for OpenBLAS's per-thread buffers
+ * (it would loop forever trying to map them); call before the first BLAS use of a model. */
+msbnb_status msbnb__blas_check_memory(void);
 void msbnb__blas_single_thread_end(int prev);
 
 /* C[M, Nc] = alpha · op(A) · op(B) + beta · C (row-major, op = transpose when trans_* != 0), as

@@ -110,7 +110,7 @@ void BW(rope_apply)(real *x, int64_t B, int64_t T, int64_t H, int64_t hd, const 
 #endif
 
 void BW(attention_fwd)(const real *q, const real *k, const real *v, int64_t B, int64_t T, int64_t H, int64_t KVH,
-                       int64_t hd, real *probs, real *out) {
+                       int64_t hd, int64_t window, real *probs, real *out) {
     int64_t rep = H / KVH;
     real scale = (real)(1.0 / sqrt((double)hd));
     int qs = (int)(H * hd), ks = (int)(KVH * hd); /* row strides of q/out and k/v */
@@ -126,16 +126,18 @@ void BW(attention_fwd)(const real *q, const real *k, const real *v, int64_t B, i
                 (int)T);
         for (int64_t t = 0; t < T; t++) {
             real *p = P + t * T;
-            real mx = p[0];
-            for (int64_t s = 1; s <= t; s++)
+            const int64_t s0 = (window > 0 && t + 1 > window) ? t + 1 - window : 0; /* first visible key */
+            real mx = p[s0];
+            for (int64_t s = s0 + 1; s <= t; s++)
                 if (p[s] > mx) mx = p[s];
             real sum = 0;
-            for (int64_t s = 0; s <= t; s++) {
+            for (int64_t s = s0; s <= t; s++) {
                 p[s] = BW_EXP(p[s] - mx);
                 sum += p[s];
             }
             real inv = 1 / sum;
-            for (int64_t s = 0; s <= t; s++) p[s] *= inv;
+            for (int64_t s = 0; s < s0; s++) p[s] = 0; /* sliding window */
+            for (int64_t s = s0; s <= t; s++) p[s] *= inv;
             for (int64_t s = t + 1; s < T; s++) p[s] = 0; /* causal mask */
         }
         /* out_h[T, hd] = P · V */

@@ -50,10 +50,12 @@ void BW(rope_apply)(BW_REAL *x, int64_t B, int64_t T, int64_t H, int64_t hd, con
  * q: [B, T, H, hd]; k, v: [B, T, KVH, hd] (H a multiple of KVH; query head h reads kv head
  * h / (H/KVH), as HF's repeat_kv); out: [B, T, H, hd].
  * probs: [B, H, T, T] softmax(q·kᵀ / sqrt(hd)) with the causal mask (entries above the diagonal
- * are written as 0), saved for the backward.
+ * are written as 0) and, when window > 0, the sliding window (query t sees keys t-window+1..t; the
+ * others written as 0), saved for the backward. The backward reads the mask from those zeros.
+ * window 0 = every earlier position.
  * scratch for the forward: none. */
 void BW(attention_fwd)(const BW_REAL *q, const BW_REAL *k, const BW_REAL *v, int64_t B, int64_t T, int64_t H,
-                       int64_t KVH, int64_t hd, BW_REAL *probs, BW_REAL *out);
+                       int64_t KVH, int64_t hd, int64_t window, BW_REAL *probs, BW_REAL *out);
 /* Given dout [B, T, H, hd]: dq [B, T, H, hd], dk, dv [B, T, KVH, hd] (all overwritten).
  * scratch: [slots * T * T] values of BW_REAL; at most `slots` threads are used (the count
  * attention_bwd_scratch(T) gives is for msbnb__threads() slots).

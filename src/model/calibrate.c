@@ -200,6 +200,10 @@ msbnb_status msbnb_quantize_checkpoint_calibrated(const msbnb_checkpoint *ck, co
     RETURN_IF(p->seq_len < 0, MSBNB_ERR_INVALID_ARG, "seq_len %d", p->seq_len);
     msbnb_model_config c;
     TRY(msbnb__llama_config_from_checkpoint(ck, "checkpoint", &c));
+    /* the layer is rebuilt from its norms and projections only */
+    RETURN_IF(c.bias || c.qk_norm, MSBNB_ERR_UNSUPPORTED,
+              "calibrated quantization handles layers without projection biases or q/k norms (%s has %s)",
+              msbnb_family_name(c.family), c.bias ? "biases" : "q/k norms");
     for (int64_t i = 0; i < p->n_tokens; i++)
         RETURN_IF(p->tokens[i] < 0 || p->tokens[i] >= c.vocab_size, MSBNB_ERR_INVALID_ARG,
                   "calibration token %d at %lld outside the vocabulary of %d", p->tokens[i], (long long)i, c.vocab_size);

@@ -9,6 +9,7 @@
 
 #include <msbnb/io.h>
 
+#include "kernels/kernels_internal.h"
 #include "model/llama_internal.h"
 
 /* ================================================================ names and defaults */
@@ -97,6 +98,26 @@ msbnb_status msbnb__llama_config_check(msbnb_model_config *c) {
     RETURN_IF(!(c->norm_eps > 0.0f) || !isfinite(c->norm_eps), MSBNB_ERR_FORMAT, "norm_eps must be > 0");
     RETURN_IF(!(c->rope_theta > 1.0f) || !isfinite(c->rope_theta), MSBNB_ERR_FORMAT, "rope_theta must be > 1");
     c->tied = c->tied ? 1 : 0;
+    c->qk_norm = c->qk_norm ? 1 : 0;
+    RETURN_IF((unsigned)c->family > MSBNB_FAMILY_QWEN3, MSBNB_ERR_FORMAT, "family %d unknown", (int)c->family);
+    RETURN_IF(c->bias >= (1u << MSBNB_PROJ_COUNT), MSBNB_ERR_FORMAT, "bias mask 0x%x has unknown bits", c->bias);
+    RETURN_IF(c->sliding_window < 0, MSBNB_ERR_FORMAT, "sliding_window %d < 0", c->sliding_window);
+    const msbnb_rope_scaling *r = &c->rope;
+    RETURN_IF((unsigned)r->type > MSBNB_ROPE_LLAMA3, MSBNB_ERR_FORMAT, "rope type %d unknown", (int)r->type);
+    if (r->type != MSBNB_ROPE_DEFAULT)
+        RETURN_IF(!(r->factor > 0.0f) || !isfinite(r->factor), MSBNB_ERR_FORMAT, "rope factor must be > 0");
+    if (r->type == MSBNB_ROPE_LLAMA3 || r->type == MSBNB_ROPE_YARN)
+        RETURN_IF(r->original_max_pos < 1, MSBNB_ERR_FORMAT, "rope original_max_position_embeddings must be >= 1");
+    if (r->type == MSBNB_ROPE_LLAMA3)
+        RETURN_IF(!(r->low_freq_factor > 0.0f) || !(r->high_freq_factor > r->low_freq_factor) ||
+                      !isfinite(r->high_freq_factor),
+                  MSBNB_ERR_FORMAT, "llama3 rope needs 0 < low_freq_factor < high_freq_factor");
+    if (r->type == MSBNB_ROPE_YARN)
+        RETURN_IF(!(r->beta_fast > 0.0f) || !(r->beta_slow > 0.0f) || !isfinite(r->beta_fast) ||
+                      !isfinite(r->beta_slow) || !(r->attention_factor >= 0.0f) || !isfinite(r->attention_factor),
+                  MSBNB_ERR_FORMAT, "yarn rope needs beta_fast, beta_slow > 0 and attention_factor >= 0");
+    if (r->type == MSBNB_ROPE_DYNAMIC)
+        RETURN_IF(c->head_dim <= 2, MSBNB_ERR_FORMAT, "dynamic RoPE needs head_dim > 2");
     return MSBNB_OK;
 }
 
@@ -119,47 +140,87 @@ static msbnb_status json_double(const msbnb_config *j, const char *key, double *
     return MSBNB_OK;
 }
 
+static const char *const family_names[] = {"llama", "mistral", "qwen2", "qwen3"};
+#define FAMILIES_SUPPORTED "llama, mistral, qwen2, qwen3"
+
+const char *msbnb_family_name(msbnb_family f) {
+    return ((unsigned)f < sizeof family_names / sizeof family_names[0]) ? family_names[f] : "?";
+}
+
+static msbnb_status json_bool(const msbnb_config *j, const char *key, int *out) {
+    msbnb_status st = msbnb_config_get_bool(j, key, out);
+    RETURN_IF(st != MSBNB_OK && st != MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT, "config.json: '%s' is not a bool", key);
+    return MSBNB_OK;
+}
+
+/* sliding_window: an integer; absent -> def, null -> 0 (full attention). */
+static msbnb_status json_window(const msbnb_config *j, int def, int *out) {
+    int64_t v = 0;
+    msbnb_status st = msbnb_config_get_int(j, "sliding_window", &v);
+    if (st == MSBNB_ERR_NOT_FOUND) {
+        *out = msbnb_config_has(j, "sliding_window") ? 0 : def;
+        return MSBNB_OK;
+    }
+    RETURN_IF(st != MSBNB_OK, MSBNB_ERR_FORMAT, "config.json: 'sliding_window' is not an integer");
+    RETURN_IF(v < 1 || v > INT32_MAX, MSBNB_ERR_FORMAT, "config.json: sliding_window %lld out of range", (long long)v);
+    *out = (int)v;
+    return MSBNB_OK;
+}
+
 static msbnb_status config_from_json(const msbnb_config *j, msbnb_model_config *c) {
     memset(c, 0, sizeof *c);
     const char *type = NULL;
-    if (msbnb_config_get_string(j, "model_type", &type) == MSBNB_OK)
-        RETURN_IF(strcmp(type, "llama") != 0, MSBNB_ERR_UNSUPPORTED, "config.json: model_type '%s' is not llama",
+    c->family = MSBNB_FAMILY_LLAMA; /* no model_type: a plain Llama config */
+    if (msbnb_config_get_string(j, "model_type", &type) == MSBNB_OK) {
+        int f = -1;
+        for (int i = 0; i < (int)(sizeof family_names / sizeof family_names[0]); i++)
+            if (!strcmp(type, family_names[i])) f = i;
+        RETURN_IF(f < 0, MSBNB_ERR_UNSUPPORTED, "model type '%s' is not supported (supported: " FAMILIES_SUPPORTED ")",
                   type);
+        c->family = (msbnb_family)f;
+    }
     TRY(json_int(j, "hidden_size", -1, &c->dim));
     TRY(json_int(j, "intermediate_size", -1, &c->hidden_dim));
     TRY(json_int(j, "num_hidden_layers", -1, &c->n_layers));
     TRY(json_int(j, "num_attention_heads", -1, &c->n_heads));
     TRY(json_int(j, "num_key_value_heads", 0, &c->n_kv_heads));
-    TRY(json_int(j, "head_dim", 0, &c->head_dim));
+    /* transformers' Qwen3Config defaults head_dim to 128; the others derive it from the sizes */
+    TRY(json_int(j, "head_dim", c->family == MSBNB_FAMILY_QWEN3 ? 128 : 0, &c->head_dim));
     TRY(json_int(j, "vocab_size", -1, &c->vocab_size));
     TRY(json_int(j, "max_position_embeddings", 2048, &c->seq_len));
-    double eps = 1e-6, theta = 10000.0;
+    double eps = 1e-6;
     TRY(json_double(j, "rms_norm_eps", &eps));
-    /* transformers >= 4.5x moved rope_theta into rope_parameters; accept both. */
-    TRY(json_double(j, "rope_parameters.rope_theta", &theta));
-    TRY(json_double(j, "rope_theta", &theta));
-    const char *rope_type = NULL;
-    if (msbnb_config_get_string(j, "rope_scaling.rope_type", &rope_type) == MSBNB_OK ||
-        msbnb_config_get_string(j, "rope_parameters.rope_type", &rope_type) == MSBNB_OK)
-        RETURN_IF(strcmp(rope_type, "default") != 0, MSBNB_ERR_UNSUPPORTED, "config.json: rope type '%s'",
-                  rope_type);
     int tied = 0;
-    msbnb_status st = msbnb_config_get_bool(j, "tie_word_embeddings", &tied);
-    RETURN_IF(st != MSBNB_OK && st != MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT,
-              "config.json: tie_word_embeddings is not a bool");
-    int bias = 0;
-    if (msbnb_config_get_bool(j, "attention_bias", &bias) == MSBNB_OK)
-        RETURN_IF(bias, MSBNB_ERR_UNSUPPORTED, "config.json: attention_bias is not supported");
-    if (msbnb_config_get_bool(j, "mlp_bias", &bias) == MSBNB_OK)
-        RETURN_IF(bias, MSBNB_ERR_UNSUPPORTED, "config.json: mlp_bias is not supported");
+    TRY(json_bool(j, "tie_word_embeddings", &tied));
+    int attn_bias = 0, mlp_bias = 0;
+    TRY(json_bool(j, "attention_bias", &attn_bias));
+    TRY(json_bool(j, "mlp_bias", &mlp_bias));
+    switch (c->family) {
+    case MSBNB_FAMILY_LLAMA:
+        c->bias = (attn_bias ? 0x0fu : 0u) | (mlp_bias ? 0x70u : 0u);
+        break;
+    case MSBNB_FAMILY_MISTRAL:
+        TRY(json_window(j, 4096, &c->sliding_window));
+        break;
+    case MSBNB_FAMILY_QWEN2:
+    case MSBNB_FAMILY_QWEN3: {
+        c->bias = c->family == MSBNB_FAMILY_QWEN2 ? MSBNB_BIAS_QKV : (attn_bias ? MSBNB_BIAS_QKV | 0x08u : 0u);
+        c->qk_norm = c->family == MSBNB_FAMILY_QWEN3;
+        int sliding = 0;
+        TRY(json_bool(j, "use_sliding_window", &sliding));
+        RETURN_IF(sliding, MSBNB_ERR_UNSUPPORTED,
+                  "config.json: use_sliding_window (sliding attention on some %s layers) is not supported", type);
+        break;
+    }
+    }
     const char *act = NULL;
     if (msbnb_config_get_string(j, "hidden_act", &act) == MSBNB_OK)
-        RETURN_IF(strcmp(act, "silu") != 0, MSBNB_ERR_UNSUPPORTED, "config.json: hidden_act '%s'", act);
-    RETURN_IF(!(eps > 0.0 && eps < 1.0) || !(theta > 1.0 && theta < 1e12), MSBNB_ERR_FORMAT,
-              "config.json: rms_norm_eps %g / rope_theta %g out of range", eps, theta);
+        RETURN_IF(strcmp(act, "silu") != 0, MSBNB_ERR_UNSUPPORTED, "config.json: hidden_act '%s' is not supported (silu only)",
+                  act);
+    RETURN_IF(!(eps > 0.0 && eps < 1.0), MSBNB_ERR_FORMAT, "config.json: rms_norm_eps %g out of range", eps);
     c->norm_eps = (float)eps;
-    c->rope_theta = (float)theta;
     c->tied = tied;
+    TRY(msbnb__rope_from_json(j, c));
     return msbnb__llama_config_check(c);
 }
 
@@ -180,17 +241,10 @@ static float *alloc_floats(size_t n) {
     return (float *)calloc(1, bytes);
 }
 
-/* RoPE tables: angle(pos, i) = pos * theta^(-2i/head_dim), i < head_dim/2 (HF and llama2.c agree). */
+/* RoPE tables for every cached position, with the frequencies of sequences up to seq_len. */
 static void rope_tables(msbnb_model *m) {
-    const int half = m->cfg.head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        double inv_freq = pow((double)m->cfg.rope_theta, -2.0 * i / (double)m->cfg.head_dim);
-        for (int p = 0; p < m->rope_len; p++) {
-            double a = (double)p * inv_freq;
-            m->rope_cos[(size_t)p * half + i] = (float)cos(a);
-            m->rope_sin[(size_t)p * half + i] = (float)sin(a);
-        }
-    }
+    msbnb__rope_inv_freq(&m->cfg, m->cfg.seq_len, m->inv_freq, &m->rope_scale);
+    msbnb__rope_fill(m->inv_freq, m->rope_scale, m->cfg.head_dim / 2, 0, m->rope_len, m->rope_cos, m->rope_sin);
 }
 
 msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_model_params *params,
@@ -206,14 +260,34 @@ msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_mo
               MSBNB_ERR_INVALID_ARG, "quantization '%s' is not available for model layers", msbnb_qtype_name(p.quant));
     RETURN_IF(!(p.int8_threshold >= 0.0f) || !isfinite(p.int8_threshold), MSBNB_ERR_INVALID_ARG,
               "int8 threshold must be >= 0");
+    RETURN_IF(p.head_quant != MSBNB_QTYPE_NONE && p.head_quant != MSBNB_QTYPE_INT8 && p.head_quant != MSBNB_QTYPE_NF4,
+              MSBNB_ERR_INVALID_ARG, "output layer quantization '%s' is not available (int8 or nf4)",
+              msbnb_qtype_name(p.head_quant));
+    RETURN_IF(p.max_seq_len > LLAMA_MAX_SEQ, MSBNB_ERR_INVALID_ARG, "context %d beyond %d positions", p.max_seq_len,
+              LLAMA_MAX_SEQ);
     if (p.max_batch == 0) p.max_batch = 64;
     if (p.max_batch > 4096) p.max_batch = 4096;
 
+    {
+        /* estimate before allocating: embeddings, KV cache and activations below (projections are
+         * bounded by the checkpoint itself) */
+        const double T = (double)((p.max_seq_len > 0 && p.max_seq_len < cfg.seq_len) ? p.max_seq_len : cfg.seq_len);
+        const double kv = 2.0 * cfg.n_layers * T * msbnb__llama_kv_dim(&cfg) * 4.0;
+        const double need = kv + 4.0 * ((double)cfg.vocab_size * cfg.dim +
+                                        (double)p.max_batch * (6.0 * cfg.dim + 2.0 * cfg.hidden_dim +
+                                                               (double)cfg.n_heads * T + cfg.vocab_size));
+        TRY(msbnb__blas_check_memory());
+        const uint64_t avail = msbnb__memory_available();
+        RETURN_IF(avail && need > (double)avail, MSBNB_ERR_OUT_OF_MEMORY,
+                  "the model's buffers need %.0f MB (KV cache %.0f MB for a context of %.0f tokens: a smaller "
+                  "max_seq_len / --ctx lowers it), %.0f MB are available",
+                  need / 1e6, kv / 1e6, T, (double)avail / 1e6);
+    }
     msbnb_model *m = (msbnb_model *)calloc(1, sizeof *m);
     RETURN_IF(!m, MSBNB_ERR_OUT_OF_MEMORY, "model");
     m->cfg = cfg;
     m->params = p;
-    m->ctx_len = (p.max_seq_len > 0 && p.max_seq_len < cfg.seq_len) ? p.max_seq_len : cfg.seq_len;
+    m->ctx_len = p.max_seq_len > 0 ? p.max_seq_len : cfg.seq_len;
     m->rope_len = m->ctx_len;
     m->batch_cap = p.max_batch;
 
@@ -226,6 +300,12 @@ msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_mo
     m->final_norm = alloc_floats(dim);
     m->rope_cos = alloc_floats((size_t)m->rope_len * half);
     m->rope_sin = alloc_floats((size_t)m->rope_len * half);
+    m->inv_freq = alloc_floats(half);
+    if (cfg.rope.type == MSBNB_ROPE_DYNAMIC) {
+        m->rope_dyn_cos = alloc_floats(B * half);
+        m->rope_dyn_sin = alloc_floats(B * half);
+        m->rope_dyn_freq = alloc_floats(half);
+    }
     m->key_cache = alloc_floats(L * T * kvd);
     m->value_cache = alloc_floats(L * T * kvd);
     m->x = alloc_floats(B * dim);
@@ -238,13 +318,19 @@ msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_mo
     m->hb = alloc_floats(B * hid);
     m->hb2 = alloc_floats(B * hid);
     m->logits = alloc_floats(B * V);
-    int ok = m->layers && m->tok_emb && m->final_norm && m->rope_cos && m->rope_sin && m->key_cache &&
+    int ok = m->layers && m->tok_emb && m->final_norm && m->rope_cos && m->rope_sin && m->inv_freq && m->key_cache &&
+             (cfg.rope.type != MSBNB_ROPE_DYNAMIC || (m->rope_dyn_cos && m->rope_dyn_sin && m->rope_dyn_freq)) &&
              m->value_cache && m->x && m->xb && m->xb2 && m->q && m->k && m->v && m->att && m->hb && m->hb2 &&
              m->logits;
     for (size_t l = 0; ok && l < L; l++) {
         m->layers[l].attn_norm = alloc_floats(dim);
         m->layers[l].ffn_norm = alloc_floats(dim);
         ok = m->layers[l].attn_norm && m->layers[l].ffn_norm;
+        if (ok && cfg.qk_norm) {
+            m->layers[l].q_norm = alloc_floats((size_t)cfg.head_dim);
+            m->layers[l].k_norm = alloc_floats((size_t)cfg.head_dim);
+            ok = m->layers[l].q_norm && m->layers[l].k_norm;
+        }
     }
     if (!ok) {
         msbnb_model_free(m);
@@ -262,15 +348,25 @@ void msbnb_model_free(msbnb_model *m) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
             free(m->layers[l].attn_norm);
             free(m->layers[l].ffn_norm);
+            free(m->layers[l].q_norm);
+            free(m->layers[l].k_norm);
             for (int p = 0; p < MSBNB_PROJ_COUNT; p++) msbnb_linear_free(m->layers[l].proj[p]);
         }
         free(m->layers);
     }
     msbnb_linear_free(m->output);
+    free(m->src_config);
     free(m->tok_emb);
+    free(m->tok_emb16);
+    free(m->head16);
+    free(m->head_scratch);
     free(m->final_norm);
     free(m->rope_cos);
     free(m->rope_sin);
+    free(m->inv_freq);
+    free(m->rope_dyn_cos);
+    free(m->rope_dyn_sin);
+    free(m->rope_dyn_freq);
     free(m->key_cache);
     free(m->value_cache);
     free(m->x);
@@ -289,6 +385,10 @@ void msbnb_model_free(msbnb_model *m) {
 /* ================================================================ projections */
 
 msbnb_status msbnb__llama_set_proj_f32(msbnb_model *m, int l, msbnb_proj p, const float *w) {
+    return msbnb__llama_set_proj(m, l, p, w, NULL);
+}
+
+msbnb_status msbnb__llama_set_proj(msbnb_model *m, int l, msbnb_proj p, const float *w, const float *bias) {
     RETURN_IF(!m || !w || l < 0 || l >= m->cfg.n_layers || (unsigned)p >= MSBNB_PROJ_COUNT, MSBNB_ERR_INVALID_ARG,
               "bad argument");
     int64_t out, in;
@@ -300,7 +400,7 @@ msbnb_status msbnb__llama_set_proj_f32(msbnb_model *m, int l, msbnb_proj p, cons
         msbnb_linear8bit_params ip = msbnb_linear8bit_params_default();
         ip.has_fp16_weights = 0;
         ip.threshold = mp->int8_threshold;
-        TRY(msbnb_linear8bit_create_from_weights(w, NULL, in, out, &ip, &lin));
+        TRY(msbnb_linear8bit_create_from_weights(w, bias, in, out, &ip, &lin));
         break;
     }
     case MSBNB_QTYPE_INT4:
@@ -311,16 +411,16 @@ msbnb_status msbnb__llama_set_proj_f32(msbnb_model *m, int l, msbnb_proj p, cons
         if (mp->quant == MSBNB_QTYPE_INT4) {
             qc.group_size = msbnb_int4_group_for(in, mp->group_size > 0 ? mp->group_size : 128);
             if (qc.group_size == 0) { /* odd in_features: no INT4 grouping exists */
-                TRY(msbnb_linear_create_from_weights(w, NULL, in, out, &lin));
+                TRY(msbnb_linear_create_from_weights(w, bias, in, out, &lin));
                 break;
             }
         } else if (mp->blocksize > 0) {
             qc.blocksize = mp->blocksize;
         }
-        TRY(msbnb_linear4bit_create_from_weights(w, NULL, in, out, &qc, &lin));
+        TRY(msbnb_linear4bit_create_from_weights(w, bias, in, out, &qc, &lin));
         break;
     }
-    default: TRY(msbnb_linear_create_from_weights(w, NULL, in, out, &lin)); break;
+    default: TRY(msbnb_linear_create_from_weights(w, bias, in, out, &lin)); break;
     }
     msbnb_linear_free(m->layers[l].proj[p]);
     m->layers[l].proj[p] = lin;
@@ -379,7 +479,10 @@ msbnb_status msbnb_model_find_linear(msbnb_model *m, const char *name, msbnb_lin
 size_t msbnb_model_weight_bytes(const msbnb_model *m) {
     if (!m) return 0;
     const size_t dim = (size_t)m->cfg.dim;
-    size_t total = sizeof(float) * ((size_t)m->cfg.vocab_size * dim + dim + 2 * dim * (size_t)m->cfg.n_layers);
+    const size_t table = (size_t)m->cfg.vocab_size * dim;
+    size_t total = sizeof(float) * (dim + 2 * dim * (size_t)m->cfg.n_layers) +
+                   (m->tok_emb ? sizeof(float) : sizeof(uint16_t)) * table + (m->head16 ? sizeof(uint16_t) * table : 0);
+    if (m->cfg.qk_norm) total += sizeof(float) * 2 * (size_t)m->cfg.head_dim * (size_t)m->cfg.n_layers;
     msbnb_linear_memory mem;
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int p = 0; p < MSBNB_PROJ_COUNT; p++)
@@ -432,17 +535,21 @@ msbnb_status msbnb_model_create_random(const msbnb_model_config *cfg, const msbn
         msbnb__llama_proj_shape(&m->cfg, (msbnb_proj)p, &o, &in);
         if ((size_t)(o * in) > maxw) maxw = (size_t)(o * in);
     }
-    float *w = alloc_floats(maxw);
-    if (!w) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "weights");
+    float *w = alloc_floats(maxw), *bias = alloc_floats(maxw);
+    if (!w || !bias) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "weights");
     for (int l = 0; st == MSBNB_OK && l < m->cfg.n_layers; l++) {
         for (size_t i = 0; i < dim; i++) m->layers[l].attn_norm[i] = m->layers[l].ffn_norm[i] = 1.0f;
+        for (int i = 0; m->cfg.qk_norm && i < m->cfg.head_dim; i++) m->layers[l].q_norm[i] = m->layers[l].k_norm[i] = 1.0f;
         for (int p = 0; st == MSBNB_OK && p < MSBNB_PROJ_COUNT; p++) {
             int64_t o, in;
             msbnb__llama_proj_shape(&m->cfg, (msbnb_proj)p, &o, &in);
             fill_normal(&s, w, (size_t)(o * in), 0.02);
-            st = msbnb__llama_set_proj_f32(m, l, (msbnb_proj)p, w);
+            const int has_bias = (m->cfg.bias >> p) & 1u;
+            if (has_bias) fill_normal(&s, bias, (size_t)o, 0.02);
+            st = msbnb__llama_set_proj(m, l, (msbnb_proj)p, w, has_bias ? bias : NULL);
         }
     }
+    free(bias);
     if (st == MSBNB_OK && !m->cfg.tied) {
         float *wo = alloc_floats((size_t)m->cfg.vocab_size * dim);
         if (!wo) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "output layer");
@@ -453,6 +560,7 @@ msbnb_status msbnb_model_create_random(const msbnb_model_config *cfg, const msbn
         free(wo);
     }
     free(w);
+    if (st == MSBNB_OK) st = msbnb__llama_finish_head(m);
     if (st != MSBNB_OK) {
         msbnb_model_free(m);
         return st;

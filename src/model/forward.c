@@ -5,14 +5,17 @@
  *   x = tok_emb[tokens]                                               x  [n, dim]
  *   per layer:
  *     xb = rmsnorm(x) * attn_norm                                      xb [n, dim]
- *     q = xb·Wqᵀ, k = xb·Wkᵀ, v = xb·Wvᵀ; RoPE on q, k                 q [n, q_dim], k, v [n, kv_dim]
+ *     q = xb·Wqᵀ (+bq), k = xb·Wkᵀ (+bk), v = xb·Wvᵀ (+bv)              q [n, q_dim], k, v [n, kv_dim]
+ *     (qwen3: q, k = rmsnorm per head · q_norm, k_norm); RoPE on q, k
  *     cache[pos+t] = k[t], v[t]
- *     xb[t, head h] = Σ_{s ≤ pos+t} softmax_s(q[t,h]·K[s,g]/√hd) V[s,g],  g = h / (n_heads/n_kv_heads)
+ *     xb[t, head h] = Σ_{s ≤ pos+t, s > pos+t-W} softmax_s(q[t,h]·K[s,g]/√hd) V[s,g],  g = h / (n_heads/n_kv_heads)
  *     x += xb·Woᵀ
  *     xb = rmsnorm(x) * ffn_norm
  *     x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ
  *   logits = rmsnorm(x) * final_norm · Woutᵀ  (Wout = tok_emb when tied)
- * The semantics are llama2.c's run.c forward() and transformers' LlamaForCausalLM (eager attention).
+ * (W = sliding_window when set, else unbounded.) The semantics are llama2.c's run.c forward() and
+ * transformers' LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM
+ * (eager attention); the families differ only in the msbnb_model_config fields used above.
  */
 #include <math.h>
 #include <string.h>
@@ -45,8 +48,18 @@ static void rope_head(float *v, const float *cs, const float *sn, int half) {
 
 void msbnb__llama_rope(const msbnb_model *m, float *q, float *k, int64_t n, int pos0) {
     const int hd = m->cfg.head_dim, half = hd / 2, qd = msbnb__llama_q_dim(&m->cfg), kvd = msbnb__llama_kv_dim(&m->cfg);
+    const float *cos_t = m->rope_cos + (size_t)pos0 * half, *sin_t = m->rope_sin + (size_t)pos0 * half;
+    if (m->cfg.rope.type == MSBNB_ROPE_DYNAMIC && pos0 + n > m->cfg.seq_len && n <= m->batch_cap) {
+        /* dynamic NTK past max_position_embeddings: the chunk's frequencies follow its last
+         * position, as transformers recomputes them for the longest sequence seen */
+        float scale;
+        msbnb__rope_inv_freq(&m->cfg, pos0 + n, m->rope_dyn_freq, &scale);
+        msbnb__rope_fill(m->rope_dyn_freq, scale, half, pos0, n, m->rope_dyn_cos, m->rope_dyn_sin);
+        cos_t = m->rope_dyn_cos;
+        sin_t = m->rope_dyn_sin;
+    }
     for (int64_t t = 0; t < n; t++) {
-        const float *cs = m->rope_cos + (size_t)(pos0 + t) * half, *sn = m->rope_sin + (size_t)(pos0 + t) * half;
+        const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
         for (int h = 0; h < m->cfg.n_heads; h++) rope_head(q + t * qd + h * hd, cs, sn, half);
         for (int h = 0; h < m->cfg.n_kv_heads; h++) rope_head(k + t * kvd + h * hd, cs, sn, half);
     }
@@ -67,15 +80,18 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
     /* Threads only pay off with enough work: below ~64K multiply-adds a parallel region costs more
      * than it saves (decode of one token on a small model). Same results either way. */
     const int parallel = (int64_t)jobs * (pos + n) * hd >= 65536;
+    /* keys per query: every earlier position, or the last sliding_window of them (mistral) */
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (parallel)
     for (int64_t job = 0; job < jobs; job++) {
         const int64_t t = job / c->n_heads;
         const int h = (int)(job % c->n_heads), g = h / group, last = pos + (int)t;
+        /* keys first..last: all of them, or the last sliding_window positions */
+        const int first = (c->sliding_window > 0 && last + 1 > c->sliding_window) ? last + 1 - c->sliding_window : 0;
         const float *qv = q + t * qd + (size_t)h * hd;
         float *att = m->att + (size_t)job * T;
         /* att[s] = (Σ_i q[i]·K[s, i]) · scale, the sum over i in order for each s */
         const float *kg = kc + (size_t)g * hd * T;
-        int s0 = 0;
+        int s0 = first;
         for (; s0 + 16 <= last + 1; s0 += 16) { /* 16 positions in registers across the i loop */
             float acc[16] = {0};
             for (int i = 0; i < hd; i++) {
@@ -90,12 +106,12 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
             att[s] = dot;
         }
         float mx = -INFINITY;
-        for (int s = 0; s <= last; s++) {
+        for (int s = first; s <= last; s++) {
             att[s] *= scale;
             if (att[s] > mx) mx = att[s];
         }
         double sum = 0.0;
-        for (int s = 0; s <= last; s++) {
+        for (int s = first; s <= last; s++) {
             att[s] = expf(att[s] - mx);
             sum += att[s];
         }
@@ -105,7 +121,7 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
         int i0 = 0;
         for (; i0 + 8 <= hd; i0 += 8) { /* 8 outputs in registers across the s loop */
             float acc[8] = {0};
-            for (int s = 0; s <= last; s++) {
+            for (int s = first; s <= last; s++) {
                 const float a = att[s] * inv, *vv = vg + (size_t)s * kvd + i0;
                 for (int j = 0; j < 8; j++) acc[j] += a * vv[j];
             }
@@ -113,7 +129,7 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
         }
         for (int i = i0; i < hd; i++) {
             float acc = 0.0f;
-            for (int s = 0; s <= last; s++) acc += (att[s] * inv) * vg[(size_t)s * kvd + i];
+            for (int s = first; s <= last; s++) acc += (att[s] * inv) * vg[(size_t)s * kvd + i];
             o[i] = acc;
         }
     }
@@ -131,6 +147,10 @@ msbnb_status msbnb__llama_layer_forward(msbnb_model *m, int l, int n, int pos) {
     TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_Q], m->xb, n, m->q));
     TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_K], m->xb, n, m->k));
     TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_V], m->xb, n, m->v));
+    if (L->q_norm) { /* qwen3: RMSNorm over each head of q and k, before RoPE */
+        msbnb__llama_rmsnorm(m->q, m->q, L->q_norm, (int64_t)n * c->n_heads, c->head_dim, c->norm_eps);
+        msbnb__llama_rmsnorm(m->k, m->k, L->k_norm, (int64_t)n * c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
     msbnb__llama_rope(m, m->q, m->k, n, pos);
     float *kc = m->key_cache + (size_t)l * T * kvd; /* [kv_dim, T]: element j of position p at j*T + p */
     for (int t = 0; t < n; t++)
@@ -161,13 +181,12 @@ static msbnb_status forward_chunk(msbnb_model *m, const int32_t *tokens, int n, 
                                   int last_only) {
     const msbnb_model_config *c = &m->cfg;
     const int dim = c->dim;
-    for (int t = 0; t < n; t++) memcpy(m->x + (size_t)t * dim, m->tok_emb + (size_t)tokens[t] * dim, sizeof(float) * dim);
+    msbnb__llama_embed(m, tokens, n, m->x);
     for (int l = 0; l < c->n_layers; l++) TRY(msbnb__llama_layer_forward(m, l, n, pos));
     if (!logits) return MSBNB_OK;
     const int r0 = last_only ? n - 1 : 0, rows = n - r0;
     msbnb__llama_rmsnorm(m->xb, m->x + (size_t)r0 * dim, m->final_norm, rows, dim, c->norm_eps);
-    if (m->output) return msbnb_linear_forward(m->output, m->xb, rows, logits);
-    return msbnb_matmul_f32(m->tok_emb, c->vocab_size, dim, m->xb, rows, NULL, logits);
+    return msbnb__llama_logits(m, m->xb, rows, logits);
 }
 
 /* ================================================================ public entry */

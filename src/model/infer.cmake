@@ -4,8 +4,9 @@ list(APPEND MSBNB_SRC
   src/model/config.c
   src/model/load_llama2c.c
   src/model/load_hf.c
-  src/model/tokenizer.c
   src/model/forward.c
+  src/model/rope.c
+  src/model/embed.c
   src/model/sampler.c
   src/model/perplexity.c
 )

@@ -1,11 +1,13 @@
 /*
- * load_hf.c — Hugging Face LlamaForCausalLM checkpoints (a directory with config.json and
+ * load_hf.c — Hugging Face LlamaForCausalLM (and Mistral, Qwen2, Qwen3) checkpoints (a directory with config.json and
  * model.safetensors, possibly sharded), through io.h.
  *
  * Tensor names (transformers' modeling_llama):
  *   model.embed_tokens.weight                       [vocab, dim]
  *   model.layers.L.input_layernorm.weight           [dim]
  *   model.layers.L.self_attn.{q,k,v,o}_proj.weight  [out, in]  (q/k rows already in rotate_half order)
+ *   model.layers.L.self_attn.{q,k,v}_proj.bias       [out]      (qwen2; config.bias)
+ *   model.layers.L.self_attn.{q,k}_norm.weight      [head_dim] (qwen3)
  *   model.layers.L.post_attention_layernorm.weight  [dim]
  *   model.layers.L.mlp.{gate,up,down}_proj.weight   [out, in]
  *   model.norm.weight                               [dim]
@@ -16,14 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <msbnb/io.h>
 
 #include "model/llama_internal.h"
 
 /* Read a plain tensor that must have exactly the given shape (ndim 1 or 2) into dst. */
-msbnb_status msbnb__llama_read_plain(const msbnb_checkpoint *ck, const char *name, int ndim, int64_t d0, int64_t d1,
-                                     float *dst) {
+static msbnb_status read_plain(const msbnb_checkpoint *ck, const char *name, int ndim, int64_t d0, int64_t d1,
+                               float *dst) {
     msbnb_tensor_info t;
     msbnb_status st = msbnb_checkpoint_find(ck, name, &t);
     RETURN_IF(st == MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT, "checkpoint has no tensor '%s'", name);
@@ -34,26 +37,39 @@ msbnb_status msbnb__llama_read_plain(const msbnb_checkpoint *ck, const char *nam
               ndim == 2 ? ", " : "", (long long)(ndim == 2 ? d1 : 0));
     RETURN_IF(t.dtype != MSBNB_ST_F32 && t.dtype != MSBNB_ST_F16 && t.dtype != MSBNB_ST_BF16, MSBNB_ERR_FORMAT,
               "tensor '%s' has dtype %s, expected F32, F16 or BF16", name, msbnb_st_dtype_name(t.dtype));
-    return msbnb_tensor_to_f32(&t, dst);
+    TRY(msbnb_tensor_to_f32(&t, dst));
+    /* the values are ours now: the file's pages need not stay resident (peak memory of a load) */
+    msbnb_checkpoint_release(ck, name);
+    return MSBNB_OK;
 }
 
-/* Projection p of layer l from the checkpoint, honouring m->params (see model.h). */
-static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l, msbnb_proj p, float *buf) {
+/* Projection p of layer l from the checkpoint, honouring m->params (see model.h); its bias
+ * (plain, [out]) into bias_buf when the config says it has one. */
+static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l, msbnb_proj p, float *buf,
+                              float *bias_buf) {
     char name[128];
-    snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, p <= MSBNB_PROJ_O ? "self_attn" : "mlp",
-             msbnb_proj_name(p));
     int64_t out, in;
     msbnb__llama_proj_shape(&m->cfg, p, &out, &in);
+    const float *bias = NULL;
+    if ((m->cfg.bias >> p) & 1u) {
+        snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", l, p <= MSBNB_PROJ_O ? "self_attn" : "mlp",
+                 msbnb_proj_name(p));
+        TRY(read_plain(ck, name, 1, out, 0, bias_buf));
+        bias = bias_buf;
+    }
+    snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, p <= MSBNB_PROJ_O ? "self_attn" : "mlp",
+             msbnb_proj_name(p));
     msbnb_qtype qt = MSBNB_QTYPE_NONE;
     msbnb_status st = msbnb_bnb_detect(ck, name, &qt);
     RETURN_IF(st == MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT, "checkpoint has no tensor '%s'", name);
     TRY(st);
     if (qt == MSBNB_QTYPE_NONE) {
-        TRY(msbnb__llama_read_plain(ck, name, 2, out, in, buf));
-        return msbnb__llama_set_proj_f32(m, l, p, buf);
+        TRY(read_plain(ck, name, 2, out, in, buf));
+        return msbnb__llama_set_proj(m, l, p, buf, bias);
     }
     msbnb_qtensor *q = NULL;
     TRY(msbnb_bnb_read(ck, name, &q));
+    msbnb_checkpoint_release(ck, name);
     msbnb_qtensor_view v;
     st = msbnb_qtensor_get_view(q, &v);
     if (st == MSBNB_OK && (v.rows != out || v.cols != in))
@@ -62,7 +78,7 @@ static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l,
     if (st == MSBNB_OK && m->params.quant == MSBNB_QTYPE_NONE) {
         /* Keep the checkpoint's own format: the layer takes ownership of q on success. */
         msbnb_linear *lin = NULL;
-        st = msbnb_linear_from_qtensor(q, NULL, &lin);
+        st = msbnb_linear_from_qtensor(q, bias, &lin);
         if (st == MSBNB_OK) {
             msbnb_linear_free(m->layers[l].proj[p]);
             m->layers[l].proj[p] = lin;
@@ -71,16 +87,40 @@ static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l,
     } else if (st == MSBNB_OK) {
         /* Another format was asked for: dequantize, then quantize as requested. */
         st = msbnb_dequantize(q, buf);
-        if (st == MSBNB_OK) st = msbnb__llama_set_proj_f32(m, l, p, buf);
+        if (st == MSBNB_OK) st = msbnb__llama_set_proj(m, l, p, buf, bias);
     }
     msbnb_qtensor_free(q);
     return st;
 }
 
+/* A [vocab, dim] table (embedding, lm_head): a bf16/f16 one is kept as stored in a new *half
+ * (its dtype in *dt; *half NULL otherwise), anything else read into f32 [vocab, dim]. */
+static msbnb_status read_table(const msbnb_checkpoint *ck, const char *name, const msbnb_model_config *c, float *f32,
+                               uint16_t **half, msbnb_dtype *dt) {
+    *half = NULL;
+    msbnb_tensor_info t;
+    msbnb_status st = msbnb_checkpoint_find(ck, name, &t);
+    if (st == MSBNB_OK && (t.dtype == MSBNB_ST_BF16 || t.dtype == MSBNB_ST_F16) && t.ndim == 2 &&
+        t.shape[0] == c->vocab_size && t.shape[1] == c->dim) {
+        const size_t n = (size_t)c->vocab_size * (size_t)c->dim;
+        *half = (uint16_t *)malloc(n * sizeof(uint16_t));
+        RETURN_IF(!*half, MSBNB_ERR_OUT_OF_MEMORY, "%s", name);
+        memcpy(*half, t.data, n * sizeof(uint16_t));
+        msbnb_checkpoint_release(ck, name);
+        *dt = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : MSBNB_DTYPE_F16;
+        return MSBNB_OK;
+    }
+    return read_plain(ck, name, 2, c->vocab_size, c->dim, f32);
+}
+
 static msbnb_status load_weights(msbnb_model *m, const msbnb_checkpoint *ck) {
     const msbnb_model_config *c = &m->cfg;
-    TRY(msbnb__llama_read_plain(ck, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, m->tok_emb));
-    TRY(msbnb__llama_read_plain(ck, "model.norm.weight", 1, c->dim, 0, m->final_norm));
+    TRY(read_table(ck, "model.embed_tokens.weight", c, m->tok_emb, &m->tok_emb16, &m->emb_dtype));
+    if (m->tok_emb16) { /* the fp32 table was never touched: give it back */
+        free(m->tok_emb);
+        m->tok_emb = NULL;
+    }
+    TRY(read_plain(ck, "model.norm.weight", 1, c->dim, 0, m->final_norm));
     size_t maxw = 0;
     for (int p = 0; p < MSBNB_PROJ_COUNT; p++) {
         int64_t o, in;
@@ -88,29 +128,74 @@ static msbnb_status load_weights(msbnb_model *m, const msbnb_checkpoint *ck) {
         if ((size_t)(o * in) > maxw) maxw = (size_t)(o * in);
     }
     if (!c->tied && (size_t)c->vocab_size * (size_t)c->dim > maxw) maxw = (size_t)c->vocab_size * (size_t)c->dim;
-    float *buf = (float *)malloc(maxw * sizeof(float));
-    RETURN_IF(!buf, MSBNB_ERR_OUT_OF_MEMORY, "weight buffer");
+    const size_t max_out = (size_t)(c->hidden_dim > c->dim ? c->hidden_dim : c->dim) +
+                           (size_t)msbnb__llama_q_dim(c);
+    float *buf = (float *)malloc(maxw * sizeof(float)), *bias_buf = (float *)malloc(max_out * sizeof(float));
+    if (!buf || !bias_buf) {
+        free(buf);
+        free(bias_buf);
+        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "weight buffer");
+    }
     msbnb_status st = MSBNB_OK;
     char name[128];
     for (int l = 0; st == MSBNB_OK && l < c->n_layers; l++) {
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        st = msbnb__llama_read_plain(ck, name, 1, c->dim, 0, m->layers[l].attn_norm);
+        st = read_plain(ck, name, 1, c->dim, 0, m->layers[l].attn_norm);
         if (st != MSBNB_OK) break;
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        st = msbnb__llama_read_plain(ck, name, 1, c->dim, 0, m->layers[l].ffn_norm);
-        for (int p = 0; st == MSBNB_OK && p < MSBNB_PROJ_COUNT; p++) st = load_proj(m, ck, l, (msbnb_proj)p, buf);
+        st = read_plain(ck, name, 1, c->dim, 0, m->layers[l].ffn_norm);
+        if (st == MSBNB_OK && c->qk_norm) {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+            st = read_plain(ck, name, 1, c->head_dim, 0, m->layers[l].q_norm);
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
+            if (st == MSBNB_OK) st = read_plain(ck, name, 1, c->head_dim, 0, m->layers[l].k_norm);
+        }
+        for (int p = 0; st == MSBNB_OK && p < MSBNB_PROJ_COUNT; p++)
+            st = load_proj(m, ck, l, (msbnb_proj)p, buf, bias_buf);
     }
     if (st == MSBNB_OK && !c->tied) {
-        st = msbnb__llama_read_plain(ck, "lm_head.weight", 2, c->vocab_size, c->dim, buf);
-        if (st == MSBNB_OK) st = msbnb_linear_create_from_weights(buf, NULL, c->dim, c->vocab_size, &m->output);
+        st = read_table(ck, "lm_head.weight", c, buf, &m->head16, &m->head_dtype);
+        if (st == MSBNB_OK && !m->head16)
+            st = msbnb_linear_create_from_weights(buf, NULL, c->dim, c->vocab_size, &m->output);
     }
+    if (st == MSBNB_OK) st = msbnb__llama_finish_head(m);
     free(buf);
+    free(bias_buf);
     return st;
 }
 
-msbnb_status msbnb__llama_config_from_checkpoint(const msbnb_checkpoint *ck, const char *path, msbnb_model_config *c) {
-    const msbnb_config *j = msbnb_checkpoint_config(ck);
-    RETURN_IF(!j, MSBNB_ERR_FORMAT, "%s: no config.json beside the weights", path);
+/* config.json against the tensors, before anything is allocated from it (a config whose sizes
+ * are at the limits would otherwise ask for hundreds of GB first): the embedding is [vocab, dim],
+ * and the layers present are exactly 0..n_layers-1 (a config with fewer layers than the
+ * checkpoint used to load the first ones silently). One pass over the names. */
+static msbnb_status check_config(const msbnb_checkpoint *ck, const msbnb_model_config *c, const char *dir) {
+    msbnb_tensor_info t;
+    msbnb_status st = msbnb_checkpoint_find(ck, "model.embed_tokens.weight", &t);
+    RETURN_IF(st == MSBNB_ERR_NOT_FOUND, MSBNB_ERR_FORMAT, "%s: checkpoint has no tensor 'model.embed_tokens.weight'",
+              dir);
+    TRY(st);
+    RETURN_IF(t.ndim != 2 || t.shape[0] != c->vocab_size || t.shape[1] != c->dim, MSBNB_ERR_SHAPE,
+              "%s: model.embed_tokens.weight is [%lld, %lld] but config.json says vocab_size %d, hidden_size %d", dir,
+              (long long)t.shape[0], (long long)(t.ndim > 1 ? t.shape[1] : 0), c->vocab_size, c->dim);
+    long long layers = 0; /* 1 + the highest layer index named */
+    size_t n = msbnb_checkpoint_count(ck);
+    for (size_t i = 0; i < n; i++) {
+        TRY(msbnb_checkpoint_get(ck, i, &t));
+        if (strncmp(t.name, "model.layers.", 13)) continue;
+        const char *d = t.name + 13;
+        long long l = 0;
+        int digits = 0;
+        for (; *d >= '0' && *d <= '9' && digits < 10; d++, digits++) l = l * 10 + (*d - '0');
+        if (digits && *d == '.' && l + 1 > layers) layers = l + 1;
+    }
+    RETURN_IF(layers != c->n_layers, MSBNB_ERR_FORMAT,
+              "%s: config.json says num_hidden_layers %d but the checkpoint has layers 0..%lld", dir, c->n_layers,
+              layers - 1);
+    return MSBNB_OK;
+}
+
+/* The model config from config.json j, checked against ck's tensors. */
+static msbnb_status config_of(const msbnb_checkpoint *ck, const msbnb_config *j, const char *dir, msbnb_model_config *c) {
     const char *json = msbnb_config_json(j);
     TRY(msbnb__llama_config_from_json(json, strlen(json), c));
     /* A checkpoint with lm_head.weight but tie_word_embeddings absent: transformers' default for
@@ -119,7 +204,18 @@ msbnb_status msbnb__llama_config_from_checkpoint(const msbnb_checkpoint *ck, con
     if (!c->tied && msbnb_checkpoint_find(ck, "lm_head.weight", &t) == MSBNB_ERR_NOT_FOUND &&
         !msbnb_config_has(j, "tie_word_embeddings"))
         c->tied = 1;
-    return MSBNB_OK;
+    return check_config(ck, c, dir);
+}
+
+msbnb_status msbnb__llama_config_from_checkpoint(const msbnb_checkpoint *ck, const char *path, msbnb_model_config *c) {
+    const msbnb_config *j = msbnb_checkpoint_config(ck);
+    RETURN_IF(!j, MSBNB_ERR_FORMAT, "%s: no config.json beside the weights", path);
+    return config_of(ck, j, path, c);
+}
+
+msbnb_status msbnb__llama_read_plain(const msbnb_checkpoint *ck, const char *name, int ndim, int64_t d0, int64_t d1,
+                                     float *dst) {
+    return read_plain(ck, name, ndim, d0, d1, dst);
 }
 
 msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *params, msbnb_model **out) {
@@ -127,12 +223,40 @@ msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *par
     *out = NULL;
     msbnb_checkpoint *ck = NULL;
     TRY(msbnb_checkpoint_open(dir, &ck));
+    const msbnb_config *j = msbnb_checkpoint_config(ck);
+    msbnb_config *beside = NULL; /* a .safetensors file given directly: the config.json next to it */
+    msbnb_status st = MSBNB_OK;
+    if (!j) {
+        size_t n = strlen(dir);
+        char *cfg_path = (char *)malloc(n + 16);
+        if (cfg_path) {
+            memcpy(cfg_path, dir, n + 1);
+            char *slash = strrchr(cfg_path, '/');
+            if (slash) strcpy(slash + 1, "config.json");
+            else strcpy(cfg_path, "config.json");
+            struct stat sb;
+            if (stat(cfg_path, &sb) == 0 && S_ISREG(sb.st_mode)) st = msbnb_config_open(cfg_path, &beside);
+            free(cfg_path);
+        }
+        j = beside;
+    }
+    if (st == MSBNB_OK && !j) st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: no config.json beside the weights", dir);
     msbnb_model_config c;
-    msbnb_status st = msbnb__llama_config_from_checkpoint(ck, dir, &c);
+    msbnb_tensor_info t;
+    if (st == MSBNB_OK) st = config_of(ck, j, dir, &c);
     msbnb_model *m = NULL;
     if (st == MSBNB_OK) st = msbnb__llama_alloc(&c, params, &m);
     if (st == MSBNB_OK) st = load_weights(m, ck);
+    if (st == MSBNB_OK && msbnb_checkpoint_find(ck, "model.embed_tokens.weight", &t) == MSBNB_OK)
+        m->src_dtype = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : t.dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_F32;
+    if (st == MSBNB_OK) {
+        const char *json = msbnb_config_json(j);
+        m->src_config = (char *)malloc(strlen(json) + 1);
+        if (!m->src_config) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "config text");
+        else strcpy(m->src_config, json);
+    }
     msbnb_checkpoint_close(ck);
+    msbnb_config_free(beside);
     if (st != MSBNB_OK) {
         msbnb_model_free(m);
         return st;

@@ -99,6 +99,7 @@ static msbnb_status load_body(msbnb_model *m, FILE *f, const char *path) {
     }
     free(buf);
     free(perm);
+    if (st == MSBNB_OK) st = msbnb__llama_finish_head(m);
     return st;
 }
 

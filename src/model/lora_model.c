@@ -201,7 +201,7 @@ msbnb_status msbnb_model_lora_load(msbnb_model *m, const char *dir, const char *
         msbnb_linear *lin = m->layers[l].proj[p];
         msbnb_lora_params lp = msbnb_lora_params_default();
         lp.r = (int)pr.r;
-        lp.lora_alpha = (float)cfg->lora_alpha;
+        lp.lora_alpha = (float)msbnb_peft_adapter_alpha(a, i); /* alpha_pattern, else lora_alpha */
         lp.lora_dropout = (float)cfg->lora_dropout;
         lp.use_rslora = cfg->use_rslora;
         st = msbnb_lora_add(lin, name, &lp);
@@ -233,14 +233,21 @@ msbnb_status msbnb_model_lora_load(msbnb_model *m, const char *dir, const char *
 
 /* ================================================================ merged checkpoint */
 
-/* config.json of the model in HF form (what msbnb__llama_config_from_json reads back). */
-static msbnb_status write_config(const msbnb_model *m, const char *path, const char *quant_json) {
+static const char *dtype_name(msbnb_dtype d) {
+    return d == MSBNB_DTYPE_BF16 ? "bfloat16" : d == MSBNB_DTYPE_F16 ? "float16" : "float32";
+}
+
+/* config.json of a model without a source config (llama2.c files, random models), in the form
+ * transformers >= 5 writes and msbnb__llama_config_from_json reads back. */
+static cJSON *generated_config(const msbnb_model *m) {
+    static const char *const arch[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+    static const char *const rope[] = {"default", "linear", "dynamic", "yarn", "llama3"};
     const msbnb_model_config *c = &m->cfg;
     cJSON *o = cJSON_CreateObject();
-    RETURN_IF(!o, MSBNB_ERR_OUT_OF_MEMORY, "config");
-    cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
-    cJSON_AddStringToObject(o, "model_type", "llama");
+    if (!o) return NULL;
+    cJSON *a = cJSON_AddArrayToObject(o, "architectures");
+    cJSON_AddItemToArray(a, cJSON_CreateString(arch[c->family]));
+    cJSON_AddStringToObject(o, "model_type", msbnb_family_name(c->family));
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(o, "hidden_size", c->dim);
     cJSON_AddNumberToObject(o, "intermediate_size", c->hidden_dim);
@@ -250,36 +257,99 @@ static msbnb_status write_config(const msbnb_model *m, const char *path, const c
     cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->seq_len);
     cJSON_AddNumberToObject(o, "rms_norm_eps", (double)c->norm_eps);
-    cJSON_AddNumberToObject(o, "rope_theta", (double)c->rope_theta);
+    cJSON *r = cJSON_AddObjectToObject(o, "rope_parameters");
+    cJSON_AddStringToObject(r, "rope_type", rope[c->rope.type]);
+    cJSON_AddNumberToObject(r, "rope_theta", (double)c->rope_theta);
+    if (c->rope.type != MSBNB_ROPE_DEFAULT) cJSON_AddNumberToObject(r, "factor", (double)c->rope.factor);
+    if (c->rope.type == MSBNB_ROPE_LLAMA3 || c->rope.type == MSBNB_ROPE_YARN)
+        cJSON_AddNumberToObject(r, "original_max_position_embeddings", c->rope.original_max_pos);
+    if (c->rope.type == MSBNB_ROPE_LLAMA3) {
+        cJSON_AddNumberToObject(r, "low_freq_factor", (double)c->rope.low_freq_factor);
+        cJSON_AddNumberToObject(r, "high_freq_factor", (double)c->rope.high_freq_factor);
+    }
+    if (c->rope.type == MSBNB_ROPE_YARN) {
+        cJSON_AddNumberToObject(r, "beta_fast", (double)c->rope.beta_fast);
+        cJSON_AddNumberToObject(r, "beta_slow", (double)c->rope.beta_slow);
+        cJSON_AddNumberToObject(r, "attention_factor", (double)c->rope.attention_factor);
+        cJSON_AddBoolToObject(r, "truncate", c->rope.truncate);
+    }
     cJSON_AddStringToObject(o, "hidden_act", "silu");
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied);
-    cJSON_AddBoolToObject(o, "attention_bias", 0);
-    cJSON_AddBoolToObject(o, "mlp_bias", 0);
+    if (c->family == MSBNB_FAMILY_LLAMA) {
+        cJSON_AddBoolToObject(o, "attention_bias", (c->bias & 0x0fu) != 0);
+        cJSON_AddBoolToObject(o, "mlp_bias", (c->bias & 0x70u) != 0);
+    } else if (c->family == MSBNB_FAMILY_QWEN3) {
+        cJSON_AddBoolToObject(o, "attention_bias", (c->bias & 0x0fu) != 0);
+    }
+    if (c->family == MSBNB_FAMILY_MISTRAL) {
+        if (c->sliding_window > 0) cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+        else cJSON_AddNullToObject(o, "sliding_window");
+    }
+    if (c->family == MSBNB_FAMILY_QWEN2 || c->family == MSBNB_FAMILY_QWEN3)
+        cJSON_AddBoolToObject(o, "use_sliding_window", 0);
     cJSON_AddNumberToObject(o, "bos_token_id", 1);
     cJSON_AddNumberToObject(o, "eos_token_id", 2);
-    cJSON_AddStringToObject(o, "torch_dtype", "float32");
-    if (quant_json) {
-        cJSON *q = cJSON_Parse(quant_json);
-        if (q) cJSON_AddItemToObject(o, "quantization_config", q);
-    }
+    return o;
+}
+
+/* config.json: the source's (every field kept) or a generated one, with the dtype and the
+ * quantization_config of what was written; through a temporary file renamed into place. */
+static msbnb_status write_config(const msbnb_model *m, const char *path, const char *quant_json, msbnb_dtype dtype) {
+    cJSON *o = m->src_config ? cJSON_Parse(m->src_config) : generated_config(m);
+    RETURN_IF(!o || !cJSON_IsObject(o), MSBNB_ERR_OUT_OF_MEMORY, "config");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "quantization_config");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "torch_dtype");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "dtype");
+    cJSON_AddStringToObject(o, "dtype", dtype_name(dtype));
+    /* verbatim: a re-parse would print llm_int8_threshold 6.0 as 6, which transformers refuses */
+    if (quant_json) cJSON_AddRawToObject(o, "quantization_config", quant_json);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     RETURN_IF(!text, MSBNB_ERR_OUT_OF_MEMORY, "config text");
-    FILE *f = fopen(path, "wb");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    size_t n = strlen(path) + 8;
+    char *tmp = malloc(n);
+    int ok = tmp != NULL;
+    if (ok) snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = ok ? fopen(tmp, "wb") : NULL;
+    ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     if (f && fclose(f) != 0) ok = 0;
+    if (ok && rename(tmp, path) != 0) ok = 0;
+    if (!ok && tmp) remove(tmp);
+    free(tmp);
     free(text);
     RETURN_IF(!ok, MSBNB_ERR_IO, "cannot write %s", path);
     return MSBNB_OK;
 }
 
-static msbnb_status add_vec(msbnb_st_writer *w, const char *name, const float *x, int64_t n) {
+/* A plain tensor x (fp32 values, shape [shape[0]] or [shape[0], shape[1]]) stored as dtype. */
+static msbnb_status add_plain(msbnb_st_writer *w, const char *name, int ndim, const int64_t *shape, const float *x,
+                              msbnb_dtype dtype) {
+    if (dtype == MSBNB_DTYPE_F32) return msbnb_st_writer_add_f32(w, name, ndim, shape, x);
+    size_t n = (size_t)shape[0] * (size_t)(ndim > 1 ? shape[1] : 1);
+    uint16_t *h = malloc(n * sizeof(uint16_t));
+    RETURN_IF(!h, MSBNB_ERR_OUT_OF_MEMORY, "%s", name);
+    if (dtype == MSBNB_DTYPE_F16) msbnb_f32_to_f16_array(x, h, n);
+    else
+        for (size_t i = 0; i < n; i++) h[i] = msbnb_f32_to_bf16(x[i]);
+    msbnb_status st = msbnb_st_writer_add(w, name, dtype == MSBNB_DTYPE_F16 ? MSBNB_ST_F16 : MSBNB_ST_BF16, ndim,
+                                          shape, h, n * sizeof(uint16_t));
+    free(h);
+    return st;
+}
+
+static msbnb_status add_vec(msbnb_st_writer *w, const char *name, const float *x, int64_t n, msbnb_dtype dtype) {
     int64_t shape[1] = {n};
-    return msbnb_st_writer_add_f32(w, name, 1, shape, x);
+    return add_plain(w, name, 1, shape, x, dtype);
 }
 
 msbnb_status msbnb_model_save_merged(msbnb_model *m, const char *out_dir, int requantize) {
+    return msbnb_model_save_merged_ex(m, out_dir, requantize, -1);
+}
+
+msbnb_status msbnb_model_save_merged_ex(msbnb_model *m, const char *out_dir, int requantize, int dtype_arg) {
     RETURN_IF(!m || !out_dir, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    RETURN_IF(dtype_arg < -1 || dtype_arg > MSBNB_DTYPE_BF16, MSBNB_ERR_INVALID_ARG, "dtype %d", dtype_arg);
+    const msbnb_dtype dtype = dtype_arg < 0 ? m->src_dtype : (msbnb_dtype)dtype_arg;
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST)
         return MSBNB_FAIL(MSBNB_ERR_IO, "cannot create directory %s", out_dir);
     const msbnb_model_config *c = &m->cfg;
@@ -299,22 +369,30 @@ msbnb_status msbnb_model_save_merged(msbnb_model *m, const char *out_dir, int re
     float *wt = malloc(sizeof(float) * (size_t)maxn), *delta = malloc(sizeof(float) * (size_t)maxn);
     if (st == MSBNB_OK && (!wt || !delta)) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "merge buffers");
     int64_t emb_shape[2] = {c->vocab_size, c->dim};
-    if (st == MSBNB_OK) st = msbnb_st_writer_add_f32(w, "model.embed_tokens.weight", 2, emb_shape, m->tok_emb);
-    if (st == MSBNB_OK) st = add_vec(w, "model.norm.weight", m->final_norm, c->dim);
-    if (st == MSBNB_OK && !c->tied && m->output) {
-        float *ow = malloc(sizeof(float) * (size_t)c->vocab_size * (size_t)c->dim);
-        st = ow ? msbnb_linear_get_weight_f32(m->output, ow) : MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "lm_head");
-        if (st == MSBNB_OK) st = msbnb_st_writer_add_f32(w, "lm_head.weight", 2, emb_shape, ow);
-        free(ow);
+    float *table = st == MSBNB_OK ? malloc(sizeof(float) * (size_t)c->vocab_size * (size_t)c->dim) : NULL;
+    if (st == MSBNB_OK && !table) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "embedding");
+    if (st == MSBNB_OK) st = msbnb__llama_embedding_f32(m, table);
+    if (st == MSBNB_OK) st = add_plain(w, "model.embed_tokens.weight", 2, emb_shape, table, dtype);
+    if (st == MSBNB_OK) st = add_vec(w, "model.norm.weight", m->final_norm, c->dim, dtype);
+    if (st == MSBNB_OK && !c->tied) {
+        st = msbnb__llama_head_f32(m, table);
+        if (st == MSBNB_OK) st = add_plain(w, "lm_head.weight", 2, emb_shape, table, dtype);
     }
+    free(table);
     char name[128], mod[96];
     msbnb_quant_config qcfg_seen = {0};
     int any_quant = 0;
     for (int l = 0; l < c->n_layers && st == MSBNB_OK; l++) {
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        st = add_vec(w, name, m->layers[l].attn_norm, c->dim);
+        st = add_vec(w, name, m->layers[l].attn_norm, c->dim, dtype);
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if (st == MSBNB_OK) st = add_vec(w, name, m->layers[l].ffn_norm, c->dim);
+        if (st == MSBNB_OK) st = add_vec(w, name, m->layers[l].ffn_norm, c->dim, dtype);
+        if (st == MSBNB_OK && c->qk_norm) {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+            st = add_vec(w, name, m->layers[l].q_norm, c->head_dim, dtype);
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
+            if (st == MSBNB_OK) st = add_vec(w, name, m->layers[l].k_norm, c->head_dim, dtype);
+        }
         for (int q = 0; q < MSBNB_PROJ_COUNT && st == MSBNB_OK; q++) {
             msbnb_linear *lin = m->layers[l].proj[q];
             int64_t o = msbnb_linear_out_features(lin), in = msbnb_linear_in_features(lin);
@@ -328,6 +406,11 @@ msbnb_status msbnb_model_save_merged(msbnb_model *m, const char *out_dir, int re
                 }
             }
             msbnb__train_module_path(l, (msbnb_proj)q, mod, sizeof mod);
+            const float *bias = msbnb_linear_bias(lin); /* frozen in training: written as loaded */
+            if (st == MSBNB_OK && bias) {
+                snprintf(name, sizeof name, "%s.bias", mod);
+                st = add_vec(w, name, bias, o, dtype);
+            }
             snprintf(name, sizeof name, "%s.weight", mod);
             const msbnb_qtensor *base = msbnb_linear_qtensor(lin);
             if (st == MSBNB_OK && requantize && base) {
@@ -343,13 +426,13 @@ msbnb_status msbnb_model_save_merged(msbnb_model *m, const char *out_dir, int re
                 if (bv.double_quant && bv.nested_blocksize) qc.nested_blocksize = bv.nested_blocksize;
                 msbnb_qtensor *nq = NULL;
                 st = msbnb_quantize(wt, o, in, &qc, &nq);
-                if (st == MSBNB_OK) st = msbnb_bnb_write(w, name, nq, MSBNB_DTYPE_F32);
+                if (st == MSBNB_OK) st = msbnb_bnb_write(w, name, nq, dtype);
                 msbnb_qtensor_free(nq);
                 if (!any_quant) qcfg_seen = qc;
                 any_quant = 1;
             } else if (st == MSBNB_OK) {
                 int64_t shape[2] = {o, in};
-                st = msbnb_st_writer_add_f32(w, name, 2, shape, wt);
+                st = add_plain(w, name, 2, shape, wt, dtype);
             }
         }
     }
@@ -363,7 +446,7 @@ msbnb_status msbnb_model_save_merged(msbnb_model *m, const char *out_dir, int re
         st = msbnb_bnb_quantization_config_json(&qcfg_seen, skip, 1, &qjson);
     }
     snprintf(path, cap, "%s/config.json", out_dir);
-    if (st == MSBNB_OK) st = write_config(m, path, qjson);
+    if (st == MSBNB_OK) st = write_config(m, path, qjson, dtype);
     free(qjson);
     free(path);
     return st;

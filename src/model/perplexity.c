@@ -12,6 +12,7 @@
  * NLL uses log-softmax in double precision and sums in a fixed order (thread-count independent).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,8 +85,9 @@ static msbnb_status score_document(ppl_state *ps, const int32_t *tokens, int n) 
 msbnb_status msbnb_model_perplexity(msbnb_model *m, const msbnb_tokenizer *tok, const char *text, size_t len,
                                     const msbnb_ppl_params *params, msbnb_ppl_result *result) {
     RETURN_IF(!m || !tok || (!text && len) || !result, MSBNB_ERR_INVALID_ARG, "NULL argument");
-    RETURN_IF(msbnb_tokenizer_vocab_size(tok) != m->cfg.vocab_size, MSBNB_ERR_SHAPE,
-              "tokenizer has %d tokens, model %d", msbnb_tokenizer_vocab_size(tok), m->cfg.vocab_size);
+    /* a model may have more rows than its tokenizer has ids (Phi-3: 32064 for 32011), never fewer */
+    RETURN_IF(msbnb_tokenizer_vocab_size(tok) > m->cfg.vocab_size, MSBNB_ERR_SHAPE,
+              "tokenizer has %d tokens, the model only %d rows", msbnb_tokenizer_vocab_size(tok), m->cfg.vocab_size);
     msbnb_ppl_params p = params ? *params : msbnb_ppl_params_default();
     RETURN_IF(p.window < 0 || p.stride < 0 || p.max_tokens < 0, MSBNB_ERR_INVALID_ARG, "negative window/stride");
     memset(result, 0, sizeof *result);
@@ -118,6 +120,24 @@ msbnb_status msbnb_model_perplexity(msbnb_model *m, const msbnb_tokenizer *tok, 
         size_t a = at, b = end;
         while (a < b && is_space(text[a])) a++;
         while (b > a && is_space(text[b - 1])) b--;
+        /* With max_tokens, only the start of a long document is scored: encode a prefix that ends
+         * before a space (sentencepiece tokens never hold an interior space, so every token of the
+         * prefix but possibly its last is the full text's), doubled until it yields two tokens more
+         * than are scored. Keeps a 30 MB one-line text with --max-tokens 2000 at a few KB of work. */
+        const size_t b_full = b;
+        size_t guess = 0;
+        if (p.max_tokens > 0 && b > a) {
+            const int64_t want = p.max_tokens - result->n_tokens + 2;
+            guess = want < (int64_t)(SIZE_MAX / 64) ? (size_t)want * 8 + 256 : b - a;
+        }
+    retry_prefix:
+        if (guess > 0 && guess < b_full - a) {
+            size_t cut = a + guess;
+            while (cut > a && text[cut] != ' ') cut--;
+            b = cut > a ? cut : b_full;
+        } else {
+            b = b_full;
+        }
         if (b > a) {
             const size_t need = (b - a) + 3;
             if (need > ids_cap) {
@@ -135,6 +155,10 @@ msbnb_status msbnb_model_perplexity(msbnb_model *m, const msbnb_tokenizer *tok, 
             }
             int n = 0;
             st = msbnb_tokenizer_encode(tok, text + a, b - a, 1, 0, ids, (int)need, &n);
+            if (st == MSBNB_OK && b < b_full && (int64_t)n < p.max_tokens - result->n_tokens + 3) {
+                guess *= 2; /* too few tokens in the prefix: a longer one */
+                goto retry_prefix;
+            }
             if (st == MSBNB_OK) st = score_document(&ps, ids, n);
             if (p.max_tokens > 0 && result->n_tokens >= p.max_tokens) break;
         }

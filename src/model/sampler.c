@@ -13,14 +13,14 @@
 
 #include "model/llama_internal.h"
 
-#define TOK_BOS 1
-#define TOK_EOS 2
 
 msbnb_sampler_params msbnb_sampler_params_default(void) {
     msbnb_sampler_params p;
     p.temperature = 0.0f;
     p.top_p = 0.9f;
     p.seed = 42;
+    p.stop_ids = NULL;
+    p.n_stop = 0;
     return p;
 }
 
@@ -132,7 +132,9 @@ msbnb_status msbnb_model_generate(msbnb_model *m, const int32_t *prompt, int n_p
     TRY(msbnb_model_forward(m, prompt, n_prompt, 0, logits, 0));
     for (int s = 0; s < steps && n < out_cap; s++) {
         int32_t next = msbnb_sample(logits, m->cfg.vocab_size, &sp, &rng);
-        if (next == TOK_EOS || next == TOK_BOS) break;
+        int stop = 0;
+        for (int k = 0; k < sp.n_stop && sp.stop_ids; k++) stop |= next == sp.stop_ids[k];
+        if (stop) break;
         out[n++] = next;
         *n_out = n;
         if (cb && cb(cb_ctx, next)) break;

@@ -1,4 +1,4 @@
 # model: the reference LLaMA. Inference (infer.cmake) and training (train.cmake).
-include(${CMAKE_SOURCE_DIR}/src/model/infer.cmake)
-include(${CMAKE_SOURCE_DIR}/src/model/train.cmake)
-include(${CMAKE_SOURCE_DIR}/src/model/calibrate.cmake)
+include(${PROJECT_SOURCE_DIR}/src/model/infer.cmake)
+include(${PROJECT_SOURCE_DIR}/src/model/train.cmake)
+include(${PROJECT_SOURCE_DIR}/src/model/calibrate.cmake)

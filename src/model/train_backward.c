@@ -120,8 +120,18 @@ static msbnb_status layer_backward(msbnb_trainer *tr, int l, const float *x_in, 
                          tr->dq, tr->dk, tr->dv, tr->attn_scratch, tr->attn_slots);
     msbnb__rope_apply(tr->dq, tr->B, tr->T, c->n_heads, c->head_dim, tr->cos_sin, 0, 1);
     msbnb__rope_apply(tr->dk, tr->B, tr->T, c->n_kv_heads, c->head_dim, tr->cos_sin, 0, 1);
-    TRY(proj_backward(tr, l, MSBNB_PROJ_Q, a->xn1, a->lora_h[MSBNB_PROJ_Q], tr->dq, tr->dxn, 0));
-    TRY(proj_backward(tr, l, MSBNB_PROJ_K, a->xn1, a->lora_h[MSBNB_PROJ_K], tr->dk, tr->dxn, 1));
+    const float *dq = tr->dq, *dk = tr->dk;
+    const msbnb_llama_layer *Ly = &m->layers[l];
+    if (Ly->q_norm) { /* qwen3: back through the per-head norms (weights frozen) */
+        memset(tr->dqraw, 0, sizeof(float) * (size_t)(N * tr->QD));
+        memset(tr->dkraw, 0, sizeof(float) * (size_t)(N * tr->KVD));
+        msbnb__rmsnorm_bwd(tr->dq, a->qraw, Ly->q_norm, a->rstdq, N * c->n_heads, c->head_dim, tr->dqraw);
+        msbnb__rmsnorm_bwd(tr->dk, a->kraw, Ly->k_norm, a->rstdk, N * c->n_kv_heads, c->head_dim, tr->dkraw);
+        dq = tr->dqraw;
+        dk = tr->dkraw;
+    }
+    TRY(proj_backward(tr, l, MSBNB_PROJ_Q, a->xn1, a->lora_h[MSBNB_PROJ_Q], dq, tr->dxn, 0));
+    TRY(proj_backward(tr, l, MSBNB_PROJ_K, a->xn1, a->lora_h[MSBNB_PROJ_K], dk, tr->dxn, 1));
     TRY(proj_backward(tr, l, MSBNB_PROJ_V, a->xn1, a->lora_h[MSBNB_PROJ_V], tr->dv, tr->dxn, 1));
     msbnb__rmsnorm_bwd(tr->dxn, x_in, m->layers[l].attn_norm, a->rstd1, N, D, tr->dx); /* dx = ∂L/∂x_in */
     return MSBNB_OK;
@@ -135,7 +145,7 @@ msbnb_status msbnb__train_backward(msbnb_trainer *tr) {
      * runs the 4-bit products' AVX-512 micro-kernels on fp32 tiles of Wout: measured ~350–380 against
      * ~170 GFLOP/s (column-chunked) to ~235 (row blocks) for OpenBLAS's AVX2 sgemm on the 32000×768
      * matrix at N = 256, two cores. */
-    const float *Wout = m->cfg.tied ? m->tok_emb : tr->out_w;
+    const float *Wout = tr->out_w ? tr->out_w : m->tok_emb;
     TRY(msbnb_matmul_f32_t(Wout, tr->V, D, tr->dlogits, N, tr->dxn, 0));
     memset(tr->dx, 0, sizeof(float) * (size_t)(N * D));
     msbnb__rmsnorm_bwd(tr->dxn, tr->xs + (int64_t)L * N * D, m->final_norm, tr->rstdf, N, D, tr->dx);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "model/backward_ops.h"
+#include "kernels/kernels_internal.h"
 #include "model/train_internal.h"
 
 /* ================================================================ parameters, creation */
@@ -33,7 +34,7 @@ static float *talloc(msbnb_trainer *tr, size_t n, int *fail) {
 }
 
 static void acts_free(train_acts *a) {
-    float **f[] = {&a->xn1, &a->rstd1, &a->q, &a->k, &a->v, &a->probs, &a->att,
+    float **f[] = {&a->xn1, &a->rstd1, &a->qraw, &a->kraw, &a->rstdq, &a->rstdk, &a->q, &a->k, &a->v, &a->probs, &a->att,
                    &a->xmid, &a->xn2, &a->rstd2, &a->g, &a->u, &a->h};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) msbnb__free_aligned(*f[i]);
     for (int q = 0; q < MSBNB_PROJ_COUNT; q++) msbnb__free_aligned(a->lora_h[q]);
@@ -46,7 +47,7 @@ void msbnb_trainer_free(msbnb_trainer *tr) {
     free(tr->lora);
     float *f[] = {tr->xs, tr->xf, tr->rstdf, tr->logits, tr->dlogits, tr->out_w, tr->cos_sin, tr->wbuf,
                   tr->xdrop, tr->lg, tr->tmp, tr->dx, tr->dxn, tr->datt, tr->dq, tr->dk, tr->dv,
-                  tr->dg, tr->du, tr->dh, tr->attn_scratch};
+                  tr->dg, tr->du, tr->dh, tr->attn_scratch, tr->dqraw, tr->dkraw};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) msbnb__free_aligned(f[i]);
     msbnb__free_aligned(tr->row_loss);
     msbnb__free_aligned(tr->inputs);
@@ -66,6 +67,7 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     RETURN_IF(tp.seq_len > c->seq_len || tp.seq_len > m->rope_len, MSBNB_ERR_INVALID_ARG,
               "seq_len %d beyond the model's context %d", tp.seq_len,
               c->seq_len < m->rope_len ? c->seq_len : m->rope_len);
+    TRY(msbnb__blas_check_memory()); /* the trainer's products go through OpenBLAS */
     msbnb_trainer *tr = calloc(1, sizeof *tr);
     RETURN_IF(!tr, MSBNB_ERR_OUT_OF_MEMORY, "trainer");
     tr->m = m;
@@ -106,6 +108,12 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
         a->rstd1 = talloc(tr, (size_t)N, &fail);
         a->q = talloc(tr, (size_t)(N * tr->QD), &fail);
         a->k = talloc(tr, (size_t)(N * tr->KVD), &fail);
+        if (c->qk_norm) {
+            a->qraw = talloc(tr, (size_t)(N * tr->QD), &fail);
+            a->kraw = talloc(tr, (size_t)(N * tr->KVD), &fail);
+            a->rstdq = talloc(tr, (size_t)(N * H), &fail);
+            a->rstdk = talloc(tr, (size_t)(N * c->n_kv_heads), &fail);
+        }
         a->v = talloc(tr, (size_t)(N * tr->KVD), &fail);
         a->probs = talloc(tr, (size_t)(tr->B * H * T * T), &fail);
         a->att = talloc(tr, (size_t)(N * tr->QD), &fail);
@@ -139,14 +147,19 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     tr->dq = talloc(tr, (size_t)(N * tr->QD), &fail);
     tr->dk = talloc(tr, (size_t)(N * tr->KVD), &fail);
     tr->dv = talloc(tr, (size_t)(N * tr->KVD), &fail);
+    if (c->qk_norm) {
+        tr->dqraw = talloc(tr, (size_t)(N * tr->QD), &fail);
+        tr->dkraw = talloc(tr, (size_t)(N * tr->KVD), &fail);
+    }
     tr->dg = talloc(tr, (size_t)(N * tr->HID), &fail);
     tr->du = talloc(tr, (size_t)(N * tr->HID), &fail);
     tr->dh = talloc(tr, (size_t)(N * tr->HID), &fail);
     tr->attn_slots = msbnb__threads();
     tr->attn_scratch = talloc(tr, (size_t)msbnb__attention_bwd_scratch(T), &fail);
-    if (!fail && !c->tied) {
+    if (!fail && (!c->tied || !m->tok_emb || m->output)) {
+        /* fp32 copy of an output layer that is not the fp32 embedding (untied, 16-bit, quantized) */
         tr->out_w = talloc(tr, (size_t)(tr->V * tr->D), &fail);
-        if (!fail && (!m->output || msbnb_linear_get_weight_f32(m->output, tr->out_w) != MSBNB_OK)) fail = 2;
+        if (!fail && msbnb__llama_head_f32(m, tr->out_w) != MSBNB_OK) fail = 2;
     }
     if (!fail) {
         tr->row_loss = msbnb__alloc_aligned((size_t)N * sizeof(double));
@@ -156,16 +169,26 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     }
     if (fail) {
         msbnb_trainer_free(tr);
-        if (fail == 2) return MSBNB_FAIL(MSBNB_ERR_INTERNAL, "untied model without an output layer");
+        if (fail == 2) return MSBNB_FAIL(MSBNB_ERR_INTERNAL, "model without an output layer");
         return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "trainer buffers for batch %d x seq %d", tp.batch, tp.seq_len);
     }
-    /* RoPE table in backward_ops' layout, from the model's own tables (same values as inference) */
+    /* RoPE table in backward_ops' layout, computed as inference computes it for a sequence of T
+     * positions (dynamic NTK past max_position_embeddings included) */
     int64_t half = c->head_dim / 2;
+    float *inv_freq = malloc(sizeof(float) * (size_t)(half * (1 + 2 * T))), scale;
+    if (!inv_freq) {
+        msbnb_trainer_free(tr);
+        return MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "RoPE table");
+    }
+    float *cos_t = inv_freq + half, *sin_t = inv_freq + half + T * half;
+    msbnb__rope_inv_freq(c, T, inv_freq, &scale);
+    msbnb__rope_fill(inv_freq, scale, (int)half, 0, T, cos_t, sin_t);
     for (int64_t t = 0; t < T; t++)
         for (int64_t i = 0; i < half; i++) {
-            tr->cos_sin[(t * half + i) * 2] = m->rope_cos[t * half + i];
-            tr->cos_sin[(t * half + i) * 2 + 1] = m->rope_sin[t * half + i];
+            tr->cos_sin[(t * half + i) * 2] = cos_t[t * half + i];
+            tr->cos_sin[(t * half + i) * 2 + 1] = sin_t[t * half + i];
         }
+    free(inv_freq);
     *out = tr;
     return MSBNB_OK;
 }
@@ -264,12 +287,18 @@ msbnb_status msbnb__train_layer_forward(msbnb_trainer *tr, int l, const float *x
     int64_t N = tr->N, D = tr->D;
     /* attention block: x_mid = x_in + Wo · attn(RoPE(Wq·xn1), RoPE(Wk·xn1), Wv·xn1) */
     msbnb__rmsnorm_fwd(x_in, m->layers[l].attn_norm, N, D, c->norm_eps, a->xn1, a->rstd1);
-    TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_Q, a->xn1, a->q, a->lora_h[MSBNB_PROJ_Q]));
-    TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_K, a->xn1, a->k, a->lora_h[MSBNB_PROJ_K]));
+    const msbnb_llama_layer *Ly = &m->layers[l];
+    TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_Q, a->xn1, Ly->q_norm ? a->qraw : a->q, a->lora_h[MSBNB_PROJ_Q]));
+    TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_K, a->xn1, Ly->k_norm ? a->kraw : a->k, a->lora_h[MSBNB_PROJ_K]));
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_V, a->xn1, a->v, a->lora_h[MSBNB_PROJ_V]));
+    if (Ly->q_norm) { /* qwen3: RMSNorm over each head (rows of head_dim) before RoPE */
+        msbnb__rmsnorm_fwd(a->qraw, Ly->q_norm, N * c->n_heads, c->head_dim, c->norm_eps, a->q, a->rstdq);
+        msbnb__rmsnorm_fwd(a->kraw, Ly->k_norm, N * c->n_kv_heads, c->head_dim, c->norm_eps, a->k, a->rstdk);
+    }
     msbnb__rope_apply(a->q, tr->B, tr->T, c->n_heads, c->head_dim, tr->cos_sin, 0, 0);
     msbnb__rope_apply(a->k, tr->B, tr->T, c->n_kv_heads, c->head_dim, tr->cos_sin, 0, 0);
-    msbnb__attention_fwd(a->q, a->k, a->v, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim, a->probs, a->att);
+    msbnb__attention_fwd(a->q, a->k, a->v, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window,
+                         a->probs, a->att);
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_O, a->att, tr->tmp, a->lora_h[MSBNB_PROJ_O]));
     residual_add(x_in, tr->tmp, N * D, a->xmid);
     /* MLP block: x_out = x_mid + Wdown · (silu(Wgate·xn2) ∘ Wup·xn2) */
@@ -287,14 +316,14 @@ msbnb_status msbnb__train_forward(msbnb_trainer *tr, int training) {
     int L = m->cfg.n_layers;
     int64_t N = tr->N, D = tr->D;
     tr->training = training;
-    msbnb__embedding_fwd(m->tok_emb, tr->inputs, N, D, tr->xs);
+    msbnb__llama_embed(m, tr->inputs, N, tr->xs);
     for (int l = 0; l < L; l++) {
         train_acts *a = &tr->acts[tr->p.recompute ? 0 : l];
         TRY(msbnb__train_layer_forward(tr, l, tr->xs + (int64_t)l * N * D, a, tr->xs + (int64_t)(l + 1) * N * D));
     }
     msbnb__rmsnorm_fwd(tr->xs + (int64_t)L * N * D, m->final_norm, N, D, m->cfg.norm_eps, tr->xf, tr->rstdf);
     /* logits[N, V] = xf · Eᵀ (tied) or xf · Woutᵀ */
-    const float *Wout = m->cfg.tied ? m->tok_emb : tr->out_w;
+    const float *Wout = tr->out_w ? tr->out_w : m->tok_emb;
     TRY(msbnb_matmul_f32(Wout, tr->V, D, tr->xf, N, NULL, tr->logits));
     return MSBNB_OK;
 }

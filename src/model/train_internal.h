@@ -17,6 +17,10 @@
 typedef struct train_acts {
     float *xn1;   /* [N, D]    rmsnorm(x_in) · attn_norm                         */
     float *rstd1; /* [N]                                                        */
+    float *qraw;  /* [N, QD]   q_proj output before the per-head norm (qk_norm), else NULL */
+    float *kraw;  /* [N, KVD]  k_proj output before the per-head norm (qk_norm), else NULL */
+    float *rstdq; /* [N·H]     per-head 1/rms of qraw (qk_norm)                  */
+    float *rstdk; /* [N·KVH]   per-head 1/rms of kraw (qk_norm)                  */
     float *q;     /* [N, QD]   queries after RoPE                               */
     float *k;     /* [N, KVD]  keys after RoPE                                  */
     float *v;     /* [N, KVD]                                                   */
@@ -54,7 +58,8 @@ struct msbnb_trainer {
     float *logits;            /* [N, V]                                                  */
     float *dlogits;           /* [N, V]                                                  */
     double *row_loss;         /* [N]                                                     */
-    float *out_w;             /* [V, D] fp32 copy of an untied output layer, else NULL    */
+    float *out_w;             /* [V, D] fp32 copy of the output layer unless it is the fp32 */
+                              /* embedding (tied), else NULL                               */
     int32_t *inputs;          /* [N]                                                     */
     int32_t *targets;         /* [N]                                                     */
     float *cos_sin;           /* [T, head_dim/2, 2] RoPE table from the model's tables    */
@@ -69,6 +74,7 @@ struct msbnb_trainer {
     float *dxn;               /* [N, D] gradient of a norm output                         */
     float *datt;              /* [N, QD]                                                  */
     float *dq, *dk, *dv;      /* [N, QD], [N, KVD], [N, KVD]                              */
+    float *dqraw, *dkraw;     /* [N, QD], [N, KVD] gradients before the q/k norms (qk_norm) */
     float *dg, *du, *dh;      /* [N, HID] each                                            */
     float *attn_scratch;      /* [attn_slots · T · T]                                     */
     int attn_slots;           /* threads the attention backward may use (count at create) */

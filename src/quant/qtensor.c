@@ -1,6 +1,7 @@
 /*
  * qtensor.c — the quantized-tensor object: configuration defaults, validation, allocation,
- * msbnb_quantize*, msbnb_dequantize / _rows, from_view / get_view / clone / free, type names.
+ * msbnb_quantize*, msbnb_dequantize / _rows, from_view / wrap / validate / get_view / clone / free,
+ * type names.
  * (fp16/bf16 entry points are in qtensor_convert.c.)
  *
  * Buffers owned by a tensor (shapes in quant.h, msbnb_qtensor_view):
@@ -351,49 +352,73 @@ msbnb_status msbnb_qtensor_get_view(const msbnb_qtensor *q, msbnb_qtensor_view *
     return MSBNB_OK;
 }
 
+/* The O(1) checks shared by from_view and wrap: normalizes the flags of *view into *v, derives
+ * and compares the sizes, requires every buffer the format needs, and resolves the code table
+ * (*code: the built-in NF4/FP4 table, the BLOCKWISE8 map or NULL). */
+static msbnb_status check_view(const char *fn, const msbnb_qtensor_view *view, msbnb_qtensor_view *v,
+                               const float **code, int *code_len) {
+    *v = *view;
+    if (v->type != MSBNB_QTYPE_INT8) v->asymmetric = v->per_row = 0;
+    v->double_quant = v->double_quant != 0;
+    v->asymmetric = v->asymmetric != 0;
+    v->per_row = v->per_row != 0;
+    TRY(derive_sizes(fn, v));
+    if (view->data_bytes != v->data_bytes)
+        return msbnb__fail(MSBNB_ERR_SHAPE, fn, "data_bytes %zu, expected %zu for %s [%lld, %lld]", view->data_bytes,
+                           v->data_bytes, msbnb_qtype_name(v->type), (long long)v->rows, (long long)v->cols);
+    if (view->n_stats != v->n_stats)
+        return msbnb__fail(MSBNB_ERR_SHAPE, fn, "n_stats %zu, expected %zu", view->n_stats, v->n_stats);
+    if (v->double_quant && view->n_nested != v->n_nested)
+        return msbnb__fail(MSBNB_ERR_SHAPE, fn, "n_nested %zu, expected %zu", view->n_nested, v->n_nested);
+    if (!v->data) return msbnb__fail(MSBNB_ERR_INVALID_ARG, fn, "data is NULL");
+    if (v->type == MSBNB_QTYPE_INT8 && !(v->threshold >= 0.0f && v->threshold <= 3.4028235e38f))
+        return msbnb__fail(MSBNB_ERR_FORMAT, fn, "threshold %g must be finite and >= 0", (double)v->threshold);
+    if (!v->double_quant && !v->stats) return msbnb__fail(MSBNB_ERR_INVALID_ARG, fn, "stats is NULL");
+    if (v->double_quant && (!v->stats_q || !v->nested_absmax || !v->nested_code))
+        return msbnb__fail(MSBNB_ERR_INVALID_ARG, fn, "double quant needs stats_q, nested_absmax and nested_code");
+    if (v->double_quant && !isfinite(v->nested_offset))
+        return msbnb__fail(MSBNB_ERR_FORMAT, fn, "nested_offset is not finite");
+    if (v->type == MSBNB_QTYPE_INT8 && v->asymmetric && !v->zero_point)
+        return msbnb__fail(MSBNB_ERR_INVALID_ARG, fn, "zero_point is NULL for asymmetric int8");
+    *code = NULL;
+    *code_len = 0;
+    if (v->type == MSBNB_QTYPE_NF4 || v->type == MSBNB_QTYPE_FP4) {
+        const float *builtin = v->type == MSBNB_QTYPE_NF4 ? msbnb_nf4_code() : msbnb_fp4_code();
+        /* the 4-bit decoders use the built-in table, so a stored one must be that table */
+        if (v->code && (v->code_len != 16 || memcmp(v->code, builtin, 16 * sizeof(float)) != 0))
+            return msbnb__fail(MSBNB_ERR_FORMAT, fn, "code table differs from the %s table", msbnb_qtype_name(v->type));
+        *code = builtin, *code_len = 16;
+    } else if (v->type == MSBNB_QTYPE_BLOCKWISE8) {
+        if (v->code && v->code_len != 256)
+            return msbnb__fail(MSBNB_ERR_SHAPE, fn, "code_len %d, expected 256", v->code_len);
+        *code = v->code ? v->code : msbnb_dynamic_map_signed(), *code_len = 256;
+    }
+    return MSBNB_OK;
+}
+
+/* The O(n) checks of the values (view already through check_view): INT8 asymmetric zero points
+ * in 0..255, INT8/INT4 scales finite and non-negative. */
+static msbnb_status check_values(const char *fn, const msbnb_qtensor_view *v) {
+    if (v->type == MSBNB_QTYPE_INT8 && v->asymmetric)
+        for (size_t i = 0; i < v->n_stats; i++)
+            if (v->zero_point[i] < 0 || v->zero_point[i] > 255)
+                return msbnb__fail(MSBNB_ERR_FORMAT, fn, "zero_point[%zu] = %d outside 0..255", i, (int)v->zero_point[i]);
+    if ((v->type == MSBNB_QTYPE_INT8 || v->type == MSBNB_QTYPE_INT4) && !v->double_quant)
+        for (size_t i = 0; i < v->n_stats; i++)
+            if (!(v->stats[i] >= 0.0f && v->stats[i] <= 3.4028235e38f))
+                return msbnb__fail(MSBNB_ERR_FORMAT, fn, "stats[%zu] = %g is not a finite non-negative scale", i,
+                                   (double)v->stats[i]);
+    return MSBNB_OK;
+}
+
 msbnb_status msbnb_qtensor_from_view(const msbnb_qtensor_view *view, msbnb_qtensor **out) {
     RETURN_IF(!view || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
-    msbnb_qtensor_view v = *view;
-    if (v.type != MSBNB_QTYPE_INT8) v.asymmetric = v.per_row = 0;
-    v.double_quant = v.double_quant != 0;
-    v.asymmetric = v.asymmetric != 0;
-    v.per_row = v.per_row != 0;
-    TRY(derive_sizes(__func__, &v));
-    RETURN_IF(view->data_bytes != v.data_bytes, MSBNB_ERR_SHAPE, "data_bytes %zu, expected %zu for %s [%lld, %lld]",
-              view->data_bytes, v.data_bytes, msbnb_qtype_name(v.type), (long long)v.rows, (long long)v.cols);
-    RETURN_IF(view->n_stats != v.n_stats, MSBNB_ERR_SHAPE, "n_stats %zu, expected %zu", view->n_stats, v.n_stats);
-    RETURN_IF(v.double_quant && view->n_nested != v.n_nested, MSBNB_ERR_SHAPE, "n_nested %zu, expected %zu",
-              view->n_nested, v.n_nested);
-    RETURN_IF(!v.data, MSBNB_ERR_INVALID_ARG, "data is NULL");
-    RETURN_IF(v.type == MSBNB_QTYPE_INT8 && !(v.threshold >= 0.0f && v.threshold <= 3.4028235e38f), MSBNB_ERR_FORMAT,
-              "threshold %g must be finite and >= 0", (double)v.threshold);
-    RETURN_IF(!v.double_quant && !v.stats, MSBNB_ERR_INVALID_ARG, "stats is NULL");
-    RETURN_IF(v.double_quant && (!v.stats_q || !v.nested_absmax || !v.nested_code), MSBNB_ERR_INVALID_ARG,
-              "double quant needs stats_q, nested_absmax and nested_code");
-    RETURN_IF(v.double_quant && !isfinite(v.nested_offset), MSBNB_ERR_FORMAT, "nested_offset is not finite");
-    int asym = v.type == MSBNB_QTYPE_INT8 && v.asymmetric;
-    RETURN_IF(asym && !v.zero_point, MSBNB_ERR_INVALID_ARG, "zero_point is NULL for asymmetric int8");
-    if (asym)
-        for (size_t i = 0; i < v.n_stats; i++)
-            RETURN_IF(v.zero_point[i] < 0 || v.zero_point[i] > 255, MSBNB_ERR_FORMAT, "zero_point[%zu] = %d outside 0..255",
-                      i, (int)v.zero_point[i]);
-    if ((v.type == MSBNB_QTYPE_INT8 || v.type == MSBNB_QTYPE_INT4) && !v.double_quant)
-        for (size_t i = 0; i < v.n_stats; i++)
-            RETURN_IF(!(v.stats[i] >= 0.0f && v.stats[i] <= 3.4028235e38f), MSBNB_ERR_FORMAT,
-                      "stats[%zu] = %g is not a finite non-negative scale", i, (double)v.stats[i]);
-    const float *code = NULL;
-    int code_len = 0;
-    if (v.type == MSBNB_QTYPE_NF4 || v.type == MSBNB_QTYPE_FP4) {
-        const float *builtin = v.type == MSBNB_QTYPE_NF4 ? msbnb_nf4_code() : msbnb_fp4_code();
-        /* the 4-bit decoders use the built-in table, so a stored one must be that table */
-        RETURN_IF(v.code && (v.code_len != 16 || memcmp(v.code, builtin, 16 * sizeof(float)) != 0), MSBNB_ERR_FORMAT,
-                  "code table differs from the %s table", msbnb_qtype_name(v.type));
-        code = builtin, code_len = 16;
-    } else if (v.type == MSBNB_QTYPE_BLOCKWISE8) {
-        RETURN_IF(v.code && v.code_len != 256, MSBNB_ERR_SHAPE, "code_len %d, expected 256", v.code_len);
-        code = v.code ? v.code : msbnb_dynamic_map_signed(), code_len = 256;
-    }
+    msbnb_qtensor_view v;
+    const float *code;
+    int code_len;
+    TRY(check_view(__func__, view, &v, &code, &code_len));
+    TRY(check_values(__func__, &v));
     msbnb_qtensor *q;
     TRY(qtensor_alloc(__func__, &v, &q));
     memcpy(q->data, v.data, v.data_bytes);
@@ -407,6 +432,39 @@ msbnb_status msbnb_qtensor_from_view(const msbnb_qtensor_view *view, msbnb_qtens
     if (code) set_code(q, code, code_len);
     *out = q;
     return MSBNB_OK;
+}
+
+static int aligned4(const void *p) { return ((uintptr_t)p & 3u) == 0; }
+
+msbnb_status msbnb_qtensor_wrap(const msbnb_qtensor_view *view, msbnb_qtensor **out) {
+    RETURN_IF(!view || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    msbnb_qtensor_view v;
+    const float *code;
+    int code_len;
+    TRY(check_view(__func__, view, &v, &code, &code_len));
+    /* float and int32 parts are read as such: they need their natural 4-byte alignment */
+    RETURN_IF(!aligned4(v.stats) || !aligned4(v.zero_point) || !aligned4(v.nested_absmax) ||
+                  !aligned4(v.nested_code) || (v.type == MSBNB_QTYPE_BLOCKWISE8 && !aligned4(v.code)),
+              MSBNB_ERR_INVALID_ARG, "float/int32 buffers must be 4-byte aligned");
+    msbnb_qtensor *q = calloc(1, sizeof *q);
+    RETURN_IF(!q, MSBNB_ERR_OUT_OF_MEMORY, "cannot allocate the tensor");
+    /* owned pointers (q->data, ...) stay NULL: msbnb_qtensor_free releases the struct only */
+    q->v = v;
+    if (!v.double_quant)
+        q->v.stats_q = NULL, q->v.nested_absmax = NULL, q->v.nested_code = NULL, q->v.n_nested = 0,
+        q->v.nested_offset = 0.0f;
+    else q->v.stats = NULL;
+    if (!(v.type == MSBNB_QTYPE_INT8 && v.asymmetric)) q->v.zero_point = NULL;
+    q->v.code = code; /* the built-in table or the caller's BLOCKWISE8 map (borrowed) */
+    q->v.code_len = code_len;
+    *out = q;
+    return MSBNB_OK;
+}
+
+msbnb_status msbnb_qtensor_validate(const msbnb_qtensor *q) {
+    RETURN_IF(!q, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    return check_values(__func__, &q->v);
 }
 
 msbnb_status msbnb_qtensor_clone(const msbnb_qtensor *q, msbnb_qtensor **out) {

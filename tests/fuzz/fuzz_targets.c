@@ -1,5 +1,6 @@
 /* fuzz_targets.c — see fuzz_targets.h. */
 #include "fuzz_targets.h"
+#include "model/llama_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,11 @@ msbnb_status fuzz_one_config(const uint8_t *data, size_t size) {
         }
         if (!msbnb_config_json(c)) abort();
         msbnb_config_free(c);
+        /* the model's reading of it: family, sizes, RoPE type and parameters, sliding window */
+        msbnb_model_config mc;
+        if (msbnb__llama_config_from_json((const char *)data, size, &mc) == MSBNB_OK &&
+            (mc.head_dim < 2 || mc.n_kv_heads < 1 || mc.n_heads % mc.n_kv_heads != 0))
+            abort();
     }
     fuzz_one_adapter_config(data, size);
     return st;

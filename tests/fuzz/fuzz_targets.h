@@ -33,6 +33,12 @@ msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size);
  * few strings (multi-byte and invalid UTF-8 among them) are encoded and every id decoded. */
 #define FUZZ_TOKENIZER_VOCAB 32
 msbnb_status fuzz_one_tokenizer(const uint8_t *data, size_t size);
+/* Hugging Face tokenizer.json / SentencePiece tokenizer.model (written under those names into a
+ * fresh temporary directory): msbnb_tokenizer_load; on success every encode / decode path runs on a
+ * set of strings, ids are checked in range and the streaming detokenizer's pieces must add up to
+ * the whole decode. */
+msbnb_status fuzz_one_tokenizer_json(const uint8_t *data, size_t size);
+msbnb_status fuzz_one_tokenizer_model(const uint8_t *data, size_t size);
 /* Optimizer state file (msbnb_optim_save format): msbnb_optim_load into an optimizer holding
  * "a" [FUZZ_OPTIM_N_A] and "b" [FUZZ_OPTIM_N_B] with blocksize FUZZ_OPTIM_BLOCKSIZE — fp32 AdamW,
  * or 8-bit AdamW ("b" 8-bit) when the file's type field is 1 — then one step on success. The

@@ -123,6 +123,10 @@ msbnb_status fuzz_one_tokenizer(const uint8_t *data, size_t size) {
         if (t) abort();
         return st;
     }
+    if (msbnb_tokenizer_kind_of(t) != MSBNB_TOKENIZER_LLAMA2C) { /* JSON / protobuf: their own targets */
+        msbnb_tokenizer_free(t);
+        return st;
+    }
     if (msbnb_tokenizer_vocab_size(t) != FUZZ_TOKENIZER_VOCAB) abort();
     int32_t mtl;
     memcpy(&mtl, data, 4);

@@ -99,6 +99,8 @@ SAFETENSORS = {
     "bad_deep_objects": st_file("{\"a\":" + "{\"b\":" * 200 + "1" + "}" * 200 + "}"),
 }
 
+# corpus/config/good_family_*.json are not written here: they are the config.json files that
+# transformers writes for python/make_family_fixtures.py (every family and RoPE type msbnb reads).
 CONFIG = {
     "good_llama": json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
                               "num_hidden_layers": 5, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,

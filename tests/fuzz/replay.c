@@ -1,5 +1,6 @@
 /* replay.c — the fuzz seed corpus as an ordinary test, without libFuzzer: every file of
- * tests/fuzz/corpus/{safetensors,config,adapter,bnb,llama2c,tokenizer,optim} goes through every fuzz target (no crash, no
+ * tests/fuzz/corpus/{safetensors,config,adapter,bnb,llama2c,tokenizer,optim,
+ * tokenizer_json,tokenizer_model} goes through every fuzz target (no crash, no
  * sanitizer report), and each bad_* file must be rejected with a one-line message (safetensors:
  * naming the file and a byte offset) while each good_* file must be accepted. */
 #define _POSIX_C_SOURCE 200809L
@@ -36,6 +37,8 @@ static int replay_dir(const char *sub, target_fn expect_fn, bool want_offset) {
         fuzz_one_bnb(buf, len);
         fuzz_one_llama2c(buf, len);
         fuzz_one_tokenizer(buf, len);
+        fuzz_one_tokenizer_json(buf, len);
+        fuzz_one_tokenizer_model(buf, len);
         fuzz_one_optim_state(buf, len);
         msbnb_status st = expect_fn(buf, len);
         const char *msg = msbnb_last_error();
@@ -61,6 +64,8 @@ TEST(bnb_corpus) { CHECK(replay_dir("bnb", fuzz_one_bnb, false) >= 20); }
 TEST(llama2c_corpus) { CHECK(replay_dir("llama2c", fuzz_one_llama2c, false) >= 12); }
 TEST(tokenizer_corpus) { CHECK(replay_dir("tokenizer", fuzz_one_tokenizer, false) >= 10); }
 TEST(optim_corpus) { CHECK(replay_dir("optim", fuzz_one_optim_state, false) >= 10); }
+TEST(tokenizer_json_corpus) { CHECK(replay_dir("tokenizer_json", fuzz_one_tokenizer_json, false) >= 30); }
+TEST(tokenizer_model_corpus) { CHECK(replay_dir("tokenizer_model", fuzz_one_tokenizer_model, false) >= 10); }
 
 int main(void) {
     RUN(safetensors_corpus);
@@ -70,5 +75,7 @@ int main(void) {
     RUN(llama2c_corpus);
     RUN(tokenizer_corpus);
     RUN(optim_corpus);
+    RUN(tokenizer_json_corpus);
+    RUN(tokenizer_model_corpus);
     return test_report();
 }

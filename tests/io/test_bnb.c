@@ -181,6 +181,10 @@ TEST(corrupt_parts_are_rejected) {
         ("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [100, 200], "
          "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": 0.5}"),
         "not json",
+        /* issue #15: a dtype that is not a float and a 3-D shape (same element count) were accepted */
+        "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"complex128\", \"shape\": [100, 200]}",
+        "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [10, 10, 200]}",
+        "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": 32, \"shape\": [100, 200]}",
     };
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
         const char *path = tpath("corrupt.safetensors");

@@ -1,2 +1,2 @@
-include(${CMAKE_SOURCE_DIR}/tests/kernels/fourbit.cmake)
-include(${CMAKE_SOURCE_DIR}/tests/kernels/int8.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/kernels/fourbit.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/kernels/int8.cmake)

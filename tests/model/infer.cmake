@@ -20,7 +20,7 @@ add_test(NAME cli_model
     rc=0; $<TARGET_FILE:msbnb_cli> generate ${_m}/stories260K.bin --tokenizer ${_m}/stories260K.bin 2>/dev/null || rc=$?; test $rc = 1")
 
 # Inference speed on a generated config (run by hand, not by ctest): build/tests/bench_llama_infer
-add_executable(bench_llama_infer ${CMAKE_SOURCE_DIR}/tests/model/bench_infer.c)
+add_executable(bench_llama_infer ${PROJECT_SOURCE_DIR}/tests/model/bench_infer.c)
 target_compile_options(bench_llama_infer PRIVATE ${MSBNB_WARNINGS})
 target_link_libraries(bench_llama_infer PRIVATE msbnb_static)
 set_tests_properties(cli_model PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")

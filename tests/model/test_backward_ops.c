@@ -115,13 +115,14 @@ TEST(rope_grad_rotate_half) { rope_case(0); }
 enum { AB = 2, AT = 6, AH = 4, AKVH = 2, AHD = 3 };
 enum { NQ = AB * AT * AH * AHD, NKV = AB * AT * AKVH * AHD };
 
-static double attn_loss(const double *q, const double *k, const double *v, const double *c) {
+static double attn_loss(const double *q, const double *k, const double *v, const double *c, int window) {
     static double probs[AB * AH * AT * AT], out[NQ];
-    dbl_attention_fwd(q, k, v, AB, AT, AH, AKVH, AHD, probs, out);
+    dbl_attention_fwd(q, k, v, AB, AT, AH, AKVH, AHD, window, probs, out);
     return dotv(c, out, NQ);
 }
 
-TEST(attention_grad) {
+/* window 0: causal; window W: a query sees its last W positions (Mistral's sliding window) */
+static void attention_case(int window) {
     test_rng r = {7};
     static double q[NQ], k[NKV], v[NKV], c[NQ], probs[AB * AH * AT * AT], out[NQ];
     static double dq[NQ], dk[NKV], dv[NKV];
@@ -129,7 +130,7 @@ TEST(attention_grad) {
     fill(&r, k, NKV, 1.0);
     fill(&r, v, NKV, 1.0);
     fill(&r, c, NQ, 1.0);
-    dbl_attention_fwd(q, k, v, AB, AT, AH, AKVH, AHD, probs, out);
+    dbl_attention_fwd(q, k, v, AB, AT, AH, AKVH, AHD, window, probs, out);
     /* causal: position 0 attends only to itself, so out[0] = v[0] of its kv head */
     for (int h = 0; h < AH; h++)
         for (int i = 0; i < AHD; i++) CHECK_NEAR(out[h * AHD + i], v[(h / (AH / AKVH)) * AHD + i], 1e-15);
@@ -139,7 +140,7 @@ TEST(attention_grad) {
         double s = 0;
         for (int j = 0; j < AT; j++) {
             s += probs[row * AT + j];
-            if (j > t) CHECK(probs[row * AT + j] == 0.0);
+            if (j > t || (window > 0 && j <= t - window)) CHECK(probs[row * AT + j] == 0.0);
         }
         CHECK_NEAR(s, 1.0, 1e-14);
     }
@@ -151,15 +152,17 @@ TEST(attention_grad) {
         for (int i = 0; i < cases[cse].n; i++) {
             double *x = cases[cse].x, keep = x[i];
             x[i] = keep + FD_H;
-            double lp = attn_loss(q, k, v, c);
+            double lp = attn_loss(q, k, v, c, window);
             x[i] = keep - FD_H;
-            double lm = attn_loss(q, k, v, c);
+            double lm = attn_loss(q, k, v, c, window);
             x[i] = keep;
             double fd = (lp - lm) / (2 * FD_H);
-            CHECK_MSG_(close_grad(cases[cse].g[i], fd), "%s[%d] %.12g vs fd %.12g", cases[cse].name, i,
-                       cases[cse].g[i], fd);
+            CHECK_MSG_(close_grad(cases[cse].g[i], fd), "window %d %s[%d] %.12g vs fd %.12g", window,
+                       cases[cse].name, i, cases[cse].g[i], fd);
         }
 }
+TEST(attention_grad) { attention_case(0); }
+TEST(attention_grad_sliding_window) { attention_case(4); }
 
 /* ---------------------------------------------------------------- SwiGLU */
 
@@ -252,6 +255,7 @@ int main(void) {
     RUN(rope_grad_interleaved);
     RUN(rope_grad_rotate_half);
     RUN(attention_grad);
+    RUN(attention_grad_sliding_window);
     RUN(swiglu_grad);
     RUN(embedding_fwd_bwd);
     RUN(cross_entropy_grad);

@@ -24,6 +24,11 @@
 
 enum { BATCH = 2, SEQ = 8 };
 
+/* 1: the other families' features in one model — q/k/v biases (qwen2), per-head q/k RMSNorm with
+ * non-unit weights and head_dim 8 != dim/heads (qwen3), a sliding window of 3 (mistral), YaRN
+ * RoPE (cos/sin scaled). */
+static int g_family_features;
+
 static msbnb_model *tiny_model(msbnb_qtype quant, int tied, uint64_t seed, int big) {
     msbnb_model_config c = {0};
     c.dim = big ? 64 : 16;
@@ -37,6 +42,19 @@ static msbnb_model *tiny_model(msbnb_qtype quant, int tied, uint64_t seed, int b
     c.norm_eps = 1e-5f;
     c.rope_theta = 10000.0f;
     c.tied = tied;
+    if (g_family_features) {
+        c.head_dim = 8;
+        c.bias = MSBNB_BIAS_QKV;
+        c.qk_norm = 1;
+        c.sliding_window = 3;
+        c.rope.type = MSBNB_ROPE_YARN;
+        c.rope.factor = 4.0f;
+        c.rope.original_max_pos = 4;
+        c.rope.beta_fast = 32.0f;
+        c.rope.beta_slow = 1.0f;
+        c.rope.attention_factor = 1.2f;
+        c.rope.truncate = 1;
+    }
     msbnb_model_params mp = msbnb_model_params_default();
     msbnb_model *m = NULL;
     /* build fp32 first, scale the weights so the network is far from uniform, then quantize if
@@ -54,9 +72,22 @@ static msbnb_model *tiny_model(msbnb_qtype quant, int tied, uint64_t seed, int b
             float *w = malloc(sizeof(float) * (size_t)n);
             CHECK_OK(msbnb_linear_get_weight_f32(lin, w));
             for (int64_t i = 0; i < n; i++) w[i] *= 15.0f; /* std 0.3 */
-            CHECK_OK(msbnb__llama_set_proj_f32(m, l, (msbnb_proj)q, w));
+            const float *b = msbnb_linear_bias(lin);
+            float *bias = NULL;
+            if (b) {
+                bias = malloc(sizeof(float) * (size_t)msbnb_linear_out_features(lin));
+                for (int64_t i = 0; i < msbnb_linear_out_features(lin); i++) bias[i] = 10.0f * b[i];
+            }
+            CHECK_OK(msbnb__llama_set_proj(m, l, (msbnb_proj)q, w, bias));
+            free(bias);
             free(w);
         }
+    test_rng nr = {seed + 11};
+    for (int l = 0; c.qk_norm && l < c.n_layers; l++) {
+        test_fill_normal(&nr, m->layers[l].q_norm, (size_t)c.head_dim, 0.3f);
+        test_fill_normal(&nr, m->layers[l].k_norm, (size_t)c.head_dim, 0.3f);
+        for (int i = 0; i < c.head_dim; i++) m->layers[l].q_norm[i] += 1.0f, m->layers[l].k_norm[i] += 1.0f;
+    }
     if (!tied && m->output) {
         float *w = msbnb_linear_weight(m->output);
         for (size_t i = 0; w && i < (size_t)c.vocab_size * (size_t)c.dim; i++) w[i] *= 15.0f;
@@ -156,8 +187,9 @@ static void grad_check(msbnb_qtype quant, int tied, float dropout, int recompute
         if (fabs(fd) > maxfd) maxfd = fabs(fd);
     }
     double rel = sqrt(num / den);
-    printf("  %s tied=%d dropout=%.1f recompute=%d: %d params, loss %.4f, |g_fd| max %.3g, rel err %.2e, max diff %.2e\n",
-           msbnb_qtype_name(quant), tied, (double)dropout, recompute, n, loss, maxfd, rel, maxdiff);
+    printf("  %s%s tied=%d dropout=%.1f recompute=%d: %d params, loss %.4f, |g_fd| max %.3g, rel err %.2e, max diff %.2e\n",
+           g_family_features ? "families' features, " : "", msbnb_qtype_name(quant), tied, (double)dropout, recompute,
+           n, loss, maxfd, rel, maxdiff);
     CHECK(maxfd > 1e-2); /* gradients are not vanishing: the check means something */
     CHECK(rel <= 2e-3);
     CHECK(maxdiff <= 2e-3 * maxfd);
@@ -170,6 +202,12 @@ TEST(grad_fp32_tied) { grad_check(MSBNB_QTYPE_NONE, 1, 0.0f, 0); }
 TEST(grad_nf4_tied_recompute) { grad_check(MSBNB_QTYPE_NF4, 1, 0.0f, 1); }
 TEST(grad_fp32_untied) { grad_check(MSBNB_QTYPE_NONE, 0, 0.0f, 0); }
 TEST(grad_dropout) { grad_check(MSBNB_QTYPE_NF4, 1, 0.3f, 0); }
+TEST(grad_family_features) {
+    g_family_features = 1;
+    grad_check(MSBNB_QTYPE_NONE, 0, 0.0f, 0);
+    grad_check(MSBNB_QTYPE_NF4, 1, 0.0f, 1);
+    g_family_features = 0;
+}
 
 /* Gradients of one step, copied out. */
 static float *grads_of(int recompute, int threads, int *n_out, double *loss) {
@@ -241,6 +279,7 @@ int main(void) {
     RUN(grad_nf4_tied_recompute);
     RUN(grad_fp32_untied);
     RUN(grad_dropout);
+    RUN(grad_family_features);
     RUN(recompute_and_threads_bit_identical);
     RUN(attach_twice_fails_cleanly);
     return test_report();

@@ -171,9 +171,124 @@ TEST(config_json) {
                  MSBNB_ERR_FORMAT);
     CHECK_STATUS(parse("{\"model_type\":\"gpt2\",\"hidden_size\":64}", &c), MSBNB_ERR_UNSUPPORTED);
     CHECK_STATUS(parse("{\"hidden_size\":64,\"intermediate_size\":1,\"num_hidden_layers\":1,"
-                       "\"num_attention_heads\":8,\"vocab_size\":3,\"rope_scaling\":{\"rope_type\":\"yarn\"}}",
+                       "\"num_attention_heads\":8,\"vocab_size\":3,\"rope_scaling\":{\"rope_type\":\"longrope\"}}",
                        &c),
                  MSBNB_ERR_UNSUPPORTED);
+    CHECK(strstr(msbnb_last_error(), "longrope") && strstr(msbnb_last_error(), "llama3"));
+}
+
+#define SIZES "\"hidden_size\":64,\"intermediate_size\":96,\"num_hidden_layers\":2,\"num_attention_heads\":4," \
+              "\"num_key_value_heads\":2,\"vocab_size\":300,\"max_position_embeddings\":128"
+
+/* Families and RoPE types: what each config.json spelling turns into. */
+TEST(config_families_and_rope) {
+    msbnb_model_config c;
+    /* the older spelling {"type": ...} is read (it used to be ignored silently) */
+    CHECK_OK(parse("{" SIZES ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":4.0},\"rope_theta\":500.0}", &c));
+    CHECK_EQ_INT(c.rope.type, MSBNB_ROPE_LINEAR);
+    CHECK_NEAR(c.rope.factor, 4.0, 0);
+    CHECK_NEAR(c.rope_theta, 500.0, 0);
+    CHECK_OK(parse("{" SIZES ",\"rope_scaling\":{\"type\":\"dynamic\",\"factor\":2.0}}", &c));
+    CHECK_EQ_INT(c.rope.type, MSBNB_ROPE_DYNAMIC);
+    CHECK_OK(parse("{" SIZES ",\"rope_parameters\":{\"rope_type\":\"llama3\",\"rope_theta\":500000.0,\"factor\":8.0,"
+                   "\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}}",
+                   &c));
+    CHECK_EQ_INT(c.rope.type, MSBNB_ROPE_LLAMA3);
+    CHECK_EQ_INT(c.rope.original_max_pos, 8192);
+    CHECK_NEAR(c.rope_theta, 500000.0, 0);
+    /* yarn: defaults beta 32/1, original = max_position_embeddings, attention factor 0.1 ln f + 1 */
+    CHECK_OK(parse("{" SIZES ",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4.0}}", &c));
+    CHECK_EQ_INT(c.rope.type, MSBNB_ROPE_YARN);
+    CHECK_EQ_INT(c.rope.original_max_pos, 128);
+    CHECK_NEAR(c.rope.beta_fast, 32.0, 0);
+    CHECK_NEAR(c.rope.beta_slow, 1.0, 0);
+    CHECK_NEAR(c.rope.attention_factor, 0.1 * log(4.0) + 1.0, 1e-6);
+    CHECK_EQ_INT(c.rope.truncate, 1);
+    CHECK_STATUS(parse("{" SIZES ",\"rope_scaling\":{\"type\":\"linear\"}}", &c), MSBNB_ERR_FORMAT); /* no factor */
+    CHECK_STATUS(parse("{" SIZES ",\"rope_parameters\":{\"rope_type\":\"llama3\",\"factor\":8.0}}", &c),
+                 MSBNB_ERR_FORMAT);
+    CHECK_STATUS(parse("{" SIZES ",\"partial_rotary_factor\":0.5}", &c), MSBNB_ERR_UNSUPPORTED);
+    /* families */
+    CHECK_OK(parse("{\"model_type\":\"mistral\"," SIZES "}", &c));
+    CHECK_EQ_INT(c.family, MSBNB_FAMILY_MISTRAL);
+    CHECK_EQ_INT(c.sliding_window, 4096); /* transformers' default */
+    CHECK_OK(parse("{\"model_type\":\"mistral\"," SIZES ",\"sliding_window\":null}", &c));
+    CHECK_EQ_INT(c.sliding_window, 0);
+    CHECK_OK(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":false,\"sliding_window\":32}", &c));
+    CHECK_EQ_INT(c.bias, MSBNB_BIAS_QKV);
+    CHECK_EQ_INT(c.sliding_window, 0);
+    CHECK_EQ_INT(c.qk_norm, 0);
+    CHECK_STATUS(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true}", &c), MSBNB_ERR_UNSUPPORTED);
+    CHECK_OK(parse("{\"model_type\":\"qwen3\"," SIZES "}", &c));
+    CHECK_EQ_INT(c.qk_norm, 1);
+    CHECK_EQ_INT(c.head_dim, 128); /* Qwen3Config's default, not hidden / heads */
+    CHECK_EQ_INT(c.bias, 0);
+    CHECK_OK(parse("{\"model_type\":\"llama\"," SIZES ",\"attention_bias\":true}", &c));
+    CHECK_EQ_INT(c.bias, 0x0f);
+    const char *refused[] = {"gemma", "gemma2", "phi3", "gpt2"};
+    for (int i = 0; i < 4; i++) {
+        char json[512];
+        snprintf(json, sizeof json, "{\"model_type\":\"%s\"," SIZES "}", refused[i]);
+        CHECK_STATUS(parse(json, &c), MSBNB_ERR_UNSUPPORTED);
+        CHECK(strstr(msbnb_last_error(), refused[i]) && strstr(msbnb_last_error(), "llama, mistral, qwen2, qwen3"));
+        CHECK(!strstr(msbnb_last_error(), "msbnb__") && !strstr(msbnb_last_error(), "config_from_json"));
+        CHECK(strncmp(msbnb_last_error(), "model type", 10) == 0); /* no function name in front */
+    }
+}
+
+/* Frequencies of each RoPE type against values worked out by hand from transformers' formulas. */
+TEST(rope_frequencies) {
+    msbnb_model_config c;
+    memset(&c, 0, sizeof c);
+    c.head_dim = 8;
+    c.rope_theta = 10000.0f;
+    c.seq_len = 32;
+    float inv[4], scale;
+    msbnb__rope_inv_freq(&c, 32, inv, &scale);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(inv[i], pow(10000.0, -2.0 * i / 8), 1e-7 * inv[i]);
+    CHECK_NEAR(scale, 1.0, 0);
+    c.rope.type = MSBNB_ROPE_LINEAR;
+    c.rope.factor = 4.0f;
+    msbnb__rope_inv_freq(&c, 32, inv, &scale);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(inv[i], pow(10000.0, -2.0 * i / 8) / 4, 1e-7 * inv[i]);
+    /* dynamic: no change up to max_position_embeddings, then theta·(f·S/M - (f-1))^(d/(d-2)) */
+    c.rope.type = MSBNB_ROPE_DYNAMIC;
+    c.rope.factor = 2.0f;
+    msbnb__rope_inv_freq(&c, 20, inv, &scale);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(inv[i], pow(10000.0, -2.0 * i / 8), 1e-6 * inv[i]);
+    msbnb__rope_inv_freq(&c, 64, inv, &scale);
+    double b = 10000.0 * pow(2.0 * 64 / 32 - 1, 8.0 / 6.0);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(inv[i], pow(b, -2.0 * i / 8), 1e-6 * inv[i]);
+    /* llama3, original 32, low 1, high 4: wavelengths 2π, 19.9, 62.8, 199 -> kept, blended,
+     * divided, divided (wavelengths within [8, 32] blend) */
+    c.rope.type = MSBNB_ROPE_LLAMA3;
+    c.rope.factor = 8.0f;
+    c.rope.low_freq_factor = 1.0f;
+    c.rope.high_freq_factor = 4.0f;
+    c.rope.original_max_pos = 32;
+    c.rope_theta = 100.0f;
+    msbnb__rope_inv_freq(&c, 32, inv, &scale);
+    CHECK_NEAR(inv[0], 1.0, 1e-7);
+    for (int i = 2; i < 4; i++) CHECK_NEAR(inv[i], pow(100.0, -2.0 * i / 8) / 8, 1e-6 * inv[i]);
+    c.rope_theta = 10.0f; /* wavelengths 2π, 11.2 (blended), 19.9 (blended), 35.3 (divided) */
+    msbnb__rope_inv_freq(&c, 32, inv, &scale);
+    for (int i = 1; i < 3; i++) {
+        double f = pow(10.0, -2.0 * i / 8), s = (32.0 / (2 * 3.14159265358979323846 / f) - 1.0) / 3.0;
+        CHECK_NEAR(inv[i], (1 - s) * f / 8 + s * f, 1e-6 * f);
+    }
+    CHECK_NEAR(inv[3], pow(10.0, -6.0 / 8) / 8, 1e-6 * inv[3]);
+    /* yarn: the attention factor multiplies cos and sin */
+    c.rope.type = MSBNB_ROPE_YARN;
+    c.rope.factor = 4.0f;
+    c.rope.beta_fast = 32.0f;
+    c.rope.beta_slow = 1.0f;
+    c.rope.attention_factor = 1.25f;
+    c.rope.truncate = 1;
+    msbnb__rope_inv_freq(&c, 32, inv, &scale);
+    CHECK_NEAR(scale, 1.25, 0);
+    float cs[4], sn[4];
+    msbnb__rope_fill(inv, scale, 4, 3, 1, cs, sn);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(cs[i] * cs[i] + sn[i] * sn[i], 1.25 * 1.25, 1e-5);
 }
 
 /* An HF directory with a broken config.json next to the real weights. */
@@ -207,6 +322,16 @@ TEST(hf_dir_config_mismatch) {
                                                 "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
                                                 "\"tie_word_embeddings\":true}"),
                  MSBNB_ERR_FORMAT);
+    /* 2 layers in the config, 5 in the file: refused, not loaded as a 2-layer model (issue #15) */
+    CHECK_STATUS(load_dir_with_config("fewer", "{\"hidden_size\":64,\"intermediate_size\":172,\"num_hidden_layers\":2,"
+                                               "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
+                                               "\"tie_word_embeddings\":true}"),
+                 MSBNB_ERR_FORMAT);
+    /* sizes at the config limits are checked against the tensors before anything is allocated */
+    CHECK_STATUS(load_dir_with_config("huge", "{\"hidden_size\":65536,\"intermediate_size\":262144,\"num_hidden_layers\":5,"
+                                              "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":2097152,"
+                                              "\"max_position_embeddings\":1048576,\"tie_word_embeddings\":true}"),
+                 MSBNB_ERR_SHAPE);
     /* wrong intermediate size -> shape mismatch */
     CHECK_STATUS(load_dir_with_config("hidden", "{\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":5,"
                                                 "\"num_attention_heads\":8,\"num_key_value_heads\":4,\"vocab_size\":512,"
@@ -315,6 +440,37 @@ TEST(half_precision_checkpoint) {
             printf("  %s checkpoint: max logit change %.3g\n", k ? "f16" : "bf16", d);
             /* bf16 keeps 8 mantissa bits: logits of magnitude ~10-20 move by a few tenths at most */
             CHECK_MSG_(d > 0 && d < (k == 0 ? 0.4 : 0.1), "%s: max logit change %g", k ? "f16" : "bf16", d);
+            /* the (tied) embedding stays in 16 bits: half the fp32 table's bytes */
+            CHECK(m->tok_emb == NULL && m->tok_emb16 != NULL && m->emb_dtype == (k ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_BF16));
+            CHECK_EQ_INT((long long)(msbnb_model_weight_bytes(ref) - msbnb_model_weight_bytes(m)), 512 * 64 * 2);
+            /* the 16-bit logits product equals an fp32 product over the converted table */
+            float *table = (float *)malloc(sizeof(float) * 512 * 64), *xn = (float *)malloc(sizeof(float) * 64 * 3);
+            float c1[3 * 512], c2[3 * 512];
+            test_rng r = {5};
+            test_fill_normal(&r, xn, 64 * 3, 1.0f);
+            CHECK_OK(msbnb__llama_embedding_f32(m, table));
+            CHECK_OK(msbnb__llama_logits(m, xn, 3, c1));
+            CHECK_OK(msbnb_matmul_f32(table, 512, 64, xn, 3, NULL, c2));
+            double e = 0;
+            for (int i = 0; i < 3 * 512; i++) e = fmax(e, fabs((double)c1[i] - c2[i]) / (fabs((double)c2[i]) + 1.0));
+            CHECK_MSG_(e < 1e-5, "16-bit head product off by %g", e);
+            free(table);
+            free(xn);
+            /* --quant-head nf4: a quantized copy for the logits, close to the 16-bit head */
+            msbnb_model_params hp = msbnb_model_params_default();
+            hp.head_quant = MSBNB_QTYPE_NF4;
+            msbnb_model *mq = NULL;
+            CHECK_OK(msbnb_model_load(dir, &hp, &mq));
+            if (mq) {
+                float *q = (float *)malloc(sizeof(float) * 4 * 512);
+                CHECK_OK(msbnb_model_forward(mq, ids, 4, 0, q, 1));
+                double dq = 0;
+                for (int i = 0; i < 4 * 512; i++) dq = fmax(dq, fabs((double)q[i] - b[i]));
+                printf("  %s checkpoint, nf4 head: max logit change %.3g\n", k ? "f16" : "bf16", dq);
+                CHECK(dq > 0 && dq < 2.0);
+                free(q);
+            }
+            msbnb_model_free(mq);
         }
         msbnb_model_free(m);
         remove(path);
@@ -322,6 +478,22 @@ TEST(half_precision_checkpoint) {
         rmdir(dir);
     }
     msbnb_model_free(ref);
+}
+
+/* MODEL given as DIR/model.safetensors: the config.json beside it is read. */
+TEST(safetensors_file_reads_config_beside) {
+    msbnb_model *a = NULL, *b = NULL;
+    CHECK_OK(msbnb_model_load(MSBNB_SHARED_DIR "/models/stories260K/hf", NULL, &a));
+    CHECK_OK(msbnb_model_load(MSBNB_SHARED_DIR "/models/stories260K/hf/model.safetensors", NULL, &b));
+    if (a && b) {
+        int32_t ids[3] = {1, 403, 407};
+        float la[512], lb[512];
+        CHECK_OK(msbnb_model_forward(a, ids, 3, 0, la, 0));
+        CHECK_OK(msbnb_model_forward(b, ids, 3, 0, lb, 0));
+        CHECK(memcmp(la, lb, sizeof la) == 0);
+    }
+    msbnb_model_free(a);
+    msbnb_model_free(b);
 }
 
 /* Generation stops at the end of the context. */
@@ -345,6 +517,9 @@ TEST(generate_stops_at_context) {
     msbnb_sampler_params sp = msbnb_sampler_params_default();
     sp.temperature = 1.5f;
     sp.top_p = 1.0f;
+    const int32_t stop[2] = {2, 1};
+    sp.stop_ids = stop;
+    sp.n_stop = 2;
     CHECK_OK(msbnb_model_generate(m, prompt, 2, 100, &sp, NULL, NULL, out, 64, &n));
     CHECK(n >= 2 && n <= 12);
     for (int i = 2; i < n; i++) CHECK(out[i] >= 0 && out[i] < 40 && out[i] != 1 && out[i] != 2); /* EOS/BOS stop, not emitted */
@@ -362,9 +537,12 @@ int main(void) {
     RUN(corrupt_llama2c);
     RUN(untied_classifier);
     RUN(config_json);
+    RUN(config_families_and_rope);
+    RUN(rope_frequencies);
     RUN(hf_dir_config_mismatch);
     RUN(random_model_and_names);
     RUN(half_precision_checkpoint);
+    RUN(safetensors_file_reads_config_beside);
     RUN(generate_stops_at_context);
     free(good_bin);
     return test_report();

@@ -225,7 +225,12 @@ TEST(corrupt_files) {
     CHECK_STATUS(load_bytes("trailing", bad, len + 8, 512), MSBNB_ERR_FORMAT);
     msbnb_tokenizer *t = NULL;
     CHECK_STATUS(msbnb_tokenizer_load("/nonexistent/tok.bin", 512, &t), MSBNB_ERR_IO);
-    CHECK_STATUS(msbnb_tokenizer_load(TOK_PATH, 0, &t), MSBNB_ERR_INVALID_ARG);
+    CHECK_STATUS(msbnb_tokenizer_load(TOK_PATH, -1, &t), MSBNB_ERR_INVALID_ARG);
+    /* vocab 0: the file is read to its end (llama2.c files store no token count) */
+    CHECK_OK(msbnb_tokenizer_load(TOK_PATH, 0, &t));
+    CHECK_EQ_INT(msbnb_tokenizer_vocab_size(t), 512);
+    msbnb_tokenizer_free(t);
+    t = NULL;
     CHECK_STATUS(msbnb_tokenizer_load(NULL, 512, &t), MSBNB_ERR_INVALID_ARG);
     msbnb_tokenizer_free(NULL);
     free(bad);

@@ -1,3 +1,3 @@
-include(${CMAKE_SOURCE_DIR}/tests/quant/fourbit.cmake)
-include(${CMAKE_SOURCE_DIR}/tests/quant/int.cmake)
-include(${CMAKE_SOURCE_DIR}/tests/quant/method.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/quant/fourbit.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/quant/int.cmake)
+include(${PROJECT_SOURCE_DIR}/tests/quant/method.cmake)

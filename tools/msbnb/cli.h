@@ -12,11 +12,10 @@ int cmd_compare(int argc, char **argv);
 /* cli_model.c: inference with the reference LLaMA model */
 int cmd_generate(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
-/* Default llama2.c tokenizer near a model path (tok512.bin / tokenizer.bin beside a file, in or
- * above an HF dir): a malloc'ed path, or NULL. */
-char *cli_find_tokenizer(const char *model);
 /* cli_train.c: training */
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+/* cli_tokenize.c: tokenizers */
+int cmd_tokenize(int argc, char **argv);
 
 #endif

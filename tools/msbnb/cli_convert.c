@@ -16,6 +16,7 @@
 #include <msbnb/io.h>
 #include <msbnb/model.h>
 #include <msbnb/quant.h>
+#include <msbnb/tokenizer.h>
 
 #include "cli.h"
 #include "cli_convert_util.h"
@@ -53,7 +54,7 @@ static const char quantize_help[] =
     "                    weight the error by input importance\n"
     "  --calib-tokens N  calibration tokens taken from FILE (default 4096)\n"
     "  --calib-seq N     tokens per calibration sequence (default 512, at most the model's context)\n"
-    "  --tokenizer PATH  llama2.c tokenizer for --calibrate (default: tok512.bin in or above IN)\n"
+    "  --tokenizer PATH  tokenizer for --calibrate (default: the one found in or above IN)\n"
     "  --quiet           no progress bar and no summary table\n"
     "\n"
     "Prints a per-layer table (type, shape, bytes before/after, relative error, SNR) and totals.\n"
@@ -65,94 +66,54 @@ typedef struct quantize_opts {
     msbnb_qmethod method;
     bool awq;
     const char *calibrate, *tokenizer;
-    long calib_tokens, calib_seq;
+    int calib_tokens, calib_seq;
     bool have_type, quiet;
     char **skip, **targets;
     size_t n_skip, n_targets;
 } quantize_opts;
 
 static int parse_quantize(int argc, char **argv, quantize_opts *o) {
-    const char *cmd = "quantize";
     memset(o, 0, sizeof *o);
-    long blocksize = 0, group = 0;
-    int double_quant = 0;
+    int blocksize = 0, group = 0, type = -1;
+    bool double_quant = false;
     float threshold = 6.0f;
-    o->skip = cli_split_list("lm_head", &o->n_skip);
+    const char *skip = "lm_head", *targets = NULL, *pos[2] = {0}, *method = "rtn";
     o->calib_tokens = 4096;
-    const char *method = "rtn";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    static const char *const types[] = {"nf4", "fp4", "int4", "int8", NULL};
+    static const msbnb_qtype type_of[] = {MSBNB_QTYPE_NF4, MSBNB_QTYPE_FP4, MSBNB_QTYPE_INT4, MSBNB_QTYPE_INT8};
+    cli_args a;
+    cli_args_begin(&a, "quantize", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             fputs(quantize_help, stdout);
             return -1;
-        } else if (!strcmp(a, "--double-quant")) {
-            double_quant = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            o->quiet = true;
-        } else if (!strcmp(a, "--type") || !strcmp(a, "--blocksize") || !strcmp(a, "--group-size") ||
-                   !strcmp(a, "--skip") || !strcmp(a, "--targets") || !strcmp(a, "--threshold") ||
-                   !strcmp(a, "--method") || !strcmp(a, "--calibrate") || !strcmp(a, "--calib-tokens") ||
-                   !strcmp(a, "--calib-seq") || !strcmp(a, "--tokenizer")) {
-            if (!val) return cli_usage_error(cmd, "%s needs a value", a);
-            i++;
-            if (!strcmp(a, "--type")) {
-                msbnb_qtype t;
-                if (msbnb_qtype_parse(val, &t) != MSBNB_OK ||
-                    (t != MSBNB_QTYPE_NF4 && t != MSBNB_QTYPE_FP4 && t != MSBNB_QTYPE_INT4 && t != MSBNB_QTYPE_INT8))
-                    return cli_usage_error(cmd, "--type must be nf4, fp4, int4 or int8, not '%s'", val);
-                o->cfg = msbnb_quant_config_default(t);
-                o->have_type = true;
-            } else if (!strcmp(a, "--blocksize")) {
-                if (!cli_parse_int(val, 32, 4096, &blocksize) || (blocksize & (blocksize - 1)))
-                    return cli_usage_error(cmd, "--blocksize must be a power of two in 32..4096, not '%s'", val);
-            } else if (!strcmp(a, "--group-size")) {
-                if (!cli_parse_int(val, 2, 1 << 20, &group) || group % 2)
-                    return cli_usage_error(cmd, "--group-size must be an even number >= 2, not '%s'", val);
-            } else if (!strcmp(a, "--method")) {
-                method = val;
-            } else if (!strcmp(a, "--calibrate")) {
-                o->calibrate = val;
-            } else if (!strcmp(a, "--tokenizer")) {
-                o->tokenizer = val;
-            } else if (!strcmp(a, "--calib-tokens")) {
-                if (!cli_parse_int(val, 2, 1L << 30, &o->calib_tokens))
-                    return cli_usage_error(cmd, "--calib-tokens must be an integer in 2..2^30, not '%s'", val);
-            } else if (!strcmp(a, "--calib-seq")) {
-                if (!cli_parse_int(val, 2, 1L << 20, &o->calib_seq))
-                    return cli_usage_error(cmd, "--calib-seq must be an integer in 2..2^20, not '%s'", val);
-            } else if (!strcmp(a, "--threshold")) {
-                if (!cli_parse_float(val, &threshold) || threshold < 0)
-                    return cli_usage_error(cmd, "--threshold must be a number >= 0, not '%s'", val);
-            } else {
-                size_t n;
-                char **list = cli_split_list(val, &n);
-                if (!strcmp(a, "--skip")) {
-                    cli_free_list(o->skip);
-                    o->skip = list, o->n_skip = n;
-                } else {
-                    cli_free_list(o->targets);
-                    o->targets = list, o->n_targets = n;
-                }
-            }
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        } else if (!o->in) {
-            o->in = a;
-        } else if (!o->out) {
-            o->out = a;
-        } else {
-            return cli_usage_error(cmd, "unexpected argument '%s'", a);
         }
+        (void)(cli_flag(&a, "--double-quant", &double_quant) || cli_flag(&a, "--quiet", &o->quiet) ||
+            cli_choice(&a, "--type", types, &type) || cli_int(&a, "--blocksize", 32, 4096, &blocksize) ||
+            cli_int(&a, "--group-size", 2, 1 << 20, &group) || cli_float(&a, "--threshold", 0, 1e30, &threshold) ||
+            cli_str(&a, "--skip", &skip) || cli_str(&a, "--targets", &targets) || cli_str(&a, "--method", &method) ||
+            cli_str(&a, "--calibrate", &o->calibrate) || cli_str(&a, "--tokenizer", &o->tokenizer) ||
+            cli_int(&a, "--calib-tokens", 2, 1 << 30, &o->calib_tokens) ||
+            cli_int(&a, "--calib-seq", 2, 1 << 20, &o->calib_seq) || cli_positional(&a, pos, 2));
     }
-    if (!o->in || !o->out) return cli_usage_error(cmd, "needs IN and OUT");
-    if (!o->have_type) return cli_usage_error(cmd, "--type is required");
-    if (blocksize) o->cfg.blocksize = (int)blocksize;
-    if (group) o->cfg.group_size = (int)group;
+    if (a.failed) return EXIT_USAGE;
+    if (blocksize & (blocksize - 1))
+        return cli_args_error(&a, "--blocksize must be a power of two in 32..4096, not %d", blocksize);
+    if (group % 2) return cli_args_error(&a, "--group-size must be an even number >= 2, not %d", group);
+    o->in = pos[0], o->out = pos[1];
+    if (!o->in || !o->out) return cli_args_error(&a, "needs IN and OUT");
+    if (type < 0) return cli_args_error(&a, "--type is required");
+    o->cfg = msbnb_quant_config_default(type_of[type]);
+    o->have_type = true;
+    o->skip = cli_split_list(skip, &o->n_skip);
+    if (targets) o->targets = cli_split_list(targets, &o->n_targets);
+    if (!o->skip || (targets && !o->targets)) return cli_args_error(&a, "out of memory");
+    if (blocksize) o->cfg.blocksize = blocksize;
+    if (group) o->cfg.group_size = group;
     o->cfg.double_quant = double_quant;
     o->cfg.threshold = threshold;
     if (double_quant && o->cfg.type == MSBNB_QTYPE_INT8)
-        return cli_usage_error(cmd, "--double-quant applies to nf4, fp4 and int4");
+        return cli_args_error(&a, "--double-quant applies to nf4, fp4 and int4");
     /* --method: [awq+]rtn|search|gptq, or awq alone (= awq+rtn) */
     const char *base = method;
     if (!strncmp(method, "awq", 3) && (method[3] == '\0' || method[3] == '+')) {
@@ -160,14 +121,14 @@ static int parse_quantize(int argc, char **argv, quantize_opts *o) {
         base = method[3] ? method + 4 : "rtn";
     }
     if (msbnb_qmethod_parse(base, &o->method) != MSBNB_OK || (o->awq && !strcmp(base, "awq")))
-        return cli_usage_error(cmd, "--method must be rtn, search, gptq, awq, awq+rtn, awq+search or awq+gptq, not '%s'",
+        return cli_args_error(&a, "--method must be rtn, search, gptq, awq, awq+rtn, awq+search or awq+gptq, not '%s'",
                                method);
     if ((o->method != MSBNB_QMETHOD_RTN || o->awq) && o->cfg.type == MSBNB_QTYPE_INT8)
-        return cli_usage_error(cmd, "--method %s applies to nf4, fp4 and int4", method);
+        return cli_args_error(&a, "--method %s applies to nf4, fp4 and int4", method);
     if ((o->method == MSBNB_QMETHOD_GPTQ || o->awq) && !o->calibrate)
-        return cli_usage_error(cmd, "--method %s needs --calibrate TEXTFILE", method);
+        return cli_args_error(&a, "--method %s needs --calibrate TEXTFILE", method);
     if (o->calibrate && o->method == MSBNB_QMETHOD_RTN && !o->awq)
-        return cli_usage_error(cmd, "--calibrate needs --method search, gptq or awq");
+        return cli_args_error(&a, "--calibrate needs --method search, gptq or awq");
     return 0;
 }
 
@@ -196,7 +157,7 @@ static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t,
     const float *ref = t->data;
     if (src != MSBNB_DTYPE_F32 || ((uintptr_t)t->data % sizeof(float))) {
         owned = malloc(n * sizeof(float));
-        if (!owned) return MSBNB_ERR_OUT_OF_MEMORY;
+        if (!owned) return cli_oom();
         msbnb_status st = msbnb_tensor_to_f32(t, owned);
         if (st != MSBNB_OK) {
             free(owned);
@@ -227,7 +188,7 @@ static msbnb_status write_measured(msbnb_st_writer *w, const char *name, const m
     cli_err_acc acc = {0};
     int64_t slab = cols > 0 ? (int64_t)((1 << 20) / (size_t)cols) + 1 : 1;
     float *y = st == MSBNB_OK ? malloc((size_t)(slab < rows ? slab : rows) * (size_t)cols * sizeof(float) + 1) : NULL;
-    if (st == MSBNB_OK && !y) st = MSBNB_ERR_OUT_OF_MEMORY;
+    if (st == MSBNB_OK && !y) st = cli_oom();
     for (int64_t r0 = 0; st == MSBNB_OK && r0 < rows; r0 += slab) {
         int64_t nr = rows - r0 < slab ? rows - r0 : slab;
         st = msbnb_dequantize_rows(q, r0, nr, y);
@@ -253,6 +214,7 @@ static const char *keep_reason(const quantize_opts *o, const msbnb_tensor_info *
         if (!hit) why = "not in --targets";
     }
     if (!why && o->cfg.type == MSBNB_QTYPE_INT4 && t->shape[1] % 2) why = "odd column count (int4)";
+    if (!why && (t->shape[0] == 0 || t->shape[1] == 0)) why = "empty (no element to quantize)";
     free(mod);
     return why;
 }
@@ -351,8 +313,9 @@ static msbnb_status calib_emit(void *ctx, const char *name, const msbnb_qtensor 
     return st;
 }
 
-/* Calibration token ids: the first ~16 bytes per wanted token of FILE (cut at a space), encoded with
- * BOS by the llama2.c tokenizer, at most calib_tokens of them. *ids malloc'ed. */
+/* Calibration token ids: the first ~16 bytes per wanted token of FILE (cut at a space), encoded by
+ * the model's tokenizer (--tokenizer, else the one msbnb_tokenizer_load finds at IN) with its special
+ * tokens (BOS), at most calib_tokens of them. *ids malloc'ed. */
 static msbnb_status calib_tokens(const quantize_opts *o, const msbnb_checkpoint *ck, int32_t **ids, int64_t *n) {
     *ids = NULL;
     int64_t vocab = 0;
@@ -361,15 +324,8 @@ static msbnb_status calib_tokens(const quantize_opts *o, const msbnb_checkpoint 
         fprintf(stderr, "msbnb quantize: %s: no vocab_size in config.json\n", o->in);
         return MSBNB_ERR_FORMAT;
     }
-    char *tpath = o->tokenizer ? NULL : cli_find_tokenizer(o->in);
-    const char *tp = o->tokenizer ? o->tokenizer : tpath;
-    if (!tp) {
-        fprintf(stderr, "msbnb quantize: no tokenizer found near '%s'; pass --tokenizer PATH\n", o->in);
-        return MSBNB_ERR_NOT_FOUND;
-    }
     msbnb_tokenizer *tok = NULL;
-    msbnb_status st = msbnb_tokenizer_load(tp, (int)vocab, &tok);
-    free(tpath);
+    msbnb_status st = msbnb_tokenizer_load(o->tokenizer ? o->tokenizer : o->in, (int)vocab, &tok);
     if (st != MSBNB_OK) return st;
     FILE *f = fopen(o->calibrate, "rb");
     size_t cap = (size_t)o->calib_tokens * 16 + 1, len = 0;
@@ -381,29 +337,25 @@ static msbnb_status calib_tokens(const quantize_opts *o, const msbnb_checkpoint 
         st = MSBNB_ERR_OUT_OF_MEMORY;
     } else {
         len = fread(text, 1, cap, f);
-        if (len == cap) /* more follows: end at the last space so no word is cut */
+        if (len == cap) /* more follows: end at the last space so no word (or UTF-8 sequence) is cut */
             while (len > 0 && text[len - 1] != ' ' && text[len - 1] != '\n') len--;
-        for (size_t i = 0; i < len; i++)
-            if (!text[i]) text[i] = ' '; /* the tokenizer takes no NUL bytes */
         text[len] = '\0';
     }
     if (f) fclose(f);
-    int32_t *buf = st == MSBNB_OK ? malloc((len + 3) * sizeof(int32_t)) : NULL;
-    int count = 0;
-    if (st == MSBNB_OK && !buf) st = MSBNB_ERR_OUT_OF_MEMORY;
-    if (st == MSBNB_OK) st = msbnb_tokenizer_encode(tok, text, len, 1, 0, buf, (int)(len + 3), &count);
+    size_t count = 0;
+    if (st == MSBNB_OK) st = msbnb_tokenizer_encode_alloc(tok, text, len, MSBNB_ENCODE_ADD_SPECIAL, ids, &count);
     free(text);
     msbnb_tokenizer_free(tok);
-    if (st != MSBNB_OK || count < 2) {
-        free(buf);
-        if (st == MSBNB_OK) {
-            fprintf(stderr, "msbnb quantize: calibration text '%s' gives fewer than 2 tokens\n", o->calibrate);
-            st = MSBNB_ERR_FORMAT;
-        }
+    if (st == MSBNB_OK && count < 2) {
+        fprintf(stderr, "msbnb quantize: calibration text '%s' gives fewer than 2 tokens\n", o->calibrate);
+        st = MSBNB_ERR_FORMAT;
+    }
+    if (st != MSBNB_OK) {
+        free(*ids);
+        *ids = NULL;
         return st;
     }
-    *ids = buf;
-    *n = count < o->calib_tokens ? count : o->calib_tokens;
+    *n = (int64_t)count < o->calib_tokens ? (int64_t)count : o->calib_tokens;
     return MSBNB_OK;
 }
 
@@ -459,7 +411,7 @@ int cmd_quantize(int argc, char **argv) {
     rows = calloc(count ? count : 1, sizeof *rows);
     not_converted = calloc(o.n_skip + count + 1, sizeof(char *));
     if (!rows || !not_converted) {
-        st = MSBNB_ERR_OUT_OF_MEMORY;
+        st = cli_oom();
         goto done;
     }
     for (size_t i = 0; i < o.n_skip; i++) not_converted[n_not_converted++] = o.skip[i];
@@ -558,19 +510,20 @@ int cmd_quantize(int argc, char **argv) {
     if (st != MSBNB_OK) goto done;
     cli_output_created(&out, out.model_path);
     if (dir_mode) {
-        char *src = malloc(strlen(o.in) + 16), *dst = malloc(strlen(o.out) + 16);
+        char *src = malloc(strlen(o.in) + 16), *dst = malloc(strlen(out.dir) + 16);
         if (src && dst) {
             sprintf(src, "%s/config.json", o.in);
-            sprintf(dst, "%s/config.json", o.out);
+            sprintf(dst, "%s/config.json", out.dir);
             st = msbnb_config_write_with_quantization(src, dst, qcfg);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
-            st = MSBNB_ERR_OUT_OF_MEMORY;
+            st = cli_oom();
         }
         free(src);
         free(dst);
         if (st == MSBNB_OK) st = cli_copy_side_files(&out, o.in);
     }
+    if (st == MSBNB_OK) st = cli_output_commit(&out);
     if (st == MSBNB_OK && !o.quiet) print_summary(rows, n_rows, in_bytes, total_after, n_other, &o.cfg);
 
 done:
@@ -600,43 +553,34 @@ static const char dequantize_help[] =
     "\n"
     "Turn a quantized checkpoint (written by `msbnb quantize`, or by bitsandbytes / transformers,\n"
     "e.g. a published bnb-4bit model) back into plain weights. IN and OUT are both model\n"
-    "directories or both .safetensors files. Quantized weights become --dtype (default f32) with\n"
+    "directories or both .safetensors files. Quantized weights become --dtype (default: the dtype of\n"
+    "the checkpoint's plain tensors, so a bf16 model stays bf16; f32 when it has none) with\n"
     "their original shape; their auxiliary entries (absmax, quant_map, SCB, ...) are dropped;\n"
     "every other tensor is copied unchanged; config.json loses its quantization_config.\n"
     "Exit codes: 0 ok, 1 failure (no output is left behind), 2 usage error.\n";
 
 int cmd_dequantize(int argc, char **argv) {
     const char *cmd = "dequantize";
-    const char *in = NULL, *outp = NULL;
-    msbnb_dtype dtype = MSBNB_DTYPE_F32;
+    const char *pos[2] = {0};
+    int dt = -1; /* -1: the source's dtype */
     bool quiet = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    static const char *const dtypes[] = {"f32", "f16", "bf16", NULL};
+    static const msbnb_dtype dtype_of[] = {MSBNB_DTYPE_F32, MSBNB_DTYPE_F16, MSBNB_DTYPE_BF16};
+    cli_args a;
+    cli_args_begin(&a, cmd, argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             fputs(dequantize_help, stdout);
             return EXIT_OK;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = true;
-        } else if (!strcmp(a, "--dtype")) {
-            const char *v = i + 1 < argc ? argv[++i] : NULL;
-            if (!v) return cli_usage_error(cmd, "--dtype needs a value");
-            if (!strcmp(v, "f32")) dtype = MSBNB_DTYPE_F32;
-            else if (!strcmp(v, "f16")) dtype = MSBNB_DTYPE_F16;
-            else if (!strcmp(v, "bf16")) dtype = MSBNB_DTYPE_BF16;
-            else return cli_usage_error(cmd, "--dtype must be f32, f16 or bf16, not '%s'", v);
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        } else if (!in) {
-            in = a;
-        } else if (!outp) {
-            outp = a;
-        } else {
-            return cli_usage_error(cmd, "unexpected argument '%s'", a);
         }
+        (void)(cli_flag(&a, "--quiet", &quiet) || cli_choice(&a, "--dtype", dtypes, &dt) || cli_positional(&a, pos, 2));
     }
+    if (a.failed) return EXIT_USAGE;
+    const char *in = pos[0], *outp = pos[1];
     if (!in || !outp) return cli_usage_error(cmd, "needs IN and OUT");
     static const msbnb_st_dtype st_of[] = {MSBNB_ST_F32, MSBNB_ST_F16, MSBNB_ST_BF16};
-    size_t esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
+    msbnb_dtype dtype = MSBNB_DTYPE_F32;
+    size_t esize = 4;
 
     msbnb_checkpoint *ck = NULL;
     msbnb_st_writer *w = NULL;
@@ -646,6 +590,23 @@ int cmd_dequantize(int argc, char **argv) {
     size_t n_deq = 0;
     msbnb_status st = msbnb_checkpoint_open(in, &ck);
     if (st != MSBNB_OK) goto done;
+    if (dt >= 0) {
+        dtype = dtype_of[dt];
+    } else {
+        /* the source's dtype: that of its plain floating-point tensors (embedding, norms) */
+        for (size_t i = 0; i < msbnb_checkpoint_count(ck); i++) {
+            msbnb_tensor_info t;
+            msbnb_qtype qt = MSBNB_QTYPE_NONE;
+            if (msbnb_checkpoint_get(ck, i, &t) != MSBNB_OK || strstr(t.name, "absmax") || strstr(t.name, "quant_"))
+                continue;
+            if (msbnb_bnb_detect(ck, t.name, &qt) != MSBNB_OK || qt != MSBNB_QTYPE_NONE) continue;
+            if (t.dtype == MSBNB_ST_BF16 || t.dtype == MSBNB_ST_F16 || t.dtype == MSBNB_ST_F32) {
+                dtype = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : t.dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_F32;
+                break;
+            }
+        }
+    }
+    esize = dtype == MSBNB_DTYPE_F32 ? 4 : 2;
     bool dir_mode = msbnb_checkpoint_is_dir(ck);
     struct stat sb;
     if (!dir_mode && stat(outp, &sb) == 0 && S_ISDIR(sb.st_mode)) {
@@ -673,7 +634,7 @@ int cmd_dequantize(int argc, char **argv) {
             msbnb_qtensor_view v;
             void *y = NULL;
             if (st == MSBNB_OK) st = msbnb_qtensor_get_view(q, &v);
-            if (st == MSBNB_OK && !(y = malloc((size_t)v.rows * (size_t)v.cols * esize + 1))) st = MSBNB_ERR_OUT_OF_MEMORY;
+            if (st == MSBNB_OK && !(y = malloc((size_t)v.rows * (size_t)v.cols * esize + 1))) st = cli_oom();
             if (st == MSBNB_OK) st = msbnb_dequantize_ex(q, dtype, y);
             int64_t shape[2] = {st == MSBNB_OK ? v.rows : 0, st == MSBNB_OK ? v.cols : 0};
             if (st == MSBNB_OK)
@@ -693,22 +654,23 @@ int cmd_dequantize(int argc, char **argv) {
     if (st == MSBNB_OK) st = msbnb_st_writer_finish(w);
     if (st == MSBNB_OK) cli_output_created(&out, out.model_path);
     if (st == MSBNB_OK && dir_mode) {
-        char *src = malloc(strlen(in) + 16), *dst = malloc(strlen(outp) + 16);
+        char *src = malloc(strlen(in) + 16), *dst = malloc(strlen(out.dir) + 16);
         if (src && dst) {
             sprintf(src, "%s/config.json", in);
-            sprintf(dst, "%s/config.json", outp);
+            sprintf(dst, "%s/config.json", out.dir);
             st = msbnb_config_write_with_quantization(src, dst, NULL);
             if (st == MSBNB_OK) cli_output_created(&out, dst);
         } else {
-            st = MSBNB_ERR_OUT_OF_MEMORY;
+            st = cli_oom();
         }
         free(src);
         free(dst);
         if (st == MSBNB_OK) st = cli_copy_side_files(&out, in);
     }
+    if (st == MSBNB_OK) st = cli_output_commit(&out);
     if (st == MSBNB_OK && !quiet)
         printf("dequantized %zu weights to %s; wrote %s\n", n_deq,
-               dtype == MSBNB_DTYPE_F32 ? "f32" : dtype == MSBNB_DTYPE_F16 ? "f16" : "bf16", out.model_path);
+               dtype == MSBNB_DTYPE_F32 ? "f32" : dtype == MSBNB_DTYPE_F16 ? "f16" : "bf16", outp);
 done:
     if (st != MSBNB_OK || rc != EXIT_OK) {
         if (rc == EXIT_OK) rc = cli_fail(cmd);

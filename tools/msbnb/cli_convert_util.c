@@ -23,41 +23,22 @@ int cli_fail(const char *cmd) {
     return EXIT_FAIL;
 }
 
+msbnb_status cli_oom(void) {
+    snprintf(cli_error, sizeof cli_error, "out of memory");
+    return MSBNB_ERR_OUT_OF_MEMORY;
+}
+
 int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t) {
-    const char *m = msbnb_last_error();
+    char own[sizeof cli_error];
+    snprintf(own, sizeof own, "%s", cli_error); /* the tool's own failure (cli_oom) comes first */
+    cli_error[0] = '\0';
+    const char *m = own[0] ? own : msbnb_last_error();
     if (strstr(m, "tensor '") && strstr(m, "(byte "))
         fprintf(stderr, "msbnb %s: %s\n", cmd, m);
     else
         fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t->file, t->name,
                 (unsigned long long)t->file_offset, m);
     return EXIT_FAIL;
-}
-
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-    fprintf(stderr, "msbnb %s: ", cmd);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see `msbnb %s --help`)\n", cmd);
-    return EXIT_USAGE;
-}
-
-bool cli_parse_int(const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-bool cli_parse_float(const char *s, float *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!s[0] || *end || !isfinite(v)) return false;
-    *out = (float)v;
-    return true;
 }
 
 static char *dupstr(const char *s, size_t n) {
@@ -187,7 +168,7 @@ msbnb_status cli_read_values(const msbnb_checkpoint *ck, const char *name, float
         msbnb_tensor_info t;
         if ((st = msbnb_checkpoint_find(ck, name, &t)) != MSBNB_OK) return st;
         float *v = malloc(((size_t)t.numel ? (size_t)t.numel : 1) * sizeof(float));
-        if (!v) return MSBNB_ERR_OUT_OF_MEMORY;
+        if (!v) return cli_oom();
         if ((st = msbnb_tensor_to_f32(&t, v)) != MSBNB_OK) {
             free(v);
             return st;
@@ -202,7 +183,7 @@ msbnb_status cli_read_values(const msbnb_checkpoint *ck, const char *name, float
     msbnb_qtensor_get_view(q, &v);
     size_t count = (size_t)v.rows * (size_t)v.cols;
     float *y = malloc((count ? count : 1) * sizeof(float));
-    st = y ? msbnb_dequantize(q, y) : MSBNB_ERR_OUT_OF_MEMORY;
+    st = y ? msbnb_dequantize(q, y) : cli_oom();
     msbnb_qtensor_free(q);
     if (st != MSBNB_OK) {
         free(y);
@@ -239,27 +220,24 @@ static msbnb_status io_error(const char *fmt, const char *a, const char *b) {
 
 msbnb_status cli_output_begin(cli_output *o, const char *in, const char *out, bool dir_mode) {
     memset(o, 0, sizeof *o);
-    if (same_file(in, out)) return io_error("%s: output would overwrite the input %s", out, in);
+    if (same_file(in, out) || (dir_mode && cli_same_or_inside(out, in)))
+        return io_error("%s: output would overwrite the input %s", out, in);
     if (dir_mode) {
-        struct stat sb;
-        if (stat(out, &sb) == 0) {
-            if (!S_ISDIR(sb.st_mode)) return io_error("%s: exists and is not a directory%s", out, "");
-        } else {
-            if (mkdir(out, 0777) != 0) return io_error("%s: cannot create directory: %s", out, strerror(errno));
-            o->created_dir = true;
-        }
-        o->dir = malloc(strlen(out) + 1);
-        if (o->dir) strcpy(o->dir, out);
-        o->model_path = join(out, "model.safetensors");
+        msbnb_status st = cli_atomic_begin(&o->atomic, out, cli_error, sizeof cli_error);
+        if (st != MSBNB_OK) return st;
+        o->dir = malloc(strlen(o->atomic.tmp) + 1);
+        if (o->dir) strcpy(o->dir, o->atomic.tmp);
+        o->model_path = o->dir ? join(o->dir, "model.safetensors") : NULL;
     } else {
         o->model_path = malloc(strlen(out) + 1);
         if (o->model_path) strcpy(o->model_path, out);
     }
-    if (!o->model_path || (dir_mode && !o->dir)) return MSBNB_ERR_OUT_OF_MEMORY;
+    if (!o->model_path || (dir_mode && !o->dir)) return cli_oom();
     return MSBNB_OK;
 }
 
 void cli_output_created(cli_output *o, const char *path) {
+    if (o->dir) return; /* the temporary directory goes as a whole */
     char **c = realloc(o->created, (o->n_created + 1) * sizeof(char *));
     if (!c) return;
     o->created = c;
@@ -267,9 +245,14 @@ void cli_output_created(cli_output *o, const char *path) {
     if (o->created[o->n_created]) strcpy(o->created[o->n_created++], path);
 }
 
+msbnb_status cli_output_commit(cli_output *o) {
+    if (!o->dir) return MSBNB_OK;
+    return cli_atomic_commit(&o->atomic, cli_error, sizeof cli_error);
+}
+
 void cli_output_abort(cli_output *o) {
     for (size_t i = 0; i < o->n_created; i++) unlink(o->created[i]);
-    if (o->created_dir && o->dir) rmdir(o->dir);
+    cli_atomic_abort(&o->atomic);
 }
 
 void cli_output_free(cli_output *o) {
@@ -277,6 +260,7 @@ void cli_output_free(cli_output *o) {
     free(o->created);
     free(o->dir);
     free(o->model_path);
+    cli_atomic_free(&o->atomic);
     memset(o, 0, sizeof *o);
 }
 
@@ -286,7 +270,7 @@ static msbnb_status copy_file(const char *src, const char *dst) {
     char *tmp = malloc(strlen(dst) + 16);
     if (!tmp) {
         fclose(in);
-        return MSBNB_ERR_OUT_OF_MEMORY;
+        return cli_oom();
     }
     sprintf(tmp, "%s.msbnb-tmp", dst);
     FILE *out = fopen(tmp, "wb");

@@ -1,5 +1,5 @@
 /* cli_convert_util.h — helpers shared by the checkpoint commands (cli_convert.c, cli_inspect.c):
- * option parsing, which tensors are linear weights, the parts of a quantized weight, output
+ * which tensors are linear weights, the parts of a quantized weight, output
  * directories that vanish on failure, progress bar, error statistics. Public API only. */
 #ifndef MSBNB_CLI_CONVERT_UTIL_H
 #define MSBNB_CLI_CONVERT_UTIL_H
@@ -10,24 +10,16 @@
 
 #include <msbnb/io.h>
 
-/* Exit codes (docs/io.md): */
-#define EXIT_OK 0
-#define EXIT_FAIL 1  /* the command ran and failed: bad input file, I/O error, ... */
-#define EXIT_USAGE 2 /* bad command line */
+#include "cli_atomic.h"
+#include "cli_opts.h" /* exit codes, usage errors */
 
 /* "msbnb CMD: <msbnb_last_error()>" on stderr; returns EXIT_FAIL. */
 int cli_fail(const char *cmd);
-/* "msbnb CMD: <message>" + a hint to --help on stderr; returns EXIT_USAGE. */
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+/* Out of memory in the tool itself: sets the message cli_fail prints; returns OUT_OF_MEMORY. */
+msbnb_status cli_oom(void);
 /* A failure while processing tensor t: msbnb_last_error() alone when it already names a
  * tensor and a byte offset, else prefixed with t's file, name and offset. Returns EXIT_FAIL. */
 int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t);
-bool cli_parse_int(const char *s, long lo, long hi, long *out);
-bool cli_parse_float(const char *s, float *out);
 /* Split "a,b,c" into a NULL-terminated malloc'ed array of malloc'ed strings (*n entries). */
 char **cli_split_list(const char *s, size_t *n);
 void cli_free_list(char **list);
@@ -50,18 +42,23 @@ uint64_t cli_logical_bytes(const msbnb_checkpoint *ck, const msbnb_tensor_info *
  * *type its quantization (NONE when plain). */
 msbnb_status cli_read_values(const msbnb_checkpoint *ck, const char *name, float **out, size_t *n, msbnb_qtype *type);
 
-/* Output location: a file, or a directory made for this run. On failure, cli_output_abort
- * removes every file this run created and the directory if it made it. */
+/* Output location: a file, or a model directory written whole into a temporary directory beside
+ * it and swapped into place by cli_output_commit (cli_atomic.h), so the previous output stays
+ * intact until the new one is complete. On failure, cli_output_abort removes everything this run
+ * created; the previous output is untouched. */
 typedef struct cli_output {
-    char *dir;          /* NULL for a single-file output */
-    bool created_dir;
+    char *dir;          /* the directory to write into (the temporary one); NULL for a file */
     char *model_path;   /* the .safetensors to write */
-    char **created;     /* files written so far */
+    char **created;     /* files written so far (file mode) */
     size_t n_created;
+    cli_atomic atomic;  /* dir mode */
 } cli_output;
-/* IN is the input path (refuses to write over it). dir_mode: OUT is a model directory. */
+/* IN is the input path: refuses an OUT that is IN or contains it. dir_mode: OUT is a model
+ * directory. */
 msbnb_status cli_output_begin(cli_output *o, const char *in, const char *out, bool dir_mode);
 void cli_output_created(cli_output *o, const char *path);
+/* Dir mode: swap the finished directory into place. No-op for a file (the writer renamed it). */
+msbnb_status cli_output_commit(cli_output *o);
 void cli_output_abort(cli_output *o);
 void cli_output_free(cli_output *o);
 /* Copy the side files of a model directory (tokenizer, generation config, ...): every regular

@@ -44,18 +44,16 @@ static msbnb_status describe_quant(const msbnb_checkpoint *ck, const char *name,
 int cmd_inspect(int argc, char **argv) {
     const char *cmd = "inspect";
     const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    cli_args a;
+    cli_args_begin(&a, cmd, argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             fputs(inspect_help, stdout);
             return EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
         }
+        cli_positional(&a, &path, 1);
     }
+    if (a.failed) return EXIT_USAGE;
     if (!path) return cli_usage_error(cmd, "needs a FILE or DIR");
     msbnb_checkpoint *ck = NULL;
     if (msbnb_checkpoint_open(path, &ck) != MSBNB_OK) return cli_fail(cmd);
@@ -90,7 +88,7 @@ int cmd_inspect(int argc, char **argv) {
         if (describe_quant(ck, t.name, shape, desc, sizeof desc) != MSBNB_OK) {
             cli_tensor_error(cmd, &t);
             rc = EXIT_FAIL;
-            continue;
+            break; /* one error line per run */
         }
         n_quant++;
         f32_bytes += (uint64_t)(shape[0] * shape[1]) * 4;
@@ -132,21 +130,18 @@ static const char compare_help[] =
 
 int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare";
-    const char *pa = NULL, *pb = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    const char *pos[2] = {0};
+    cli_args args;
+    cli_args_begin(&args, cmd, argc, argv);
+    while (cli_args_next(&args)) {
+        if (cli_is_help(&args)) {
             fputs(compare_help, stdout);
             return EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        } else if (!pa) {
-            pa = argv[i];
-        } else if (!pb) {
-            pb = argv[i];
-        } else {
-            return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
         }
+        cli_positional(&args, pos, 2);
     }
+    if (args.failed) return EXIT_USAGE;
+    const char *pa = pos[0], *pb = pos[1];
     if (!pa || !pb) return cli_usage_error(cmd, "needs A and B");
     msbnb_checkpoint *a = NULL, *b = NULL;
     if (msbnb_checkpoint_open(pa, &a) != MSBNB_OK) return cli_fail(cmd);
@@ -171,7 +166,7 @@ int cmd_compare(int argc, char **argv) {
         if (msbnb_checkpoint_find(b, ta.name, &tb) != MSBNB_OK) {
             fprintf(stderr, "msbnb %s: %s: tensor '%s' is not in %s\n", cmd, pa, ta.name, pb);
             rc = EXIT_FAIL;
-            continue;
+            break; /* one error line per run */
         }
         float *va = NULL, *vb = NULL;
         size_t na = 0, nb = 0;
@@ -182,8 +177,11 @@ int cmd_compare(int argc, char **argv) {
             if (st == MSBNB_OK)
                 fprintf(stderr, "msbnb %s: tensor '%s': %zu elements in A, %zu in B\n", cmd, ta.name, na, nb);
             else
-                fprintf(stderr, "msbnb %s: tensor '%s': %s\n", cmd, ta.name, msbnb_last_error());
+                cli_tensor_error(cmd, &ta);
             rc = EXIT_FAIL;
+            free(va);
+            free(vb);
+            break;
         } else {
             cli_err_acc acc = {0};
             cli_err_add(&acc, va, vb, na);

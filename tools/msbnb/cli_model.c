@@ -12,6 +12,7 @@
 #include <msbnb/train.h>
 
 #include "cli.h"
+#include "cli_opts.h"
 
 /* ================================================================ options shared by both commands */
 
@@ -29,122 +30,57 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-static int parse_float(const char *s, float *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!s[0] || *end) return 0;
-    *out = (float)v;
-    return 1;
-}
-
-/* Handle one model option at argv[*i]; 1 = consumed, 0 = not a model option, -1 = bad value. */
-static int model_option(model_opts *o, int argc, char **argv, int *i, const char *cmd) {
-    const char *a = argv[*i];
-    const char *val = (*i + 1 < argc) ? argv[*i + 1] : NULL;
-    int takes = 1;
-    if (!strcmp(a, "--double-quant")) {
-        o->mp.double_quant = 1;
-        return 1;
+/* Match one model option at the current argument (cli_opts.h); true when it was one. */
+static bool model_option(model_opts *o, cli_args *a) {
+    const char *quant = NULL;
+    bool dq = false, fast = false;
+    static const char *const head_types[] = {"none", "int8", "nf4", NULL};
+    static const msbnb_qtype head_qtypes[] = {MSBNB_QTYPE_NONE, MSBNB_QTYPE_INT8, MSBNB_QTYPE_NF4};
+    int head = -1;
+    bool hit = cli_flag(a, "--double-quant", &dq) || cli_flag(a, "--fast", &fast) || cli_str(a, "--quant", &quant) ||
+               cli_choice(a, "--quant-head", head_types, &head) ||
+               cli_int(a, "--blocksize", 32, 4096, &o->mp.blocksize) ||
+               cli_int(a, "--group-size", 2, 1 << 20, &o->mp.group_size) ||
+               cli_float(a, "--threshold", 0, 1e30, &o->mp.int8_threshold) ||
+               cli_int(a, "--batch", 1, CLI_MAX_BATCH, &o->mp.max_batch) ||
+               cli_int(a, "--ctx", 2, CLI_MAX_SEQ, &o->mp.max_seq_len) || cli_str(a, "--tokenizer", &o->tokenizer) ||
+               cli_int(a, "--threads", 1, CLI_MAX_THREADS, &o->threads);
+    if (dq) o->mp.double_quant = 1;
+    if (fast) o->fast = 1;
+    if (head >= 0) o->mp.head_quant = head_qtypes[head];
+    if (quant) {
+        if (!strcmp(quant, "f32") || !strcmp(quant, "fp32") || !strcmp(quant, "none")) o->mp.quant = MSBNB_QTYPE_NONE;
+        else if (msbnb_qtype_parse(quant, &o->mp.quant) != MSBNB_OK || o->mp.quant == MSBNB_QTYPE_BLOCKWISE8)
+            cli_args_error(a, "--quant must be f32, int8, int4, nf4 or fp4, not '%s'", quant);
     }
-    if (!strcmp(a, "--fast")) {
-        o->fast = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--quant")) {
-        if (!val) goto missing;
-        if (!strcmp(val, "f32") || !strcmp(val, "fp32") || !strcmp(val, "none")) o->mp.quant = MSBNB_QTYPE_NONE;
-        else if (msbnb_qtype_parse(val, &o->mp.quant) != MSBNB_OK || o->mp.quant == MSBNB_QTYPE_BLOCKWISE8) {
-            fprintf(stderr, "msbnb %s: --quant must be f32, int8, int4, nf4 or fp4 (got '%s')\n", cmd, val);
-            return -1;
-        }
-    } else if (!strcmp(a, "--blocksize")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 32, 4096, &o->mp.blocksize)) goto bad;
-    } else if (!strcmp(a, "--group-size")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 2, 1 << 20, &o->mp.group_size)) goto bad;
-    } else if (!strcmp(a, "--threshold")) {
-        if (!val) goto missing;
-        if (!parse_float(val, &o->mp.int8_threshold) || !(o->mp.int8_threshold >= 0.0f)) goto bad;
-    } else if (!strcmp(a, "--batch")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 1, 1 << 16, &o->mp.max_batch)) goto bad;
-    } else if (!strcmp(a, "--ctx")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 2, 1 << 20, &o->mp.max_seq_len)) goto bad;
-    } else if (!strcmp(a, "--tokenizer")) {
-        if (!val) goto missing;
-        o->tokenizer = val;
-    } else if (!strcmp(a, "--threads")) {
-        if (!val) goto missing;
-        if (!parse_int(val, 1, 1024, &o->threads)) goto bad;
-    } else {
-        takes = 0;
-    }
-    if (takes) (*i)++;
-    return takes;
-missing:
-    fprintf(stderr, "msbnb %s: %s needs a value\n", cmd, a);
-    return -1;
-bad:
-    fprintf(stderr, "msbnb %s: bad value '%s' for %s\n", cmd, val, a);
-    return -1;
+    return hit;
 }
 
 static const char *model_options_help =
     "  --quant TYPE         f32 (default: as stored), int8, int4, nf4, fp4: quantize the 7 projections\n"
+    "  --quant-head TYPE    none (default: lm_head / tied embedding as stored, bf16 stays bf16), int8, nf4\n"
     "  --double-quant       quantize the 4-bit statistics too (nf4/fp4/int4)\n"
     "  --blocksize N        nf4/fp4 block size (64)\n"
     "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
     "  --threshold T        int8: LLM.int8() outlier threshold (0 = off)\n"
     "  --fast               FAST products for quantized projections (int8 activations for 1-2 tokens on\n"
     "                       AVX512-VNNI/AVX-VNNI, bf16 for longer batches on AVX512-BF16; docs/kernels.md)\n"
-    "  --tokenizer PATH     llama2.c tokenizer (default: tok512.bin beside a .bin, in or above an HF dir)\n"
+    "  --tokenizer PATH     tokenizer.json, tokenizer.model or llama2.c tokenizer file, or a directory\n"
+    "                       (default: the one in MODEL's directory; tok512.bin also one level up)\n"
     "  --ctx N              KV cache length (default: the model's seq_len)\n"
     "  --batch N            tokens per forward pass over a prompt/window (default 64; 1 = as in generation)\n"
     "  --threads N          worker threads (default: MSBNB_THREADS or all cores)\n";
 
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* Default tokenizer: <dir of model file>/tok512.bin, or <hf dir>/tok512.bin|tokenizer.bin, or
- * <hf dir>/../tok512.bin. Returns a malloc'ed path or NULL. */
-char *cli_find_tokenizer(const char *model) {
-    struct stat sb;
-    int is_dir = stat(model, &sb) == 0 && S_ISDIR(sb.st_mode);
-    size_t n = strlen(model) + 32;
-    char *base = (char *)malloc(n), *path = (char *)malloc(n + 16);
-    if (!base || !path) {
-        free(base);
+/* Default tokenizer: tokenizer.json, tokenizer.model, tokenizer.bin or tok512.bin in the model's
+ * directory (or the directory of a model file), the llama2.c names also one level up
+ * (msbnb_tokenizer_find). Returns a malloc'ed path or NULL. */
+static char *find_tokenizer(const char *model) {
+    char *path = (char *)malloc(4096);
+    if (path && msbnb_tokenizer_find(model, path, 4096) != MSBNB_OK) {
         free(path);
         return NULL;
     }
-    snprintf(base, n, "%s", model);
-    if (!is_dir) {
-        char *slash = strrchr(base, '/');
-        if (slash) *slash = '\0';
-        else snprintf(base, n, ".");
-    }
-    const char *cands[] = {"%s/tok512.bin", "%s/tokenizer.bin", "%s/../tok512.bin"};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-        snprintf(path, n + 16, cands[i], base);
-        if (file_exists(path)) {
-            free(base);
-            return path;
-        }
-    }
-    free(base);
-    free(path);
-    return NULL;
+    return path;
 }
 
 /* Load model and tokenizer; prints the error and returns 1 on failure. */
@@ -156,7 +92,7 @@ static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msb
         fprintf(stderr, "msbnb %s: %s\n", cmd, msbnb_last_error());
         return 1;
     }
-    char *tpath = o->tokenizer ? NULL : cli_find_tokenizer(o->model);
+    char *tpath = o->tokenizer ? NULL : find_tokenizer(o->model);
     const char *tp = o->tokenizer ? o->tokenizer : tpath;
     if (!tp) {
         fprintf(stderr, "msbnb %s: no tokenizer found near '%s'; pass --tokenizer PATH\n", cmd, o->model);
@@ -181,18 +117,14 @@ static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msb
 
 /* ================================================================ generate */
 
-typedef struct {
-    const msbnb_tokenizer *tok;
-    int32_t prev;
-} print_ctx;
-
+/* Streams the text of new tokens: the detokenizer holds bytes back until a character is complete
+ * and was primed with the prompt's ids, so spacing continues the prompt's text. */
 static int print_token(void *ctx, int32_t token) {
-    print_ctx *pc = (print_ctx *)ctx;
-    const char *piece;
+    msbnb_detokenizer *d = (msbnb_detokenizer *)ctx;
+    const char *text;
     size_t len;
-    if (msbnb_tokenizer_decode(pc->tok, pc->prev, token, &piece, &len) == MSBNB_OK) fwrite(piece, 1, len, stdout);
+    if (msbnb_detokenizer_push(d, token, &text, &len) == MSBNB_OK) fwrite(text, 1, len, stdout);
     fflush(stdout);
-    pc->prev = token;
     return 0;
 }
 
@@ -221,68 +153,37 @@ int cmd_generate(int argc, char **argv) {
     char adapter_names[MAX_ADAPTERS][64];
     int n_adapters = 0, steps = 256;
     msbnb_sampler_params sp = msbnb_sampler_params_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = (i + 1 < argc) ? argv[i + 1] : NULL;
-        int r = model_option(&o, argc, argv, &i, "generate");
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    cli_args a;
+    cli_args_begin(&a, "generate", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             generate_usage(stdout);
-            return 0;
+            return EXIT_OK;
         }
-        if (a[0] == '-' && a[1] == '-' && !val) {
-            fprintf(stderr, "msbnb generate: %s needs a value\n", a);
-            return 2;
+        const char *adapter = NULL;
+        (void)(model_option(&o, &a) || cli_str(&a, "--prompt", &prompt) ||
+               cli_int(&a, "--steps", 0, CLI_MAX_STEPS, &steps) || cli_float(&a, "--temp", 0, 1e6, &sp.temperature) ||
+               cli_float(&a, "--top-p", 0, 1, &sp.top_p) || cli_u64(&a, "--seed", &sp.seed) ||
+               cli_str(&a, "--adapter", &adapter) || cli_str(&a, "--use", &use) || cli_positional(&a, &o.model, 1));
+        if (a.failed || !adapter) continue;
+        if (n_adapters == MAX_ADAPTERS) {
+            cli_args_error(&a, "at most %d adapters", MAX_ADAPTERS);
+            break;
         }
-        if (!strcmp(a, "--prompt")) prompt = val;
-        else if (!strcmp(a, "--steps")) {
-            if (!parse_int(val, 0, 1 << 24, &steps)) goto bad;
-        } else if (!strcmp(a, "--temp")) {
-            if (!parse_float(val, &sp.temperature) || !(sp.temperature >= 0.0f)) goto bad;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!parse_float(val, &sp.top_p) || !(sp.top_p > 0.0f && sp.top_p <= 1.0f)) goto bad;
-        } else if (!strcmp(a, "--seed")) {
-            char *end = NULL;
-            sp.seed = strtoull(val, &end, 10);
-            if (!val[0] || *end) goto bad;
-        } else if (!strcmp(a, "--adapter")) {
-            if (n_adapters == MAX_ADAPTERS) {
-                fprintf(stderr, "msbnb generate: at most %d adapters\n", MAX_ADAPTERS);
-                return 2;
-            }
-            const char *eq = strchr(val, '=');
-            if (eq && (size_t)(eq - val) < sizeof adapter_names[0] && eq != val) {
-                memcpy(adapter_names[n_adapters], val, (size_t)(eq - val));
-                adapter_names[n_adapters][eq - val] = '\0';
-                adapter_dirs[n_adapters] = eq + 1;
-            } else {
-                snprintf(adapter_names[n_adapters], sizeof adapter_names[0], "adapter%d", n_adapters);
-                adapter_dirs[n_adapters] = val;
-            }
-            n_adapters++;
-        } else if (!strcmp(a, "--use")) {
-            use = val;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "msbnb generate: unknown option '%s'\n\n", a);
-            generate_usage(stderr);
-            return 2;
-        } else if (!o.model) {
-            o.model = a;
-            continue;
+        const char *eq = strchr(adapter, '=');
+        if (eq && (size_t)(eq - adapter) < sizeof adapter_names[0] && eq != adapter) {
+            memcpy(adapter_names[n_adapters], adapter, (size_t)(eq - adapter));
+            adapter_names[n_adapters][eq - adapter] = '\0';
+            adapter_dirs[n_adapters] = eq + 1;
         } else {
-            fprintf(stderr, "msbnb generate: unexpected argument '%s'\n", a);
-            return 2;
+            snprintf(adapter_names[n_adapters], sizeof adapter_names[0], "adapter%d", n_adapters);
+            adapter_dirs[n_adapters] = adapter;
         }
-        i++;
-        continue;
-    bad:
-        fprintf(stderr, "msbnb generate: bad value '%s' for %s\n", val, a);
-        return 2;
+        n_adapters++;
     }
-    if (!o.model) {
-        generate_usage(stderr);
-        return 2;
-    }
+    if (a.failed) return EXIT_USAGE;
+    if (!(sp.top_p > 0.0f)) return cli_args_error(&a, "--top-p must be in (0, 1]");
+    if (!o.model) return cli_args_error(&a, "needs MODEL");
     msbnb_model *m = NULL;
     msbnb_tokenizer *tok = NULL;
     int rc = open_model(&o, "generate", &m, &tok);
@@ -304,35 +205,59 @@ int cmd_generate(int argc, char **argv) {
             fprintf(stderr, "generating with %s%s\n", name ? "adapter " : "the base model", name ? name : "");
         }
     }
-    int32_t *ids = NULL, *out = NULL;
+    int32_t *ids = NULL, *out = NULL, *stop = NULL;
+    msbnb_detokenizer *detok = NULL;
     if (rc == 0) {
         const size_t plen = strlen(prompt);
         const int ctx = msbnb_model_context_len(m);
-        ids = (int32_t *)malloc((plen + 3) * sizeof(int32_t));
-        out = (int32_t *)malloc((size_t)ctx * sizeof(int32_t));
-        int n = 0, n_out = 0;
-        if (!ids || !out || msbnb_tokenizer_encode(tok, prompt, plen, 1, 0, ids, (int)(plen + 3), &n) != MSBNB_OK) {
+        size_t n = 0;
+        int n_out = 0;
+        /* the prompt with the tokenizer's special tokens (BOS for Llama / Mistral, none for Qwen);
+         * an empty prompt starts from BOS, or EOS for tokenizers without one (GPT-2) */
+        int n_eos = 0;
+        const int32_t *eos = msbnb_tokenizer_eos_ids(tok, &n_eos);
+        if (msbnb_tokenizer_encode_alloc(tok, prompt, plen, MSBNB_ENCODE_ADD_SPECIAL, &ids, &n) != MSBNB_OK) {
             fprintf(stderr, "msbnb generate: %s\n", msbnb_last_error());
             rc = 1;
-        } else if (n > ctx) {
-            fprintf(stderr, "msbnb generate: prompt of %d tokens exceeds the context of %d\n", n, ctx);
+        } else if (n == 0 && (msbnb_tokenizer_bos(tok) >= 0 || n_eos > 0)) {
+            ids[n++] = msbnb_tokenizer_bos(tok) >= 0 ? msbnb_tokenizer_bos(tok) : eos[0];
+        }
+        if (rc == 0 && (n == 0 || n > (size_t)ctx)) {
+            fprintf(stderr, "msbnb generate: prompt of %zu tokens (the context holds %d, at least 1 is needed)\n", n, ctx);
             rc = 1;
-        } else {
+        }
+        /* stop on any EOS id, and on BOS (a new document) */
+        stop = (int32_t *)malloc(((size_t)n_eos + 1) * sizeof(int32_t));
+        out = (int32_t *)malloc((size_t)ctx * sizeof(int32_t));
+        if (rc == 0 && (!stop || !out || msbnb_detokenizer_create(tok, 0, &detok) != MSBNB_OK)) {
+            fprintf(stderr, "msbnb generate: out of memory\n");
+            rc = 1;
+        }
+        if (rc == 0) {
+            if (n_eos) memcpy(stop, eos, (size_t)n_eos * sizeof(int32_t));
+            sp.stop_ids = stop;
+            sp.n_stop = n_eos;
+            if (msbnb_tokenizer_bos(tok) >= 0) stop[sp.n_stop++] = msbnb_tokenizer_bos(tok);
+            const char *text;
+            size_t tl;
+            for (size_t i = 0; i < n; i++) (void)msbnb_detokenizer_push(detok, ids[i], &text, &tl);
             fwrite(prompt, 1, plen, stdout);
-            print_ctx pc = {tok, ids[n - 1]};
             double t0 = now_seconds();
-            if (msbnb_model_generate(m, ids, n, steps, &sp, print_token, &pc, out, ctx, &n_out) != MSBNB_OK) {
+            if (msbnb_model_generate(m, ids, (int)n, steps, &sp, print_token, detok, out, ctx, &n_out) != MSBNB_OK) {
                 fprintf(stderr, "\nmsbnb generate: %s\n", msbnb_last_error());
                 rc = 1;
             } else {
                 double dt = now_seconds() - t0;
+                if (msbnb_detokenizer_flush(detok, &text, &tl) == MSBNB_OK) fwrite(text, 1, tl, stdout);
                 printf("\n");
                 fflush(stdout); /* the text's last line before the statistics on stderr (2>&1) */
-                fprintf(stderr, "%d prompt + %d new tokens in %.3f s (%.1f tokens/s)\n", n, n_out - n, dt,
-                        dt > 0 ? (double)(n_out - n) / dt : 0.0);
+                fprintf(stderr, "%zu prompt + %zu new tokens in %.3f s (%.1f tokens/s)\n", n, (size_t)n_out - n, dt,
+                        dt > 0 ? (double)((size_t)n_out - n) / dt : 0.0);
             }
         }
     }
+    msbnb_detokenizer_free(detok);
+    free(stop);
     free(ids);
     free(out);
     msbnb_tokenizer_free(tok);
@@ -352,6 +277,7 @@ static void perplexity_usage(FILE *f) {
                "  --window N           window length in tokens (default: the context length)\n"
                "  --stride N           window step (default: window/2)\n"
                "  --max-tokens N       stop after scoring N tokens (default: all)\n"
+               "  --adapter DIR        score with a PEFT LoRA adapter applied (unmerged)\n"
                "%s",
             model_options_help);
 }
@@ -376,42 +302,24 @@ int cmd_perplexity(int argc, char **argv) {
     model_opts o;
     memset(&o, 0, sizeof o);
     o.mp = msbnb_model_params_default();
-    const char *textfile = NULL, *sep_arg = NULL;
+    const char *textfile = NULL, *sep_arg = NULL, *adapter = NULL;
     msbnb_ppl_params pp = msbnb_ppl_params_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = (i + 1 < argc) ? argv[i + 1] : NULL;
-        int r = model_option(&o, argc, argv, &i, "perplexity");
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    const char *pos[2] = {0};
+    cli_args a;
+    cli_args_begin(&a, "perplexity", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             perplexity_usage(stdout);
-            return 0;
+            return EXIT_OK;
         }
-        int iv = 0;
-        if (!strcmp(a, "--separator") && val) sep_arg = val;
-        else if (!strcmp(a, "--window") && val && parse_int(val, 2, 1 << 20, &iv)) pp.window = iv;
-        else if (!strcmp(a, "--stride") && val && parse_int(val, 1, 1 << 20, &iv)) pp.stride = iv;
-        else if (!strcmp(a, "--max-tokens") && val && parse_int(val, 1, 1 << 30, &iv)) pp.max_tokens = iv;
-        else if (a[0] == '-') {
-            fprintf(stderr, "msbnb perplexity: unknown option or bad value '%s'\n\n", a);
-            perplexity_usage(stderr);
-            return 2;
-        } else if (!o.model) {
-            o.model = a;
-            continue;
-        } else if (!textfile) {
-            textfile = a;
-            continue;
-        } else {
-            fprintf(stderr, "msbnb perplexity: unexpected argument '%s'\n", a);
-            return 2;
-        }
-        i++;
+        (void)(model_option(&o, &a) || cli_str(&a, "--separator", &sep_arg) || cli_str(&a, "--adapter", &adapter) ||
+               cli_int(&a, "--window", 2, CLI_MAX_SEQ, &pp.window) ||
+               cli_int(&a, "--stride", 1, CLI_MAX_SEQ, &pp.stride) ||
+               cli_i64(&a, "--max-tokens", 1, INT64_C(1) << 40, &pp.max_tokens) || cli_positional(&a, pos, 2));
     }
-    if (!o.model || !textfile) {
-        perplexity_usage(stderr);
-        return 2;
-    }
+    if (a.failed) return EXIT_USAGE;
+    o.model = pos[0], textfile = pos[1];
+    if (!o.model || !textfile) return cli_args_error(&a, "needs MODEL and TEXTFILE");
     FILE *f = fopen(textfile, "rb");
     if (!f) {
         fprintf(stderr, "msbnb perplexity: cannot open '%s'\n", textfile);
@@ -434,6 +342,10 @@ int cmd_perplexity(int argc, char **argv) {
     msbnb_model *m = NULL;
     msbnb_tokenizer *tok = NULL;
     int rc = open_model(&o, "perplexity", &m, &tok);
+    if (rc == 0 && adapter && msbnb_model_lora_load(m, adapter, "default") != MSBNB_OK) {
+        fprintf(stderr, "msbnb perplexity: adapter '%s': %s\n", adapter, msbnb_last_error());
+        rc = 1;
+    }
     if (rc == 0) {
         msbnb_ppl_result r;
         double t0 = now_seconds();

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,10 @@
 #include <msbnb/train.h>
 
 #include "cli.h"
+#include "cli_atomic.h"
+#include "cli_convert_util.h"
+#include "cli_train_state.h"
+#include "cli_opts.h"
 #include "svg_plot.h"
 
 /* ================================================================ small helpers */
@@ -50,27 +55,16 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The tokenizer: --tokenizer, else tok512.bin / tokenizer.bin in the model's directory or its
- * parent (the layout of ../shared/models/stories260K, whose hf/ sits beside tok512.bin). */
+/* The tokenizer: --tokenizer, else tokenizer.json / tokenizer.model / tokenizer.bin / tok512.bin in
+ * the model's directory, the llama2.c names also in its parent (the layout of
+ * ../shared/models/stories260K, whose hf/ sits beside tok512.bin): msbnb_tokenizer_find. */
 static int find_tokenizer(const char *model, const char *given, char *out, size_t cap) {
     if (given) {
         snprintf(out, cap, "%s", given);
-        return file_exists(out);
+        struct stat st;
+        return stat(out, &st) == 0;
     }
-    struct stat st;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model);
-    if (stat(model, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
-    }
-    const char *cands[] = {"%s/tok512.bin", "%s/tokenizer.bin", "%s/../tok512.bin", "%s/../tokenizer.bin"};
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-        snprintf(out, cap, cands[i], dir);
-        if (file_exists(out)) return 1;
-    }
-    return 0;
+    return msbnb_tokenizer_find(model, out, cap) == MSBNB_OK;
 }
 
 /* Tokenize text as a stream of paragraphs (split on blank lines, each encoded with BOS, as the
@@ -156,11 +150,14 @@ static void finetune_usage(FILE *f) {
           "  --resume DIR (continue a run saved in DIR, with the same options)  --stop-at N (stop after\n"
           "  step N as if interrupted)  --tokenizer PATH  --threads N  --quiet\n"
           "Writes ADAPTER_DIR/adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.svg,\n"
-          "checkpoint/ (optimizer.bin, state.json), saved at every evaluation and at the end, so an\n"
-          "interrupted run resumed with --resume ends bit-identical to an uninterrupted one.\n",
+          "checkpoint/ (the adapter again, optimizer.bin, state.json: one unit, replaced whole), saved at\n"
+          "every evaluation and at the end, so an interrupted run resumed with --resume ends bit-identical\n"
+          "to an uninterrupted one. A non-finite loss or gradient stops the run (exit 1), keeping the last\n"
+          "checkpoint.\n",
           f);
 }
 
+/* Returns -1 to run, else the exit code (0 after --help, 2 after a usage error). */
 static int parse_finetune(int argc, char **argv, ft_opts *o) {
     *o = (ft_opts){0};
     o->quant = MSBNB_QTYPE_NF4;
@@ -168,121 +165,152 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
     o->steps = 200, o->batch = 4, o->seq = 64, o->warmup = 10, o->eval_every = 50, o->val_windows = 64;
     o->targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
     o->optim = MSBNB_OPTIM_ADAMW;
-    const char *pos[2] = {0};
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && ++i)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    const char *pos[2] = {0}, *quant = NULL;
+    static const char *const optims[] = {"adamw", "adamw8bit", NULL};
+    int optim = 0;
+    bool dq = false, recompute = false, quiet = false;
+    cli_args a;
+    cli_args_begin(&a, "finetune", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
             finetune_usage(stdout);
-            exit(0);
-        } else if (!strcmp(a, "--double-quant")) o->double_quant = 1;
-        else if (!strcmp(a, "--recompute")) o->recompute = 1;
-        else if (!strcmp(a, "--quiet")) o->quiet = 1;
-        else if (OPT("--out")) o->out = v;
-        else if (OPT("--val")) o->val = v;
-        else if (OPT("--resume")) o->resume = v;
-        else if (OPT("--tokenizer")) o->tokenizer = v;
-        else if (OPT("--targets")) o->targets = v;
-        else if (OPT("--quant")) {
-            if (!strcmp(v, "f32") || !strcmp(v, "none")) o->quant = MSBNB_QTYPE_NONE;
-            else if (msbnb_qtype_parse(v, &o->quant) != MSBNB_OK) return fprintf(stderr, "bad --quant %s\n", v), 0;
-        } else if (OPT("--optim")) {
-            if (!strcmp(v, "adamw")) o->optim = MSBNB_OPTIM_ADAMW;
-            else if (!strcmp(v, "adamw8bit")) o->optim = MSBNB_OPTIM_ADAMW8BIT;
-            else return fprintf(stderr, "bad --optim %s\n", v), 0;
-        } else if (OPT("--r")) o->r = atoi(v);
-        else if (OPT("--alpha")) o->alpha = (float)atof(v);
-        else if (OPT("--dropout")) o->dropout = (float)atof(v);
-        else if (OPT("--lr")) o->lr = (float)atof(v);
-        else if (OPT("--steps")) o->steps = atoi(v);
-        else if (OPT("--batch")) o->batch = atoi(v);
-        else if (OPT("--seq")) o->seq = atoi(v);
-        else if (OPT("--warmup")) o->warmup = atoi(v);
-        else if (OPT("--eval-every")) o->eval_every = atoi(v);
-        else if (OPT("--val-windows")) o->val_windows = atoi(v);
-        else if (OPT("--val-frac")) o->val_frac = (float)atof(v);
-        else if (OPT("--threads")) o->threads = atoi(v);
-        else if (OPT("--stop-at")) o->stop_at = atoi(v);
-        else if (OPT("--seed")) o->seed = strtoull(v, NULL, 10);
-        else if (a[0] == '-' && a[1] == '-') return fprintf(stderr, "unknown or incomplete option %s\n", a), 0;
-        else if (npos < 2) pos[npos++] = a;
-        else return fprintf(stderr, "unexpected argument %s\n", a), 0;
-#undef OPT
+            return EXIT_OK;
+        }
+        (void)(cli_flag(&a, "--double-quant", &dq) || cli_flag(&a, "--recompute", &recompute) ||
+            cli_flag(&a, "--quiet", &quiet) || cli_str(&a, "--out", &o->out) || cli_str(&a, "--val", &o->val) ||
+            cli_str(&a, "--resume", &o->resume) || cli_str(&a, "--tokenizer", &o->tokenizer) ||
+            cli_str(&a, "--targets", &o->targets) || cli_str(&a, "--quant", &quant) ||
+            cli_choice(&a, "--optim", optims, &optim) || cli_int(&a, "--r", 1, 4096, &o->r) ||
+            cli_float(&a, "--alpha", 0, 1e6, &o->alpha) || cli_float(&a, "--dropout", 0, 1, &o->dropout) ||
+            cli_float(&a, "--lr", 0, 1e30, &o->lr) || cli_int(&a, "--steps", 1, CLI_MAX_STEPS, &o->steps) ||
+            cli_int(&a, "--batch", 1, CLI_MAX_BATCH, &o->batch) || cli_int(&a, "--seq", 2, CLI_MAX_SEQ, &o->seq) ||
+            cli_int(&a, "--warmup", 0, CLI_MAX_STEPS, &o->warmup) ||
+            cli_int(&a, "--eval-every", 0, CLI_MAX_STEPS, &o->eval_every) ||
+            cli_int(&a, "--val-windows", 0, INT32_MAX, &o->val_windows) ||
+            cli_float(&a, "--val-frac", 0, 1, &o->val_frac) ||
+            cli_int(&a, "--threads", 1, CLI_MAX_THREADS, &o->threads) ||
+            cli_int(&a, "--stop-at", 0, CLI_MAX_STEPS, &o->stop_at) || cli_u64(&a, "--seed", &o->seed) ||
+            cli_positional(&a, pos, 2));
+    }
+    if (a.failed) return EXIT_USAGE;
+    o->double_quant = dq, o->recompute = recompute, o->quiet = quiet;
+    o->optim = optim ? MSBNB_OPTIM_ADAMW8BIT : MSBNB_OPTIM_ADAMW;
+    if (quant) {
+        if (!strcmp(quant, "f32") || !strcmp(quant, "none")) o->quant = MSBNB_QTYPE_NONE;
+        else if (msbnb_qtype_parse(quant, &o->quant) != MSBNB_OK || o->quant == MSBNB_QTYPE_BLOCKWISE8)
+            return cli_args_error(&a, "--quant must be nf4, fp4, int4, int8 or f32, not '%s'", quant);
     }
     o->model = pos[0], o->text = pos[1];
-    if (!o->model || !o->text || !o->out) return fprintf(stderr, "MODEL, TEXTFILE and --out are required\n"), 0;
-    if (o->steps < 1 || o->batch < 1 || o->seq < 2 || o->r < 1 || o->warmup < 0 || o->eval_every < 0 || o->stop_at < 0 ||
-        o->dropout < 0 || o->dropout >= 1 || o->val_frac < 0 || o->val_frac >= 1 || o->lr <= 0)
-        return fprintf(stderr, "an option is out of range\n"), 0;
-    return 1;
+    if (!o->model || !o->text || !o->out) return cli_args_error(&a, "MODEL, TEXTFILE and --out are required");
+    if (!(o->dropout < 1)) return cli_args_error(&a, "--dropout must be in [0, 1)");
+    if (!(o->val_frac < 1)) return cli_args_error(&a, "--val-frac must be in [0, 1)");
+    if (!(o->lr > 0)) return cli_args_error(&a, "--lr must be > 0");
+    return -1;
 }
 
-/* Checkpoint state next to the adapter: what --resume needs besides the adapter and optimizer. */
-static int save_state(const char *dir, int step, uint64_t rng, uint64_t dropout_step, const ft_opts *o) {
-    char path[8400];
-    snprintf(path, sizeof path, "%s/state.json.tmp", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return 0;
-    fprintf(f, "{\"step\": %d, \"rng\": \"%016llx\", \"dropout_step\": %llu, \"seed\": %llu, \"steps\": %d, "
-               "\"batch\": %d, \"seq\": %d, \"lr\": %.9g}\n",
-            step, (unsigned long long)rng, (unsigned long long)dropout_step, (unsigned long long)o->seed, o->steps,
-            o->batch, o->seq, (double)o->lr);
-    if (fclose(f) != 0) return 0;
-    char final[8400];
-    snprintf(final, sizeof final, "%s/state.json", dir);
-    return rename(path, final) == 0;
-}
-
-/* Reads checkpoint/state.json (written by save_state) through the library's validated JSON reader;
- * any missing, mistyped or out-of-range field rejects the checkpoint with a message. */
-static int load_state(const char *dir, int *step, uint64_t *rng, uint64_t *dropout_step) {
+/* Reads DIR/checkpoint/state.json (cli_train_state.h), cross-checked against this run's options. */
+static int load_state(const char *dir, const ft_opts *o, ft_state *out) {
     char path[8400];
     snprintf(path, sizeof path, "%s/checkpoint/state.json", dir);
-    msbnb_config *c = NULL;
-    if (msbnb_config_open(path, &c) != MSBNB_OK) {
-        fprintf(stderr, "msbnb finetune: %s\n", msbnb_last_error());
+    size_t len = 0;
+    char *text = read_file(path, &len), err[400];
+    ft_state expect = {0, 0, 0, o->seed, o->steps, o->batch, o->seq, o->lr};
+    int ok = text && ft_state_parse(text, len, &expect, out, err, sizeof err);
+    if (!text) fprintf(stderr, "msbnb finetune: %s: cannot read (no checkpoint to resume)\n", path);
+    else if (!ok) fprintf(stderr, "msbnb finetune: %s: %s\n", path, err);
+    free(text);
+    return ok;
+}
+
+/* The checkpoint of a run that has completed `step` steps, as one unit: checkpoint/ holds the
+ * adapter (PEFT files), optimizer.bin and state.json (step, data RNG, dropout counter), written
+ * into a temporary directory, fsynced and swapped into place (cli_atomic.h) — a kill at any moment
+ * leaves either the previous checkpoint or this one, never a mix. Then the adapter at the top of
+ * ADAPTER_DIR (what users load) is refreshed, file by file. Returns 1 on success. */
+static int save_checkpoint(msbnb_model *m, msbnb_optim *opt, msbnb_trainer *tr, const ft_opts *o, int step,
+                           uint64_t rng) {
+    char path[4200], err[600];
+    snprintf(path, sizeof path, "%s/checkpoint", o->out);
+    cli_atomic ck = {0};
+    if (cli_atomic_begin(&ck, path, err, sizeof err) != MSBNB_OK) {
+        fprintf(stderr, "msbnb finetune: %s\n", err);
         return 0;
     }
-    int64_t st = -1, dst = -1;
-    const char *hex = NULL;
-    char *end = NULL;
-    int ok = msbnb_config_get_int(c, "step", &st) == MSBNB_OK && msbnb_config_get_int(c, "dropout_step", &dst) == MSBNB_OK &&
-             msbnb_config_get_string(c, "rng", &hex) == MSBNB_OK && st >= 0 && st <= INT32_MAX && dst >= 0 && hex &&
-             strlen(hex) == 16;
-    unsigned long long r = 0;
-    if (ok) {
-        errno = 0;
-        r = strtoull(hex, &end, 16);
-        ok = errno == 0 && end && *end == '\0';
+    ft_state s = {step, rng, msbnb_trainer_step_count(tr), o->seed, o->steps, o->batch, o->seq, o->lr};
+    char opath[4300], state[400];
+    snprintf(opath, sizeof opath, "%s/optimizer.bin", ck.tmp);
+    msbnb_status st = msbnb_model_lora_save(m, "default", ck.tmp, o->model);
+    if (st == MSBNB_OK) st = msbnb_optim_save(opt, opath);
+    if (st != MSBNB_OK) {
+        cli_atomic_free(&ck);
+        return fail("save checkpoint"), 0;
     }
-    if (!ok) fprintf(stderr, "msbnb finetune: %s: missing or invalid step / rng / dropout_step\n", path);
-    msbnb_config_free(c);
-    if (!ok) return 0;
-    *step = (int)st;
-    *rng = r;
-    *dropout_step = (uint64_t)dst;
+    snprintf(opath, sizeof opath, "%s/state.json", ck.tmp);
+    FILE *f = ft_state_format(&s, state, sizeof state) ? fopen(opath, "wb") : NULL;
+    int ok = f && fputs(state, f) >= 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) {
+        fprintf(stderr, "msbnb finetune: %s: cannot write\n", opath);
+        cli_atomic_free(&ck);
+        return 0;
+    }
+    if (cli_atomic_commit(&ck, err, sizeof err) != MSBNB_OK) {
+        fprintf(stderr, "msbnb finetune: %s\n", err);
+        cli_atomic_free(&ck);
+        return 0;
+    }
+    cli_atomic_free(&ck);
+    if (msbnb_model_lora_save(m, "default", o->out, o->model) != MSBNB_OK) return fail("save adapter"), 0;
     return 1;
 }
 
-/* Adapter (PEFT files) + checkpoint/ (optimizer state, state.json with the step reached, the data
- * RNG and the dropout counter) of a run that has completed `step` steps. Returns 1 on success. */
-static int save_checkpoint(msbnb_model *m, msbnb_optim *opt, msbnb_trainer *tr, const ft_opts *o, int step,
-                           uint64_t rng) {
-    if (msbnb_model_lora_save(m, "default", o->out, o->model) != MSBNB_OK) {
-        fail("save adapter");
-        return 0;
+/* metrics.jsonl of a resumed run: keep the lines of steps <= `step` (those after it belong to the
+ * interrupted run past its last checkpoint and are redone), rewritten through a temporary file. */
+static int metrics_truncate(const char *path, int step) {
+    size_t len = 0;
+    char *text = read_file(path, &len);
+    if (!text) return 1; /* none yet */
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.msbnb-tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL;
+    for (size_t i = 0; ok && i < len;) {
+        size_t e = i;
+        while (e < len && text[e] != '\n') e++;
+        long long s = -1;
+        if (sscanf(text + i, "{\"step\": %lld", &s) == 1 && s >= 0 && s <= step)
+            ok = fwrite(text + i, 1, e - i, f) == e - i && fputc('\n', f) != EOF;
+        i = e + 1;
     }
-    char path[4200], opath[4300];
-    snprintf(path, sizeof path, "%s/checkpoint", o->out);
-    mkdir(path, 0777);
-    snprintf(opath, sizeof opath, "%s/optimizer.bin", path);
-    if (msbnb_optim_save(opt, opath) != MSBNB_OK || !save_state(path, step, rng, msbnb_trainer_step_count(tr), o)) {
-        fail("save checkpoint");
-        return 0;
+    if (f && fclose(f) != 0) ok = 0;
+    free(text);
+    if (ok && rename(tmp, path) != 0) ok = 0;
+    if (!ok) unlink(tmp);
+    return ok;
+}
+
+/* A JSON number, or null for a non-finite value (JSON has no NaN). */
+static void json_num(FILE *f, const char *key, const char *fmt, double v) {
+    fprintf(f, ", \"%s\": ", key);
+    if (isfinite(v)) fprintf(f, fmt, v);
+    else fputs("null", f);
+}
+
+/* Available memory in bytes (MemAvailable and the address-space limit, whichever is lower), 0
+ * when unknown. */
+static uint64_t available_memory(void) {
+    uint64_t avail = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long long kb = 0;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) avail = (uint64_t)kb * 1024;
     }
-    return 1;
+    if (f) fclose(f);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (!avail || rl.rlim_cur < avail))
+        avail = (uint64_t)rl.rlim_cur;
+    return avail;
 }
 
 typedef struct curve {
@@ -309,10 +337,8 @@ static void fmt_eta(double s, char *buf, size_t cap) {
 
 int cmd_finetune(int argc, char **argv) {
     ft_opts o;
-    if (!parse_finetune(argc, argv, &o)) {
-        finetune_usage(stderr);
-        return 2;
-    }
+    int prc = parse_finetune(argc, argv, &o);
+    if (prc >= 0) return prc;
     if (o.threads > 0) msbnb_set_num_threads(o.threads);
     int rc = 1;
     msbnb_model *m = NULL;
@@ -329,11 +355,12 @@ int cmd_finetune(int argc, char **argv) {
     msbnb_model_params mp = msbnb_model_params_default();
     mp.quant = o.quant;
     mp.double_quant = o.double_quant;
-    if (msbnb_model_load(o.model, &mp, &m) != MSBNB_OK) return fail(o.model);
+    /* the tokenizer is found before the (possibly large) model is loaded */
     if (!find_tokenizer(o.model, o.tokenizer, tokpath, sizeof tokpath)) {
         fprintf(stderr, "msbnb: no tokenizer found for %s (use --tokenizer)\n", o.model);
-        goto done;
+        return 1;
     }
+    if (msbnb_model_load(o.model, &mp, &m) != MSBNB_OK) return fail(o.model);
     if (msbnb_tokenizer_load(tokpath, msbnb_model_vocab_size(m), &tok) != MSBNB_OK) {
         fail(tokpath);
         goto done;
@@ -377,12 +404,13 @@ int cmd_finetune(int argc, char **argv) {
     int start_step = 0;
     uint64_t rng = o.seed * 0x2545F4914F6CDD1Dull + 1, dropout_step = 0;
     if (o.resume) {
-        if (msbnb_model_lora_load(m, o.resume, "default") != MSBNB_OK) {
-            fail(o.resume);
-            goto done;
-        }
-        if (!load_state(o.resume, &start_step, &rng, &dropout_step)) {
-            fprintf(stderr, "msbnb: %s/checkpoint/state.json missing or unreadable\n", o.resume);
+        /* the checkpoint unit: state first (cheap to refuse), then its own copy of the adapter */
+        ft_state rs;
+        if (!load_state(o.resume, &o, &rs)) goto done;
+        start_step = rs.step, rng = rs.rng, dropout_step = rs.dropout_step;
+        snprintf(path, sizeof path, "%s/checkpoint", o.resume);
+        if (msbnb_model_lora_load(m, path, "default") != MSBNB_OK) {
+            fail(path);
             goto done;
         }
     } else {
@@ -424,6 +452,14 @@ int cmd_finetune(int argc, char **argv) {
         }
         msbnb_trainer_set_step_count(tr, dropout_step);
     }
+    /* the trainer's buffers are reserved, not yet touched: refuse before the first step rather
+     * than be killed by the kernel in the middle of one */
+    uint64_t need = (uint64_t)msbnb_trainer_memory_bytes(tr), avail = available_memory();
+    if (avail && need > avail) {
+        fprintf(stderr, "msbnb finetune: the activations need %.1f MB but only %.1f MB are available (lower --batch or --seq, or use --recompute)\n",
+                (double)need / 1e6, (double)avail / 1e6);
+        goto done;
+    }
     int64_t base = 0, trainable = 0;
     msbnb_trainer_count_params(tr, &base, &trainable);
     printf("model: %lld base parameters (%s%s), LoRA r=%d: %lld trainable (%.3f%%); activations %.1f MB\n",
@@ -440,6 +476,10 @@ int cmd_finetune(int argc, char **argv) {
         }
     }
     snprintf(path, sizeof path, "%s/metrics.jsonl", o.out);
+    if (start_step > 0 && !metrics_truncate(path, start_step)) {
+        fprintf(stderr, "msbnb finetune: cannot rewrite %s\n", path);
+        goto done;
+    }
     metrics = fopen(path, start_step > 0 ? "a" : "w");
     if (!metrics) {
         fprintf(stderr, "msbnb: cannot write %s\n", path);
@@ -458,10 +498,21 @@ int cmd_finetune(int argc, char **argv) {
         goto done;
     }
     first_val = val_loss;
+    if (!isfinite(val_loss)) {
+        fprintf(stderr, "msbnb finetune: validation loss is %g before training (%s)\n", val_loss,
+                o.resume ? "the checkpoint's adapter holds non-finite values" : "the model is broken");
+        goto done;
+    }
     printf("step %4d: val loss %.4f (ppl %.2f) over %lld tokens\n", start_step, val_loss, exp(val_loss),
            (long long)vcount);
     curve_add(&val_c, start_step, val_loss);
-    fprintf(metrics, "{\"step\": %d, \"val_loss\": %.6f, \"val_ppl\": %.4f}\n", start_step, val_loss, exp(val_loss));
+    if (start_step == 0) { /* a resumed run's metrics already hold it */
+        fprintf(metrics, "{\"step\": %d", start_step);
+        json_num(metrics, "val_loss", "%.6f", val_loss);
+        json_num(metrics, "val_ppl", "%.4f", exp(val_loss));
+        fputs("}\n", metrics);
+        fflush(metrics);
+    }
     double t0 = now_s(), ema = NAN;
     int64_t tokens_done = 0;
     const int last = o.stop_at > 0 && o.stop_at < o.steps ? o.stop_at : o.steps; /* last step of this run */
@@ -477,6 +528,13 @@ int cmd_finetune(int argc, char **argv) {
             fail("training step");
             goto done;
         }
+        /* divergence guard: stop before a non-finite value reaches a checkpoint or metrics.jsonl;
+         * the last checkpoint written stays as it was */
+        if (!isfinite(loss) || !isfinite(info.grad_norm)) {
+            fprintf(stderr, "msbnb finetune: training diverged at step %d (loss %g, gradient norm %g); lower --lr; "
+                            "the last checkpoint is kept\n", step, loss, info.grad_norm);
+            goto done;
+        }
         tokens_done += (int64_t)o.batch * o.seq;
         ema = isnan(ema) ? loss : 0.9 * ema + 0.1 * loss;
         double el = now_s() - t0, tps = (double)tokens_done / el;
@@ -486,15 +544,33 @@ int cmd_finetune(int argc, char **argv) {
                 fail("validation");
                 goto done;
             }
+            if (!isfinite(val_loss)) {
+                fprintf(stderr, "msbnb finetune: training diverged at step %d (validation loss %g); lower --lr; the "
+                                "last checkpoint is kept\n", step, val_loss);
+                goto done;
+            }
             curve_add(&val_c, step, val_loss);
-            /* periodic checkpoint: a killed run loses at most eval_every steps */
-            if (step < last && !save_checkpoint(m, opt, tr, &o, step, rng)) goto done;
         }
         curve_add(&train_c, step, loss);
-        fprintf(metrics, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f",
-                step, loss, (double)info.lr, info.grad_norm, tps);
-        if (evald) fprintf(metrics, ", \"val_loss\": %.6f, \"val_ppl\": %.4f", val_loss, exp(val_loss));
+        fprintf(metrics, "{\"step\": %d", step);
+        json_num(metrics, "loss", "%.6f", loss);
+        json_num(metrics, "lr", "%.6g", (double)info.lr);
+        json_num(metrics, "grad_norm", "%.6g", info.grad_norm);
+        json_num(metrics, "tokens_per_s", "%.1f", tps);
+        if (evald) {
+            json_num(metrics, "val_loss", "%.6f", val_loss);
+            json_num(metrics, "val_ppl", "%.4f", exp(val_loss));
+        }
         fputs("}\n", metrics);
+        if (evald) {
+            /* the history up to here survives a kill; then the periodic checkpoint (a killed run
+             * loses at most eval_every steps) */
+            if (fflush(metrics) != 0) {
+                fprintf(stderr, "msbnb finetune: %s/metrics.jsonl: write failed\n", o.out);
+                goto done;
+            }
+            if (step < last && !save_checkpoint(m, opt, tr, &o, step, rng)) goto done;
+        }
         char eta[32];
         fmt_eta(el / (double)(step - start_step) * (double)(o.steps - step), eta, sizeof eta);
         if (tty) {
@@ -539,38 +615,69 @@ done:
 
 /* ================================================================ merge */
 
+static int merge_io_error(const char *err) {
+    fprintf(stderr, "msbnb merge: %s\n", err);
+    return EXIT_FAIL;
+}
+
 int cmd_merge(int argc, char **argv) {
-    const char *pos[3] = {0};
-    int npos = 0, requant = 0;
+    const char *pos[3] = {0}, *quant = NULL;
+    bool requant = false, dq = false;
+    int dtype_choice = -1;
+    static const char *const dtypes[] = {"f32", "f16", "bf16", NULL}; /* msbnb_dtype order */
     msbnb_model_params mp = msbnb_model_params_default();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--quant nf4|... --double-quant]\n"
-                   "  Writes OUT_DIR (config.json + model.safetensors): MODEL with the adapter folded in,\n"
-                   "  fp32 projections, or re-quantized in the base's format with --requantize.\n");
-            return 0;
-        } else if (!strcmp(argv[i], "--requantize")) requant = 1;
-        else if (!strcmp(argv[i], "--double-quant")) mp.double_quant = 1;
-        else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
-            if (msbnb_qtype_parse(argv[++i], &mp.quant) != MSBNB_OK) {
-                fprintf(stderr, "bad --quant %s\n", argv[i]);
-                return 2;
-            }
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "unknown option %s\n", argv[i]);
-            return 2;
-        } else if (npos < 3) pos[npos++] = argv[i];
+    cli_args a;
+    cli_args_begin(&a, "merge", argc, argv);
+    while (cli_args_next(&a)) {
+        if (cli_is_help(&a)) {
+            printf("usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize] [--dtype f32|f16|bf16]\n"
+                   "                   [--quant nf4|... --double-quant]\n"
+                   "  Writes OUT_DIR: MODEL with the adapter folded in (config.json, model.safetensors and\n"
+                   "  MODEL's tokenizer / generation files). Plain tensors keep MODEL's dtype (a bf16 base\n"
+                   "  gives bf16) unless --dtype says otherwise; --requantize re-quantizes each projection\n"
+                   "  in the base's format.\n");
+            return EXIT_OK;
+        }
+        (void)(cli_flag(&a, "--requantize", &requant) || cli_flag(&a, "--double-quant", &dq) ||
+            cli_str(&a, "--quant", &quant) || cli_choice(&a, "--dtype", dtypes, &dtype_choice) ||
+            cli_positional(&a, pos, 3));
     }
-    if (npos != 3) {
-        fprintf(stderr, "usage: msbnb merge MODEL ADAPTER_DIR OUT_DIR [--requantize]\n");
-        return 2;
-    }
+    if (a.failed) return EXIT_USAGE;
+    mp.double_quant = dq;
+    if (quant && msbnb_qtype_parse(quant, &mp.quant) != MSBNB_OK)
+        return cli_args_error(&a, "--quant must be nf4, fp4, int4 or int8, not '%s'", quant);
+    if (!pos[2]) return cli_args_error(&a, "needs MODEL, ADAPTER_DIR and OUT_DIR");
+    for (int k = 0; k < 2; k++)
+        if (cli_same_or_inside(pos[2], pos[k])) {
+            fprintf(stderr, "msbnb merge: %s: output would overwrite the input %s\n", pos[2], pos[k]);
+            return EXIT_FAIL;
+        }
     msbnb_model *m = NULL;
     if (msbnb_model_load(pos[0], &mp, &m) != MSBNB_OK) return fail(pos[0]);
     int rc = 0;
+    char err[600];
+    cli_atomic out = {0};
     if (msbnb_model_lora_load(m, pos[1], "default") != MSBNB_OK) rc = fail(pos[1]);
-    else if (msbnb_model_save_merged(m, pos[2], requant) != MSBNB_OK) rc = fail(pos[2]);
-    else printf("merged %s + %s -> %s (%s)\n", pos[0], pos[1], pos[2], requant ? "re-quantized" : "fp32");
+    else if (cli_atomic_begin(&out, pos[2], err, sizeof err) != MSBNB_OK) rc = merge_io_error(err);
+    else if (msbnb_model_save_merged_ex(m, out.tmp, requant, dtype_choice) != MSBNB_OK) rc = fail(pos[2]);
+    else {
+        struct stat sb;
+        if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            /* tokenizer.json, tokenizer_config.json, generation_config.json, ...: a complete model */
+            cli_output side = {0};
+            side.dir = strdup(out.tmp);
+            if (!side.dir || cli_copy_side_files(&side, pos[0]) != MSBNB_OK) rc = fail(pos[2]);
+            cli_output_free(&side);
+        }
+        if (rc == 0 && cli_atomic_commit(&out, err, sizeof err) != MSBNB_OK) rc = merge_io_error(err);
+    }
+    if (rc == 0) {
+        msbnb_model_config c;
+        msbnb_model_get_config(m, &c);
+        printf("merged %s + %s -> %s (%s model, %s)\n", pos[0], pos[1], pos[2], msbnb_family_name(c.family),
+               requant ? "re-quantized" : "plain");
+    }
+    cli_atomic_free(&out); /* removes the temporary directory after a failure */
     msbnb_model_free(m);
     return rc;
 }

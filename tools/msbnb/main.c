@@ -1,6 +1,9 @@
 /* main.c — `msbnb COMMAND ...`: dispatch to the subcommands in cli.h. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <msbnb/msbnb.h>
 
@@ -21,6 +24,7 @@ static const command commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
     {"finetune", cmd_finetune, "QLoRA fine-tuning on a text file, saves a PEFT adapter"},
     {"merge", cmd_merge, "fold a LoRA adapter into a standalone checkpoint"},
+    {"tokenize", cmd_tokenize, "ids of a text (or text of ids) with a model's tokenizer"},
 };
 
 static void usage(FILE *f) {
@@ -33,8 +37,17 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* msbnb parallelises with OpenMP and calls OpenBLAS single-threaded, but OpenBLAS starts its
+     * own worker threads when the library loads, each mapping a ~128 MB buffer and retrying
+     * forever when that fails (under ulimit -v the process then hangs, even at exit). Without an
+     * explicit OPENBLAS_NUM_THREADS, run again with 1 so no such thread exists. */
+    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("MSBNB_CLI_REEXEC")) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        setenv("MSBNB_CLI_REEXEC", "1", 1); /* exec once, even if the variable is dropped */
+        execv("/proc/self/exe", argv);                /* on failure, carry on as before */
+    }
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "msbnb: missing COMMAND (see `msbnb --help`)\n");
         return 2;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -47,7 +60,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "msbnb: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "msbnb: unknown command '%s' (see `msbnb --help`)\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,109 @@
+#!/bin/sh
+# robust_cli.sh MSBNB SHARED [sanitized] — regression tests of the audit's CLI defects (issue #15), each run as a
+# user would: exit codes, one-line errors, outputs that are whole or absent, resumes that match.
+set -u
+msbnb=$1
+shared=$2
+sanitized=${3:-}  # a sanitizer build maps terabytes of shadow memory: no ulimit -v checks
+m=$shared/models/stories260K/hf
+tok=$shared/models/stories260K/tok512.bin
+w=$(mktemp -d)
+trap 'rm -rf "$w"' EXIT
+fails=0
+pass=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fails=$((fails + 1)); echo "FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+# run CMD...: exit code in $rc, stderr line count in $lines
+run() { rc=0; "$@" >"$w/out" 2>"$w/err" || rc=$?; lines=$(wc -l <"$w/err"); }
+nolefts() { ! ls -a "$1" | grep -q '^\.msbnb-tmp-'; }
+
+head -c 100000 "$shared/data/austen.txt" >"$w/a.txt"
+ft() { "$msbnb" finetune "$m" "$w/a.txt" --steps 12 --batch 2 --seq 32 --eval-every 4 --quiet "$@"; }
+
+# ---- defect 5: the adapter, optimizer and state of a checkpoint are one unit
+ft --out "$w/full" >/dev/null
+ft --out "$w/part" --stop-at 8 >/dev/null
+ft --out "$w/other" --seed 9 --stop-at 4 >/dev/null
+# a kill between the adapter and the rest used to leave a newer adapter beside older optimizer
+# state; the top-level adapter is now never what --resume reads
+cp "$w/other/adapter_model.safetensors" "$w/part/adapter_model.safetensors"
+ft --out "$w/part" --resume "$w/part" >/dev/null
+check "resume from the checkpoint unit equals the uninterrupted run" \
+  'cmp -s "$w/full/adapter_model.safetensors" "$w/part/adapter_model.safetensors"'
+check "metrics.jsonl after resume has each step once" \
+  '[ "$(grep -c "\"step\": 8," "$w/part/metrics.jsonl")" = 1 ] && [ "$(grep -c "\"step\": 12," "$w/part/metrics.jsonl")" = 1 ]'
+
+# ---- defect 12: state.json checks (each refused with one line, exit 1)
+st="$w/part/checkpoint/state.json"
+cp "$st" "$w/state.good"
+for edit in 's/"rng": "[0-9a-f]*"/"rng": "-000000000000001"/' 's/"rng": "[0-9a-f]*"/"rng": "0x00000000000001"/' \
+            's/"step": 12/"step": 13/' 's/"step": 12/"step": 2147483647/' 's/"batch": 2/"batch": 4/' \
+            's/"seq": 32/"seq": 2147483647/' 's/"dropout_step": 12/"dropout_step": 11/'; do
+  sed "$edit" "$w/state.good" >"$st"
+  run ft --out "$w/part" --resume "$w/part"
+  check "state.json edit $edit refused" '[ $rc = 1 ] && [ $lines = 1 ]'
+done
+cp "$w/state.good" "$st"
+
+# ---- defect 9: divergence stops the run, no NaN in JSON, no checkpoint from the diverged run
+run ft --out "$w/nan" --lr 1e30
+check "--lr 1e30 stops with exit 1 and one line" '[ $rc = 1 ] && [ $lines = 1 ]'
+check "metrics.jsonl holds no NaN" '! grep -qi nan "$w/nan/metrics.jsonl"'
+check "no checkpoint from the diverged run" '[ ! -e "$w/nan/checkpoint" ]'
+
+# ---- defect 6: whole output directories
+"$msbnb" quantize "$m" "$w/q" --type nf4 --quiet
+rm "$w/q/config.json" && mkdir "$w/q/config.json"
+run "$msbnb" quantize "$m" "$w/q" --type int8 --quiet
+check "quantize over a damaged output replaces it whole" '[ $rc = 0 ] && [ -f "$w/q/config.json" ] && nolefts "$w"'
+cp -r "$w/q" "$w/q.before"
+run sh -c "trap '' XFSZ; ulimit -f 100; exec \"$msbnb\" quantize \"$m\" \"$w/q\" --type nf4 --quiet"
+check "a failed quantize leaves the previous output intact" \
+  '[ $rc = 1 ] && [ $lines = 1 ] && diff -r "$w/q" "$w/q.before" >/dev/null && nolefts "$w"'
+mkdir "$w/.msbnb-tmp-q.999999999" && touch "$w/.msbnb-tmp-q.999999999/model.safetensors"
+"$msbnb" quantize "$m" "$w/q" --type nf4 --quiet
+check "stale temporaries of dead runs are removed" 'nolefts "$w"'
+run "$msbnb" merge "$m" "$w/full" "$m"
+check "merge MODEL ADAPTER MODEL is refused" '[ $rc = 1 ] && [ $lines = 1 ]'
+"$msbnb" merge "$m" "$w/full" "$w/mg" >/dev/null
+cp -r "$w/mg" "$w/mg.before"
+run sh -c "trap '' XFSZ; ulimit -f 100; exec \"$msbnb\" merge \"$m\" \"$w/full\" \"$w/mg\" --quant nf4"
+check "a failed merge leaves the previous output intact" \
+  '[ $rc = 1 ] && [ $lines = 1 ] && diff -r "$w/mg" "$w/mg.before" >/dev/null && nolefts "$w"'
+
+# ---- defect 11 and 12: empty files, empty weights
+printf '\002\000\000\000\000\000\000\000{}' >"$w/empty.safetensors"
+run "$msbnb" quantize "$w/empty.safetensors" "$w/eq.safetensors" --type nf4 --quiet
+check "quantize of an empty {} file" '[ $rc = 0 ]'
+run "$msbnb" dequantize "$w/empty.safetensors" "$w/ed.safetensors" --quiet
+check "dequantize of an empty {} file" '[ $rc = 0 ]'
+# a lone [0, 64] weight: a 64-byte header
+printf '\100\000\000\000\000\000\000\000{"a.weight":{"dtype":"F32","shape":[0,64],"data_offsets":[0,0]}}' >"$w/zero.safetensors"
+run "$msbnb" quantize "$w/zero.safetensors" "$w/zq.safetensors" --type nf4 --quiet
+check "a [0, 64] weight is copied, not an error" '[ $rc = 0 ] && "$msbnb" inspect "$w/zq.safetensors" | grep -q "a.weight .*\[0, 64\]"'
+
+# ---- defect 10: memory limits end in one clear line, never a hang
+if [ -z "$sanitized" ]; then
+run timeout 120 sh -c "ulimit -v 150000; exec \"$msbnb\" finetune \"$m\" \"$w/a.txt\" --out \"$w/v\" --steps 2 --quiet"
+check "finetune under ulimit -v 150000: exit 1, one line" '[ $rc = 1 ] && [ $lines = 1 ]'
+run timeout 120 sh -c "ulimit -v 150000; exec \"$msbnb\" generate \"$m\" --steps 4"
+check "generate under ulimit -v 150000: exit 1, one line" '[ $rc = 1 ] && [ $lines = 1 ]'
+fi
+
+# ---- 30 MB one-line text with --max-tokens: only its start is tokenized
+yes 'the quick brown fox said to the old dog that it was a fine day' | head -c 30000000 | tr '\n' ' ' >"$w/line.txt"
+head -c 100000 "$w/line.txt" >"$w/line_head.txt"
+p1=$(timeout 300 "$msbnb" perplexity "$m" "$w/line.txt" --max-tokens 300 --tokenizer "$tok" 2>/dev/null | tail -1)
+p2=$("$msbnb" perplexity "$m" "$w/line_head.txt" --max-tokens 300 --tokenizer "$tok" 2>/dev/null | tail -1)
+check "30 MB line, --max-tokens 300: the first 300 tokens' perplexity" '[ -n "$p1" ] && [ "$p1" = "$p2" ]'
+
+# ---- one line per error
+for c in "inspect $w/a.txt" "compare $m $w/empty.safetensors" "quantize $w/a.txt $w/x.safetensors --type nf4" \
+         "generate $w/nothing" "perplexity $m $w/nothing" "merge $m $w/nothing $w/mx" "finetune $m $w/nothing --out $w/fx"; do
+  run $msbnb $c
+  check "one error line: msbnb $c" '[ $rc = 1 ] && [ $lines = 1 ]'
+done
+
+echo "$pass passed, $fails failed"
+[ $fails = 0 ]

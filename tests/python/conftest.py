@@ -1,0 +1,36 @@
+"""Shared fixtures of the Python package's tests (run by scripts/pytest.sh, ctest python_pytest).
+
+MSBNB_SHARED_DIR: ../shared (bitsandbytes golden vectors, stories260K); MSBNB_BIN: the CLI.
+"""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.environ.get("MSBNB_SHARED_DIR", os.path.join(os.path.dirname(ROOT), "shared"))
+GOLDEN = os.path.join(SHARED, "golden", "bnb")
+STORIES = os.path.join(SHARED, "models", "stories260K", "hf")
+MSBNB_BIN = os.environ.get("MSBNB_BIN", os.path.join(ROOT, "build", "msbnb"))
+
+
+def golden(name, dtype):
+    """A raw little-endian array of ../shared/golden/bnb."""
+    path = os.path.join(GOLDEN, name)
+    if not os.path.exists(path):
+        pytest.fail(f"missing golden file {path} (../shared must be beside the checkout)")
+    return np.fromfile(path, dtype=dtype)
+
+
+def run_cli(*args):
+    if not os.path.exists(MSBNB_BIN):
+        pytest.fail(f"the msbnb CLI {MSBNB_BIN} is not built")
+    p = subprocess.run([MSBNB_BIN, *args], capture_output=True, text=True)
+    assert p.returncode == 0, f"msbnb {' '.join(args)}: {p.stderr}"
+    return p
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12)
