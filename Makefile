@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 
-.PHONY: all build bootstrap test test-isa demo bench bench-python install asan fuzz interop clean
+.PHONY: all build bootstrap test test-isa demo bench bench-peers bench-python install asan fuzz interop clean
 
 all: build
 
@@ -35,6 +35,11 @@ demo: build
 
 bench: build
 	$(BUILD)/bench/msbnb_bench $(BENCH_ARGS)
+
+# The training bench beside its peer (transformers + PEFT + bitsandbytes from the interop venv) at the
+# same settings, ratios printed from one run (scripts/bench_peers.sh; BENCH_ARGS=--quick, MSBNB_THREADS).
+bench-peers: build
+	@bash scripts/bench_peers.sh $(BUILD)
 
 # Per-call overhead of the Python package's QTensor.matmul above the C call (bench/python_overhead.py).
 bench-python: build

@@ -31,11 +31,26 @@ void bench_flush_weights(const struct msbnb_qtensor *q);
 /* Measured fp32 FMA peak in GFLOP/s (2 flops per FMA lane) at `threads` threads. */
 double bench_fma_peak_gflops(int threads);
 
+/* The CPU's name (/proc/cpuinfo "model name") and the engine (msbnb's level, oneDNN's version and
+ * ISA); static storage. Every section prints both. */
+const char *bench_cpu_model(void);
+const char *bench_engine(void);
+/* Every figure also goes to results.jsonl beside the bench binary (build/bench/results.jsonl), one
+ * JSON object per measurement: section, what, shape, n, threads, value + unit, the same run's
+ * limit it is quoted against (name, value, ratio), oneDNN's implementation string where one ran,
+ * the CPU and the engine. bench_jsonl_open truncates the file (main does it once per run). */
+int bench_jsonl_open(const char *argv0);
+const char *bench_jsonl_path(void);
+void bench_jsonl_close(void);
+void bench_record(const char *section, const char *what, const char *shape, long long n, int threads, double value,
+                  const char *unit, const char *limit_name, double limit_value, const char *impl);
+
 /* Sections: each prints its own tables. quick != 0 = smaller sizes (smoke runs). */
 int bench_formats(int quick);
 int bench_matmul(int quick);
 int bench_matmul_int8(int quick);
 int bench_train(int quick);
+int bench_onednn(int quick);
 int bench_parsers(int quick);
 int bench_tokenizer(int quick);
 

@@ -119,6 +119,14 @@ int bench_formats(int quick) {
         msbnb_set_num_threads(0);
         printf("  %-18s %7.2f (%5.2fx) %7.2f (%5.2fx)   %7.2f (%5.2fx) %7.2f (%5.2fx)\n", f->name, gq[1], gq[1] / bw[1],
                gq[2], gq[2] / bw[2], gd[1], gd[1] / bw[1], gd[2], gd[2] / bw[2]);
+        for (int t = 1; t <= 2; t++) {
+            char what[64], shape[48];
+            snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
+            snprintf(what, sizeof what, "%s quantize", f->name);
+            bench_record("formats", what, shape, 0, t, gq[t], "GB/s of fp32", "read bandwidth", bw[t], "");
+            snprintf(what, sizeof what, "%s dequantize", f->name);
+            bench_record("formats", what, shape, 0, t, gd[t], "GB/s of fp32", "read bandwidth", bw[t], "");
+        }
         if (f->type == MSBNB_QTYPE_NF4 && !f->dq) q4[0] = gq[1], d4[0] = gd[1];
         if (f->type == MSBNB_QTYPE_INT4) q4[1] = gq[1], d4[1] = gd[1];
         msbnb_qtensor_free(q);

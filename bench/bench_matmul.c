@@ -177,6 +177,9 @@ int bench_matmul(int quick) {
                 printf("%-3d %5lld %-10s %9.3f %8.1f %8.1f %8s %7.2f %7.2f\n", t, (long long)n, "sgemm", ts * 1e3,
                        (double)(out * in) * 4 / ts / 1e9, sg, "1", ratio(sg, peak[t]),
                        n == 1 ? ratio((double)(out * in) * 4 / ts / 1e9, t == 1 ? evict_block_gbs : bw[t]) : 0.0);
+                char shape[48];
+                snprintf(shape, sizeof shape, "%lldx%lld", (long long)out, (long long)in);
+                bench_record("matmul", "OpenBLAS sgemm", shape, n, t, sg, "GFLOP/s", "FMA peak", peak[t], "");
                 for (int f = 0; f < N_FMTS; f++) {
                     double tq;
                     msbnb_status st = MSBNB_OK;
@@ -190,6 +193,11 @@ int bench_matmul(int quick) {
                     printf("%-3d %5lld %-10s %9.3f %8.1f %8.1f %8.2f %7.2f %7.2f\n", t, (long long)n, FMTS[f].name,
                            tq * 1e3, gbs, gf, ratio(gf, sg), ratio(gf, peak[t]),
                            n == 1 ? ratio(gbs, t == 1 ? evict_block_gbs : bw[t]) : 0.0);
+                    bench_record("matmul", FMTS[f].name, shape, n, t, gf, "GFLOP/s", "OpenBLAS sgemm", sg, "");
+                    if (n == 1)
+                        bench_record("matmul", FMTS[f].name, shape, n, t, gbs, "weight GB/s",
+                                     t == 1 ? "read samples between its calls" : "read bandwidth",
+                                     t == 1 ? evict_block_gbs : bw[t], "");
                 }
             }
         }

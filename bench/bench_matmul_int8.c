@@ -210,12 +210,17 @@ int bench_matmul_int8(int quick) {
                 printf("  %-13s %5lld %6lld %2d %9.3f %8.1f %8.1f %7.2f %7.2f %7.2f %5.0f\n", "dense sgemm",
                        (long long)out, (long long)n, t, ts * 1e3, 4 * wbytes / ts * 1e-9, sg, 1.0,
                        ratio(4 * wbytes / ts * 1e-9, bw[t]), ratio(sg, peak[t]), 100 * us);
+                char shape[48];
+                snprintf(shape, sizeof shape, "%lldx%lld", (long long)out, (long long)in);
+                bench_record("int8", "dense sgemm", shape, n, t, sg, "GFLOP/s", "FMA peak", peak[t], "");
                 for (int v = 0; v < N_V; v++) {
                     if (tvs[v] <= 0) continue;
                     double tv = tvs[v], gf = flop / tv * 1e-9, gbs = wbytes / tv * 1e-9;
                     printf("  %-13s %5lld %6lld %2d %9.3f %8.1f %8.1f %7.2f %7.2f %7.2f %5.0f\n", VNAME[v],
                            (long long)out, (long long)n, t, tv * 1e3, gbs, gf, ratio(gf, sg), ratio(gbs, rbw[v]),
                            ratio(gf, peak[t]), 100 * uvs[v]);
+                    bench_record("int8", VNAME[v], shape, n, t, gf, "GFLOP/s", "OpenBLAS sgemm", sg, "");
+                    if (n == 1) bench_record("int8", VNAME[v], shape, n, t, gbs, "weight GB/s", "read bandwidth", rbw[v], "");
                 }
             }
         }

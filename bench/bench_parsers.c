@@ -60,9 +60,29 @@ static double time_open(size_t n, int meta, int descending, size_t *bytes, doubl
     return ok ? t : -1;
 }
 
+/* "model name" of /proc/cpuinfo, or "unknown CPU". */
+static void cpu_name(char *buf, size_t cap) {
+    snprintf(buf, cap, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        char *c = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && c) {
+            c += 1 + (c[1] == ' ');
+            c[strcspn(c, "\n")] = '\0';
+            snprintf(buf, cap, "%s", c);
+            break;
+        }
+    }
+    if (f) fclose(f);
+}
+
 int bench_parsers(int quick) {
     const size_t n_tensors = quick ? 100000 : 1000000, n_keys = quick ? 20000 : 200000;
-    printf("\n== parsers: safetensors header open (msbnb_safetensors_open_memory: cJSON + checks), one thread\n");
+    char cpu[128];
+    cpu_name(cpu, sizeof cpu);
+    printf("\n== parsers: safetensors header open (msbnb_safetensors_open_memory: cJSON + msbnb checks), one "
+           "thread, %s\n", cpu);
     printf("%-34s %8s %9s %9s %7s %7s\n", "input", "MB", "CPU s", "wall s", "limit", "ratio");
     struct {
         const char *what;
@@ -87,6 +107,7 @@ int bench_parsers(int quick) {
         }
         printf("%-34s %8.1f %9.3f %9.3f %6.1fs %7.2f%s\n", label, (double)bytes / 1e6, t, wall, cases[i].limit,
                t / cases[i].limit, t < cases[i].limit ? "" : "  OVER THE LIMIT");
+        bench_record("parsers", label, "", 0, 1, t, "CPU s", "time limit", cases[i].limit, "");
         if (!quick && t >= cases[i].limit) rc = 1;
     }
     return rc;

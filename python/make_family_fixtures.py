@@ -9,6 +9,7 @@ Sizes: hidden 64, 2 layers, 4 query heads over 2 key/value heads (GQA), vocab 51
 drawn wider than transformers' init (std 0.08, norms 1 ± 0.2, embeddings std 1) so that the
 position encoding, the masks and every optional tensor move the logits measurably.
 
+qwen2_window turns Qwen's use_sliding_window on for the layers from max_window_layers (1) on.
 Scaled RoPE types use original_max_position_embeddings 32 (dynamic: max_position_embeddings 32),
 so a test over 80 positions covers positions past it. linear and dynamic are written with the
 older spelling `rope_scaling: {"type": ...}` (what the issue found silently ignored).
@@ -46,6 +47,8 @@ FIXTURES = {
     "qwen2_tied": ("qwen2", dict(tie_word_embeddings=True,
                                  rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), None),
     "qwen2_untied": ("qwen2", dict(rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), None),
+    "qwen2_window": ("qwen2", dict(use_sliding_window=True, sliding_window=16, max_window_layers=1,
+                                   rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), None),
     "qwen3": ("qwen3", dict(head_dim=32, tie_word_embeddings=True,
                             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), None),
 }

@@ -103,11 +103,11 @@ def make_logits_test(name):
         # taken away differ by orders of magnitude more (printed for the record)
         print(f"  {name}: fp32 logits max rel err {err:.2e} over {N_POS} positions")
         assert err <= 1e-4, f"{name}: {err}"
-        if name.startswith("llama_") or name == "mistral":
+        if name.startswith("llama_") or name in ("mistral", "qwen2_window"):
             # same weights (same seed and shapes) with plain RoPE and full attention: what msbnb
             # computed before it read rope types / sliding_window. The check is far from it.
-            plain = rel_err(msbnb_logits(fixture("llama")), theirs)
-            print(f"  {name}: the plain-llama forward would be off by {plain:.2e}")
+            plain = rel_err(msbnb_logits(fixture("qwen2_untied" if name.startswith("qwen") else "llama")), theirs)
+            print(f"  {name}: the same weights without its RoPE type / window would be off by {plain:.2e}")
             assert plain > 1e-2, f"{name}: fixture does not exercise its feature ({plain})"
     test.__name__ = f"test_fp32_logits_{name}"
     return test
@@ -132,14 +132,16 @@ def make_bnb_test(name):
             err = rel_err(ours, theirs)
             print(f"  {name}: bitsandbytes {kind} checkpoint, msbnb vs transformers+bnb logits rel err {err:.2e}")
             assert err <= tol, f"{name} {kind}: {err}"
-        # and msbnb's own NF4 file opens in transformers + bitsandbytes with the same logits
-        out = os.path.join(TMP, f"{name}_msbnb_nf4")
-        msbnb("quantize", d, out, "--type", "nf4", "--double-quant", "--quiet")
-        theirs = hf_logits(hf_model(out, dtype=torch.float32))  # the file's config says bf16
-        err = rel_err(msbnb_logits(out), theirs)
-        print(f"  {name}: msbnb quantize nf4 loaded by transformers+bnb, logits rel err {err:.2e}")
-        # the quant_state records the source's bf16, so bitsandbytes dequantizes to bf16: bf16 rounding
-        assert err <= 1e-2, f"{name} msbnb nf4: {err}"
+        # and msbnb's own NF4 and INT8 files open in transformers + bitsandbytes with the same logits
+        for kind, args in (("nf4", ["--type", "nf4", "--double-quant"]), ("int8", ["--type", "int8"])):
+            out = os.path.join(TMP, f"{name}_msbnb_{kind}")
+            msbnb("quantize", d, out, *args, "--quiet")
+            theirs = hf_logits(hf_model(out, dtype=torch.float32))  # the file's config says bf16
+            err = rel_err(msbnb_logits(out), theirs)
+            print(f"  {name}: msbnb quantize {kind} loaded by transformers+bnb, logits rel err {err:.2e}")
+            # NF4: the quant_state records the source's bf16, so bitsandbytes dequantizes to bf16;
+            # INT8: LLM.int8() outlier handling differs as above
+            assert err <= (1e-2 if kind == "nf4" else 3e-2), f"{name} msbnb {kind}: {err}"
     test.__name__ = f"test_bnb_nf4_int8_{name}"
     return test
 
@@ -197,6 +199,45 @@ def make_train_test(name):
     return test
 
 
+class SamplerParams(ctypes.Structure):  # include/msbnb/model.h msbnb_sampler_params
+    _fields_ = [("temperature", ctypes.c_float), ("top_p", ctypes.c_float), ("seed", ctypes.c_uint64)]
+
+
+_lib.msbnb_sampler_params_default.restype = SamplerParams
+
+
+def make_generate_test(name):
+    def test():
+        # greedy generation with the KV cache, token by token past original_max_position_embeddings
+        # (dynamic NTK: frequencies grow with each new position, earlier keys stay as cached) and
+        # past the sliding window, against transformers' generate
+        d = fixture(name)
+        prompt = IDS[:24]
+        with torch.no_grad():
+            hf = hf_model(d, dtype=torch.float32).generate(
+                torch.tensor(prompt[None, :].astype(np.int64)), max_new_tokens=40, do_sample=False,
+                eos_token_id=None, pad_token_id=0)[0, 24:].tolist()
+        p = _lib.msbnb_model_params_default()
+        p.max_seq_len = 64
+        m = ctypes.c_void_p()
+        assert _lib.msbnb_model_load(d.encode(), ctypes.byref(p), ctypes.byref(m)) == 0
+        sp = _lib.msbnb_sampler_params_default()
+        out = np.zeros(64, dtype=np.int32)
+        n_out = ctypes.c_int()
+        prompt = np.ascontiguousarray(prompt, dtype=np.int32)
+        st = _lib.msbnb_model_generate(m, prompt.ctypes.data_as(ctypes.c_void_p), 24, 40, ctypes.byref(sp), None, None,
+                                       out.ctypes.data_as(ctypes.c_void_p), 64, ctypes.byref(n_out))
+        _lib.msbnb_model_free(m)
+        assert st == 0
+        ours = out[24:n_out.value].tolist()
+        # msbnb stops on ids 1 / 2 (llama2.c's BOS / EOS); compare what it produced
+        print(f"  {name}: greedy generate, {len(ours)} tokens from position 24, msbnb == transformers: "
+              f"{ours == hf[:len(ours)]}")
+        assert len(ours) >= 10 and ours == hf[:len(ours)], (ours, hf)
+    test.__name__ = f"test_generate_{name}"
+    return test
+
+
 def test_refusals_name_what_is_supported():
     for mt in ("gemma", "gemma2", "phi3"):
         d = os.path.join(TMP, f"refuse_{mt}")
@@ -234,6 +275,9 @@ if __name__ == "__main__":
         names = [n for n in names if n in only.split(",")]
     tests = [make_logits_test(n) for n in names]
     tests += [make_bnb_test(n) for n in ("llama", "mistral", "qwen2_untied", "qwen3") if n in names]
-    tests += [make_train_test(n) for n in ("llama_llama3", "mistral", "qwen2_tied", "qwen2_untied", "qwen3") if n in names]
+    tests += [make_train_test(n) for n in ("llama_llama3", "mistral", "qwen2_tied", "qwen2_untied", "qwen2_window",
+                                           "qwen3") if n in names]
+    tests += [make_generate_test(n) for n in ("llama_dynamic", "llama_yarn", "mistral", "qwen2_window", "qwen3")
+              if n in names]
     tests.append(test_refusals_name_what_is_supported)
     sys.exit(run_tests(tests))

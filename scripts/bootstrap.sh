@@ -18,6 +18,7 @@ have_pc libcjson || need+=(libcjson-dev)
 have_pc openblas || need+=(libopenblas-dev)
 have_pc libpcre2-8 || need+=(libpcre2-dev)
 have_pc libutf8proc || need+=(libutf8proc-dev)
+[ -e /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 have_cmd python3 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

@@ -127,12 +127,14 @@ static inline const char *test_shared_path(const char *rel) {
 }
 
 /* Calls fn once per ISA level the CPU supports up to the one in use (scalar first; MSBNB_ISA may
- * cap it), with that level forced; restores the level afterwards. fn receives the level. */
+ * cap it), with that level forced; restores the level afterwards. fn receives the SIMD level its
+ * kernels run at: for the ONEDNN level (last, where available) that is the detected SIMD level, with
+ * the oneDNN engine on (msbnb_isa_current() tells the two runs apart). */
 static inline void test_for_each_isa(void (*fn)(msbnb_isa isa, void *ctx), void *ctx) {
     msbnb_isa top = msbnb_isa_current();
     for (int l = 0; l <= (int)top; l++) {
         if (msbnb_isa_set((msbnb_isa)l) != MSBNB_OK) continue;
-        fn((msbnb_isa)l, ctx);
+        fn(l == MSBNB_ISA_ONEDNN ? msbnb_isa_detected() : (msbnb_isa)l, ctx);
     }
     msbnb_isa_set(top);
 }

@@ -59,15 +59,30 @@ msbnb_status msbnb_matmul(const msbnb_qtensor *W, const float *X, int64_t n, con
 
 /* As msbnb_matmul with X [n, in] given as float32 (MSBNB_DTYPE_F32) or as fp16 / bf16 bit patterns
  * (MSBNB_DTYPE_F16 / _BF16, uint16_t elements). Half inputs are converted to float32 in blocks of at
- * most 67 rows (scratch [67, in] floats); the result equals msbnb_matmul on the converted rows.
+ * most 67 rows (scratch [67, in] floats; [n, in] when the oneDNN engine takes the product, as it
+ * does only for whole batches); the result equals msbnb_matmul on the converted rows.
  * Errors: those of msbnb_matmul, INVALID_ARG for another x_dtype. */
 msbnb_status msbnb_matmul_ex(const msbnb_qtensor *W, const void *X, msbnb_dtype x_dtype, int64_t n,
                              const float *bias, float *Y, msbnb_precision precision);
 
-/* dX[n, in] = dY[n, out] · deq(W) (EXACT semantics, fp32 accumulation in increasing out);
- * accumulate != 0 adds into dX instead of overwriting (accumulate == 0: dX is never read).
- * dY borrowed; dX caller-allocated, must not overlap dY. Errors: as msbnb_matmul. */
+/* dX[n, in] = dY[n, out] · deq(W) (EXACT semantics, fp32 accumulation: in increasing out in msbnb's
+ * tiles, in oneDNN's fixed order where the `onednn` level takes it; within (out + 3)·u·Σ|dy·w|
+ * either way); accumulate != 0 adds into dX instead of overwriting (accumulate == 0: dX is never
+ * read). dY borrowed; dX caller-allocated, must not overlap dY. Errors: as msbnb_matmul. */
 msbnb_status msbnb_matmul_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate);
+
+/* As msbnb_matmul_t; precision FAST: bf16 numerics for 4-bit weights — dY and the dequantized
+ * weights rounded to bf16, fp32 products and sums, within (2·2^-9 + 2^-17 + (out + 3)·u)·Σ|dy·w| —
+ * natively where the CPU has bf16 dot products (oneDNN's bf16 matmul at the onednn level), else the
+ * same numbers through the fp32 engines on rounded operands (fp32 speed); INT8 weights: EXACT.
+ * Bf16 training (train.h, MSBNB_COMPUTE_BF16) uses it. */
+msbnb_status msbnb_matmul_t_ex(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate,
+                               msbnb_precision precision);
+
+/* 1 when the CPU has native bf16 dot products (AVX512-BF16; every AMX CPU has it too) and the current
+ * level uses them (avx512_bf16 or onednn), else 0: where FAST products of more than 16 rows are
+ * bf16 products at bf16 speed, and where training defaults to bf16 compute. */
+int msbnb_bf16_native(void);
 
 /* Optional: prepare W for faster products. Validates W (INVALID_ARG as msbnb_matmul). The current
  * 4-bit kernels read the bitsandbytes layout directly, so nothing is built for them and W is left

@@ -56,7 +56,7 @@ typedef struct msbnb_linear msbnb_linear;
 typedef enum msbnb_family {
     MSBNB_FAMILY_LLAMA = 0,   /* "llama" (also llama2.c checkpoints)                          */
     MSBNB_FAMILY_MISTRAL = 1, /* "mistral": sliding_window (default 4096; null = full)        */
-    MSBNB_FAMILY_QWEN2 = 2,   /* "qwen2": q/k/v biases                                        */
+    MSBNB_FAMILY_QWEN2 = 2,   /* "qwen2": q/k/v biases; use_sliding_window on the top layers   */
     MSBNB_FAMILY_QWEN3 = 3    /* "qwen3": per-head RMSNorm of q and k; head_dim default 128    */
 } msbnb_family;
 /* "llama", "mistral", "qwen2", "qwen3"; "?" otherwise. Static string. */
@@ -109,6 +109,9 @@ typedef struct msbnb_model_config {
     int qk_norm;              /* qwen3: RMSNorm over each head of q and k before RoPE        */
     int sliding_window;       /* [sliding_window] a query sees the last W positions (itself  */
                               /* included); 0 = all                                          */
+    int window_from_layer;    /* layers from this one on use sliding_window (qwen2/qwen3 with */
+                              /* use_sliding_window: [max_window_layers] or [layer_types]);  */
+                              /* 0 = every layer (mistral)                                   */
     msbnb_rope_scaling rope;  /* zero = default RoPE                                         */
 } msbnb_model_config;
 
@@ -142,7 +145,9 @@ typedef struct msbnb_model_params {
                             * uses the smallest even divisor of in_features above it, at most one
                             * group per row (stories260K: in 64 with 128 -> 64; down_proj, in 172:
                             * 64 -> 86, 128 -> 172); odd in_features stay fp32.                 */
-    float int8_threshold;  /* INT8: LLM.int8() outlier threshold (0 = pure int8, default 0)      */
+    float int8_threshold;  /* INT8: LLM.int8() outlier threshold (0 = pure int8). Default -1 = as
+                            * stored: an INT8 checkpoint's llm_int8_threshold (also when it is
+                            * re-quantized to INT8), 0 for other weights. >= 0 overrides it.     */
     int max_seq_len;       /* KV cache length: 0 = config seq_len, else this (may exceed seq_len:
                             * positions past max_position_embeddings, as transformers allows)  */
     int max_batch;         /* longest prompt chunk processed at once by forward (default 64)     */

@@ -87,25 +87,36 @@ const char *msbnb_last_error(void);
  *  AVX512       AVX-512 F/BW/DQ/VL
  *  AVX512_VNNI  + AVX512-VNNI (vpdpbusd int8 dot products)
  *  AVX512_BF16  + AVX512-BF16 (vdpbf16ps)
- * The environment variable MSBNB_ISA=scalar|avx2|avx512|avx512_vnni|avx512_bf16, read once at the
- * first call into the library, can lower (never raise) the level. */
+ *  ONEDNN       the highest SIMD level the CPU has, plus the oneDNN engine for the compute-bound
+ *               products where it was measured faster (docs/kernels.md, "oneDNN"); exists only
+ *               when msbnb was built with oneDNN (Debian libdnnl-dev) and the CPU has AVX2. It is
+ *               not a CPU feature: msbnb_isa_detected() never returns it; when available it is the
+ *               default current level.
+ * The environment variable MSBNB_ISA=scalar|avx2|avx512|avx512_vnni|avx512_bf16|onednn, read once at
+ * the first call into the library, can lower (never raise) the level: any SIMD level turns oneDNN
+ * off. */
 typedef enum msbnb_isa {
     MSBNB_ISA_SCALAR = 0,
     MSBNB_ISA_AVX2 = 1,
     MSBNB_ISA_AVX512 = 2,
     MSBNB_ISA_AVX512_VNNI = 3,
-    MSBNB_ISA_AVX512_BF16 = 4
+    MSBNB_ISA_AVX512_BF16 = 4,
+    MSBNB_ISA_ONEDNN = 5
 } msbnb_isa;
-#define MSBNB_ISA_COUNT 5
+#define MSBNB_ISA_COUNT 6
 
-/* Highest level this CPU and OS support (cpuid + XGETBV register-state check). */
+/* Highest SIMD level this CPU and OS support (cpuid + XGETBV register-state check); never ONEDNN. */
 msbnb_isa msbnb_isa_detected(void);
-/* Level the kernels use now: min(detected, MSBNB_ISA, last msbnb_isa_set). */
+/* Level the kernels use now: ONEDNN when available and not lowered, else min(detected, MSBNB_ISA,
+ * last msbnb_isa_set). */
 msbnb_isa msbnb_isa_current(void);
 /* Force a level (tests use it to reach every variant). Returns MSBNB_ERR_UNSUPPORTED if the CPU
- * lacks it. Process-wide; not meant to be changed while other threads run kernels. */
+ * lacks it (ONEDNN: if msbnb was built without oneDNN or the CPU lacks AVX2). Process-wide; not
+ * meant to be changed while other threads run kernels. */
 msbnb_status msbnb_isa_set(msbnb_isa isa);
-/* "scalar", "avx2", "avx512", "avx512_vnni", "avx512_bf16"; "?" for an unknown value. */
+/* 1 when the ONEDNN level can be set (built with oneDNN, CPU with AVX2), else 0. */
+int msbnb_onednn_available(void);
+/* "scalar", "avx2", "avx512", "avx512_vnni", "avx512_bf16", "onednn"; "?" for an unknown value. */
 const char *msbnb_isa_name(msbnb_isa isa);
 /* Parse a name as above; MSBNB_ERR_INVALID_ARG if unknown. */
 msbnb_status msbnb_isa_parse(const char *name, msbnb_isa *out);

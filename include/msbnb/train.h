@@ -100,11 +100,25 @@ msbnb_status msbnb_model_save_merged_ex(msbnb_model *m, const char *out_dir, int
 
 /* ---------------------------------------------------------------- training */
 
+/* Arithmetic of the frozen base products in training. LoRA masters, their gradients and the
+ * optimizer state stay fp32, and loss, softmax and norms accumulate in fp32, in every mode. */
+typedef enum msbnb_compute {
+    MSBNB_COMPUTE_AUTO = 0, /* BF16 where msbnb_bf16_native() (kernels.h), else FP32              */
+    MSBNB_COMPUTE_FP32 = 1, /* EXACT products: the reference                                     */
+    MSBNB_COMPUTE_BF16 = 2  /* bf16 numerics in the 4-bit bases' products, forward and dX (QLoRA's
+                               bnb_4bit_compute_dtype = bfloat16): activations and dequantized
+                               weights rounded to bf16, fp32 accumulation; native speed where
+                               msbnb_bf16_native(), else the same numbers at fp32 speed (kernels.h,
+                               msbnb_matmul_t_ex). INT8 and fp32 bases, the output matrix and
+                               attention stay fp32. */
+} msbnb_compute;
+
 typedef struct msbnb_train_params {
     int batch;      /* sequences per step, B (default 4)                                       */
     int seq_len;    /* positions per sequence, T (default 64); ≤ the model's seq_len             */
     int recompute;  /* 0: keep every layer's activations (default); 1: recompute in the backward */
     uint64_t seed;  /* LoRA dropout masks: a function of (seed, step counter, layer, proj, index) */
+    msbnb_compute compute; /* base products (default AUTO, see above)                          */
 } msbnb_train_params;
 
 msbnb_train_params msbnb_train_params_default(void);
@@ -116,6 +130,11 @@ typedef struct msbnb_trainer msbnb_trainer;
  * do not change its adapters while the trainer lives.
  * Errors: INVALID_ARG (NULL, batch/seq_len < 1, seq_len beyond the model's), OUT_OF_MEMORY. */
 msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, msbnb_trainer **out);
+/* The compute the trainer runs (AUTO resolved at create: FP32 or BF16). */
+msbnb_compute msbnb_trainer_compute(const msbnb_trainer *tr);
+/* "auto", "fp32", "bf16" (NULL for an unknown value); parse the same names (INVALID_ARG else). */
+const char *msbnb_compute_name(msbnb_compute c);
+msbnb_status msbnb_compute_parse(const char *name, msbnb_compute *out);
 void msbnb_trainer_free(msbnb_trainer *tr);
 
 /* Register every trainable LoRA tensor (lora_A, lora_B of each adapted projection) with opt,

@@ -19,7 +19,7 @@ static msbnb_isa detected = MSBNB_ISA_SCALAR;
 static atomic_int current_level = MSBNB_ISA_SCALAR;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static const char *const isa_names[MSBNB_ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512_vnni", "avx512_bf16"};
+static const char *const isa_names[MSBNB_ISA_COUNT] = {"scalar", "avx2", "avx512", "avx512_vnni", "avx512_bf16", "onednn"};
 
 #if MSBNB_HAVE_X86
 static uint64_t read_xcr0(void) {
@@ -64,21 +64,43 @@ static msbnb_isa level_from_features(void) {
     return MSBNB_ISA_AVX512_BF16;
 }
 
+/* The ONEDNN level: built with oneDNN (MSBNB_HAVE_ONEDNN, set by CMake) and a CPU with AVX2, whose
+ * decoders fill the engine's weight tiles. */
+static int onednn_ok(void) {
+#if MSBNB_HAVE_ONEDNN
+    return detected >= MSBNB_ISA_AVX2;
+#else
+    return 0;
+#endif
+}
+
 static void init_once(void) {
 #if MSBNB_HAVE_X86
     detect_x86();
 #endif
     detected = level_from_features();
-    msbnb_isa level = detected;
+    msbnb_isa level = onednn_ok() ? MSBNB_ISA_ONEDNN : detected;
     const char *env = getenv("MSBNB_ISA");
     msbnb_isa forced;
     if (env && *env && msbnb_isa_parse(env, &forced) == MSBNB_OK && forced < level) level = forced;
     atomic_store(&current_level, (int)level);
 }
 
+/* The SIMD level of the kernels: the ONEDNN level runs them at the detected level. */
 msbnb_isa msbnb__isa(void) {
     pthread_once(&once, init_once);
-    return (msbnb_isa)atomic_load_explicit(&current_level, memory_order_relaxed);
+    int l = atomic_load_explicit(&current_level, memory_order_relaxed);
+    return l == MSBNB_ISA_ONEDNN ? detected : (msbnb_isa)l;
+}
+
+int msbnb__onednn_on(void) {
+    pthread_once(&once, init_once);
+    return atomic_load_explicit(&current_level, memory_order_relaxed) == MSBNB_ISA_ONEDNN;
+}
+
+int msbnb_onednn_available(void) {
+    pthread_once(&once, init_once);
+    return onednn_ok();
 }
 
 const msbnb_cpu_features *msbnb__cpu(void) {
@@ -91,11 +113,20 @@ msbnb_isa msbnb_isa_detected(void) {
     return detected;
 }
 
-msbnb_isa msbnb_isa_current(void) { return msbnb__isa(); }
+msbnb_isa msbnb_isa_current(void) {
+    pthread_once(&once, init_once);
+    return (msbnb_isa)atomic_load_explicit(&current_level, memory_order_relaxed);
+}
 
 msbnb_status msbnb_isa_set(msbnb_isa isa) {
     pthread_once(&once, init_once);
     RETURN_IF((int)isa < 0 || (int)isa >= MSBNB_ISA_COUNT, MSBNB_ERR_INVALID_ARG, "unknown ISA level %d", (int)isa);
+    if (isa == MSBNB_ISA_ONEDNN) {
+        RETURN_IF(!onednn_ok(), MSBNB_ERR_UNSUPPORTED, "the onednn level needs %s",
+                  MSBNB_HAVE_ONEDNN ? "a CPU with AVX2" : "msbnb built with oneDNN (libdnnl-dev)");
+        atomic_store(&current_level, (int)isa);
+        return MSBNB_OK;
+    }
     RETURN_IF(isa > detected, MSBNB_ERR_UNSUPPORTED, "this CPU supports up to %s, not %s", isa_names[detected],
               isa_names[isa]);
     atomic_store(&current_level, (int)isa);
@@ -115,5 +146,5 @@ msbnb_status msbnb_isa_parse(const char *name, msbnb_isa *out) {
             return MSBNB_OK;
         }
     }
-    return MSBNB_FAIL(MSBNB_ERR_INVALID_ARG, "unknown ISA '%s' (scalar, avx2, avx512, avx512_vnni, avx512_bf16)", name);
+    return MSBNB_FAIL(MSBNB_ERR_INVALID_ARG, "unknown ISA '%s' (scalar, avx2, avx512, avx512_vnni, avx512_bf16, onednn)", name);
 }

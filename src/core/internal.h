@@ -64,6 +64,12 @@ uint64_t msbnb__address_space_left(void);
 /* Current ISA level (cheap: one relaxed atomic load after the first call). */
 msbnb_isa msbnb__isa(void);
 
+/* 1 when the current level is MSBNB_ISA_ONEDNN: the oneDNN engine may run (kernels/onednn.h). */
+int msbnb__onednn_on(void);
+#ifndef MSBNB_HAVE_ONEDNN
+#define MSBNB_HAVE_ONEDNN 0
+#endif
+
 /* Individual CPU features, valid after the first msbnb__isa() call. */
 typedef struct msbnb_cpu_features {
     bool avx2, fma, f16c, avxvnni;

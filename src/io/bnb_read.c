@@ -2,6 +2,8 @@
  * bnb_read.c — rebuild a msbnb_qtensor from the entries a quantized weight occupies in a
  * checkpoint (layouts in io.h and bnb.c). Files are untrusted: every part's dtype and element
  * count is checked against the quant state before msbnb_qtensor_from_view copies anything.
+ * Complexity: O(size of the quant-state JSON + log n) name lookups per weight; the parts are
+ * copied once.
  */
 #define IO_API "msbnb_bnb_read"
 #include "io/io_internal.h"

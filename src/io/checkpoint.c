@@ -3,6 +3,9 @@
  * config.json and model.safetensors, or model.safetensors.index.json + shards
  * (model-00001-of-00003.safetensors ...). One sorted name index spans every shard.
  * Also: element conversion of any readable tensor to float32.
+ * Complexity: O(n log n) in the tensor count over all shards (each shard as safetensors_read.c;
+ * the index's weight_map and the shards' names are sorted and compared in one walk); lookups
+ * O(log n).
  */
 #define _POSIX_C_SOURCE 200809L
 #define IO_API "msbnb_checkpoint"

@@ -1,4 +1,6 @@
-/* config.c — read-only JSON objects (config.json, adapter_config.json) with dotted-path getters. */
+/* config.c — read-only JSON objects (config.json, adapter_config.json) with dotted-path getters.
+ * Complexity: parsing is linear in the text (UTF-8 and depth scans, cJSON); a getter walks the
+ * members of each object on its dotted path, an array element i costs O(i). */
 #define IO_API "msbnb_config"
 #include "io/io_internal.h"
 

@@ -5,6 +5,9 @@
  *   base_model.model.<module path>.lora_A.weight   [r, in_features]
  *   base_model.model.<module path>.lora_B.weight   [out_features, r]
  * (the adapter name, e.g. ".default", is removed on save; we accept it on load).
+ * Complexity: linear in adapter_config.json plus O(n log n) in the n weights (lora_A/lora_B are
+ * paired in the file's sorted name order), plus O(modules x pattern keys) for rank_pattern /
+ * alpha_pattern matching.
  */
 #define _POSIX_C_SOURCE 200809L
 #define IO_API "msbnb_peft"

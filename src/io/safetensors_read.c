@@ -12,6 +12,11 @@
  *
  * Every field is untrusted: sizes are computed with overflow checks before any use, and each
  * error names the file, the tensor and a byte offset in the file.
+ *
+ * Complexity: O(N + n log n) for a header of N bytes and n tensors / metadata keys (UTF-8 and depth
+ * scans, cJSON, one pass per entry; the name and offset sorts are skipped when already in order);
+ * a byte offset for a message is searched once, only when an entry is rejected. Lookups by name
+ * are O(log n). Measured: `msbnb_bench parsers` (1M tensors, 200k metadata keys), docs/io.md.
  */
 #define _DEFAULT_SOURCE /* madvise */
 #define _POSIX_C_SOURCE 200809L
@@ -483,8 +488,14 @@ msbnb_status msbnb_safetensors_metadata_get(const msbnb_safetensors *f, size_t i
 
 const char *msbnb_safetensors_metadata(const msbnb_safetensors *f, const char *key) {
     if (!f || !key) return NULL;
-    for (size_t i = 0; i < f->n_meta; i++)
-        if (!strcmp(f->meta_key[i], key)) return f->meta_val[i];
+    size_t lo = 0, hi = f->n_meta; /* keys are sorted: binary search, O(log n) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->meta_key[mid], key);
+        if (c == 0) return f->meta_val[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
 }
 

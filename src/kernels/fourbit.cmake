@@ -5,6 +5,9 @@ list(APPEND MSBNB_SRC
   src/kernels/matmul_4bit_ref.c
   src/kernels/matmul_4bit_tiled.c
   src/kernels/matmul_4bit_fast_int8.c
+  src/kernels/onednn.c
+  src/kernels/onednn_matmul.c
+  src/kernels/matmul_bf16.c
 )
 list(APPEND MSBNB_SRC_AVX2 src/kernels/x86/matmul_4bit_avx2.c src/kernels/x86/matmul_4bit_avx2_int8.c
      src/kernels/x86/dq_scales_avx2.c)

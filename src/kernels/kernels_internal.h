@@ -32,6 +32,11 @@ msbnb_status msbnb__matmul_int8(const msbnb_qtensor *W, const float *X, int64_t 
                                 msbnb_precision precision);
 msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64_t n, float *dX, int accumulate);
 
+/* Y = X · deq(W)ᵀ (+ bias) with bf16 numerics: X and the dequantized weights rounded to bf16, fp32
+ * products and sums (kernels/matmul_bf16.c; native bf16 where the CPU has it); INT8 weights run
+ * EXACT. Validates like msbnb_matmul. Bf16 training's forward (train.h, MSBNB_COMPUTE_BF16). */
+msbnb_status msbnb__matmul_bf16(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias, float *Y);
+
 /* ---------------------------------------------------------------- dense fp32 (dense.c)
  * OpenBLAS's own threading is not bit-stable across thread counts, so every OpenBLAS call in
  * msbnb runs single-threaded inside a begin/end pair, which saves and restores the process's

@@ -99,6 +99,14 @@ msbnb_status msbnb__matmul_4bit_ref(const msbnb__w4 *w, const float *X, int64_t 
 /* Reference transposed: dX[i, k] = (accumulate ? dX[i, k] : 0) + sequential sum over o of dY[i, o] * w. */
 msbnb_status msbnb__matmul_4bit_t_ref(const msbnb__w4 *w, const float *dY, int64_t n, float *dX, int accumulate);
 
+/* ---------------------------------------------------------------- bf16 numerics (matmul_bf16.c) */
+/* Products with every operand rounded to bf16 and fp32 accumulation (bf16 training): native bf16
+ * where the CPU has it, else the same numbers from the fp32 engines. Contracts as above. */
+msbnb_status msbnb__matmul_4bit_bf16(const msbnb__w4 *w, const float *X, int64_t n, const float *bias, float *Y);
+msbnb_status msbnb__matmul_4bit_t_bf16(const msbnb__w4 *w, const float *dY, int64_t n, float *dX, int accumulate);
+/* x[i] rounded to the nearest bf16 value (ties to even, as msbnb_f32_to_bf16), kept as float. */
+void msbnb__bf16_round_array(float *x, int64_t count);
+
 /* ---------------------------------------------------------------- tiled products (SIMD levels) */
 /* The SIMD levels share one plain-C driver (matmul_4bit_tiled.c) that owns tiling, threads and
  * scratch; each ISA unit supplies the inner kernels below. Per-element arithmetic never depends

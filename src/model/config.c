@@ -39,7 +39,7 @@ msbnb_model_params msbnb_model_params_default(void) {
     p.double_quant = 0;
     p.blocksize = 64;
     p.group_size = 128;
-    p.int8_threshold = 0.0f;
+    p.int8_threshold = -1.0f; /* as stored */
     p.max_seq_len = 0;
     p.max_batch = 64;
     return p;
@@ -102,6 +102,8 @@ msbnb_status msbnb__llama_config_check(msbnb_model_config *c) {
     RETURN_IF((unsigned)c->family > MSBNB_FAMILY_QWEN3, MSBNB_ERR_FORMAT, "family %d unknown", (int)c->family);
     RETURN_IF(c->bias >= (1u << MSBNB_PROJ_COUNT), MSBNB_ERR_FORMAT, "bias mask 0x%x has unknown bits", c->bias);
     RETURN_IF(c->sliding_window < 0, MSBNB_ERR_FORMAT, "sliding_window %d < 0", c->sliding_window);
+    RETURN_IF(c->window_from_layer < 0 || c->window_from_layer > c->n_layers, MSBNB_ERR_FORMAT,
+              "window_from_layer %d out of range 0..n_layers", c->window_from_layer);
     const msbnb_rope_scaling *r = &c->rope;
     RETURN_IF((unsigned)r->type > MSBNB_ROPE_LLAMA3, MSBNB_ERR_FORMAT, "rope type %d unknown", (int)r->type);
     if (r->type != MSBNB_ROPE_DEFAULT)
@@ -167,6 +169,39 @@ static msbnb_status json_window(const msbnb_config *j, int def, int *out) {
     return MSBNB_OK;
 }
 
+/* Qwen2/Qwen3 with use_sliding_window: the window applies to the layers transformers marks
+ * "sliding_attention" in layer_types, by default those from max_window_layers (28) on. msbnb
+ * supports a full-attention prefix followed by sliding layers (the only pattern the default makes). */
+static msbnb_status qwen_window(const msbnb_config *j, msbnb_model_config *c) {
+    TRY(json_window(j, 4096, &c->sliding_window));
+    if (c->sliding_window == 0) return MSBNB_OK; /* sliding_window null: no window anywhere */
+    size_t n = 0;
+    if (msbnb_config_array_len(j, "layer_types", &n) == MSBNB_OK && n > 0) {
+        RETURN_IF(n != (size_t)c->n_layers, MSBNB_ERR_FORMAT, "config.json: layer_types has %zu entries for %d layers",
+                  n, c->n_layers);
+        int first = -1;
+        for (size_t i = 0; i < n; i++) {
+            const char *t = NULL;
+            RETURN_IF(msbnb_config_array_string(j, "layer_types", i, &t) != MSBNB_OK, MSBNB_ERR_FORMAT,
+                      "config.json: layer_types[%zu] is not a string", i);
+            const int sl = !strcmp(t, "sliding_attention");
+            RETURN_IF(!sl && strcmp(t, "full_attention") != 0, MSBNB_ERR_UNSUPPORTED,
+                      "config.json: layer type '%s' is not supported (full_attention, sliding_attention)", t);
+            if (sl && first < 0) first = (int)i;
+            RETURN_IF(!sl && first >= 0, MSBNB_ERR_UNSUPPORTED,
+                      "config.json: full attention after sliding layers (layer_types) is not supported");
+        }
+        if (first < 0) c->sliding_window = 0;
+        else c->window_from_layer = first;
+        return MSBNB_OK;
+    }
+    int from = 28;
+    TRY(json_int(j, "max_window_layers", 28, &from));
+    if (from >= c->n_layers) c->sliding_window = 0;
+    else c->window_from_layer = from;
+    return MSBNB_OK;
+}
+
 static msbnb_status config_from_json(const msbnb_config *j, msbnb_model_config *c) {
     memset(c, 0, sizeof *c);
     const char *type = NULL;
@@ -208,8 +243,7 @@ static msbnb_status config_from_json(const msbnb_config *j, msbnb_model_config *
         c->qk_norm = c->family == MSBNB_FAMILY_QWEN3;
         int sliding = 0;
         TRY(json_bool(j, "use_sliding_window", &sliding));
-        RETURN_IF(sliding, MSBNB_ERR_UNSUPPORTED,
-                  "config.json: use_sliding_window (sliding attention on some %s layers) is not supported", type);
+        if (sliding) TRY(qwen_window(j, c));
         break;
     }
     }
@@ -258,8 +292,8 @@ msbnb_status msbnb__llama_alloc(const msbnb_model_config *cfg_in, const msbnb_mo
     RETURN_IF(p.quant != MSBNB_QTYPE_NONE && p.quant != MSBNB_QTYPE_INT8 && p.quant != MSBNB_QTYPE_INT4 &&
                   p.quant != MSBNB_QTYPE_NF4 && p.quant != MSBNB_QTYPE_FP4,
               MSBNB_ERR_INVALID_ARG, "quantization '%s' is not available for model layers", msbnb_qtype_name(p.quant));
-    RETURN_IF(!(p.int8_threshold >= 0.0f) || !isfinite(p.int8_threshold), MSBNB_ERR_INVALID_ARG,
-              "int8 threshold must be >= 0");
+    RETURN_IF(!isfinite(p.int8_threshold), MSBNB_ERR_INVALID_ARG, "int8 threshold must be finite");
+    if (p.int8_threshold < 0.0f) p.int8_threshold = -1.0f; /* as stored */
     RETURN_IF(p.head_quant != MSBNB_QTYPE_NONE && p.head_quant != MSBNB_QTYPE_INT8 && p.head_quant != MSBNB_QTYPE_NF4,
               MSBNB_ERR_INVALID_ARG, "output layer quantization '%s' is not available (int8 or nf4)",
               msbnb_qtype_name(p.head_quant));
@@ -399,7 +433,7 @@ msbnb_status msbnb__llama_set_proj(msbnb_model *m, int l, msbnb_proj p, const fl
     case MSBNB_QTYPE_INT8: {
         msbnb_linear8bit_params ip = msbnb_linear8bit_params_default();
         ip.has_fp16_weights = 0;
-        ip.threshold = mp->int8_threshold;
+        ip.threshold = mp->int8_threshold >= 0.0f ? mp->int8_threshold : m->stored_int8_threshold;
         TRY(msbnb_linear8bit_create_from_weights(w, bias, in, out, &ip, &lin));
         break;
     }

@@ -71,7 +71,7 @@ void msbnb__llama_rope(const msbnb_model *m, float *q, float *k, int64_t n, int 
 static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos, float *out) {
     const msbnb_model_config *c = &m->cfg;
     const int hd = c->head_dim, qd = msbnb__llama_q_dim(c), kvd = msbnb__llama_kv_dim(c);
-    const int group = c->n_heads / c->n_kv_heads, T = m->ctx_len;
+    const int group = c->n_heads / c->n_kv_heads, T = m->ctx_len, window = msbnb__llama_window(c, l);
     /* kc: [n_kv_heads, head_dim, T] (keys transposed, so scores vectorize over positions);
      * vc: [T, kv_dim] */
     const float *kc = m->key_cache + (size_t)l * T * kvd, *vc = m->value_cache + (size_t)l * T * kvd;
@@ -86,7 +86,7 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
         const int64_t t = job / c->n_heads;
         const int h = (int)(job % c->n_heads), g = h / group, last = pos + (int)t;
         /* keys first..last: all of them, or the last sliding_window positions */
-        const int first = (c->sliding_window > 0 && last + 1 > c->sliding_window) ? last + 1 - c->sliding_window : 0;
+        const int first = (window > 0 && last + 1 > window) ? last + 1 - window : 0;
         const float *qv = q + t * qd + (size_t)h * hd;
         float *att = m->att + (size_t)job * T;
         /* att[s] = (Σ_i q[i]·K[s, i]) · scale, the sum over i in order for each s */

@@ -33,6 +33,7 @@ struct msbnb_model {
     msbnb_model_params params;/* as given at load (after defaults)                             */
     msbnb_dtype src_dtype;    /* dtype of the checkpoint's embedding (F32 for llama2.c files)    */
     char *src_config;         /* config.json text of an HF checkpoint (owned), else NULL         */
+    float stored_int8_threshold; /* an INT8 checkpoint's llm_int8_threshold, else 0              */
 
     /* ---- weights */
     float *tok_emb;           /* [vocab, dim] fp32 token embedding (model.embed_tokens.weight), */
@@ -93,6 +94,10 @@ enum msbnb__site { MSBNB__SITE_ATTN_IN = 0, MSBNB__SITE_O_IN = 1, MSBNB__SITE_ML
 /* Derived sizes. */
 static inline int msbnb__llama_q_dim(const msbnb_model_config *c) { return c->n_heads * c->head_dim; }
 static inline int msbnb__llama_kv_dim(const msbnb_model_config *c) { return c->n_kv_heads * c->head_dim; }
+/* Sliding window of layer l (0 = full attention). */
+static inline int msbnb__llama_window(const msbnb_model_config *c, int l) {
+    return l >= c->window_from_layer ? c->sliding_window : 0;
+}
 /* in/out features of projection p. */
 void msbnb__llama_proj_shape(const msbnb_model_config *c, msbnb_proj p, int64_t *out_features,
                              int64_t *in_features);

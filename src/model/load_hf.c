@@ -75,6 +75,17 @@ static msbnb_status load_proj(msbnb_model *m, const msbnb_checkpoint *ck, int l,
     if (st == MSBNB_OK && (v.rows != out || v.cols != in))
         st = MSBNB_FAIL(MSBNB_ERR_SHAPE, "quantized '%s' is [%lld, %lld], expected [%lld, %lld]", name,
                         (long long)v.rows, (long long)v.cols, (long long)out, (long long)in);
+    if (st == MSBNB_OK && v.type == MSBNB_QTYPE_INT8 && m->params.int8_threshold >= 0.0f &&
+        v.threshold != m->params.int8_threshold) {
+        /* an explicit threshold overrides the stored one */
+        msbnb_qtensor *q2 = NULL;
+        v.threshold = m->params.int8_threshold;
+        st = msbnb_qtensor_from_view(&v, &q2);
+        if (st == MSBNB_OK) {
+            msbnb_qtensor_free(q);
+            q = q2;
+        }
+    }
     if (st == MSBNB_OK && m->params.quant == MSBNB_QTYPE_NONE) {
         /* Keep the checkpoint's own format: the layer takes ownership of q on success. */
         msbnb_linear *lin = NULL;
@@ -246,6 +257,14 @@ msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *par
     if (st == MSBNB_OK) st = config_of(ck, j, dir, &c);
     msbnb_model *m = NULL;
     if (st == MSBNB_OK) st = msbnb__llama_alloc(&c, params, &m);
+    int in8 = 0;
+    double thr = 0.0;
+    if (st == MSBNB_OK &&
+        ((msbnb_config_get_bool(j, "quantization_config.load_in_8bit", &in8) == MSBNB_OK && in8) ||
+         (msbnb_config_get_bool(j, "quantization_config._load_in_8bit", &in8) == MSBNB_OK && in8)) &&
+        msbnb_config_get_double(j, "quantization_config.llm_int8_threshold", &thr) == MSBNB_OK && thr >= 0.0 &&
+        thr < 1e30)
+        m->stored_int8_threshold = (float)thr;
     if (st == MSBNB_OK) st = load_weights(m, ck);
     if (st == MSBNB_OK && msbnb_checkpoint_find(ck, "model.embed_tokens.weight", &t) == MSBNB_OK)
         m->src_dtype = t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : t.dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : MSBNB_DTYPE_F32;

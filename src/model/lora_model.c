@@ -285,8 +285,13 @@ static cJSON *generated_config(const msbnb_model *m) {
         if (c->sliding_window > 0) cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
         else cJSON_AddNullToObject(o, "sliding_window");
     }
-    if (c->family == MSBNB_FAMILY_QWEN2 || c->family == MSBNB_FAMILY_QWEN3)
-        cJSON_AddBoolToObject(o, "use_sliding_window", 0);
+    if (c->family == MSBNB_FAMILY_QWEN2 || c->family == MSBNB_FAMILY_QWEN3) {
+        cJSON_AddBoolToObject(o, "use_sliding_window", c->sliding_window > 0);
+        if (c->sliding_window > 0) {
+            cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+            cJSON_AddNumberToObject(o, "max_window_layers", c->window_from_layer);
+        }
+    }
     cJSON_AddNumberToObject(o, "bos_token_id", 1);
     cJSON_AddNumberToObject(o, "eos_token_id", 2);
     return o;

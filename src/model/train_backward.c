@@ -29,13 +29,13 @@
 #define T_ROWS 128
 
 static msbnb_status base_product_t(const msbnb_qtensor *qt, const float *dY, int64_t n, int64_t out, int64_t in,
-                                   float *dX, int accumulate) {
+                                   float *dX, int accumulate, msbnb_precision prec) {
     int64_t blocks = (n + T_ROWS - 1) / T_ROWS, failed_block = -1;
-    if (blocks == 1) return msbnb_matmul_t(qt, dY, n, dX, accumulate);
+    if (blocks == 1) return msbnb_matmul_t_ex(qt, dY, n, dX, accumulate, prec);
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
         int64_t i0 = b * T_ROWS, m = n - i0 < T_ROWS ? n - i0 : T_ROWS;
-        if (msbnb_matmul_t(qt, dY + i0 * out, m, dX + i0 * in, accumulate) != MSBNB_OK) {
+        if (msbnb_matmul_t_ex(qt, dY + i0 * out, m, dX + i0 * in, accumulate, prec) != MSBNB_OK) {
 #pragma omp critical(train_product_t)
             if (failed_block < 0 || b < failed_block) failed_block = b;
         }
@@ -43,7 +43,7 @@ static msbnb_status base_product_t(const msbnb_qtensor *qt, const float *dY, int
     if (failed_block < 0) return MSBNB_OK;
     /* the error message lives in the worker's thread-local slot: repeat the call here for it */
     int64_t i0 = failed_block * T_ROWS, m = n - i0 < T_ROWS ? n - i0 : T_ROWS;
-    TRY(msbnb_matmul_t(qt, dY + i0 * out, m, dX + i0 * in, accumulate));
+    TRY(msbnb_matmul_t_ex(qt, dY + i0 * out, m, dX + i0 * in, accumulate, prec));
     return MSBNB_FAIL(MSBNB_ERR_INTERNAL, "transposed base product failed on rows %lld..", (long long)i0);
 }
 
@@ -62,7 +62,8 @@ static msbnb_status proj_backward(msbnb_trainer *tr, int l, msbnb_proj q, const 
     int N = (int)tr->N;
     const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
     if (qt) {
-        TRY(base_product_t(qt, dY, tr->N, out, in, dX, accumulate));
+        TRY(base_product_t(qt, dY, tr->N, out, in, dX, accumulate,
+                           tr->base_bf16 ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT));
     } else {
         const float *W;
         TRY(msbnb__train_f32_weight(tr, lin, &W));

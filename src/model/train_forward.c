@@ -21,7 +21,7 @@
 /* ================================================================ parameters, creation */
 
 msbnb_train_params msbnb_train_params_default(void) {
-    msbnb_train_params p = {4, 64, 0, 0};
+    msbnb_train_params p = {4, 64, 0, 0, MSBNB_COMPUTE_AUTO};
     return p;
 }
 
@@ -67,9 +67,11 @@ msbnb_status msbnb_trainer_create(msbnb_model *m, const msbnb_train_params *p, m
     RETURN_IF(tp.seq_len > c->seq_len || tp.seq_len > m->rope_len, MSBNB_ERR_INVALID_ARG,
               "seq_len %d beyond the model's context %d", tp.seq_len,
               c->seq_len < m->rope_len ? c->seq_len : m->rope_len);
+    TRY(msbnb__train_compute_resolve(&tp.compute));
     TRY(msbnb__blas_check_memory()); /* the trainer's products go through OpenBLAS */
     msbnb_trainer *tr = calloc(1, sizeof *tr);
     RETURN_IF(!tr, MSBNB_ERR_OUT_OF_MEMORY, "trainer");
+    tr->base_bf16 = tp.compute == MSBNB_COMPUTE_BF16;
     tr->m = m;
     tr->p = tp;
     tr->B = tp.batch;
@@ -256,7 +258,8 @@ msbnb_status msbnb__train_proj_forward(msbnb_trainer *tr, int l, msbnb_proj q, c
     const msbnb_qtensor *qt = msbnb_linear_qtensor(lin);
     if (qt) {
         /* Y[N, out] = X[N, in] · deq(W)ᵀ + bias, reading the packed codes directly */
-        TRY(msbnb_matmul(qt, X, tr->N, bias, Y, MSBNB_PRECISION_EXACT));
+        if (tr->base_bf16) TRY(msbnb__matmul_bf16(qt, X, tr->N, bias, Y));
+        else TRY(msbnb_matmul(qt, X, tr->N, bias, Y, MSBNB_PRECISION_EXACT));
     } else {
         const float *W;
         TRY(msbnb__train_f32_weight(tr, lin, &W));
@@ -297,7 +300,7 @@ msbnb_status msbnb__train_layer_forward(msbnb_trainer *tr, int l, const float *x
     }
     msbnb__rope_apply(a->q, tr->B, tr->T, c->n_heads, c->head_dim, tr->cos_sin, 0, 0);
     msbnb__rope_apply(a->k, tr->B, tr->T, c->n_kv_heads, c->head_dim, tr->cos_sin, 0, 0);
-    msbnb__attention_fwd(a->q, a->k, a->v, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window,
+    msbnb__attention_fwd(a->q, a->k, a->v, tr->B, tr->T, c->n_heads, c->n_kv_heads, c->head_dim, msbnb__llama_window(c, l),
                          a->probs, a->att);
     TRY(msbnb__train_proj_forward(tr, l, MSBNB_PROJ_O, a->att, tr->tmp, a->lora_h[MSBNB_PROJ_O]));
     residual_add(x_in, tr->tmp, N * D, a->xmid);

@@ -48,6 +48,7 @@ struct msbnb_trainer {
     int64_t D, QD, KVD, HID, V, R;
     uint64_t step;            /* dropout step counter                                    */
     int training;             /* dropout on for the forward in progress                  */
+    int base_bf16;            /* quantized bases' products in bf16 numerics (p.compute == BF16) */
 
     train_lora *lora;         /* [n_layers * MSBNB_PROJ_COUNT]                            */
     train_acts *acts;         /* [n_acts]: n_layers, or 1 when recomputing               */
@@ -103,5 +104,8 @@ void msbnb__train_dropout(const msbnb_trainer *tr, int l, msbnb_proj q, const fl
 
 /* train_backward.c: backward from tr->dlogits to every adapter's dA, dB (accumulated). */
 msbnb_status msbnb__train_backward(msbnb_trainer *tr);
+
+/* train_compute.c: resolve AUTO in *c (FP32 or BF16). */
+msbnb_status msbnb__train_compute_resolve(msbnb_compute *c);
 
 #endif /* MSBNB_MODEL_TRAIN_INTERNAL_H */

@@ -3,6 +3,7 @@
  * docs/nn.md). The file is assembled in memory, written to "<path>.tmp" and renamed over path, so
  * a crash never leaves a half-written state under the final name. Loading parses and checks the
  * whole file (magic, version, CRC, tensor names and sizes) before touching the optimizer.
+ * Complexity: linear in the file size (one CRC pass, one pass over the records).
  */
 #include <stdio.h>
 #include <stdlib.h>

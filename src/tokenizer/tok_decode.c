@@ -142,16 +142,13 @@ static int dec_step(const tok_dec *d, const strlist *in, strlist *out) {
             size_t n = in->sp.p[i].len;
             if (!sl_add(out, "", 0)) return 0;
             size_t before = out->buf.n;
+            /* Metaspace: the replacement becomes a space, except in the first token, where HF drops
+             * every one of them (prepend_scheme always / first) */
+            int drop = d->kind == DEC_METASPACE && i == 0 && d->prepend;
             const char *pat = d->a, *rep = d->kind == DEC_METASPACE ? " " : d->b;
-            size_t pl = d->a_len, rl = d->kind == DEC_METASPACE ? 1 : d->b_len;
+            size_t pl = d->a_len, rl = d->kind == DEC_METASPACE ? (drop ? 0 : 1) : d->b_len;
             if (!replace_into(s, n, pat, pl, rep, rl, &out->buf)) return 0;
-            size_t got = out->buf.n - before;
-            if (d->kind == DEC_METASPACE && i == 0 && d->prepend && got > 0 && out->buf.p[before] == ' ') {
-                memmove(out->buf.p + before, out->buf.p + before + 1, got - 1); /* the prefix space of the first token */
-                out->buf.n--;
-                got--;
-            }
-            out->sp.p[out->sp.n - 1].len = got;
+            out->sp.p[out->sp.n - 1].len = out->buf.n - before;
         }
         return 1;
     case DEC_STRIP:
@@ -329,7 +326,7 @@ static msbnb_status detok_step(msbnb_detokenizer *d, int force, const char **tex
     d->out.n = 0;
     char *all = NULL;
     size_t all_n = 0;
-    TRY(msbnb_tokenizer_decode_alloc(d->t, d->ids + d->prefix, d->n - d->prefix, d->flags, &all, &all_n));
+    TRY(msbnb_tokenizer_decode_alloc(d->t, d->ids ? d->ids + d->prefix : NULL, d->n - d->prefix, d->flags, &all, &all_n));
     if (all_n > d->emitted_len && (force || !ends_incomplete(all, all_n) || d->n - d->read > 8)) {
         int ok = tok_buf_put(&d->out, all + d->emitted_len, all_n - d->emitted_len);
         if (!ok) {

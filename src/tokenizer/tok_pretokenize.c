@@ -9,6 +9,7 @@
  * Complexity: linear per step in the text length for the regexes real tokenizers use (PCRE2 JIT,
  * with a match limit against pathological patterns); the byte map is a table lookup.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -33,24 +34,25 @@ typedef struct {
     int16_t back[324]; /* code point -> byte, -1 for none */
 } byte_map;
 
-static const byte_map *bytemap(void) {
-    static byte_map m;
-    static int ready = 0; /* idempotent initialisation: racing threads write the same bytes */
-    if (!ready) {
-        byte_map tmp;
-        for (int c = 0; c < 324; c++) tmp.back[c] = -1;
-        for (int b = 0; b < 256; b++) {
-            int cp = byte_cp(b);
-            char enc[4];
-            int l = tok_utf8_put((uint32_t)cp, enc);
-            memcpy(tmp.s[b], enc, 2);
-            tmp.len[b] = (uint8_t)l;
-            tmp.back[cp] = (int16_t)b;
-        }
-        m = tmp;
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+static byte_map the_map;
+static pthread_once_t the_map_once = PTHREAD_ONCE_INIT;
+
+static void build_bytemap(void) {
+    for (int c = 0; c < 324; c++) the_map.back[c] = -1;
+    for (int b = 0; b < 256; b++) {
+        int cp = byte_cp(b);
+        char enc[4];
+        int l = tok_utf8_put((uint32_t)cp, enc);
+        memcpy(the_map.s[b], enc, 2);
+        the_map.len[b] = (uint8_t)l;
+        the_map.back[cp] = (int16_t)b;
     }
-    return &m;
+}
+
+/* Built once per process (pthread_once: tokenizers may be used from several threads at once). */
+static const byte_map *bytemap(void) {
+    pthread_once(&the_map_once, build_bytemap);
+    return &the_map;
 }
 
 int tok_bytelevel_back(uint32_t cp) { return cp < 324 ? bytemap()->back[cp] : -1; }
@@ -239,7 +241,9 @@ static msbnb_status step(const msbnb_tokenizer *t, const tok_pre *pt, tok_run *r
             /* spaces become the replacement; a prefix replacement per the scheme; split before each */
             size_t start = out->n;
             int first = at_start && k == 0 && in_sp->p[k].off == 0;
+            /* no prefix when the piece already starts with one, spaces counted (they become one) */
             int pre = (pt->prepend == PREPEND_ALWAYS || (pt->prepend == PREPEND_FIRST && first)) &&
+                      !(n > 0 && s[0] == ' ') &&
                       !(n >= pt->replacement_len && memcmp(s, pt->replacement, pt->replacement_len) == 0);
             if (pre && !tok_buf_put(out, pt->replacement, pt->replacement_len)) rc = -2;
             for (size_t j = 0; rc == 0 && j < n; j++)

@@ -39,18 +39,25 @@ TEST(checked_mul) {
 }
 
 TEST(isa_control) {
-    msbnb_isa top = msbnb_isa_detected();
-    CHECK(msbnb_isa_current() <= top);
+    msbnb_isa top = msbnb_isa_detected(), cur = msbnb_isa_current();
+    CHECK(top < MSBNB_ISA_ONEDNN);
+    CHECK(cur <= top || (cur == MSBNB_ISA_ONEDNN && msbnb_onednn_available()));
     CHECK_OK(msbnb_isa_set(MSBNB_ISA_SCALAR));
     CHECK_EQ_INT(msbnb_isa_current(), MSBNB_ISA_SCALAR);
     if (top < MSBNB_ISA_AVX512_BF16) CHECK_STATUS(msbnb_isa_set((msbnb_isa)(top + 1)), MSBNB_ERR_UNSUPPORTED);
     CHECK_STATUS(msbnb_isa_set((msbnb_isa)17), MSBNB_ERR_INVALID_ARG);
     CHECK_OK(msbnb_isa_set(top));
+    /* the oneDNN level: available with oneDNN built in and an AVX2 CPU, else refused */
+    CHECK_STATUS(msbnb_isa_set(MSBNB_ISA_ONEDNN), msbnb_onednn_available() ? MSBNB_OK : MSBNB_ERR_UNSUPPORTED);
+    CHECK_EQ_INT(msbnb_isa_current(), msbnb_onednn_available() ? MSBNB_ISA_ONEDNN : top);
+    CHECK_OK(msbnb_isa_set(cur));
     msbnb_isa parsed;
+    CHECK_OK(msbnb_isa_parse("onednn", &parsed));
+    CHECK_EQ_INT(parsed, MSBNB_ISA_ONEDNN);
     CHECK_OK(msbnb_isa_parse("avx512_vnni", &parsed));
     CHECK_EQ_INT(parsed, MSBNB_ISA_AVX512_VNNI);
     CHECK_STATUS(msbnb_isa_parse("sse9", &parsed), MSBNB_ERR_INVALID_ARG);
-    printf("  detected ISA: %s\n", msbnb_isa_name(top));
+    printf("  detected ISA: %s; current level %s\n", msbnb_isa_name(top), msbnb_isa_name(cur));
 }
 
 TEST(threads) {

@@ -49,4 +49,13 @@ msbnb_status fuzz_one_tokenizer_model(const uint8_t *data, size_t size);
 #define FUZZ_OPTIM_BLOCKSIZE 64
 msbnb_status fuzz_one_optim_state(const uint8_t *data, size_t size);
 
+/* checkpoint/state.json of `msbnb finetune` (tools/msbnb/cli_train_state.h): parsed alone and
+ * against a run's options; accepted states satisfy the resume loop's invariants and survive a
+ * write/read round trip. FORMAT with the one-line reason in err[cap] (may be NULL) on rejection. */
+msbnb_status fuzz_one_train_state(const uint8_t *data, size_t size, char *err, size_t cap);
+/* A whole PEFT adapter directory: u32 little-endian L, L bytes of adapter_config.json, then
+ * adapter_model.safetensors; written to a temporary directory and read with msbnb_peft_load,
+ * then loaded onto a tiny random model (dim 16, 2 layers) and run forward when it fits. */
+msbnb_status fuzz_one_adapter_dir(const uint8_t *data, size_t size);
+
 #endif

@@ -1,6 +1,6 @@
 /* replay.c — the fuzz seed corpus as an ordinary test, without libFuzzer: every file of
  * tests/fuzz/corpus/{safetensors,config,adapter,bnb,llama2c,tokenizer,optim,
- * tokenizer_json,tokenizer_model} goes through every fuzz target (no crash, no
+ * tokenizer_json,tokenizer_model,state,adapter_dir,chat_template} goes through every fuzz target (no crash, no
  * sanitizer report), and each bad_* file must be rejected with a one-line message (safetensors:
  * naming the file and a byte offset) while each good_* file must be accepted. */
 #define _POSIX_C_SOURCE 200809L
@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "fuzz_targets.h"
+#include "fuzz_targets_chat.h"
 
 #define CORPUS MSBNB_SOURCE_DIR "/tests/fuzz/corpus"
 
@@ -40,8 +41,12 @@ static int replay_dir(const char *sub, target_fn expect_fn, bool want_offset) {
         fuzz_one_tokenizer_json(buf, len);
         fuzz_one_tokenizer_model(buf, len);
         fuzz_one_optim_state(buf, len);
-        msbnb_status st = expect_fn(buf, len);
-        const char *msg = msbnb_last_error();
+        fuzz_one_chat_template(buf, len);
+        fuzz_one_adapter_dir(buf, len);
+        char state_err[400] = "";
+        msbnb_status state_st = fuzz_one_train_state(buf, len, state_err, sizeof state_err);
+        msbnb_status st = expect_fn ? expect_fn(buf, len) : state_st;
+        const char *msg = expect_fn ? msbnb_last_error() : state_err; /* state.json: the CLI's own reason */
         if (!strncmp(e->d_name, "bad_", 4)) {
             CHECK_MSG_(st != MSBNB_OK, "%s/%s was accepted", sub, e->d_name);
             CHECK_MSG_(!strchr(msg, '\n') && strlen(msg) > 10, "%s: message not one line: '%s'", e->d_name, msg);
@@ -64,8 +69,11 @@ TEST(bnb_corpus) { CHECK(replay_dir("bnb", fuzz_one_bnb, false) >= 20); }
 TEST(llama2c_corpus) { CHECK(replay_dir("llama2c", fuzz_one_llama2c, false) >= 12); }
 TEST(tokenizer_corpus) { CHECK(replay_dir("tokenizer", fuzz_one_tokenizer, false) >= 10); }
 TEST(optim_corpus) { CHECK(replay_dir("optim", fuzz_one_optim_state, false) >= 10); }
+TEST(state_corpus) { CHECK(replay_dir("state", NULL, false) >= 10); }
+TEST(adapter_dir_corpus) { CHECK(replay_dir("adapter_dir", fuzz_one_adapter_dir, false) >= 10); }
 TEST(tokenizer_json_corpus) { CHECK(replay_dir("tokenizer_json", fuzz_one_tokenizer_json, false) >= 30); }
 TEST(tokenizer_model_corpus) { CHECK(replay_dir("tokenizer_model", fuzz_one_tokenizer_model, false) >= 10); }
+TEST(chat_template_corpus) { CHECK(replay_dir("chat_template", fuzz_one_chat_template, false) >= 30); }
 
 int main(void) {
     RUN(safetensors_corpus);
@@ -75,7 +83,10 @@ int main(void) {
     RUN(llama2c_corpus);
     RUN(tokenizer_corpus);
     RUN(optim_corpus);
+    RUN(state_corpus);
+    RUN(adapter_dir_corpus);
     RUN(tokenizer_json_corpus);
     RUN(tokenizer_model_corpus);
+    RUN(chat_template_corpus);
     return test_report();
 }

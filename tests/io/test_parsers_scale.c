@@ -84,6 +84,15 @@ TEST(many_metadata_keys) {
     const char *k0 = NULL, *v = msbnb_safetensors_metadata(f, "k0123456");
     CHECK(v && !strcmp(v, "v123456"));
     CHECK(msbnb_safetensors_metadata_get(f, 0, &k0, NULL) == MSBNB_OK && k0 && !strcmp(k0, "k0000000"));
+    /* every key looked up by name (a linear lookup made this loop quadratic: found by the
+     * fuzzers' large seeds) */
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = NULL;
+        if (msbnb_safetensors_metadata_get(f, i, &k, NULL) == MSBNB_OK && msbnb_safetensors_metadata(f, k)) found++;
+    }
+    CHECK_EQ_INT((long long)found, (long long)n);
+    CHECK(msbnb_safetensors_metadata(f, "k9999999") == NULL);
     msbnb_safetensors_close(f);
     free(buf);
 }

@@ -4,7 +4,7 @@ msbnb_add_test(test_io_safetensors tests/io/test_safetensors.c)
 msbnb_add_test(test_io_bnb tests/io/test_bnb.c)
 # The fuzz corpus replayed as a plain test (no libFuzzer needed): tests/fuzz/replay.c.
 msbnb_add_test(test_io_fuzz_replay tests/fuzz/replay.c tests/fuzz/fuzz_targets.c tests/fuzz/fuzz_targets_model.c
-               tests/fuzz/fuzz_targets_tok.c)
+               tests/fuzz/fuzz_targets_tok.c tests/fuzz/fuzz_targets_chat.c tests/fuzz/fuzz_targets_train.c tools/msbnb/cli_train_state.c)
 target_include_directories(test_io_fuzz_replay PRIVATE ${PROJECT_SOURCE_DIR}/tests/fuzz)
 # The CLI driven as a user would: needs the msbnb binary built first.
 msbnb_add_test(test_io_cli tests/io/test_cli.c)

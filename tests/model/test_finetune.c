@@ -61,6 +61,7 @@ static msbnb_trainer *trainer_for(msbnb_model *m) {
     tp.batch = BATCH;
     tp.seq_len = SEQ;
     tp.seed = 5;
+    tp.compute = MSBNB_COMPUTE_FP32; /* the merged fp32 checkpoint must reproduce its losses */
     msbnb_trainer *tr = NULL;
     CHECK_OK(msbnb_trainer_create(m, &tp, &tr));
     return tr;

@@ -15,6 +15,7 @@
 
 #include "core/internal.h" /* msbnb__cpu(): AVX-VNNI */
 #include "test.h"
+#include "quantized_checkpoint.h"
 
 #define MODEL_DIR MSBNB_SHARED_DIR "/models/stories260K"
 
@@ -146,31 +147,9 @@ TEST(bnb_nf4_checkpoint_roundtrip) {
     mkdir(dir, 0755);
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
-    msbnb_checkpoint *ck = NULL;
-    CHECK_OK(msbnb_checkpoint_open(MODEL_DIR "/hf", &ck));
-    if (!ck) return;
-    msbnb_st_writer *w = NULL;
-    CHECK_OK(msbnb_st_writer_create(st_path, &w));
     msbnb_quant_config qc = msbnb_quant_config_default(MSBNB_QTYPE_NF4);
     qc.double_quant = 1;
-    for (size_t i = 0; w && i < msbnb_checkpoint_count(ck); i++) {
-        msbnb_tensor_info t;
-        CHECK_OK(msbnb_checkpoint_get(ck, i, &t));
-        if (t.ndim == 2 && strstr(t.name, "_proj.weight")) {
-            float *f = (float *)malloc(sizeof(float) * (size_t)t.numel);
-            CHECK_OK(msbnb_tensor_to_f32(&t, f));
-            msbnb_qtensor *q = NULL;
-            CHECK_OK(msbnb_quantize(f, t.shape[0], t.shape[1], &qc, &q));
-            CHECK_OK(msbnb_bnb_write(w, t.name, q, MSBNB_DTYPE_F32));
-            msbnb_qtensor_free(q);
-            free(f);
-        } else {
-            CHECK_OK(msbnb_st_writer_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes));
-        }
-    }
-    CHECK_OK(msbnb_st_writer_finish(w));
-    msbnb_st_writer_free(w);
-    msbnb_checkpoint_close(ck);
+    write_quantized_checkpoint(MODEL_DIR "/hf", st_path, &qc);
     size_t clen = 0;
     char *cfg = (char *)test_read_file(MODEL_DIR "/hf/config.json", &clen);
     FILE *f = fopen(cfg_path, "wb");

@@ -13,6 +13,7 @@
 
 #include "model/llama_internal.h"
 #include "test.h"
+#include "quantized_checkpoint.h"
 
 #define BIN_PATH MSBNB_SHARED_DIR "/models/stories260K/stories260K.bin"
 
@@ -218,7 +219,21 @@ TEST(config_families_and_rope) {
     CHECK_EQ_INT(c.bias, MSBNB_BIAS_QKV);
     CHECK_EQ_INT(c.sliding_window, 0);
     CHECK_EQ_INT(c.qk_norm, 0);
-    CHECK_STATUS(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true}", &c), MSBNB_ERR_UNSUPPORTED);
+    /* use_sliding_window: layers from max_window_layers on (transformers' default 28: none of 2) */
+    CHECK_OK(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true}", &c));
+    CHECK_EQ_INT(c.sliding_window, 0);
+    CHECK_OK(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true,\"sliding_window\":8,"
+                   "\"max_window_layers\":1}", &c));
+    CHECK_EQ_INT(c.sliding_window, 8);
+    CHECK_EQ_INT(c.window_from_layer, 1);
+    CHECK_EQ_INT(msbnb__llama_window(&c, 0), 0);
+    CHECK_EQ_INT(msbnb__llama_window(&c, 1), 8);
+    CHECK_OK(parse("{\"model_type\":\"qwen3\"," SIZES ",\"use_sliding_window\":true,\"sliding_window\":8,"
+                   "\"layer_types\":[\"sliding_attention\",\"sliding_attention\"]}", &c));
+    CHECK_EQ_INT(c.window_from_layer, 0);
+    CHECK_STATUS(parse("{\"model_type\":\"qwen2\"," SIZES ",\"use_sliding_window\":true,\"sliding_window\":8,"
+                       "\"layer_types\":[\"sliding_attention\",\"full_attention\"]}", &c),
+                 MSBNB_ERR_UNSUPPORTED);
     CHECK_OK(parse("{\"model_type\":\"qwen3\"," SIZES "}", &c));
     CHECK_EQ_INT(c.qk_norm, 1);
     CHECK_EQ_INT(c.head_dim, 128); /* Qwen3Config's default, not hidden / heads */
@@ -496,6 +511,46 @@ TEST(safetensors_file_reads_config_beside) {
     msbnb_model_free(b);
 }
 
+/* threshold of the q_proj of layer 0 as the model holds it */
+static float q_threshold(const char *dir, float param, msbnb_qtype quant) {
+    msbnb_model_params mp = msbnb_model_params_default();
+    if (param >= 0) mp.int8_threshold = param;
+    mp.quant = quant;
+    msbnb_model *m = NULL;
+    CHECK_OK(msbnb_model_load(dir, &mp, &m));
+    float t = -1;
+    msbnb_qtensor_view v;
+    if (m && msbnb_qtensor_get_view(msbnb_linear_qtensor(msbnb_model_linear(m, 0, MSBNB_PROJ_Q)), &v) == MSBNB_OK)
+        t = v.threshold;
+    msbnb_model_free(m);
+    return t;
+}
+
+/* An INT8 checkpoint's llm_int8_threshold is used as stored (also when re-quantized to INT8);
+ * an explicit threshold overrides it. */
+TEST(int8_checkpoint_threshold) {
+    char dir[512], path[600], cfg[600];
+    snprintf(dir, sizeof dir, "%s/test_load_int8", MSBNB_BINARY_DIR);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    msbnb_quant_config qc = msbnb_quant_config_default(MSBNB_QTYPE_INT8);
+    qc.threshold = 6.0f;
+    write_quantized_checkpoint(MSBNB_SHARED_DIR "/models/stories260K/hf", path, &qc);
+    char *qjson = NULL;
+    CHECK_OK(msbnb_bnb_quantization_config_json(&qc, NULL, 0, &qjson));
+    CHECK_OK(msbnb_config_write_with_quantization(MSBNB_SHARED_DIR "/models/stories260K/hf/config.json", cfg, qjson));
+    free(qjson);
+    CHECK_NEAR(q_threshold(dir, -1, MSBNB_QTYPE_NONE), 6.0, 0);  /* as stored */
+    CHECK_NEAR(q_threshold(dir, 0, MSBNB_QTYPE_NONE), 0.0, 0);   /* --threshold 0 */
+    CHECK_NEAR(q_threshold(dir, 3.5, MSBNB_QTYPE_NONE), 3.5, 0); /* --threshold 3.5 */
+    CHECK_NEAR(q_threshold(dir, -1, MSBNB_QTYPE_INT8), 6.0, 0);  /* re-quantized: still 6 */
+    CHECK_NEAR(q_threshold(MSBNB_SHARED_DIR "/models/stories260K/hf", -1, MSBNB_QTYPE_INT8), 0.0, 0);
+    remove(path);
+    remove(cfg);
+    rmdir(dir);
+}
+
 /* Generation stops at the end of the context. */
 TEST(generate_stops_at_context) {
     msbnb_model_config c;
@@ -543,6 +598,7 @@ int main(void) {
     RUN(random_model_and_names);
     RUN(half_precision_checkpoint);
     RUN(safetensors_file_reads_config_beside);
+    RUN(int8_checkpoint_threshold);
     RUN(generate_stops_at_context);
     free(good_bin);
     return test_report();

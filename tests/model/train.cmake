@@ -37,3 +37,4 @@ add_test(NAME cli_resume
     echo '{\"step\": 5, \"rng\": \"zz\", \"dropout_step\": 1}' > $w/part/checkpoint/state.json
     rc=0; ft --out $w/part --resume $w/part 2>/dev/null || rc=$?; test $rc = 1")
 set_tests_properties(cli_resume PROPERTIES ENVIRONMENT "OMP_WAIT_POLICY=passive")
+msbnb_add_test(test_train_compute tests/model/test_train_compute.c)

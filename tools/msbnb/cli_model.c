@@ -62,7 +62,8 @@ static const char *model_options_help =
     "  --double-quant       quantize the 4-bit statistics too (nf4/fp4/int4)\n"
     "  --blocksize N        nf4/fp4 block size (64)\n"
     "  --group-size N       int4 group size (128; layers it does not divide use the next even divisor above it)\n"
-    "  --threshold T        int8: LLM.int8() outlier threshold (0 = off)\n"
+    "  --threshold T        int8: LLM.int8() outlier threshold (0 = off; default: an INT8 checkpoint's\n"
+    "                       llm_int8_threshold, else 0)\n"
     "  --fast               FAST products for quantized projections (int8 activations for 1-2 tokens on\n"
     "                       AVX512-VNNI/AVX-VNNI, bf16 for longer batches on AVX512-BF16; docs/kernels.md)\n"
     "  --tokenizer PATH     tokenizer.json, tokenizer.model or llama2.c tokenizer file, or a directory\n"
@@ -106,9 +107,13 @@ static int open_model(const model_opts *o, const char *cmd, msbnb_model **m, msb
     }
     msbnb_model_config c;
     msbnb_model_get_config(*m, &c);
-    fprintf(stderr, "model: dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, ctx %d; projections %s%s; "
+    static const char *const rope_names[] = {"", ", rope linear", ", rope dynamic", ", rope yarn", ", rope llama3"};
+    char window[48] = "";
+    if (c.sliding_window > 0) snprintf(window, sizeof window, ", window %d", c.sliding_window);
+    fprintf(stderr, "model: %s%s%s, dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, ctx %d; projections %s%s; "
                     "weights %.1f KiB%s; loaded in %.2f s\n",
-            c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, msbnb_model_context_len(*m),
+            msbnb_family_name(c.family), (unsigned)c.rope.type <= MSBNB_ROPE_LLAMA3 ? rope_names[c.rope.type] : "",
+            window, c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, msbnb_model_context_len(*m),
             o->mp.quant == MSBNB_QTYPE_NONE ? "as stored" : msbnb_qtype_name(o->mp.quant),
             o->mp.double_quant ? "+dq" : "", (double)msbnb_model_weight_bytes(*m) / 1024.0,
             o->fast ? "; FAST products" : "", now_seconds() - t0);
@@ -138,6 +143,10 @@ static void generate_usage(FILE *f) {
                "  --seed S             sampling seed (default 42)\n"
                "  --adapter [NAME=]DIR load a PEFT LoRA adapter (repeatable; NAME defaults to adapterK)\n"
                "  --use NAME|none      adapter to generate with (default: the last one loaded)\n"
+               "  --chat               the prompt is a user message, wrapped in the model's chat template\n"
+               "  --system TEXT        with --chat: a system message first\n"
+               "  --chat-template FILE with --chat: this Jinja template instead of the model's\n"
+               "  --max-new-tokens N   the same as --steps\n"
                "%s",
             model_options_help);
 }
@@ -152,6 +161,8 @@ int cmd_generate(int argc, char **argv) {
     const char *adapter_dirs[MAX_ADAPTERS];
     char adapter_names[MAX_ADAPTERS][64];
     int n_adapters = 0, steps = 256;
+    bool chat = false;
+    const char *system = NULL, *chat_template = NULL;
     msbnb_sampler_params sp = msbnb_sampler_params_default();
     cli_args a;
     cli_args_begin(&a, "generate", argc, argv);
@@ -164,7 +175,9 @@ int cmd_generate(int argc, char **argv) {
         (void)(model_option(&o, &a) || cli_str(&a, "--prompt", &prompt) ||
                cli_int(&a, "--steps", 0, CLI_MAX_STEPS, &steps) || cli_float(&a, "--temp", 0, 1e6, &sp.temperature) ||
                cli_float(&a, "--top-p", 0, 1, &sp.top_p) || cli_u64(&a, "--seed", &sp.seed) ||
-               cli_str(&a, "--adapter", &adapter) || cli_str(&a, "--use", &use) || cli_positional(&a, &o.model, 1));
+               cli_str(&a, "--adapter", &adapter) || cli_str(&a, "--use", &use) || cli_flag(&a, "--chat", &chat) ||
+               cli_str(&a, "--system", &system) || cli_str(&a, "--chat-template", &chat_template) ||
+               cli_int(&a, "--max-new-tokens", 0, CLI_MAX_STEPS, &steps) || cli_positional(&a, &o.model, 1));
         if (a.failed || !adapter) continue;
         if (n_adapters == MAX_ADAPTERS) {
             cli_args_error(&a, "at most %d adapters", MAX_ADAPTERS);
@@ -184,6 +197,7 @@ int cmd_generate(int argc, char **argv) {
     if (a.failed) return EXIT_USAGE;
     if (!(sp.top_p > 0.0f)) return cli_args_error(&a, "--top-p must be in (0, 1]");
     if (!o.model) return cli_args_error(&a, "needs MODEL");
+    if (!chat && (system || chat_template)) return cli_args_error(&a, "--system and --chat-template need --chat");
     msbnb_model *m = NULL;
     msbnb_tokenizer *tok = NULL;
     int rc = open_model(&o, "generate", &m, &tok);
@@ -208,7 +222,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, *out = NULL, *stop = NULL;
     msbnb_detokenizer *detok = NULL;
     if (rc == 0) {
-        const size_t plen = strlen(prompt);
+        size_t plen = strlen(prompt);
         const int ctx = msbnb_model_context_len(m);
         size_t n = 0;
         int n_out = 0;
@@ -216,7 +230,12 @@ int cmd_generate(int argc, char **argv) {
          * an empty prompt starts from BOS, or EOS for tokenizers without one (GPT-2) */
         int n_eos = 0;
         const int32_t *eos = msbnb_tokenizer_eos_ids(tok, &n_eos);
-        if (msbnb_tokenizer_encode_alloc(tok, prompt, plen, MSBNB_ENCODE_ADD_SPECIAL, &ids, &n) != MSBNB_OK) {
+        if (chat) { /* the prompt through the chat template (cli_chat.c); the reply alone is printed */
+            int n_chat = 0;
+            rc = cli_chat_prompt_ids(o.model, chat_template, system, prompt, tok, "generate", &ids, &n_chat);
+            n = rc ? 0 : (size_t)n_chat;
+            plen = 0;
+        } else if (msbnb_tokenizer_encode_alloc(tok, prompt, plen, MSBNB_ENCODE_ADD_SPECIAL, &ids, &n) != MSBNB_OK) {
             fprintf(stderr, "msbnb generate: %s\n", msbnb_last_error());
             rc = 1;
         } else if (n == 0 && (msbnb_tokenizer_bos(tok) >= 0 || n_eos > 0)) {
@@ -364,4 +383,23 @@ int cmd_perplexity(int argc, char **argv) {
     msbnb_tokenizer_free(tok);
     msbnb_model_free(m);
     return rc;
+}
+
+/* ================================================================ for cli_chat.c (cli.h) */
+
+struct cli_model_opts {
+    model_opts o;
+};
+
+cli_model_opts *cli_model_opts_create(void) {
+    cli_model_opts *c = calloc(1, sizeof *c);
+    if (c) c->o.mp = msbnb_model_params_default();
+    return c;
+}
+void cli_model_opts_free(cli_model_opts *c) { free(c); }
+bool cli_model_option(cli_model_opts *c, cli_args *a) { return model_option(&c->o, a); }
+const char *cli_model_options_help(void) { return model_options_help; }
+int cli_model_open(cli_model_opts *c, const char *model, const char *cmd, msbnb_model **m, msbnb_tokenizer **tok) {
+    c->o.model = model;
+    return open_model(&c->o, cmd, m, tok);
 }

@@ -75,16 +75,29 @@ static void json_escape(FILE *f, const char *s, size_t n) {
     }
 }
 
-/* Bytes for a terminal line: control characters escaped, the rest as is. */
+/* Length of the well-formed UTF-8 sequence at s[0..n) (2..4), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    size_t len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+/* Bytes for a terminal line: control characters and bytes that are not part of a UTF-8 character
+ * (a byte token of a longer character) escaped, the rest as is. */
 static void show_escaped(FILE *f, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t l = c >= 0x80 ? utf8_seq(u + i, n - i) : 1;
         if (c == '\n') fputs("\\n", f);
         else if (c == '\r') fputs("\\r", f);
         else if (c == '\t') fputs("\\t", f);
         else if (c == '\\') fputs("\\\\", f);
-        else if (c < 0x20 || c == 0x7F || (n == 1 && c >= 0x80)) fprintf(f, "\\x%02x", c); /* a lone byte token */
-        else fputc(c, f);
+        else if (c < 0x20 || c == 0x7F || l == 0) fprintf(f, "\\x%02x", c);
+        else fwrite(u + i, 1, l, f);
+        i += l ? l : 1;
     }
 }
 

@@ -136,6 +136,7 @@ typedef struct ft_opts {
     int steps, batch, seq, warmup, eval_every, val_windows, recompute, threads, quiet;
     int stop_at; /* stop (with a checkpoint) after this step; 0 = run to --steps */
     msbnb_optim_type optim;
+    msbnb_compute compute;
     uint64_t seed;
 } ft_opts;
 
@@ -147,6 +148,9 @@ static void finetune_usage(FILE *f) {
           "  --lr 2e-4 --steps 200 --batch 4 --seq 64 --warmup 10 --optim adamw|adamw8bit --seed 0\n"
           "  --eval-every 50 --val TEXTFILE (default: last --val-frac 0.05 of TEXTFILE held out)\n"
           "  --val-windows 64 (validation windows of seq tokens; 0 = all)  --recompute (less memory)\n"
+          "  --compute auto|fp32|bf16 (4-bit base products; auto = bf16 where the CPU has native bf16\n"
+          "  dot products, AVX512-BF16 or AMX, else fp32; bf16 elsewhere: the same numbers at fp32\n"
+          "  speed; LoRA weights and optimizer state stay fp32)\n"
           "  --resume DIR (continue a run saved in DIR, with the same options)  --stop-at N (stop after\n"
           "  step N as if interrupted)  --tokenizer PATH  --threads N  --quiet\n"
           "Writes ADAPTER_DIR/adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.svg,\n"
@@ -167,7 +171,8 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
     o->optim = MSBNB_OPTIM_ADAMW;
     const char *pos[2] = {0}, *quant = NULL;
     static const char *const optims[] = {"adamw", "adamw8bit", NULL};
-    int optim = 0;
+    static const char *const computes[] = {"auto", "fp32", "bf16", NULL}; /* msbnb_compute order */
+    int optim = 0, compute = 0;
     bool dq = false, recompute = false, quiet = false;
     cli_args a;
     cli_args_begin(&a, "finetune", argc, argv);
@@ -180,7 +185,8 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
             cli_flag(&a, "--quiet", &quiet) || cli_str(&a, "--out", &o->out) || cli_str(&a, "--val", &o->val) ||
             cli_str(&a, "--resume", &o->resume) || cli_str(&a, "--tokenizer", &o->tokenizer) ||
             cli_str(&a, "--targets", &o->targets) || cli_str(&a, "--quant", &quant) ||
-            cli_choice(&a, "--optim", optims, &optim) || cli_int(&a, "--r", 1, 4096, &o->r) ||
+            cli_choice(&a, "--optim", optims, &optim) || cli_choice(&a, "--compute", computes, &compute) ||
+            cli_int(&a, "--r", 1, 4096, &o->r) ||
             cli_float(&a, "--alpha", 0, 1e6, &o->alpha) || cli_float(&a, "--dropout", 0, 1, &o->dropout) ||
             cli_float(&a, "--lr", 0, 1e30, &o->lr) || cli_int(&a, "--steps", 1, CLI_MAX_STEPS, &o->steps) ||
             cli_int(&a, "--batch", 1, CLI_MAX_BATCH, &o->batch) || cli_int(&a, "--seq", 2, CLI_MAX_SEQ, &o->seq) ||
@@ -195,6 +201,7 @@ static int parse_finetune(int argc, char **argv, ft_opts *o) {
     if (a.failed) return EXIT_USAGE;
     o->double_quant = dq, o->recompute = recompute, o->quiet = quiet;
     o->optim = optim ? MSBNB_OPTIM_ADAMW8BIT : MSBNB_OPTIM_ADAMW;
+    o->compute = (msbnb_compute)compute;
     if (quant) {
         if (!strcmp(quant, "f32") || !strcmp(quant, "none")) o->quant = MSBNB_QTYPE_NONE;
         else if (msbnb_qtype_parse(quant, &o->quant) != MSBNB_OK || o->quant == MSBNB_QTYPE_BLOCKWISE8)
@@ -431,6 +438,7 @@ int cmd_finetune(int argc, char **argv) {
     tp.seq_len = o.seq;
     tp.recompute = o.recompute;
     tp.seed = o.seed;
+    tp.compute = o.compute;
     msbnb_adamw_params ap = msbnb_adamw_params_default();
     ap.lr = o.lr;
     ap.weight_decay = 0.0f;
@@ -462,10 +470,13 @@ int cmd_finetune(int argc, char **argv) {
     }
     int64_t base = 0, trainable = 0;
     msbnb_trainer_count_params(tr, &base, &trainable);
-    printf("model: %lld base parameters (%s%s), LoRA r=%d: %lld trainable (%.3f%%); activations %.1f MB\n",
+    printf("model: %lld base parameters (%s%s), LoRA r=%d: %lld trainable (%.3f%%); activations %.1f MB; "
+           "compute %s%s (level %s)\n",
            (long long)base, o.quant == MSBNB_QTYPE_NONE ? "f32" : msbnb_qtype_name(o.quant),
            o.double_quant ? "+dq" : "", o.r, (long long)trainable, 100.0 * (double)trainable / (double)base,
-           (double)msbnb_trainer_memory_bytes(tr) / 1e6);
+           (double)msbnb_trainer_memory_bytes(tr) / 1e6, msbnb_compute_name(msbnb_trainer_compute(tr)),
+           msbnb_trainer_compute(tr) == MSBNB_COMPUTE_BF16 && !msbnb_bf16_native() ? ", numerics on fp32 hardware" : "",
+           msbnb_isa_name(msbnb_isa_current()));
 
     /* ---- outputs */
     if (mkdir(o.out, 0777) != 0 && !file_exists(o.out)) {

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"dequantize", cmd_dequantize, "turn a quantized checkpoint back into plain weights"},
     {"compare", cmd_compare, "per-tensor error statistics between two checkpoints"},
     {"generate", cmd_generate, "generate text with a LLaMA model (+ LoRA adapters)"},
+    {"chat", cmd_chat, "chat with a model through its own chat template"},
     {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
     {"finetune", cmd_finetune, "QLoRA fine-tuning on a text file, saves a PEFT adapter"},
     {"merge", cmd_merge, "fold a LoRA adapter into a standalone checkpoint"},

@@ -2,6 +2,7 @@
 set(MSBNB_CLI_SRC
   tools/msbnb/main.c
   tools/msbnb/cli_atomic.c
+  tools/msbnb/cli_chat.c
   tools/msbnb/cli_convert.c
   tools/msbnb/cli_convert_util.c
   tools/msbnb/cli_inspect.c

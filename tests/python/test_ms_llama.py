@@ -1,0 +1,154 @@
+"""The MindSpore LLaMA on the real stories260K checkpoint: golden.json reproduced, a file from
+`msbnb quantize` loaded into the Cells (logits equal to quantizing in place, greedy output equal to
+`msbnb generate`), PEFT adapters that `msbnb generate --adapter` reads, and a QLoRA smoke test.
+
+Compiled graphs (ms.jit) are shared through module-scoped fixtures to keep compile time down.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+ms = pytest.importorskip("mindspore")
+from mindspore import Tensor, nn  # noqa: E402
+
+from conftest import SHARED, STORIES, run_cli  # noqa: E402
+from msbnb.mindspore import (CausalLMLoss, Linear4bit, Linear4bitWithLoRA, LlamaForCausalLM,  # noqa: E402
+                             Tokenizer, apply_lora, convert_to_quantized_model, freeze_model_except_lora,
+                             load_peft_adapter, save_hf_weights, save_peft_adapter)
+from msbnb.qtensor import QTensor  # noqa: E402
+
+GOLDEN = os.path.join(SHARED, "models", "stories260K", "golden.json")
+TOK = os.path.join(SHARED, "models", "stories260K", "tok512.bin")
+
+
+@pytest.fixture(scope="module")
+def golden():
+    with open(GOLDEN) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer(TOK, 512)
+
+
+@pytest.fixture(scope="module")
+def fp32():
+    return LlamaForCausalLM.from_pretrained(STORIES)
+
+
+@pytest.fixture(scope="module")
+def nf4_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nf4")
+    run_cli("quantize", STORIES, str(out), "--type", "nf4", "--double-quant", "--quiet")
+    return str(out)
+
+
+def test_tokenizer_matches_golden(golden, tok):
+    assert tok.encode(golden["encode"]["text"]) == golden["encode"]["ids"]
+    ids = golden["greedy_from_bos_64_tokens"]["ids"]
+    assert tok.decode(ids[1:]) == golden["greedy_from_bos_64_tokens"]["text"]
+
+
+def test_fp32_reproduces_golden(golden, fp32):
+    """float32 against the float64 reference: logits within 1e-3, greedy tokens identical."""
+    lg = fp32.sequence_logits(golden["encode"]["ids"])
+    assert np.abs(lg[0, :8] - np.array(golden["logits_pos0_first8"])).max() < 1e-3
+    top = np.argsort(-lg[-1])[:5]
+    assert [int(t) for t in top] == [t for t, _ in golden["logits_last_position_top5"]]
+    assert np.allclose([lg[-1, t] for t, _ in golden["logits_last_position_top5"]],
+                       [v for _, v in golden["logits_last_position_top5"]], atol=1e-3)
+    assert fp32.generate([1], 63) == golden["greedy_from_bos_64_tokens"]["ids"]
+
+
+def test_perplexity_matches_golden(golden, fp32, tok):
+    ref = golden["nll_tinystories_v2_sample_cs336"]
+    with open(os.path.join(SHARED, "data", "tinystories_sample.txt"), encoding="utf-8") as f:
+        stories = [s.strip() for s in f.read().split("<|endoftext|>") if s.strip()][: ref["stories"]]
+    seqs = [tok.encode(s) for s in stories]
+    assert sum(len(s) - 1 for s in seqs) == ref["tokens_scored"]
+    ppl, nll = fp32.perplexity(seqs)
+    assert abs(nll - ref["mean_nll_nats"]) < 1e-4 and abs(ppl - ref["ppl"]) < 1e-3
+
+
+def test_msbnb_quantize_file_equals_quantizing_in_place(golden, nf4_dir, tok):
+    """The NF4 file of `msbnb quantize` loads into Linear4bit Cells with the very codes that
+    converting the fp32 model in place produces, so the logits are identical; greedy output equals
+    `msbnb generate` on the same file."""
+    qm = LlamaForCausalLM.from_pretrained(nf4_dir)
+    assert isinstance(qm.model.layers[0].self_attn.q_proj, Linear4bit)
+    inplace = LlamaForCausalLM.from_pretrained(STORIES)
+    from msbnb import Int4Config
+    convert_to_quantized_model(inplace, Int4Config(quant_type="nf4", group_size=64, compress_statistics=True),
+                               modules_to_not_convert=["lm_head"])
+    a = qm.model.layers[2].mlp.down_proj
+    b = inplace.model.layers[2].mlp.down_proj
+    assert np.array_equal(a.weight.asnumpy(), b.weight.asnumpy())
+    assert np.array_equal(a.weight_stats_q.asnumpy(), b.weight_stats_q.asnumpy())
+    ids = golden["encode"]["ids"]
+    assert np.array_equal(qm.sequence_logits(ids), inplace.sequence_logits(ids))
+    out = qm.generate([1], 40)
+    cli = run_cli("generate", nf4_dir, "--steps", "40", "--tokenizer", TOK).stdout
+    assert tok.decode(out[1:]).strip() == cli.strip()
+
+
+def test_save_hf_weights_round_trip(nf4_dir, tmp_path):
+    """save_hf_weights writes the Cells back in bitsandbytes' layout: msbnb reads the same codes."""
+    qm = LlamaForCausalLM.from_pretrained(nf4_dir)
+    path = save_hf_weights(qm, str(tmp_path / "model.safetensors"))
+    import msbnb
+    back = msbnb.load_quantized(path)
+    src = msbnb.load_quantized(nf4_dir)
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.4.mlp.down_proj.weight"):
+        assert isinstance(back[name], QTensor)
+        assert np.array_equal(back[name].data, src[name].data)
+        assert np.array_equal(back[name].dequantize(), src[name].dequantize())
+    assert np.array_equal(back["model.norm.weight"], src["model.norm.weight"])
+
+
+def test_qlora_smoke_and_peft_adapter(tmp_path, nf4_dir, tok):
+    """QLoRA on stories260K NF4 in GRAPH_MODE (under 60 s): the loss falls, the codes stay, the
+    adapter saved in PEFT format loads back (same outputs) and `msbnb generate --adapter` reads it
+    and produces the text this model generates."""
+    t0 = time.time()
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        model = LlamaForCausalLM.from_pretrained(nf4_dir)
+        apply_lora(model, r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "gate_proj", "up_proj",
+                                                                "down_proj", "k_proj", "o_proj"])
+        freeze_model_except_lora(model)
+        codes = model.model.layers[0].self_attn.q_proj.weight.asnumpy().copy()
+        with open(os.path.join(SHARED, "data", "austen.txt"), encoding="utf-8") as f:
+            text = f.read()[:20000]
+        data = np.array(tok.encode(text), np.int32)
+        rng = np.random.default_rng(0)
+        seq, batch = 64, 8
+        opt = nn.AdamWeightDecay(model.trainable_params(), learning_rate=3e-3, weight_decay=0.0)
+        step = nn.TrainOneStepCell(CausalLMLoss(model), opt)
+        losses = []
+        for _ in range(30):
+            starts = rng.integers(0, len(data) - seq - 1, batch)
+            b = np.stack([data[s:s + seq + 1] for s in starts])
+            losses.append(float(step(Tensor(b)).asnumpy()))
+        assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3, losses
+        assert np.array_equal(codes, model.model.layers[0].self_attn.q_proj.weight.asnumpy())
+        adir = str(tmp_path / "adapter")
+        save_peft_adapter(model, adir, base_model_name_or_path=STORIES)
+        assert os.path.exists(os.path.join(adir, "adapter_config.json"))
+        # a fresh NF4 model with the adapter loaded computes the same logits
+        fresh = LlamaForCausalLM.from_pretrained(nf4_dir)
+        mods = load_peft_adapter(fresh, adir)
+        assert len(mods) == 35 and isinstance(fresh.model.layers[1].mlp.up_proj, Linear4bitWithLoRA)
+        ids = tok.encode("It is a truth universally acknowledged")
+        assert np.allclose(model.sequence_logits(ids), fresh.sequence_logits(ids), atol=1e-5)
+        out = fresh.generate(ids, 24)
+        cli = run_cli("generate", nf4_dir, "--adapter", adir, "--prompt", "It is a truth universally acknowledged",
+                      "--steps", "24", "--tokenizer", TOK).stdout
+        assert tok.decode(out[1:]).strip() == cli.strip()
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    print(f"QLoRA smoke test: {time.time() - t0:.1f} s")  # the figure (no timing assertion in tests)
