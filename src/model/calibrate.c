@@ -8,8 +8,8 @@
  *   w[p]     float [out, in]       the current layer's fp32 projections (AWQ scales them in place)
  *   site[k]  statistics of input k: diag double [cols], h double [cols, cols] when it fits
  *   xt, y    float [cols, B], [cols, cols]: one chunk transposed, its XᵀX (dense product)
- * The model object (msbnb__llama_alloc with a context of S) provides the layer forward, its KV
- * cache and scratch; only the current layer's projections are ever set.
+ * The model object (msbnb__llama_alloc of ONE layer with a context of S) provides the layer
+ * forward, its KV cache and scratch; layer l of the checkpoint is loaded into its layer 0.
  */
 #include <math.h>
 #include <stdio.h>
@@ -85,7 +85,7 @@ static msbnb_status do_layer(calib *cb, const msbnb_checkpoint *ck, const msbnb_
                              int seq, float *w[MSBNB_PROJ_COUNT], msbnb_calib_emit_fn emit, void *ctx) {
     msbnb_model *m = cb->m;
     const msbnb_model_config *c = &m->cfg;
-    msbnb_llama_layer *L = &m->layers[l];
+    msbnb_llama_layer *L = &m->layers[0]; /* the model holds one layer: the current one */
     char name[160];
     int sel[MSBNB_PROJ_COUNT], changed[MSBNB_PROJ_COUNT] = {0}, group[MSBNB_PROJ_COUNT];
     snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
@@ -102,7 +102,7 @@ static msbnb_status do_layer(calib *cb, const msbnb_checkpoint *ck, const msbnb_
         TRY(st);
         RETURN_IF(qt != MSBNB_QTYPE_NONE, MSBNB_ERR_FORMAT, "'%s' is already quantized", name);
         TRY(msbnb__llama_read_plain(ck, name, 2, out, in, w[q]));
-        TRY(msbnb__llama_set_proj_f32(m, l, (msbnb_proj)q, w[q]));
+        TRY(msbnb__llama_set_proj_f32(m, 0, (msbnb_proj)q, w[q]));
         group[q] = p->cfg.type == MSBNB_QTYPE_INT4 ? msbnb_int4_group_for(in, p->cfg.group_size) : 0;
         sel[q] = (p->cfg.type != MSBNB_QTYPE_INT4 || group[q] > 0) &&
                  (!p->select || p->select(p->select_ctx, name, out, in));
@@ -116,7 +116,7 @@ static msbnb_status do_layer(calib *cb, const msbnb_checkpoint *ck, const msbnb_
     }
     m->tap = tap;
     m->tap_ctx = cb;
-    msbnb_status st = run_layer(m, l, stream, p->n_tokens, seq, 0);
+    msbnb_status st = run_layer(m, 0, stream, p->n_tokens, seq, 0);
     m->tap = NULL;
     TRY(st);
     /* AWQ: o and down first (they scale v / up rows), then q/k/v and gate/up (columns) */
@@ -157,7 +157,7 @@ static msbnb_status do_layer(calib *cb, const msbnb_checkpoint *ck, const msbnb_
         if (!sel[q]) {
             if (changed[q]) {
                 TRY(emit(ctx, name, NULL, w[q], 2, shape));
-                TRY(msbnb__llama_set_proj_f32(m, l, (msbnb_proj)q, w[q]));
+                TRY(msbnb__llama_set_proj_f32(m, 0, (msbnb_proj)q, w[q]));
             }
             continue;
         }
@@ -181,7 +181,7 @@ static msbnb_status do_layer(calib *cb, const msbnb_checkpoint *ck, const msbnb_
         msbnb_linear_free(L->proj[q]);
         L->proj[q] = lin;
     }
-    st = run_layer(m, l, stream, p->n_tokens, seq, 1);
+    st = run_layer(m, 0, stream, p->n_tokens, seq, 1);
     for (int q = 0; q < MSBNB_PROJ_COUNT; q++) { /* bounded memory: only this layer was held */
         msbnb_linear_free(L->proj[q]);
         L->proj[q] = NULL;
@@ -214,7 +214,9 @@ msbnb_status msbnb_quantize_checkpoint_calibrated(const msbnb_checkpoint *ck, co
     mp.max_batch = seq < 256 ? seq : 256;
     calib cb;
     memset(&cb, 0, sizeof cb);
-    TRY(msbnb__llama_alloc(&c, &mp, &cb.m));
+    msbnb_model_config one = c; /* one layer's weights, KV cache and scratch: memory bounded by a layer */
+    one.n_layers = 1;
+    TRY(msbnb__llama_alloc(&one, &mp, &cb.m));
     msbnb_model *m = cb.m;
     const size_t hmax = p->h_max_bytes ? p->h_max_bytes : ((size_t)512 << 20);
     const int64_t site_cols[MSBNB__SITE_COUNT] = {c.dim, msbnb__llama_q_dim(&c), c.dim, c.hidden_dim};
