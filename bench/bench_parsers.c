@@ -3,6 +3,7 @@
  * 70 s for 20k tensors). Each figure is quoted against its limit: a 1M-tensor header opens in
  * under 2 s, a 200k-key __metadata__ (ascending and descending keys) in under 1 s. The headers are
  * built in memory and opened with msbnb_safetensors_open_memory (the parser alone, no disk). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, CLOCK_THREAD_CPUTIME_ID */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

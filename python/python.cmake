@@ -28,17 +28,23 @@ if(MSBNB_BUILD_TESTS AND NOT MSBNB_SANITIZE)
                    "MSBNB_BIN=$<TARGET_FILE:msbnb_cli>")
   add_test(NAME python_venv COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pyvenv.sh)
   set_tests_properties(python_venv PROPERTIES FIXTURES_SETUP msbnb_pyvenv)
-  add_test(NAME python_pytest COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh ${PROJECT_BINARY_DIR}
-           ${PROJECT_SOURCE_DIR}/tests/python)
+  foreach(part core mindspore)
+    add_test(NAME python_pytest_${part} COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh ${PROJECT_BINARY_DIR}
+             ${PROJECT_SOURCE_DIR}/tests/python)
+    set_tests_properties(python_pytest_${part} PROPERTIES FIXTURES_REQUIRED msbnb_pyvenv LABELS python
+                         ENVIRONMENT "${MSBNB_PY_ENV};MSBNB_PYTEST_PART=${part}")
+  endforeach()
   foreach(name functional_api basic_usage)
     add_test(NAME example_py_${name} COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh --run
              ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}/examples/python/${name}.py)
   endforeach()
   add_test(NAME python_pip_install COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pip_install_check.sh
            ${PROJECT_BINARY_DIR})
-  set_tests_properties(python_pytest example_py_functional_api example_py_basic_usage python_pip_install
+  set_tests_properties(example_py_functional_api example_py_basic_usage python_pip_install
                        PROPERTIES FIXTURES_REQUIRED msbnb_pyvenv ENVIRONMENT "${MSBNB_PY_ENV}")
-  # `pip install .` builds the whole library again (minutes on 2 cores) and does not depend on the
-  # ISA level: `make test-isa` leaves it out (label install).
+  # `make test-isa` leaves these out: `pip install .` builds the whole library again (minutes on 2
+  # cores), and the Python suites run the same C kernels that the C tests already cover at every ISA
+  # level (label python).
   set_tests_properties(python_pip_install PROPERTIES LABELS install)
+  set_tests_properties(example_py_functional_api example_py_basic_usage PROPERTIES LABELS python)
 endif()

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,32 @@ static cJSON *generated_config(const msbnb_model *m) {
     return o;
 }
 
+/* cJSON prints 8.0 as 8; transformers type-checks some fields as floats (a BitsAndBytesConfig
+ * threshold of 6 is refused, a RoPE factor of 8 warned about). Those keep their ".0". */
+static void keep_floats(cJSON *o) {
+    static const char *const keys[] = {"factor", "rope_theta", "rms_norm_eps", "low_freq_factor", "high_freq_factor",
+                                       "attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim",
+                                       "initializer_range", "attention_dropout", "partial_rotary_factor"};
+    for (cJSON *it = o ? o->child : NULL, *next = NULL; it; it = next) {
+        next = it->next;
+        if (cJSON_IsObject(it)) {
+            keep_floats(it);
+            continue;
+        }
+        if (!cJSON_IsNumber(it) || !it->string || it->valuedouble != (double)(int64_t)it->valuedouble ||
+            fabs(it->valuedouble) > 1e15)
+            continue;
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            if (!strcmp(it->string, keys[k])) {
+                char text[40];
+                snprintf(text, sizeof text, "%.1f", it->valuedouble);
+                cJSON *raw = cJSON_CreateRaw(text);
+                if (raw) cJSON_ReplaceItemInObjectCaseSensitive(o, keys[k], raw); /* frees it */
+                break;
+            }
+    }
+}
+
 /* config.json: the source's (every field kept) or a generated one, with the dtype and the
  * quantization_config of what was written; through a temporary file renamed into place. */
 static msbnb_status write_config(const msbnb_model *m, const char *path, const char *quant_json, msbnb_dtype dtype) {
@@ -306,6 +333,7 @@ static msbnb_status write_config(const msbnb_model *m, const char *path, const c
     cJSON_DeleteItemFromObjectCaseSensitive(o, "torch_dtype");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "dtype");
     cJSON_AddStringToObject(o, "dtype", dtype_name(dtype));
+    keep_floats(o);
     /* verbatim: a re-parse would print llm_int8_threshold 6.0 as 6, which transformers refuses */
     if (quant_json) cJSON_AddRawToObject(o, "quantization_config", quant_json);
     char *text = cJSON_Print(o);

@@ -14,6 +14,15 @@ GOLDEN = os.path.join(SHARED, "golden", "bnb")
 STORIES = os.path.join(SHARED, "models", "stories260K", "hf")
 MSBNB_BIN = os.environ.get("MSBNB_BIN", os.path.join(ROOT, "build", "msbnb"))
 
+# ctest runs the suite as two tests that can run side by side (MSBNB_PYTEST_PART): "core" (the
+# numpy-only package) and "mindspore" (tests/python/test_ms_*.py). Unset: everything.
+_PART = os.environ.get("MSBNB_PYTEST_PART")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _PART == "core":
+    collect_ignore_glob = ["test_ms_*.py"]
+elif _PART == "mindspore":
+    collect_ignore = [f for f in os.listdir(_HERE) if f.startswith("test_") and not f.startswith("test_ms_")]
+
 
 def golden(name, dtype):
     """A raw little-endian array of ../shared/golden/bnb."""
