@@ -137,6 +137,61 @@ msbnb_status msbnb_quantize(const float *w, int64_t rows, int64_t cols, const ms
  * Errors: as msbnb_quantize, plus INVALID_ARG for an unknown dtype. */
 msbnb_status msbnb_quantize_ex(const void *w, msbnb_dtype dtype, int64_t rows, int64_t cols,
                                const msbnb_quant_config *cfg, msbnb_qtensor **out);
+/* ---------------------------------------------------------------- error-minimising methods */
+/* Any block scale and any codes make a valid NF4/FP4/INT4 tensor (bitsandbytes, transformers and
+ * msbnb load it unchanged), so these methods write the same formats with lower error
+ * (docs/quantization.md):
+ *   RTN     round to nearest with the absmax scale: msbnb_quantize, byte-exact with bitsandbytes.
+ *   SEARCH  per block, the scale (and its codes) of least squared error, weighted by per-input
+ *           importance when stats are given (diag of XᵀX); never a larger block error than RTN.
+ *           With double quant the search runs over the scales the 8-bit statistic codes can
+ *           represent (RTN's nested absmax and offset), so the stored scale is the searched one.
+ *   GPTQ    columns quantized in order, each column's error spread over the columns not yet
+ *           quantized through the Cholesky factor of (H + damp·mean(diag H)·I)⁻¹, lazy batches of
+ *           `gptq_batch` columns; a block's scale is fixed (by SEARCH on the current values) when
+ *           its first column is reached. Needs stats->h; with only a diagonal it is SEARCH.
+ * Only NF4, FP4 and INT4 (with or without double quant) take SEARCH/GPTQ (UNSUPPORTED otherwise).
+ * Results are bit-identical for every thread count. */
+typedef enum msbnb_qmethod {
+    MSBNB_QMETHOD_RTN = 0,
+    MSBNB_QMETHOD_SEARCH = 1,
+    MSBNB_QMETHOD_GPTQ = 2
+} msbnb_qmethod;
+
+/* Statistics of a linear layer's inputs X [n_samples, cols] (calibration activations). Borrowed. */
+typedef struct msbnb_input_stats {
+    int64_t cols;
+    int64_t n_samples;
+    const double *h;      /* [cols, cols] XᵀX, row-major symmetric; NULL when only the diagonal is kept */
+    const double *h_diag; /* [cols] diagonal of XᵀX; read when h is NULL (may be NULL too: no stats)  */
+} msbnb_input_stats;
+
+typedef struct msbnb_quant_method {
+    msbnb_qmethod method;
+    const msbnb_input_stats *stats; /* optional for SEARCH (importance), needed by GPTQ; NULL = none */
+    float damp;                     /* GPTQ damping λ (default 0.01)                                   */
+    int gptq_batch;                 /* GPTQ lazy-update batch in columns (default 128)                 */
+} msbnb_quant_method;
+
+/* RTN, no stats, damp 0.01, batch 128. */
+msbnb_quant_method msbnb_quant_method_default(void);
+/* "rtn", "search", "gptq"; "?" otherwise. Parse: INVALID_ARG if unknown. */
+const char *msbnb_qmethod_name(msbnb_qmethod m);
+msbnb_status msbnb_qmethod_parse(const char *name, msbnb_qmethod *out);
+
+/* msbnb_quantize with a method (m NULL = RTN, identical to msbnb_quantize). w [rows, cols] float32.
+ * Errors: as msbnb_quantize; INVALID_ARG (stats->cols != cols, non-finite or negative h diagonal,
+ * damp outside [0, 10], batch < 1), UNSUPPORTED (a method other than RTN for INT8/BLOCKWISE8),
+ * NUMERIC (H not positive definite even after raising the damping). */
+msbnb_status msbnb_quantize_opt(const float *w, int64_t rows, int64_t cols, const msbnb_quant_config *cfg,
+                                const msbnb_quant_method *m, msbnb_qtensor **out);
+
+/* Output error of a quantized layer against its float weights on the statistics:
+ * Σ_r (ŵ_r - w_r)ᵀ H (ŵ_r - w_r) with the full H, or Σ_rj H_jj (ŵ_rj - w_rj)² with the diagonal;
+ * stats NULL = plain squared error. Double accumulation in a fixed order. */
+msbnb_status msbnb_quant_output_error(const float *w, const msbnb_qtensor *q, const msbnb_input_stats *stats,
+                                      double *err);
+
 /* The seed's names: quantize_8bit (INT8 defaults), quantize_4bit (cfg->type INT4/NF4/FP4). */
 msbnb_status msbnb_quantize_8bit(const float *w, int64_t rows, int64_t cols, const msbnb_quant_config *cfg,
                                  msbnb_qtensor **out);

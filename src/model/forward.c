@@ -135,44 +135,54 @@ static void attention(msbnb_model *m, int l, const float *q, int64_t n, int pos,
     }
 }
 
+/* Decoder layer l over the chunk's residual stream m->x [n, dim] at positions pos..pos+n-1, in place.
+ * m->tap (calibration, calibrate.c) sees the input of each group of projections. */
+msbnb_status msbnb__llama_layer_forward(msbnb_model *m, int l, int n, int pos) {
+    const msbnb_model_config *c = &m->cfg;
+    const int dim = c->dim, kvd = msbnb__llama_kv_dim(c), hid = c->hidden_dim, T = m->ctx_len;
+    msbnb_llama_layer *L = &m->layers[l];
+    /* ---- attention */
+    msbnb__llama_rmsnorm(m->xb, m->x, L->attn_norm, n, dim, c->norm_eps);
+    if (m->tap) TRY(m->tap(m->tap_ctx, l, MSBNB__SITE_ATTN_IN, m->xb, n));
+    TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_Q], m->xb, n, m->q));
+    TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_K], m->xb, n, m->k));
+    TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_V], m->xb, n, m->v));
+    if (L->q_norm) { /* qwen3: RMSNorm over each head of q and k, before RoPE */
+        msbnb__llama_rmsnorm(m->q, m->q, L->q_norm, (int64_t)n * c->n_heads, c->head_dim, c->norm_eps);
+        msbnb__llama_rmsnorm(m->k, m->k, L->k_norm, (int64_t)n * c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
+    msbnb__llama_rope(m, m->q, m->k, n, pos);
+    float *kc = m->key_cache + (size_t)l * T * kvd; /* [kv_dim, T]: element j of position p at j*T + p */
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < kvd; j++) kc[(size_t)j * T + (size_t)(pos + t)] = m->k[(size_t)t * kvd + j];
+    float *vc = m->value_cache + ((size_t)l * T + (size_t)pos) * kvd;
+    memcpy(vc, m->v, sizeof(float) * (size_t)n * kvd);
+    attention(m, l, m->q, n, pos, m->xb);
+    if (m->tap) TRY(m->tap(m->tap_ctx, l, MSBNB__SITE_O_IN, m->xb, n));
+    TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_O], m->xb, n, m->xb2));
+    for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->xb2[i];
+    /* ---- SwiGLU MLP */
+    msbnb__llama_rmsnorm(m->xb, m->x, L->ffn_norm, n, dim, c->norm_eps);
+    if (m->tap) TRY(m->tap(m->tap_ctx, l, MSBNB__SITE_MLP_IN, m->xb, n));
+    TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_GATE], m->xb, n, m->hb));
+    TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_UP], m->xb, n, m->hb2));
+    for (size_t i = 0; i < (size_t)n * hid; i++) {
+        const float g = m->hb[i];
+        m->hb[i] = g / (1.0f + expf(-g)) * m->hb2[i];
+    }
+    if (m->tap) TRY(m->tap(m->tap_ctx, l, MSBNB__SITE_DOWN_IN, m->hb, n));
+    TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_DOWN], m->hb, n, m->xb2));
+    for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->xb2[i];
+    return MSBNB_OK;
+}
+
 /* One chunk of n ≤ batch_cap tokens; logits rows: n (all) or only the last (last_only). */
 static msbnb_status forward_chunk(msbnb_model *m, const int32_t *tokens, int n, int pos, float *logits,
                                   int last_only) {
     const msbnb_model_config *c = &m->cfg;
-    const int dim = c->dim, kvd = msbnb__llama_kv_dim(c), hid = c->hidden_dim, T = m->ctx_len;
+    const int dim = c->dim;
     msbnb__llama_embed(m, tokens, n, m->x);
-
-    for (int l = 0; l < c->n_layers; l++) {
-        msbnb_llama_layer *L = &m->layers[l];
-        /* ---- attention */
-        msbnb__llama_rmsnorm(m->xb, m->x, L->attn_norm, n, dim, c->norm_eps);
-        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_Q], m->xb, n, m->q));
-        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_K], m->xb, n, m->k));
-        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_V], m->xb, n, m->v));
-        if (L->q_norm) { /* qwen3: RMSNorm over each head of q and k, before RoPE */
-            msbnb__llama_rmsnorm(m->q, m->q, L->q_norm, (int64_t)n * c->n_heads, c->head_dim, c->norm_eps);
-            msbnb__llama_rmsnorm(m->k, m->k, L->k_norm, (int64_t)n * c->n_kv_heads, c->head_dim, c->norm_eps);
-        }
-        msbnb__llama_rope(m, m->q, m->k, n, pos);
-        float *kc = m->key_cache + (size_t)l * T * kvd; /* [kv_dim, T]: element j of position p at j*T + p */
-        for (int t = 0; t < n; t++)
-            for (int j = 0; j < kvd; j++) kc[(size_t)j * T + (size_t)(pos + t)] = m->k[(size_t)t * kvd + j];
-        float *vc = m->value_cache + ((size_t)l * T + (size_t)pos) * kvd;
-        memcpy(vc, m->v, sizeof(float) * (size_t)n * kvd);
-        attention(m, l, m->q, n, pos, m->xb);
-        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_O], m->xb, n, m->xb2));
-        for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->xb2[i];
-        /* ---- SwiGLU MLP */
-        msbnb__llama_rmsnorm(m->xb, m->x, L->ffn_norm, n, dim, c->norm_eps);
-        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_GATE], m->xb, n, m->hb));
-        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_UP], m->xb, n, m->hb2));
-        for (size_t i = 0; i < (size_t)n * hid; i++) {
-            const float g = m->hb[i];
-            m->hb[i] = g / (1.0f + expf(-g)) * m->hb2[i];
-        }
-        TRY(msbnb_linear_forward(L->proj[MSBNB_PROJ_DOWN], m->hb, n, m->xb2));
-        for (size_t i = 0; i < (size_t)n * dim; i++) m->x[i] += m->xb2[i];
-    }
+    for (int l = 0; l < c->n_layers; l++) TRY(msbnb__llama_layer_forward(m, l, n, pos));
     if (!logits) return MSBNB_OK;
     const int r0 = last_only ? n - 1 : 0, rows = n - r0;
     msbnb__llama_rmsnorm(m->xb, m->x + (size_t)r0 * dim, m->final_norm, rows, dim, c->norm_eps);

@@ -78,7 +78,16 @@ struct msbnb_model {
     float *hb;                /* [batch_cap, hidden_dim] gate, then silu(gate)*up              */
     float *hb2;               /* [batch_cap, hidden_dim] up                                    */
     float *logits;            /* [batch_cap, vocab]                                            */
+
+    /* ---- calibration tap (calibrate.c; NULL otherwise): called by the layer forward with the
+     * input x [n, cols] of each group of projections (site: msbnb__site); an error stops it */
+    msbnb_status (*tap)(void *ctx, int layer, int site, const float *x, int64_t n);
+    void *tap_ctx;
 };
+
+/* Inputs of a decoder layer's projections: q/k/v [dim], o [q_dim], gate/up [dim], down [hidden]. */
+enum msbnb__site { MSBNB__SITE_ATTN_IN = 0, MSBNB__SITE_O_IN = 1, MSBNB__SITE_MLP_IN = 2, MSBNB__SITE_DOWN_IN = 3 };
+#define MSBNB__SITE_COUNT 4
 
 /* ---------------------------------------------------------------- shared helpers (model area) */
 
@@ -140,6 +149,13 @@ msbnb_status msbnb__llama_finish_head(msbnb_model *m);
 
 /* RMSNorm of n rows: out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, rows of dim (out may equal x). */
 void msbnb__llama_rmsnorm(float *out, const float *x, const float *w, int64_t n, int dim, float eps);
+/* Decoder layer l over m->x [n, dim] (positions pos..), in place; uses layer l's KV cache. */
+msbnb_status msbnb__llama_layer_forward(msbnb_model *m, int l, int n, int pos);
+/* Read a plain (F32/F16/BF16) tensor of exactly [d0] (ndim 1) or [d0, d1] into dst (load_hf.c). */
+msbnb_status msbnb__llama_read_plain(const msbnb_checkpoint *ck, const char *name, int ndim, int64_t d0, int64_t d1,
+                                     float *dst);
+/* The model config of an HF checkpoint (config.json; tie_word_embeddings inferred as transformers does). */
+msbnb_status msbnb__llama_config_from_checkpoint(const msbnb_checkpoint *ck, const char *path, msbnb_model_config *cfg);
 /* Rotate q [n, n_heads*head_dim] and k [n, n_kv_heads*head_dim] in place for positions pos0.. */
 void msbnb__llama_rope(const msbnb_model *m, float *q, float *k, int64_t n, int pos0);
 

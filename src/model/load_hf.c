@@ -205,6 +205,30 @@ static msbnb_status check_config(const msbnb_checkpoint *ck, const msbnb_model_c
     return MSBNB_OK;
 }
 
+/* The model config from config.json j, checked against ck's tensors. */
+static msbnb_status config_of(const msbnb_checkpoint *ck, const msbnb_config *j, const char *dir, msbnb_model_config *c) {
+    const char *json = msbnb_config_json(j);
+    TRY(msbnb__llama_config_from_json(json, strlen(json), c));
+    /* A checkpoint with lm_head.weight but tie_word_embeddings absent: transformers' default for
+     * Llama is untied; without lm_head, tie. */
+    msbnb_tensor_info t;
+    if (!c->tied && msbnb_checkpoint_find(ck, "lm_head.weight", &t) == MSBNB_ERR_NOT_FOUND &&
+        !msbnb_config_has(j, "tie_word_embeddings"))
+        c->tied = 1;
+    return check_config(ck, c, dir);
+}
+
+msbnb_status msbnb__llama_config_from_checkpoint(const msbnb_checkpoint *ck, const char *path, msbnb_model_config *c) {
+    const msbnb_config *j = msbnb_checkpoint_config(ck);
+    RETURN_IF(!j, MSBNB_ERR_FORMAT, "%s: no config.json beside the weights", path);
+    return config_of(ck, j, path, c);
+}
+
+msbnb_status msbnb__llama_read_plain(const msbnb_checkpoint *ck, const char *name, int ndim, int64_t d0, int64_t d1,
+                                     float *dst) {
+    return read_plain(ck, name, ndim, d0, d1, dst);
+}
+
 msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *params, msbnb_model **out) {
     RETURN_IF(!dir || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
@@ -229,17 +253,8 @@ msbnb_status msbnb__llama_load_hf(const char *dir, const msbnb_model_params *par
     }
     if (st == MSBNB_OK && !j) st = MSBNB_FAIL(MSBNB_ERR_FORMAT, "%s: no config.json beside the weights", dir);
     msbnb_model_config c;
-    if (st == MSBNB_OK) {
-        const char *json = msbnb_config_json(j);
-        st = msbnb__llama_config_from_json(json, strlen(json), &c);
-    }
-    /* A checkpoint with lm_head.weight but tie_word_embeddings absent: transformers' default for
-     * Llama is untied; without lm_head, tie. */
     msbnb_tensor_info t;
-    if (st == MSBNB_OK && !c.tied && msbnb_checkpoint_find(ck, "lm_head.weight", &t) == MSBNB_ERR_NOT_FOUND &&
-        !msbnb_config_has(j, "tie_word_embeddings"))
-        c.tied = 1;
-    if (st == MSBNB_OK) st = check_config(ck, &c, dir);
+    if (st == MSBNB_OK) st = config_of(ck, j, dir, &c);
     msbnb_model *m = NULL;
     if (st == MSBNB_OK) st = msbnb__llama_alloc(&c, params, &m);
     int in8 = 0;

@@ -2,3 +2,4 @@
 # functional API (int.cmake).
 include(${PROJECT_SOURCE_DIR}/src/quant/fourbit.cmake)
 include(${PROJECT_SOURCE_DIR}/src/quant/int.cmake)
+include(${PROJECT_SOURCE_DIR}/src/quant/method.cmake)

@@ -12,8 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <msbnb/calibrate.h>
 #include <msbnb/io.h>
+#include <msbnb/model.h>
 #include <msbnb/quant.h>
+#include <msbnb/tokenizer.h>
 
 #include "cli.h"
 #include "cli_convert_util.h"
@@ -41,6 +44,17 @@ static const char quantize_help[] =
     "                    i.e. 2-D *.weight tensors other than embeddings and norms). A pattern is a\n"
     "                    dotted name part (q_proj, layers.0) or a glob over the module path (*.mlp.*)\n"
     "  --threshold X     int8 LLM.int8() outlier threshold recorded in the config (default 6.0)\n"
+    "  --method M        how nf4/fp4/int4 codes and scales are chosen (same file format either way;\n"
+    "                    docs/quantization.md): rtn (default: bitsandbytes' rule, byte-exact),\n"
+    "                    search (per-block scale of least squared error), gptq (error compensation\n"
+    "                    over H = X^T X; needs --calibrate), awq (per-channel scales folded into the\n"
+    "                    norms / v_proj / up_proj, then rtn; needs --calibrate), awq+search, awq+gptq\n"
+    "  --calibrate FILE  calibration text: the model runs over it layer by layer to collect each\n"
+    "                    layer's input statistics (HF model directories only); with search they\n"
+    "                    weight the error by input importance\n"
+    "  --calib-tokens N  calibration tokens taken from FILE (default 4096)\n"
+    "  --calib-seq N     tokens per calibration sequence (default 512, at most the model's context)\n"
+    "  --tokenizer PATH  tokenizer for --calibrate (default: the one found in or above IN)\n"
     "  --quiet           no progress bar and no summary table\n"
     "\n"
     "Prints a per-layer table (type, shape, bytes before/after, relative error, SNR) and totals.\n"
@@ -49,6 +63,10 @@ static const char quantize_help[] =
 typedef struct quantize_opts {
     const char *in, *out;
     msbnb_quant_config cfg;
+    msbnb_qmethod method;
+    bool awq;
+    const char *calibrate, *tokenizer;
+    int calib_tokens, calib_seq;
     bool have_type, quiet;
     char **skip, **targets;
     size_t n_skip, n_targets;
@@ -59,7 +77,8 @@ static int parse_quantize(int argc, char **argv, quantize_opts *o) {
     int blocksize = 0, group = 0, type = -1;
     bool double_quant = false;
     float threshold = 6.0f;
-    const char *skip = "lm_head", *targets = NULL, *pos[2] = {0};
+    const char *skip = "lm_head", *targets = NULL, *pos[2] = {0}, *method = "rtn";
+    o->calib_tokens = 4096;
     static const char *const types[] = {"nf4", "fp4", "int4", "int8", NULL};
     static const msbnb_qtype type_of[] = {MSBNB_QTYPE_NF4, MSBNB_QTYPE_FP4, MSBNB_QTYPE_INT4, MSBNB_QTYPE_INT8};
     cli_args a;
@@ -72,7 +91,10 @@ static int parse_quantize(int argc, char **argv, quantize_opts *o) {
         (void)(cli_flag(&a, "--double-quant", &double_quant) || cli_flag(&a, "--quiet", &o->quiet) ||
             cli_choice(&a, "--type", types, &type) || cli_int(&a, "--blocksize", 32, 4096, &blocksize) ||
             cli_int(&a, "--group-size", 2, 1 << 20, &group) || cli_float(&a, "--threshold", 0, 1e30, &threshold) ||
-            cli_str(&a, "--skip", &skip) || cli_str(&a, "--targets", &targets) || cli_positional(&a, pos, 2));
+            cli_str(&a, "--skip", &skip) || cli_str(&a, "--targets", &targets) || cli_str(&a, "--method", &method) ||
+            cli_str(&a, "--calibrate", &o->calibrate) || cli_str(&a, "--tokenizer", &o->tokenizer) ||
+            cli_int(&a, "--calib-tokens", 2, 1 << 30, &o->calib_tokens) ||
+            cli_int(&a, "--calib-seq", 2, 1 << 20, &o->calib_seq) || cli_positional(&a, pos, 2));
     }
     if (a.failed) return EXIT_USAGE;
     if (blocksize & (blocksize - 1))
@@ -92,6 +114,21 @@ static int parse_quantize(int argc, char **argv, quantize_opts *o) {
     o->cfg.threshold = threshold;
     if (double_quant && o->cfg.type == MSBNB_QTYPE_INT8)
         return cli_args_error(&a, "--double-quant applies to nf4, fp4 and int4");
+    /* --method: [awq+]rtn|search|gptq, or awq alone (= awq+rtn) */
+    const char *base = method;
+    if (!strncmp(method, "awq", 3) && (method[3] == '\0' || method[3] == '+')) {
+        o->awq = true;
+        base = method[3] ? method + 4 : "rtn";
+    }
+    if (msbnb_qmethod_parse(base, &o->method) != MSBNB_OK || (o->awq && !strcmp(base, "awq")))
+        return cli_args_error(&a, "--method must be rtn, search, gptq, awq, awq+rtn, awq+search or awq+gptq, not '%s'",
+                               method);
+    if ((o->method != MSBNB_QMETHOD_RTN || o->awq) && o->cfg.type == MSBNB_QTYPE_INT8)
+        return cli_args_error(&a, "--method %s applies to nf4, fp4 and int4", method);
+    if ((o->method == MSBNB_QMETHOD_GPTQ || o->awq) && !o->calibrate)
+        return cli_args_error(&a, "--method %s needs --calibrate TEXTFILE", method);
+    if (o->calibrate && o->method == MSBNB_QMETHOD_RTN && !o->awq)
+        return cli_args_error(&a, "--calibrate needs --method search, gptq or awq");
     return 0;
 }
 
@@ -106,9 +143,12 @@ typedef struct layer_row {
     int group_size;   /* INT4: the group size used when it differs from --group-size, else 0 */
 } layer_row;
 
+static msbnb_status write_measured(msbnb_st_writer *w, const char *name, const msbnb_qtensor *q, msbnb_dtype src,
+                                   const float *ref, layer_row *row);
+
 /* Quantize one weight, add its entries to w, measure its error. ref is float32 (rows*cols). */
 static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t, const msbnb_quant_config *cfg,
-                                 layer_row *row) {
+                                 msbnb_qmethod method, layer_row *row) {
     int64_t rows = t->shape[0], cols = t->shape[1];
     size_t n = (size_t)rows * (size_t)cols;
     msbnb_dtype src = t->dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : t->dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : MSBNB_DTYPE_F32;
@@ -126,9 +166,23 @@ static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t,
         ref = owned;
     }
     msbnb_qtensor *q = NULL;
-    msbnb_status st = msbnb_quantize(ref, rows, cols, cfg, &q);
+    msbnb_quant_method md = msbnb_quant_method_default();
+    md.method = method; /* no statistics here: gptq without them is search */
+    msbnb_status st = msbnb_quantize_opt(ref, rows, cols, cfg, &md, &q);
+    if (st == MSBNB_OK) st = write_measured(w, t->name, q, src, ref, row);
+    free(owned);
+    msbnb_qtensor_free(q);
+    return st;
+}
+
+/* Write q as `name` (shape [rows, cols], original dtype src) and measure its error against ref. */
+static msbnb_status write_measured(msbnb_st_writer *w, const char *name, const msbnb_qtensor *q, msbnb_dtype src,
+                                   const float *ref, layer_row *row) {
+    msbnb_qtensor_view qv;
+    msbnb_qtensor_get_view(q, &qv);
+    const int64_t rows = qv.rows, cols = qv.cols;
     uint64_t before = msbnb_st_writer_bytes(w);
-    if (st == MSBNB_OK) st = msbnb_bnb_write(w, t->name, q, src);
+    msbnb_status st = msbnb_bnb_write(w, name, q, src);
     row->after = msbnb_st_writer_bytes(w) - before;
     /* error, dequantizing a slab of rows at a time so no second full-size buffer is needed */
     cli_err_acc acc = {0};
@@ -143,8 +197,6 @@ static msbnb_status quantize_one(msbnb_st_writer *w, const msbnb_tensor_info *t,
     double mse;
     cli_err_finish(&acc, &row->rel_pct, &row->snr_db, &mse);
     free(y);
-    free(owned);
-    msbnb_qtensor_free(q);
     return st;
 }
 
@@ -198,6 +250,115 @@ static void print_summary(const layer_row *rows, size_t n, uint64_t total_before
            total_after ? (double)total_before / (double)total_after : 0.0);
 }
 
+/* ================================================================ quantize: calibration */
+
+/* State of a calibrated run, shared with the library's callbacks. Names point into ck. */
+typedef struct calib_run {
+    const quantize_opts *o;
+    msbnb_checkpoint *ck;
+    msbnb_st_writer *w;
+    layer_row *rows;
+    size_t *n_rows;
+    const char **emitted; /* tensors written by the calibrated pass: [n_emitted] */
+    size_t n_emitted;
+    char **not_converted; /* modules left plain (config's llm_int8_skip_modules) */
+    size_t *n_not_converted;
+} calib_run;
+
+static bool was_emitted(const calib_run *r, const char *name) {
+    for (size_t i = 0; i < r->n_emitted; i++)
+        if (!strcmp(r->emitted[i], name)) return true;
+    return false;
+}
+
+static int calib_select(void *ctx, const char *name, int64_t rows, int64_t cols) {
+    (void)rows, (void)cols;
+    calib_run *r = ctx;
+    msbnb_tensor_info t;
+    bool linear;
+    return msbnb_checkpoint_find(r->ck, name, &t) == MSBNB_OK && keep_reason(r->o, &t, &linear) == NULL;
+}
+
+static msbnb_status calib_emit(void *ctx, const char *name, const msbnb_qtensor *q, const float *values, int ndim,
+                               const int64_t *shape) {
+    calib_run *r = ctx;
+    msbnb_tensor_info t;
+    msbnb_status st = msbnb_checkpoint_find(r->ck, name, &t);
+    if (st != MSBNB_OK) return st;
+    r->emitted[r->n_emitted++] = t.name;
+    size_t bytes = sizeof(float);
+    for (int i = 0; i < ndim; i++) bytes *= (size_t)shape[i];
+    layer_row *row = ndim == 2 ? &r->rows[(*r->n_rows)++] : NULL;
+    if (row) {
+        row->name = (char *)t.name;
+        row->shape[0] = shape[0], row->shape[1] = shape[1];
+        row->before = t.nbytes;
+    }
+    if (q) {
+        msbnb_qtensor_view v;
+        msbnb_qtensor_get_view(q, &v);
+        if (v.type == MSBNB_QTYPE_INT4 && v.group_size != r->o->cfg.group_size) row->group_size = v.group_size;
+        msbnb_dtype src = t.dtype == MSBNB_ST_F16 ? MSBNB_DTYPE_F16 : t.dtype == MSBNB_ST_BF16 ? MSBNB_DTYPE_BF16 : MSBNB_DTYPE_F32;
+        st = write_measured(r->w, t.name, q, src, values, row);
+    } else {
+        st = msbnb_st_writer_add(r->w, t.name, MSBNB_ST_F32, ndim, shape, values, bytes);
+        if (row) { /* a projection left plain whose rows or columns AWQ scaled */
+            row->after = bytes;
+            row->kept = "kept plain (AWQ-scaled)";
+            char *mod = cli_module_of(t.name);
+            if (mod) r->not_converted[(*r->n_not_converted)++] = mod;
+        }
+    }
+    msbnb_checkpoint_release(r->ck, t.name);
+    return st;
+}
+
+/* Calibration token ids: the first ~16 bytes per wanted token of FILE (cut at a space), encoded by
+ * the model's tokenizer (--tokenizer, else the one msbnb_tokenizer_load finds at IN) with its special
+ * tokens (BOS), at most calib_tokens of them. *ids malloc'ed. */
+static msbnb_status calib_tokens(const quantize_opts *o, const msbnb_checkpoint *ck, int32_t **ids, int64_t *n) {
+    *ids = NULL;
+    int64_t vocab = 0;
+    const msbnb_config *cfg = msbnb_checkpoint_config(ck);
+    if (!cfg || msbnb_config_get_int(cfg, "vocab_size", &vocab) != MSBNB_OK || vocab < 1 || vocab > (1 << 30)) {
+        fprintf(stderr, "msbnb quantize: %s: no vocab_size in config.json\n", o->in);
+        return MSBNB_ERR_FORMAT;
+    }
+    msbnb_tokenizer *tok = NULL;
+    msbnb_status st = msbnb_tokenizer_load(o->tokenizer ? o->tokenizer : o->in, (int)vocab, &tok);
+    if (st != MSBNB_OK) return st;
+    FILE *f = fopen(o->calibrate, "rb");
+    size_t cap = (size_t)o->calib_tokens * 16 + 1, len = 0;
+    char *text = f ? malloc(cap + 1) : NULL;
+    if (!f) {
+        fprintf(stderr, "msbnb quantize: cannot open calibration text '%s'\n", o->calibrate);
+        st = MSBNB_ERR_IO;
+    } else if (!text) {
+        st = MSBNB_ERR_OUT_OF_MEMORY;
+    } else {
+        len = fread(text, 1, cap, f);
+        if (len == cap) /* more follows: end at the last space so no word (or UTF-8 sequence) is cut */
+            while (len > 0 && text[len - 1] != ' ' && text[len - 1] != '\n') len--;
+        text[len] = '\0';
+    }
+    if (f) fclose(f);
+    size_t count = 0;
+    if (st == MSBNB_OK) st = msbnb_tokenizer_encode_alloc(tok, text, len, MSBNB_ENCODE_ADD_SPECIAL, ids, &count);
+    free(text);
+    msbnb_tokenizer_free(tok);
+    if (st == MSBNB_OK && count < 2) {
+        fprintf(stderr, "msbnb quantize: calibration text '%s' gives fewer than 2 tokens\n", o->calibrate);
+        st = MSBNB_ERR_FORMAT;
+    }
+    if (st != MSBNB_OK) {
+        free(*ids);
+        *ids = NULL;
+        return st;
+    }
+    *n = (int64_t)count < o->calib_tokens ? (int64_t)count : o->calib_tokens;
+    return MSBNB_OK;
+}
+
 /* ================================================================ quantize */
 
 int cmd_quantize(int argc, char **argv) {
@@ -218,6 +379,8 @@ int cmd_quantize(int argc, char **argv) {
     char **not_converted = NULL;
     size_t n_not_converted = 0;
     char *qcfg = NULL;
+    calib_run run;
+    memset(&run, 0, sizeof run);
     msbnb_status st = msbnb_checkpoint_open(o.in, &ck);
     if (st != MSBNB_OK) goto done; /* rejected input: nothing was created */
     size_t count = msbnb_checkpoint_count(ck);
@@ -253,12 +416,46 @@ int cmd_quantize(int argc, char **argv) {
     }
     for (size_t i = 0; i < o.n_skip; i++) not_converted[n_not_converted++] = o.skip[i];
 
+    run.o = &o, run.ck = ck, run.w = w, run.rows = rows, run.n_rows = &n_rows;
+    run.not_converted = not_converted, run.n_not_converted = &n_not_converted;
+    if (o.calibrate) {
+        if (!dir_mode) {
+            rc = cli_usage_error(cmd, "--calibrate needs model directories (config.json), not .safetensors files");
+            goto done;
+        }
+        int32_t *ids = NULL;
+        int64_t n_ids = 0;
+        if (!(run.emitted = calloc(count + 1, sizeof(char *)))) st = MSBNB_ERR_OUT_OF_MEMORY;
+        if (st == MSBNB_OK) st = calib_tokens(&o, ck, &ids, &n_ids);
+        if (st == MSBNB_OK) {
+            msbnb_calib_params cp = msbnb_calib_params_default(o.cfg.type);
+            cp.cfg = o.cfg;
+            cp.method.method = o.method;
+            cp.awq = o.awq;
+            cp.tokens = ids;
+            cp.n_tokens = n_ids;
+            cp.seq_len = (int)o.calib_seq;
+            cp.select = calib_select;
+            cp.select_ctx = &run;
+            if (!o.quiet)
+                fprintf(stderr, "calibrating on %lld tokens of %s (method %s%s)\n", (long long)n_ids, o.calibrate,
+                        o.awq ? "awq+" : "", msbnb_qmethod_name(o.method));
+            st = msbnb_quantize_checkpoint_calibrated(ck, &cp, calib_emit, &run);
+        }
+        free(ids);
+        if (st != MSBNB_OK) goto done;
+    }
+
     cli_progress prog;
     cli_progress_begin(&prog, count, in_bytes, o.quiet);
     uint64_t total_after = 0;
     for (size_t i = 0; i < count && st == MSBNB_OK; i++) {
         msbnb_tensor_info t;
         if ((st = msbnb_checkpoint_get(ck, i, &t)) != MSBNB_OK) break;
+        if (was_emitted(&run, t.name)) { /* written by the calibrated pass */
+            cli_progress_step(&prog, i + 1, t.nbytes);
+            continue;
+        }
         bool linear;
         const char *why = keep_reason(&o, &t, &linear);
         uint64_t before = msbnb_st_writer_bytes(w);
@@ -280,7 +477,7 @@ int cmd_quantize(int argc, char **argv) {
                     cfg.group_size = msbnb_int4_group_for(t.shape[1], o.cfg.group_size);
                     r->group_size = cfg.group_size;
                 }
-                st = quantize_one(w, &t, &cfg, r);
+                st = quantize_one(w, &t, &cfg, o.method, r);
             }
         } else {
             n_other++;
@@ -299,10 +496,16 @@ int cmd_quantize(int argc, char **argv) {
     }
     cli_progress_end(&prog);
     if (st != MSBNB_OK) goto done;
+    total_after = msbnb_st_writer_bytes(w); /* including the calibrated pass */
 
     /* quantization_config for transformers (also kept in the file's metadata) */
     st = msbnb_bnb_quantization_config_json(&o.cfg, (const char *const *)not_converted, n_not_converted, &qcfg);
     if (st == MSBNB_OK) st = msbnb_st_writer_set_metadata(w, "quantization_config", qcfg);
+    if (st == MSBNB_OK && (o.method != MSBNB_QMETHOD_RTN || o.awq)) {
+        char meth[32];
+        snprintf(meth, sizeof meth, "%s%s", o.awq ? "awq+" : "", msbnb_qmethod_name(o.method));
+        st = msbnb_st_writer_set_metadata(w, "msbnb_quant_method", meth);
+    }
     if (st == MSBNB_OK) st = msbnb_st_writer_finish(w);
     if (st != MSBNB_OK) goto done;
     cli_output_created(&out, out.model_path);
@@ -334,6 +537,7 @@ done:
     cli_output_free(&out);
     for (size_t i = o.n_skip; i < n_not_converted; i++) free(not_converted[i]);
     free(not_converted);
+    free(run.emitted);
     free(rows);
     free(qcfg);
     msbnb_checkpoint_close(ck);
