@@ -82,7 +82,12 @@ static void init_once(void) {
     msbnb_isa level = onednn_ok() ? MSBNB_ISA_ONEDNN : detected;
     const char *env = getenv("MSBNB_ISA");
     msbnb_isa forced;
-    if (env && *env && msbnb_isa_parse(env, &forced) == MSBNB_OK && forced < level) level = forced;
+    if (env && *env && msbnb_isa_parse(env, &forced) == MSBNB_OK) {
+        /* A SIMD level above the CPU's is capped to it (the ONEDNN level sits above every SIMD level
+         * but runs the kernels at the detected one, so a forced SIMD level must not exceed that). */
+        if (forced != MSBNB_ISA_ONEDNN && forced > detected) forced = detected;
+        if (forced < level) level = forced;
+    }
     atomic_store(&current_level, (int)level);
 }
 
