@@ -44,7 +44,7 @@ class ShapeError(MsbnbError, ValueError):
     status = -5
 
 
-class UnsupportedError(MsbnbError, NotImplementedError):
+class UnsupportedError(MsbnbError, ValueError):  # a setting or file msbnb refuses
     status = -6
 
 

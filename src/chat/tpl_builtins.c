@@ -522,7 +522,7 @@ tpl_value tpl_apply_filter(tpl_ctx *c, int fn, const tpl_value *v, const tpl_arg
         return tpl_int((int64_t)words.u.l->n);
     }
     }
-    tpl_fail(c->env, MSBNB_ERR_INTERNAL, "filter %d not implemented", fn);
+    tpl_fail(c->env, MSBNB_ERR_INTERNAL, "no evaluator for filter %d", fn);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -720,7 +720,7 @@ static tpl_value str_method(tpl_ctx *c, int fn, const tpl_str *s, const tpl_args
         return fn == M_REMOVEPREFIX ? tpl_string(c->a, s->s + x->len, s->len - x->len) : tpl_string(c->a, s->s, s->len - x->len);
     }
     }
-    tpl_fail(c->env, MSBNB_ERR_INTERNAL, "method %d not implemented", fn);
+    tpl_fail(c->env, MSBNB_ERR_INTERNAL, "no evaluator for method %d", fn);
 }
 
 tpl_value tpl_call_builtin(tpl_ctx *c, int fn, const tpl_value *self, const tpl_args *args) {
@@ -775,5 +775,5 @@ tpl_value tpl_call_builtin(tpl_ctx *c, int fn, const tpl_value *self, const tpl_
         return tpl_int(k);
     }
     if (self && self->t == V_STR) return str_method(c, fn, self->u.s, args);
-    tpl_fail(c->env, MSBNB_ERR_INTERNAL, "function %d not implemented", fn);
+    tpl_fail(c->env, MSBNB_ERR_INTERNAL, "no evaluator for function %d", fn);
 }
