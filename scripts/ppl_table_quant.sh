@@ -7,9 +7,9 @@
 # projections of every layer; embedding, norms and the tied output stay fp32) and scores the
 # written checkpoint with `msbnb perplexity` on held-out text: ../shared/data/tinystories_valid_head.txt
 # as one token stream, windows of 512 tokens with stride 256, first PPL_TOKENS tokens (default
-# 40000) — the protocol of scripts/ppl_table.sh. Calibration (gptq, awq) reads CALIB (default
-# ../shared/data/tinystories_sample.txt, ~1000 tokens, disjoint from the evaluation text;
-# CALIB=../shared/data/austen.txt CALIB_TOKENS=16384 is the other documented choice).
+# 40000) — the protocol of scripts/ppl_table.sh. Calibration (gptq, awq) reads CALIB_TOKENS (default
+# 16384) tokens of CALIB (default ../shared/data/austen.txt, disjoint from the evaluation text;
+# CALIB=../shared/data/tinystories_sample.txt, ~1000 tokens, is the other documented choice).
 # One thread (the results do not depend on it); the time column is the wall time of the quantize
 # command on this machine at that moment.
 set -euo pipefail
@@ -22,8 +22,8 @@ SHARED="${MSBNB_SHARED_DIR:-$ROOT/../shared}"
 MODEL="$SHARED/models/stories260K/hf"
 TOK="$SHARED/models/stories260K/tok512.bin"
 VALID="$SHARED/data/tinystories_valid_head.txt"
-CALIB="${CALIB:-$SHARED/data/tinystories_sample.txt}"
-CALIB_TOKENS="${CALIB_TOKENS:-4096}"
+CALIB="${CALIB:-$SHARED/data/austen.txt}"
+CALIB_TOKENS="${CALIB_TOKENS:-16384}"
 TOKENS="${PPL_TOKENS:-40000}"
 
 [ -x "$MSBNB" ] || { echo "ppl_table_quant.sh: $MSBNB not found (build first: make build)" >&2; exit 1; }
