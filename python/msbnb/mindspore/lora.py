@@ -233,6 +233,29 @@ class LoRALinear(nn.Cell, LoRAMixin):
 
 
 class _QuantLoRA(LoRAMixin):
+    """What the quantized LoRA layers share: a frozen base (codes and bias) plus LoRA adapters."""
+
+    def _setup_lora(self, r, lora_alpha, lora_dropout, adapter_name):
+        if self.has_bias:
+            self.bias.requires_grad = False
+        self._init_lora()
+        if r:
+            self.add_adapter(adapter_name, r, lora_alpha, lora_dropout)
+
+    def _copy_bias_from(self, layer):
+        if layer.has_bias:
+            self.bias.set_data(layer.bias.value().copy())
+        return self
+
+    @classmethod
+    def from_linear(cls, linear, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default", **kwargs):
+        w, b = _dense_weight_bias(linear)
+        layer = cls(w.shape[1], w.shape[0], r, lora_alpha, lora_dropout, adapter_name, bias=b is not None,
+                    weight=w, **kwargs)
+        if b is not None:
+            layer.bias.set_data(Tensor(b))
+        return layer
+
     def _merge_into(self, delta):
         saved = self.parts()
         w = saved.dequantize() + delta
@@ -260,20 +283,7 @@ class Linear4bitWithLoRA(_QuantLoRA, Linear4bit):
     def __init__(self, in_features, out_features, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default",
                  **linear4bit_kwargs):
         Linear4bit.__init__(self, in_features, out_features, **linear4bit_kwargs)
-        if self.has_bias:
-            self.bias.requires_grad = False
-        self._init_lora()
-        if r:
-            self.add_adapter(adapter_name, r, lora_alpha, lora_dropout)
-
-    @classmethod
-    def from_linear(cls, linear, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default", **kwargs):
-        w, b = _dense_weight_bias(linear)
-        layer = cls(w.shape[1], w.shape[0], r, lora_alpha, lora_dropout, adapter_name, bias=b is not None,
-                    weight=w, **kwargs)
-        if b is not None:
-            layer.bias.set_data(Tensor(b))
-        return layer
+        self._setup_lora(r, lora_alpha, lora_dropout, adapter_name)
 
     @classmethod
     def from_quantized(cls, layer, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default"):
@@ -281,9 +291,7 @@ class Linear4bitWithLoRA(_QuantLoRA, Linear4bit):
         new = cls(layer.in_features, layer.out_features, r, lora_alpha, lora_dropout, adapter_name,
                   bias=layer.has_bias, weight=layer.parts(), group_size=layer.group_size, blocksize=layer.blocksize,
                   compute=layer.compute)
-        if layer.has_bias:
-            new.bias.set_data(layer.bias.value().copy())
-        return new
+        return new._copy_bias_from(layer)
 
     def _requantize(self, w, saved):
         self.blocksize = saved.blocksize or self.blocksize
@@ -300,29 +308,14 @@ class Linear8bitWithLoRA(_QuantLoRA, Linear8bit):
         linear8bit_kwargs.setdefault("has_fp16_weights", False)
         Linear8bit.__init__(self, in_features, out_features, **linear8bit_kwargs)
         self.quantize_weights()
-        if self.has_bias:
-            self.bias.requires_grad = False
-        self._init_lora()
-        if r:
-            self.add_adapter(adapter_name, r, lora_alpha, lora_dropout)
-
-    @classmethod
-    def from_linear(cls, linear, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default", **kwargs):
-        w, b = _dense_weight_bias(linear)
-        layer = cls(w.shape[1], w.shape[0], r, lora_alpha, lora_dropout, adapter_name, bias=b is not None,
-                    weight=w, **kwargs)
-        if b is not None:
-            layer.bias.set_data(Tensor(b))
-        return layer
+        self._setup_lora(r, lora_alpha, lora_dropout, adapter_name)
 
     @classmethod
     def from_quantized(cls, layer, r=8, lora_alpha=16, lora_dropout=0.0, adapter_name="default"):
         """Adapters on an existing (quantized) Linear8bit: codes, scales and bias kept byte for byte."""
         new = cls(layer.in_features, layer.out_features, r, lora_alpha, lora_dropout, adapter_name,
                   bias=layer.has_bias, weight=layer.parts(), threshold=layer.threshold, compute=layer.compute)
-        if layer.has_bias:
-            new.bias.set_data(layer.bias.value().copy())
-        return new
+        return new._copy_bias_from(layer)
 
     def _requantize(self, w, saved):
         self._quantize_array(np.asarray(w, np.float32))
