@@ -4,7 +4,8 @@
 #   - no partial output stands under a final name: the output directory is either the previous
 #     output, byte for byte, or the complete new one (a killed run may leave only a temporary
 #     .msbnb-tmp-* entry, which the next run removes);
-#   - finetune: the checkpoint/ left behind is whole, and `--resume` either refuses (exit 1, one
+#   - finetune into a previous output: that output intact, or one whole save of the new run (adapter,
+#     checkpoint/, metrics.jsonl, loss.svg of one step); `--resume` then either refuses (exit 1, one
 #     line) or ends with the uninterrupted run's adapter, byte for byte.
 # Prints the counts per command; exits non-zero on any violation.
 set -uo pipefail
@@ -64,31 +65,62 @@ dir_trials quantize "$w/q_prev" "$w/q_ref" -- "$msbnb" quantize "$m" "$w/out" --
 dir_trials merge "$w/m_prev" "$w/m_ref" -- "$msbnb" merge "$m" "$w/adapter" "$w/out" --quant nf4 --requantize
 
 # ---------------------------------------------------------------- finetune + --resume
+# ADAPTER_DIR is one unit (tools/msbnb/cli_train_out.h): each trial starts from a previous output
+# of other options (r 4), so a kill leaves either that, byte for byte, or a whole save of the new
+# run: top-level adapter = checkpoint's, the new run's config, metrics.jsonl ending at the
+# checkpoint's step, loss.svg.
 t0=$(now_ms); "$msbnb" finetune "$m" "$w/a.txt" --out "$w/ft_ref" "${ft_opts[@]}" >/dev/null; dur=$(( $(now_ms) - t0 ))
 cmp -s "$w/ft_ref/adapter_model.safetensors" "$w/adapter/adapter_model.safetensors" ||
     violation "finetune is not deterministic: two uninterrupted runs differ"
-killed=0 same=0 refused=0 nockpt=0
+"$msbnb" finetune "$m" "$w/a.txt" --out "$w/ft_prev" --r 4 --steps 4 --batch 2 --seq 32 --quiet >/dev/null
+# whole_save DIR TRIAL: DIR is one complete save of the run ft_ref is the end of
+whole_save() {
+    local d=$1 i=$2 f step last
+    for f in adapter_config.json adapter_model.safetensors metrics.jsonl loss.svg checkpoint/adapter_config.json \
+             checkpoint/adapter_model.safetensors checkpoint/optimizer.bin checkpoint/state.json; do
+        [ -s "$d/$f" ] || { violation "finetune trial $i: $f missing or empty"; return; }
+    done
+    cmp -s "$d/adapter_config.json" "$w/ft_ref/adapter_config.json" ||
+        violation "finetune trial $i: adapter_config.json is not the new run's"
+    for f in adapter_config.json adapter_model.safetensors; do
+        cmp -s "$d/$f" "$d/checkpoint/$f" || violation "finetune trial $i: $f differs from checkpoint/$f"
+    done
+    step=$(sed 's/^{"step": \([0-9]*\),.*/\1/' "$d/checkpoint/state.json")
+    last=$(tail -n 1 "$d/metrics.jsonl" | sed 's/^{"step": \([0-9]*\),.*/\1/')
+    [ "$step" = "$last" ] || violation "finetune trial $i: metrics.jsonl ends at step $last, the checkpoint is at $step"
+    [ -z "$(find "$d" -name '*msbnb-tmp*')" ] || violation "finetune trial $i: temporary files inside $d"
+}
+whole_save "$w/ft_ref" ref
+killed=0 same=0 refused=0 intact=0
 for i in $(seq "$N"); do
-    rm -rf "$w/ft"
+    rm -rf "$w/ft"; cp -r "$w/ft_prev" "$w/ft"
     "$msbnb" finetune "$m" "$w/a.txt" --out "$w/ft" "${ft_opts[@]}" >/dev/null 2>&1 &
     if kill_at_random "$dur" $!; then killed=$((killed + 1)); fi
-    if [ -e "$w/ft/checkpoint" ]; then
-        for f in adapter_config.json adapter_model.safetensors optimizer.bin state.json; do
-            [ -s "$w/ft/checkpoint/$f" ] || violation "finetune trial $i: checkpoint/$f missing or empty"
-        done
-    fi
-    rc=0
-    "$msbnb" finetune "$m" "$w/a.txt" --out "$w/ft" --resume "$w/ft" "${ft_opts[@]}" >/dev/null 2>"$w/err" || rc=$?
-    if [ $rc = 0 ]; then
-        if cmp -s "$w/ft/adapter_model.safetensors" "$w/ft_ref/adapter_model.safetensors"; then same=$((same + 1))
-        else violation "finetune trial $i: --resume exited 0 with a different adapter"; fi
-    elif [ $rc = 1 ] && [ "$(wc -l <"$w/err")" = 1 ]; then
-        if [ -e "$w/ft/checkpoint" ]; then refused=$((refused + 1)); else nockpt=$((nockpt + 1)); fi
+    if diff -r "$w/ft" "$w/ft_prev" >/dev/null 2>&1; then
+        # killed before its first save: the previous output stands; a fresh run replaces it
+        intact=$((intact + 1))
+        "$msbnb" finetune "$m" "$w/a.txt" --out "$w/ft" "${ft_opts[@]}" >/dev/null 2>&1 ||
+            violation "finetune trial $i: the fresh run after the kill failed"
+        cmp -s "$w/ft/adapter_model.safetensors" "$w/ft_ref/adapter_model.safetensors" ||
+            violation "finetune trial $i: the fresh run after the kill differs from the uninterrupted one"
+        whole_save "$w/ft" "$i"
     else
-        violation "finetune trial $i: --resume exit $rc with $(wc -l <"$w/err") error lines"
+        whole_save "$w/ft" "$i"
+        rc=0
+        "$msbnb" finetune "$m" "$w/a.txt" --out "$w/ft" --resume "$w/ft" "${ft_opts[@]}" >/dev/null 2>"$w/err" || rc=$?
+        if [ $rc = 0 ]; then
+            if cmp -s "$w/ft/adapter_model.safetensors" "$w/ft_ref/adapter_model.safetensors"; then same=$((same + 1))
+            else violation "finetune trial $i: --resume exited 0 with a different adapter"; fi
+            whole_save "$w/ft" "$i"
+        elif [ $rc = 1 ] && [ "$(wc -l <"$w/err")" = 1 ]; then
+            refused=$((refused + 1))
+        else
+            violation "finetune trial $i: --resume exit $rc with $(wc -l <"$w/err") error lines"
+        fi
     fi
+    [ "$(leftovers)" = 0 ] || violation "finetune trial $i: temporaries left after a complete run"
 done
-echo "finetune: $N trials, $killed killed while running: resume identical to the uninterrupted run $same," \
-     "refused (no checkpoint yet) $nockpt, refused with a checkpoint $refused"
+echo "finetune: $N trials, $killed killed while running: previous output intact (then replaced by a fresh run)" \
+     "$intact, resume identical to the uninterrupted run $same, resume refused $refused"
 echo "kill_test: $violations violations"
 [ $violations = 0 ]

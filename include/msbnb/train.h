@@ -165,6 +165,11 @@ void msbnb_trainer_set_step_count(msbnb_trainer *tr, uint64_t steps);
 
 /* Bytes of activation and scratch memory the trainer holds. */
 size_t msbnb_trainer_memory_bytes(const msbnb_trainer *tr);
+/* The trainer's buffers are reserved by msbnb_trainer_create but not yet touched: OUT_OF_MEMORY
+ * (with the figures) when they exceed the memory the system has available (MemAvailable +
+ * SwapFree), so a caller can refuse before the first step instead of being killed in the middle
+ * of one. OK when they fit or the figure is unknown (not Linux). */
+msbnb_status msbnb_trainer_check_memory(const msbnb_trainer *tr);
 /* Base parameters (every weight of the model counted as elements: embedding, norms, projections,
  * untied output) and trainable LoRA parameters. */
 void msbnb_trainer_count_params(const msbnb_trainer *tr, int64_t *base, int64_t *trainable);

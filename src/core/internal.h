@@ -56,6 +56,9 @@ void *msbnb__alloc_large(size_t bytes);
  * address-space limit (RLIMIT_AS) leaves; 0 when unknown (not Linux). For refusing a request
  * that cannot fit with a clear error instead of being killed (or failing deep inside a BLAS). */
 uint64_t msbnb__memory_available(void);
+/* MemAvailable + SwapFree alone (no address-space limit); 0 when unknown. For memory already
+ * reserved (so within any RLIMIT_AS) but not yet touched. */
+uint64_t msbnb__memory_physical(void);
 /* What an address-space limit (RLIMIT_AS) leaves this process; UINT64_MAX when unlimited. */
 uint64_t msbnb__address_space_left(void);
 

@@ -59,7 +59,7 @@ uint64_t msbnb__address_space_left(void) {
 #endif
 }
 
-uint64_t msbnb__memory_available(void) {
+uint64_t msbnb__memory_physical(void) {
     uint64_t avail = 0;
 #if defined(__linux__)
     FILE *f = fopen("/proc/meminfo", "r");
@@ -70,9 +70,14 @@ uint64_t msbnb__memory_available(void) {
         if (sscanf(line, "SwapFree: %llu kB", &kb) == 1) avail += (uint64_t)kb * 1024;
     }
     if (f) fclose(f);
+#endif
+    return avail;
+}
+
+uint64_t msbnb__memory_available(void) {
+    uint64_t avail = msbnb__memory_physical();
     /* an address-space limit (ulimit -v) minus what this process already maps */
     uint64_t left = msbnb__address_space_left();
     if (left != UINT64_MAX && (!avail || left < avail)) avail = left ? left : 1;
-#endif
     return avail;
 }

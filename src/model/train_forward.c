@@ -439,6 +439,18 @@ void msbnb_trainer_set_step_count(msbnb_trainer *tr, uint64_t steps) {
 }
 size_t msbnb_trainer_memory_bytes(const msbnb_trainer *tr) { return tr ? tr->bytes : 0; }
 
+msbnb_status msbnb_trainer_check_memory(const msbnb_trainer *tr) {
+    RETURN_IF(!tr, MSBNB_ERR_INVALID_ARG, "NULL argument");
+    /* the buffers are reserved, hence within any address-space limit already; what they still
+     * need is the physical memory their first touch takes */
+    const uint64_t avail = msbnb__memory_physical();
+    RETURN_IF(avail && (uint64_t)tr->bytes > avail, MSBNB_ERR_OUT_OF_MEMORY,
+              "the trainer's activations need %.1f MB but only %.1f MB are available (a smaller batch or "
+              "seq_len, or recompute, lowers it)",
+              (double)tr->bytes / 1e6, (double)avail / 1e6);
+    return MSBNB_OK;
+}
+
 void msbnb_trainer_count_params(const msbnb_trainer *tr, int64_t *base, int64_t *trainable) {
     int64_t b = 0, t = 0;
     if (tr) {

@@ -133,17 +133,22 @@ msbnb_status fuzz_one_tokenizer(const uint8_t *data, size_t size) {
     /* ASCII, merges, multi-byte UTF-8, invalid UTF-8 (lone continuation, truncated sequence, 0xff). */
     static const char *const texts[] = {"", "a", "hello world", "abc abc abcabc", "\xc3\xa9t\xc3\xa9 \xe2\x82\xac",
                                         "\x80\xff\xc3 \xe2\x82", "<0x41><s></s>", "  \t\n  "};
+    /* BOS / EOS: the pieces spelled "<s>" / "</s>" (or "\n<s>\n" / "\n</s>\n"), else ids 1 / 2 as
+     * llama2.c's run.c (a file may spell its BOS at id 0: found by this target) */
+    int n_eos = 0;
+    const int32_t bos = msbnb_tokenizer_bos(t), *eos = msbnb_tokenizer_eos_ids(t, &n_eos);
+    if (bos < 0 || bos >= FUZZ_TOKENIZER_VOCAB || !eos || n_eos < 1) abort();
     int32_t ids[64];
     for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
         const size_t len = strlen(texts[k]);
         int n = -1;
         if (msbnb_tokenizer_encode(t, texts[k], len, 1, 1, ids, 64, &n) != MSBNB_OK) abort();
-        if (n < 2 || (size_t)n > len + 3 || ids[0] != 1 || ids[n - 1] != 2) abort();
+        if (n < 2 || (size_t)n > len + 3 || ids[0] != bos || ids[n - 1] != eos[0]) abort();
         for (int i = 0; i < n; i++) {
             if (ids[i] < 0 || ids[i] >= FUZZ_TOKENIZER_VOCAB) abort();
             const char *piece = NULL;
             size_t plen = 0;
-            if (msbnb_tokenizer_decode(t, i ? ids[i - 1] : 1, ids[i], &piece, &plen) != MSBNB_OK || !piece ||
+            if (msbnb_tokenizer_decode(t, i ? ids[i - 1] : bos, ids[i], &piece, &plen) != MSBNB_OK || !piece ||
                 plen > (size_t)mtl)
                 abort();
         }

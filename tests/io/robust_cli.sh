@@ -46,11 +46,45 @@ for edit in 's/"rng": "[0-9a-f]*"/"rng": "-000000000000001"/' 's/"rng": "[0-9a-f
 done
 cp "$w/state.good" "$st"
 
-# ---- defect 9: divergence stops the run, no NaN in JSON, no checkpoint from the diverged run
-run ft --out "$w/nan" --lr 1e30
-check "--lr 1e30 stops with exit 1 and one line" '[ $rc = 1 ] && [ $lines = 1 ]'
+# ---- defect 9: divergence stops the run, no NaN in JSON, the last save kept as it was
+ft --out "$w/nan" --stop-at 4 >/dev/null
+cp -r "$w/nan" "$w/nan.before"
+run ft --out "$w/nan" --resume "$w/nan" --lr 1e30
+check "--lr 1e30 stops with exit 1 and one line" '[ $rc = 1 ] && [ $lines = 1 ] && grep -q diverged "$w/err"'
+check "the diverged run leaves the last save intact" 'diff -r "$w/nan" "$w/nan.before" >/dev/null && nolefts "$w"'
 check "metrics.jsonl holds no NaN" '! grep -qi nan "$w/nan/metrics.jsonl"'
-check "no checkpoint from the diverged run" '[ ! -e "$w/nan/checkpoint" ]'
+run ft --out "$w/nan2" --lr 1e30
+check "a fresh run that diverges before its first save writes nothing" '[ $rc = 1 ] && [ ! -e "$w/nan2" ] && nolefts "$w"'
+
+# ---- atomic finetune output: ADAPTER_DIR is one unit (tools/msbnb/cli_train_out.h)
+cp -r "$w/full" "$w/full.before"
+run ft --out "$w/full" --lr 1e30
+check "a fresh run that fails leaves the previous output intact" \
+  '[ $rc = 1 ] && diff -r "$w/full" "$w/full.before" >/dev/null && nolefts "$w"'
+check "the top-level adapter is the checkpoint's" \
+  'cmp -s "$w/full/adapter_model.safetensors" "$w/full/checkpoint/adapter_model.safetensors" && [ -s "$w/full/loss.svg" ]'
+ft --out "$w/full" --r 4 --steps 4 >/dev/null
+check "a fresh run replaces the previous output whole" \
+  'grep -q "\"r\": 4" "$w/full/adapter_config.json" && [ "$(grep -c step "$w/full/metrics.jsonl")" = 5 ] && nolefts "$w"'
+mkdir -p "$w/inside"
+cp "$w/a.txt" "$w/inside/a.txt"
+run "$msbnb" finetune "$m" "$w/inside/a.txt" --out "$w/inside" --steps 2 --quiet
+check "finetune --out over its own input is refused" '[ $rc = 1 ] && [ $lines = 1 ] && [ -f "$w/inside/a.txt" ]'
+run ft --out "$w/part/checkpoint" --resume "$w/part"
+check "finetune --out over the checkpoint it resumes is refused" '[ $rc = 1 ] && [ $lines = 1 ]'
+
+# ---- defect 12: metrics.jsonl survives a kill (committed at every evaluation with the checkpoint)
+"$msbnb" finetune "$m" "$w/a.txt" --steps 400 --batch 2 --seq 32 --eval-every 2 --quiet --out "$w/k" >/dev/null 2>&1 &
+kp=$!
+# (until the first save, however slow a loaded host is; then a moment more into the run)
+while kill -0 $kp 2>/dev/null && [ ! -s "$w/k/checkpoint/state.json" ]; do sleep 0.1; done
+sleep 0.5
+kill -9 $kp 2>/dev/null
+wait $kp 2>/dev/null
+kstep=$(sed 's/^{"step": \([0-9]*\),.*/\1/' "$w/k/checkpoint/state.json" 2>/dev/null)
+klast=$(tail -n 1 "$w/k/metrics.jsonl" 2>/dev/null | sed 's/^{"step": \([0-9]*\),.*/\1/')
+check "after kill -9 metrics.jsonl holds every step up to the checkpoint's ($kstep)" \
+  '[ -n "$kstep" ] && [ "$kstep" -ge 2 ] && [ "$klast" = "$kstep" ] && [ "$(wc -l <"$w/k/metrics.jsonl")" = $((kstep + 1)) ]'
 
 # ---- defect 6: whole output directories
 "$msbnb" quantize "$m" "$w/q" --type nf4 --quiet
@@ -64,6 +98,20 @@ check "a failed quantize leaves the previous output intact" \
 mkdir "$w/.msbnb-tmp-q.999999999" && touch "$w/.msbnb-tmp-q.999999999/model.safetensors"
 "$msbnb" quantize "$m" "$w/q" --type nf4 --quiet
 check "stale temporaries of dead runs are removed" 'nolefts "$w"'
+# a directory-mode quantize killed once its temporary exists: the previous output stands whole
+# (or, if it finished first, the complete new one), and the next run removes the temporary
+"$msbnb" quantize "$m" "$w/qn" --type nf4 --quiet
+cp -r "$w/q" "$w/q.prev"
+"$msbnb" quantize "$m" "$w/q" --type nf4 --quiet --double-quant &
+qp=$!
+while kill -0 $qp 2>/dev/null && ! ls -a "$w" | grep -q '^\.msbnb-tmp-q\.'; do sleep 0.01; done
+kill -9 $qp 2>/dev/null
+wait $qp 2>/dev/null
+"$msbnb" quantize "$m" "$w/qd" --type nf4 --quiet --double-quant
+check "a killed quantize leaves the previous output or the complete new one" \
+  'diff -r "$w/q" "$w/q.prev" >/dev/null || diff -r "$w/q" "$w/qd" >/dev/null'
+"$msbnb" quantize "$m" "$w/q" --type nf4 --quiet
+check "the next run replaces it and removes the killed run's temporary" 'diff -r "$w/q" "$w/qn" >/dev/null && nolefts "$w"'
 run "$msbnb" merge "$m" "$w/full" "$m"
 check "merge MODEL ADAPTER MODEL is refused" '[ $rc = 1 ] && [ $lines = 1 ]'
 "$msbnb" merge "$m" "$w/full" "$w/mg" >/dev/null
@@ -89,6 +137,16 @@ run timeout 120 sh -c "ulimit -v 150000; exec \"$msbnb\" finetune \"$m\" \"$w/a.
 check "finetune under ulimit -v 150000: exit 1, one line" '[ $rc = 1 ] && [ $lines = 1 ]'
 run timeout 120 sh -c "ulimit -v 150000; exec \"$msbnb\" generate \"$m\" --steps 4"
 check "generate under ulimit -v 150000: exit 1, one line" '[ $rc = 1 ] && [ $lines = 1 ]'
+fi
+
+# ---- defect 10: compare out of memory said so (was "no error"); a sparse 128 MiB f16 tensor whose
+# f32 copies do not fit under the limit (or whose map does not: the message says memory either way)
+if [ -z "$sanitized" ]; then
+printf '\120\000\000\000\000\000\000\000{"w.weight":{"dtype":"F16","shape":[8192,8192],"data_offsets":[0,134217728]}}   ' >"$w/big.safetensors"
+truncate -s 134217816 "$w/big.safetensors"
+run sh -c "ulimit -v 500000; exec \"$msbnb\" compare \"$w/big.safetensors\" \"$w/big.safetensors\""
+check "compare out of memory: exit 1, one line naming memory" \
+  '[ $rc = 1 ] && [ $lines = 1 ] && grep -qi memory "$w/err" && ! grep -qi "no error" "$w/err"'
 fi
 
 # ---- 30 MB one-line text with --max-tokens: only its start is tokenized

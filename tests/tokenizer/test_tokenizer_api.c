@@ -210,6 +210,15 @@ TEST(streaming_decode) {
             msbnb_detokenizer_free(dt);
         }
         CHECK_EQ_INT(bad, 0);
+        /* a flush before any push: nothing, and no arithmetic on the absent id array (UBSan: NULL
+         * + 0 in the detokenizer, found by fuzz_tokenizer_json; issue #15) */
+        msbnb_detokenizer *empty = NULL;
+        const char *ep = "x";
+        size_t epl = 99;
+        CHECK_OK(msbnb_detokenizer_create(t, 0, &empty));
+        CHECK_OK(msbnb_detokenizer_flush(empty, &ep, &epl));
+        CHECK_EQ_INT((long long)epl, 0);
+        msbnb_detokenizer_free(empty);
         cJSON_Delete(v);
         free(js);
         msbnb_tokenizer_free(t);

@@ -73,6 +73,23 @@ void cli_rmtree(const char *dir) {
     rmdir(dir);
 }
 
+char *cli_read_file(const char *path, size_t max, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && (!max || (size_t)n <= max) &&
+        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = 0;
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
 bool cli_same_or_inside(const char *a, const char *b) {
     char ra[PATH_MAX], rb[PATH_MAX];
     if (!realpath(a, ra)) return false;

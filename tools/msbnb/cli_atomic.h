@@ -1,5 +1,5 @@
 /* cli_atomic.h — output directories that appear whole or not at all (quantize, dequantize, merge,
- * finetune's checkpoint).
+ * finetune's output directory, cli_train_out.h).
  *
  * A run writes everything into a temporary directory beside the target,
  *     <parent>/.msbnb-tmp-<name>.<pid>
@@ -33,6 +33,9 @@ void cli_atomic_free(cli_atomic *a);
 
 /* Remove a directory tree (regular files, symlinks, subdirectories; never follows links). */
 void cli_rmtree(const char *dir);
+/* A whole file, malloc'ed and NUL-terminated (*len bytes before the NUL); NULL when unreadable or
+ * longer than max bytes (0: no limit). */
+char *cli_read_file(const char *path, size_t max, size_t *len);
 /* a and b name the same existing file or directory, or b lies inside directory a. */
 bool cli_same_or_inside(const char *a, const char *b);
 

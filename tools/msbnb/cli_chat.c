@@ -17,6 +17,7 @@
 #include <msbnb/model.h>
 
 #include "cli.h"
+#include "cli_atomic.h"
 #include "cli_opts.h"
 
 /* ================================================================ tokenizer glue */
@@ -51,25 +52,6 @@ static int is_stop(const msbnb_tokenizer *tok, int32_t id) {
 
 /* ================================================================ template */
 
-/* A template file, malloc'ed and NUL-terminated; NULL when unreadable or past 16 MiB (the
- * engine's own limit). */
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= (16L << 20) && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = 0;
-        *len = (size_t)n;
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
 /* --chat-template FILE, else the model's own. *own: the template came from the model's
  * tokenizer_config.json and knows the BOS / EOS text. Prints the error; 1 on failure. */
 static int load_template(const char *model, const char *file, const char *cmd, msbnb_chat_template **t, int *own) {
@@ -83,7 +65,7 @@ static int load_template(const char *model, const char *file, const char *cmd, m
         return 0;
     }
     size_t len = 0;
-    char *src = read_file(file, &len);
+    char *src = cli_read_file(file, 16u << 20, &len); /* the engine's own limit: 16 MiB */
     if (!src) {
         fprintf(stderr, "msbnb %s: cannot read the chat template '%s' (missing, unreadable or over 16 MiB)\n", cmd, file);
         return 1;

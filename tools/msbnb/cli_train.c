@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,9 +17,9 @@
 #include "cli.h"
 #include "cli_atomic.h"
 #include "cli_convert_util.h"
+#include "cli_train_out.h"
 #include "cli_train_state.h"
 #include "cli_opts.h"
-#include "svg_plot.h"
 
 /* ================================================================ small helpers */
 
@@ -28,31 +27,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-            if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-                free(buf);
-                buf = NULL;
-            } else {
-                buf[n] = 0;
-                *len = (size_t)n;
-            }
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* The tokenizer: --tokenizer, else tokenizer.json / tokenizer.model / tokenizer.bin / tok512.bin in
@@ -154,10 +128,10 @@ static void finetune_usage(FILE *f) {
           "  --resume DIR (continue a run saved in DIR, with the same options)  --stop-at N (stop after\n"
           "  step N as if interrupted)  --tokenizer PATH  --threads N  --quiet\n"
           "Writes ADAPTER_DIR/adapter_config.json, adapter_model.safetensors, metrics.jsonl, loss.svg,\n"
-          "checkpoint/ (the adapter again, optimizer.bin, state.json: one unit, replaced whole), saved at\n"
-          "every evaluation and at the end, so an interrupted run resumed with --resume ends bit-identical\n"
-          "to an uninterrupted one. A non-finite loss or gradient stops the run (exit 1), keeping the last\n"
-          "checkpoint.\n",
+          "checkpoint/ (the adapter again, optimizer.bin, state.json): the whole directory is saved as one\n"
+          "unit at every evaluation and at the end (a previous output stays until the first save), so an\n"
+          "interrupted run resumed with --resume ends bit-identical to an uninterrupted one. A non-finite\n"
+          "loss or gradient stops the run (exit 1), keeping the last save.\n",
           f);
 }
 
@@ -220,7 +194,7 @@ static int load_state(const char *dir, const ft_opts *o, ft_state *out) {
     char path[8400];
     snprintf(path, sizeof path, "%s/checkpoint/state.json", dir);
     size_t len = 0;
-    char *text = read_file(path, &len), err[400];
+    char *text = cli_read_file(path, 0, &len), err[400];
     ft_state expect = {0, 0, 0, o->seed, o->steps, o->batch, o->seq, o->lr};
     int ok = text && ft_state_parse(text, len, &expect, out, err, sizeof err);
     if (!text) fprintf(stderr, "msbnb finetune: %s: cannot read (no checkpoint to resume)\n", path);
@@ -229,71 +203,16 @@ static int load_state(const char *dir, const ft_opts *o, ft_state *out) {
     return ok;
 }
 
-/* The checkpoint of a run that has completed `step` steps, as one unit: checkpoint/ holds the
- * adapter (PEFT files), optimizer.bin and state.json (step, data RNG, dropout counter), written
- * into a temporary directory, fsynced and swapped into place (cli_atomic.h) — a kill at any moment
- * leaves either the previous checkpoint or this one, never a mix. Then the adapter at the top of
- * ADAPTER_DIR (what users load) is refreshed, file by file. Returns 1 on success. */
-static int save_checkpoint(msbnb_model *m, msbnb_optim *opt, msbnb_trainer *tr, const ft_opts *o, int step,
-                           uint64_t rng) {
-    char path[4200], err[600];
-    snprintf(path, sizeof path, "%s/checkpoint", o->out);
-    cli_atomic ck = {0};
-    if (cli_atomic_begin(&ck, path, err, sizeof err) != MSBNB_OK) {
-        fprintf(stderr, "msbnb finetune: %s\n", err);
-        return 0;
-    }
+/* Save ADAPTER_DIR whole at `step` (cli_train_out.h): the adapter, the checkpoint (adapter,
+ * optimizer, state.json with the data RNG and the trainer's dropout counter), metrics.jsonl,
+ * loss.svg. Returns 1 on success. */
+static int save_output(ft_out *out, msbnb_model *m, msbnb_optim *opt, msbnb_trainer *tr, const ft_opts *o, int step,
+                       uint64_t rng) {
     ft_state s = {step, rng, msbnb_trainer_step_count(tr), o->seed, o->steps, o->batch, o->seq, o->lr};
-    char opath[4300], state[400];
-    snprintf(opath, sizeof opath, "%s/optimizer.bin", ck.tmp);
-    msbnb_status st = msbnb_model_lora_save(m, "default", ck.tmp, o->model);
-    if (st == MSBNB_OK) st = msbnb_optim_save(opt, opath);
-    if (st != MSBNB_OK) {
-        cli_atomic_free(&ck);
-        return fail("save checkpoint"), 0;
-    }
-    snprintf(opath, sizeof opath, "%s/state.json", ck.tmp);
-    FILE *f = ft_state_format(&s, state, sizeof state) ? fopen(opath, "wb") : NULL;
-    int ok = f && fputs(state, f) >= 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok) {
-        fprintf(stderr, "msbnb finetune: %s: cannot write\n", opath);
-        cli_atomic_free(&ck);
-        return 0;
-    }
-    if (cli_atomic_commit(&ck, err, sizeof err) != MSBNB_OK) {
-        fprintf(stderr, "msbnb finetune: %s\n", err);
-        cli_atomic_free(&ck);
-        return 0;
-    }
-    cli_atomic_free(&ck);
-    if (msbnb_model_lora_save(m, "default", o->out, o->model) != MSBNB_OK) return fail("save adapter"), 0;
-    return 1;
-}
-
-/* metrics.jsonl of a resumed run: keep the lines of steps <= `step` (those after it belong to the
- * interrupted run past its last checkpoint and are redone), rewritten through a temporary file. */
-static int metrics_truncate(const char *path, int step) {
-    size_t len = 0;
-    char *text = read_file(path, &len);
-    if (!text) return 1; /* none yet */
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.msbnb-tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL;
-    for (size_t i = 0; ok && i < len;) {
-        size_t e = i;
-        while (e < len && text[e] != '\n') e++;
-        long long s = -1;
-        if (sscanf(text + i, "{\"step\": %lld", &s) == 1 && s >= 0 && s <= step)
-            ok = fwrite(text + i, 1, e - i, f) == e - i && fputc('\n', f) != EOF;
-        i = e + 1;
-    }
-    if (f && fclose(f) != 0) ok = 0;
-    free(text);
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) unlink(tmp);
-    return ok;
+    char err[600];
+    if (ft_out_commit(out, m, opt, o->model, &s, err, sizeof err)) return 1;
+    fprintf(stderr, "msbnb finetune: %s: %s\n", o->out, err);
+    return 0;
 }
 
 /* A JSON number, or null for a non-finite value (JSON has no NaN). */
@@ -301,40 +220,6 @@ static void json_num(FILE *f, const char *key, const char *fmt, double v) {
     fprintf(f, ", \"%s\": ", key);
     if (isfinite(v)) fprintf(f, fmt, v);
     else fputs("null", f);
-}
-
-/* Available memory in bytes (MemAvailable and the address-space limit, whichever is lower), 0
- * when unknown. */
-static uint64_t available_memory(void) {
-    uint64_t avail = 0;
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long long kb = 0;
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) avail = (uint64_t)kb * 1024;
-    }
-    if (f) fclose(f);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (!avail || rl.rlim_cur < avail))
-        avail = (uint64_t)rl.rlim_cur;
-    return avail;
-}
-
-typedef struct curve {
-    double *x, *y;
-    size_t n, cap;
-} curve;
-static void curve_add(curve *c, double x, double y) {
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? 2 * c->cap : 256;
-        double *nx = realloc(c->x, nc * sizeof(double)), *ny = nx ? realloc(c->y, nc * sizeof(double)) : NULL;
-        if (!nx || !ny) {
-            if (nx) c->x = nx;
-            return;
-        }
-        c->x = nx, c->y = ny, c->cap = nc;
-    }
-    c->x[c->n] = x, c->y[c->n] = y, c->n++;
 }
 
 static void fmt_eta(double s, char *buf, size_t cap) {
@@ -354,8 +239,8 @@ int cmd_finetune(int argc, char **argv) {
     msbnb_optim *opt = NULL;
     char *text = NULL, *vtext = NULL;
     int32_t *train_ids = NULL, *val_ids = NULL, *batch = NULL;
-    FILE *metrics = NULL;
-    curve train_c = {0}, val_c = {0};
+    ft_out out = {0};
+    char err[600];
     char path[4200], tokpath[4096];
 
     /* ---- model and tokenizer */
@@ -367,6 +252,18 @@ int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "msbnb: no tokenizer found for %s (use --tokenizer)\n", o.model);
         return 1;
     }
+    /* ADAPTER_DIR is replaced whole: it must not hold an input */
+    const char *inputs[] = {o.model, o.text, o.val, tokpath};
+    for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++)
+        if (inputs[k] && cli_same_or_inside(o.out, inputs[k])) {
+            fprintf(stderr, "msbnb finetune: %s: output would overwrite the input %s\n", o.out, inputs[k]);
+            return 1;
+        }
+    /* resuming in place is fine (everything is read before the first save); any other overlap is not */
+    if (o.resume && cli_same_or_inside(o.out, o.resume) != cli_same_or_inside(o.resume, o.out)) {
+        fprintf(stderr, "msbnb finetune: %s: output would overwrite the checkpoint %s\n", o.out, o.resume);
+        return 1;
+    }
     if (msbnb_model_load(o.model, &mp, &m) != MSBNB_OK) return fail(o.model);
     if (msbnb_tokenizer_load(tokpath, msbnb_model_vocab_size(m), &tok) != MSBNB_OK) {
         fail(tokpath);
@@ -374,13 +271,13 @@ int cmd_finetune(int argc, char **argv) {
     }
     /* ---- data: training text, validation held out */
     size_t tlen = 0, vlen = 0;
-    if (!(text = read_file(o.text, &tlen))) {
+    if (!(text = cli_read_file(o.text, 0, &tlen))) {
         fprintf(stderr, "msbnb: cannot read %s\n", o.text);
         goto done;
     }
     size_t split = tlen;
     if (o.val) {
-        if (!(vtext = read_file(o.val, &vlen))) {
+        if (!(vtext = cli_read_file(o.val, 0, &vlen))) {
             fprintf(stderr, "msbnb: cannot read %s\n", o.val);
             goto done;
         }
@@ -462,10 +359,8 @@ int cmd_finetune(int argc, char **argv) {
     }
     /* the trainer's buffers are reserved, not yet touched: refuse before the first step rather
      * than be killed by the kernel in the middle of one */
-    uint64_t need = (uint64_t)msbnb_trainer_memory_bytes(tr), avail = available_memory();
-    if (avail && need > avail) {
-        fprintf(stderr, "msbnb finetune: the activations need %.1f MB but only %.1f MB are available (lower --batch or --seq, or use --recompute)\n",
-                (double)need / 1e6, (double)avail / 1e6);
+    if (msbnb_trainer_check_memory(tr) != MSBNB_OK) {
+        fprintf(stderr, "msbnb finetune: %s\n", msbnb_last_error()); /* --batch, --seq, --recompute */
         goto done;
     }
     int64_t base = 0, trainable = 0;
@@ -478,22 +373,9 @@ int cmd_finetune(int argc, char **argv) {
            msbnb_trainer_compute(tr) == MSBNB_COMPUTE_BF16 && !msbnb_bf16_native() ? ", numerics on fp32 hardware" : "",
            msbnb_isa_name(msbnb_isa_current()));
 
-    /* ---- outputs */
-    if (mkdir(o.out, 0777) != 0 && !file_exists(o.out)) {
-        struct stat st;
-        if (stat(o.out, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "msbnb: cannot create %s\n", o.out);
-            goto done;
-        }
-    }
-    snprintf(path, sizeof path, "%s/metrics.jsonl", o.out);
-    if (start_step > 0 && !metrics_truncate(path, start_step)) {
-        fprintf(stderr, "msbnb finetune: cannot rewrite %s\n", path);
-        goto done;
-    }
-    metrics = fopen(path, start_step > 0 ? "a" : "w");
-    if (!metrics) {
-        fprintf(stderr, "msbnb: cannot write %s\n", path);
+    /* ---- outputs: ADAPTER_DIR checked now, written whole at every save (cli_train_out.h) */
+    if (!ft_out_begin(&out, o.out, o.resume, start_step, err, sizeof err)) {
+        fprintf(stderr, "msbnb finetune: %s\n", err);
         goto done;
     }
 
@@ -516,13 +398,12 @@ int cmd_finetune(int argc, char **argv) {
     }
     printf("step %4d: val loss %.4f (ppl %.2f) over %lld tokens\n", start_step, val_loss, exp(val_loss),
            (long long)vcount);
-    curve_add(&val_c, start_step, val_loss);
-    if (start_step == 0) { /* a resumed run's metrics already hold it */
-        fprintf(metrics, "{\"step\": %d", start_step);
-        json_num(metrics, "val_loss", "%.6f", val_loss);
-        json_num(metrics, "val_ppl", "%.4f", exp(val_loss));
-        fputs("}\n", metrics);
-        fflush(metrics);
+    if (start_step == 0) { /* a resumed run's history already holds it */
+        ft_curve_add(&out.val, start_step, val_loss);
+        fprintf(out.metrics, "{\"step\": %d", start_step);
+        json_num(out.metrics, "val_loss", "%.6f", val_loss);
+        json_num(out.metrics, "val_ppl", "%.4f", exp(val_loss));
+        fputs("}\n", out.metrics);
     }
     double t0 = now_s(), ema = NAN;
     int64_t tokens_done = 0;
@@ -560,27 +441,22 @@ int cmd_finetune(int argc, char **argv) {
                                 "last checkpoint is kept\n", step, val_loss);
                 goto done;
             }
-            curve_add(&val_c, step, val_loss);
+            ft_curve_add(&out.val, step, val_loss);
         }
-        curve_add(&train_c, step, loss);
-        fprintf(metrics, "{\"step\": %d", step);
-        json_num(metrics, "loss", "%.6f", loss);
-        json_num(metrics, "lr", "%.6g", (double)info.lr);
-        json_num(metrics, "grad_norm", "%.6g", info.grad_norm);
-        json_num(metrics, "tokens_per_s", "%.1f", tps);
+        ft_curve_add(&out.train, step, loss);
+        fprintf(out.metrics, "{\"step\": %d", step);
+        json_num(out.metrics, "loss", "%.6f", loss);
+        json_num(out.metrics, "lr", "%.6g", (double)info.lr);
+        json_num(out.metrics, "grad_norm", "%.6g", info.grad_norm);
+        json_num(out.metrics, "tokens_per_s", "%.1f", tps);
         if (evald) {
-            json_num(metrics, "val_loss", "%.6f", val_loss);
-            json_num(metrics, "val_ppl", "%.4f", exp(val_loss));
+            json_num(out.metrics, "val_loss", "%.6f", val_loss);
+            json_num(out.metrics, "val_ppl", "%.4f", exp(val_loss));
         }
-        fputs("}\n", metrics);
+        fputs("}\n", out.metrics);
         if (evald) {
-            /* the history up to here survives a kill; then the periodic checkpoint (a killed run
-             * loses at most eval_every steps) */
-            if (fflush(metrics) != 0) {
-                fprintf(stderr, "msbnb finetune: %s/metrics.jsonl: write failed\n", o.out);
-                goto done;
-            }
-            if (step < last && !save_checkpoint(m, opt, tr, &o, step, rng)) goto done;
+            /* the periodic save, history included (a killed run loses at most eval_every steps) */
+            if (step < last && !save_output(&out, m, opt, tr, &o, step, rng)) goto done;
         }
         char eta[32];
         fmt_eta(el / (double)(step - start_step) * (double)(o.steps - step), eta, sizeof eta);
@@ -598,20 +474,14 @@ int cmd_finetune(int argc, char **argv) {
     printf("validation loss %.4f -> %.4f, perplexity %.2f -> %.2f\n", first_val, val_loss, exp(first_val),
            exp(val_loss));
 
-    /* ---- save: adapter (PEFT), checkpoint, curve */
-    if (!save_checkpoint(m, opt, tr, &o, last, rng)) goto done;
-    snprintf(path, sizeof path, "%s/loss.svg", o.out);
-    svg_series series[2] = {{train_c.x, train_c.y, train_c.n, "train loss", "#1f77b4"},
-                            {val_c.x, val_c.y, val_c.n, "validation loss", "#d62728"}};
-    if (svg_plot_write(path, "msbnb finetune: loss", "step", "cross-entropy (nats/token)", series, 2) != 0)
-        fprintf(stderr, "msbnb: cannot write %s\n", path);
+    /* ---- save: adapter (PEFT), checkpoint, history, curve */
+    if (!save_output(&out, m, opt, tr, &o, last, rng)) goto done;
     printf("saved adapter to %s (adapter_config.json, adapter_model.safetensors), metrics.jsonl, loss.svg, "
            "checkpoint/\n",
            o.out);
     rc = 0;
 done:
-    if (metrics) fclose(metrics);
-    free(train_c.x), free(train_c.y), free(val_c.x), free(val_c.y);
+    ft_out_free(&out); /* after a failure: the staging directory goes, ADAPTER_DIR keeps the last save */
     free(batch);
     free(train_ids);
     free(val_ids);

@@ -9,6 +9,7 @@ set(MSBNB_CLI_SRC
   tools/msbnb/cli_model.c
   tools/msbnb/cli_opts.c
   tools/msbnb/cli_train.c
+  tools/msbnb/cli_train_out.c
   tools/msbnb/cli_train_state.c
   tools/msbnb/cli_tokenize.c
   tools/msbnb/svg_plot.c
