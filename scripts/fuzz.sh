@@ -17,6 +17,7 @@ RUNS=${FUZZ_RUNS:--1}
 ONLY=${FUZZ_TARGETS:-}
 JOBS=${JOBS:-2}
 CC=${FUZZ_CC:-clang} cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSBNB_FUZZ=ON \
+    ${FUZZ_SANITIZERS:+-DMSBNB_FUZZ_SANITIZERS=$FUZZ_SANITIZERS} \
     -DMSBNB_BUILD_TESTS=OFF -DMSBNB_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb fuzz_llama2c fuzz_tokenizer \
     fuzz_tokenizer_json fuzz_tokenizer_model fuzz_optim_state fuzz_train_state fuzz_adapter_dir fuzz_large_seeds \
@@ -25,7 +26,9 @@ cmake --build "$BUILD" -j"$JOBS" --target fuzz_safetensors fuzz_config fuzz_bnb 
 # quadratic parser shows: after each target's main run (inputs up to 64 KB, for throughput), a
 # second run of FUZZ_LARGE_SECONDS (default 20) starts from them with -max_len FUZZ_MAX_LEN
 # (default 8 MiB); -timeout (30 s there) turns a quadratic path into a failure.
-LARGE="$BUILD/large-seeds"
+# per invocation, so two campaigns can share one build directory
+LARGE="$BUILD/large-seeds.$$"
+trap 'rm -rf "$LARGE"' EXIT
 rm -rf "$LARGE"
 "$BUILD/tests/fuzz/fuzz_large_seeds" "$LARGE"
 MAX_LEN=${FUZZ_MAX_LEN:-8388608}
