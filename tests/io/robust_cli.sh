@@ -163,5 +163,31 @@ for c in "inspect $w/a.txt" "compare $m $w/empty.safetensors" "quantize $w/a.txt
   check "one error line: msbnb $c" '[ $rc = 1 ] && [ $lines = 1 ]'
 done
 
+# ---- defect 12: one line per error over the fuzz corpora's bad files, through the commands that
+# read them (exit 1, exactly one stderr line, no output left behind)
+corpus=$(dirname "$0")/../fuzz/corpus
+multi=0 total=0
+one_line() { # CMD...: counts a run that is not exit 1 with one line
+  total=$((total + 1))
+  run "$@"
+  if [ $rc != 1 ] || [ $lines != 1 ]; then multi=$((multi + 1)); echo "  exit $rc, $lines lines: $*"; fi
+}
+for f in "$corpus"/safetensors/bad_*; do
+  one_line "$msbnb" inspect "$f"
+  one_line "$msbnb" quantize "$f" "$w/o.safetensors" --type nf4 --quiet
+  one_line "$msbnb" dequantize "$f" "$w/o.safetensors" --quiet
+  [ ! -e "$w/o.safetensors" ] || { multi=$((multi + 1)); echo "  output left by $f"; rm -f "$w/o.safetensors"; }
+done
+for d in tokenizer tokenizer_json tokenizer_model; do
+  for f in "$corpus/$d"/bad_*; do one_line "$msbnb" tokenize "$f" --text hi; done
+done
+mkdir "$w/cfg"
+ln -s "$(cd "$m" && pwd)/model.safetensors" "$w/cfg/model.safetensors"
+for f in "$corpus"/config/bad_*; do
+  cp "$f" "$w/cfg/config.json"
+  one_line "$msbnb" generate "$w/cfg" --steps 2 --tokenizer "$tok"
+done
+check "$total runs over the corpora's bad files: exit 1 with one line each" '[ $multi = 0 ] && [ $total -gt 100 ] && nolefts "$w"'
+
 echo "$pass passed, $fails failed"
 [ $fails = 0 ]
