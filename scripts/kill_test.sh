@@ -30,7 +30,7 @@ kill_at_random() {
     wait "$2" 2>/dev/null
     return 1
 }
-leftovers() { ls -a "$w" | grep -c '^\.msbnb-tmp-' || true; }
+leftovers() { ls -a "$w" | grep -c 'msbnb-tmp' || true; }
 
 head -c 100000 "$shared/data/austen.txt" >"$w/a.txt"
 ft_opts=(--steps 16 --batch 2 --seq 32 --eval-every 2 --quiet)

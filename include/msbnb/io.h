@@ -155,7 +155,7 @@ const char *msbnb_safetensors_errmsg(const msbnb_safetensors *f);
 typedef struct msbnb_st_writer msbnb_st_writer;
 
 /* Start writing `path`. Nothing appears at `path` until msbnb_st_writer_finish succeeds: tensor
- * bytes go to a temporary file in the same directory (".<name>.msbnb-tmp-XXXXXX", removed on
+ * bytes go to a temporary file in the same directory (".<name>.msbnb-tmp-<pid>-XXXXXX", removed on
  * failure or msbnb_st_writer_free), so memory stays at one tensor whatever the model size, and
  * the final file is fsync'd and renamed into place atomically. The input files of a conversion
  * are never touched. Metadata always gets "format": "pt" and "msbnb_format_version".

@@ -65,7 +65,8 @@ bool msbnb__json_int(const cJSON *item, int64_t lo, int64_t hi, int64_t *out);
 
 /* ---------------------------------------------------------------- files */
 
-/* Create a temporary file "<dir of dest>/.<base of dest>.msbnb-tmp-XXXXXX" for writing.
+/* Create a temporary file "<dir of dest>/.<base of dest>.msbnb-tmp-<pid>-XXXXXX" for writing,
+ * after removing those of the same dest whose process is gone (a killed writer's).
  * *tmp_path is malloc'ed (caller frees). Returns IO with a message on failure. */
 msbnb_status msbnb__tmp_create(const char *dest, int *fd, char **tmp_path, char *errbuf);
 /* Write all of buf (retrying short writes and EINTR). */

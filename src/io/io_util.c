@@ -3,9 +3,11 @@
 #define IO_API "msbnb io"
 #include "io/io_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +210,30 @@ cJSON *msbnb__json_float_number(double v, bool integral_as_int) {
 
 /* ================================================================ files */
 
+/* Remove "<dir>/.<base>.msbnb-tmp-<pid>-XXXXXX" files left by killed processes (pid gone): the
+ * next write of the same file cleans up after a killed one. Linear in the directory's entries. */
+static void remove_stale_tmp(const char *dest, size_t dir_len, const char *base) {
+    char *dir = dir_len ? strndup(dest, dir_len) : msbnb__strdup(".");
+    size_t pl = strlen(base) + sizeof "..msbnb-tmp-";
+    char *prefix = malloc(pl);
+    DIR *d = dir && prefix ? opendir(dir) : NULL;
+    if (prefix) snprintf(prefix, pl, ".%s.msbnb-tmp-", base);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, pl - 1) != 0) continue;
+        const char *p = e->d_name + pl - 1;
+        char *end = NULL;
+        long pid = strtol(p, &end, 10);
+        if (end == p || *end != '-' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+        char *path = msbnb__path_join(dir, e->d_name);
+        if (path) unlink(path);
+        free(path);
+    }
+    if (d) closedir(d);
+    free(prefix);
+    free(dir);
+}
+
 msbnb_status msbnb__tmp_create(const char *dest, int *fd, char **tmp_path, char *errbuf) {
     *fd = -1;
     *tmp_path = NULL;
@@ -215,10 +241,12 @@ msbnb_status msbnb__tmp_create(const char *dest, int *fd, char **tmp_path, char 
     size_t dir_len = slash ? (size_t)(slash - dest + 1) : 0;
     const char *base = slash ? slash + 1 : dest;
     if (!*base) return IO_FAIL(errbuf, MSBNB_ERR_INVALID_ARG, "%s: not a file name", dest);
-    size_t n = dir_len + 1 + strlen(base) + strlen(".msbnb-tmp-XXXXXX") + 1;
+    remove_stale_tmp(dest, dir_len, base);
+    size_t n = dir_len + 1 + strlen(base) + strlen(".msbnb-tmp--XXXXXX") + 24 + 1;
     char *tmp = malloc(n);
     if (!tmp) return IO_FAIL(errbuf, MSBNB_ERR_OUT_OF_MEMORY, "%s: out of memory", dest);
-    snprintf(tmp, n, "%.*s.%s.msbnb-tmp-XXXXXX", (int)dir_len, dest, base);
+    /* the pid tells a later run whether the writer is gone (remove_stale_tmp) */
+    snprintf(tmp, n, "%.*s.%s.msbnb-tmp-%ld-XXXXXX", (int)dir_len, dest, base, (long)getpid());
     int f = mkstemp(tmp);
     if (f < 0) {
         int e = errno;

@@ -3,7 +3,7 @@
  *
  * Tensors arrive one at a time and go straight to an anonymous spill file (created beside the
  * destination, unlinked at once, so a crash leaves nothing behind). finish() then writes the real
- * file: a temporary ".<name>.msbnb-tmp-XXXXXX" in the destination directory receives the header
+ * file: a temporary ".<name>.msbnb-tmp-<pid>-XXXXXX" in the destination directory receives the header
  * and the data copied from the spill file, is fsync'd and renamed over the destination. Memory
  * use is one tensor plus a copy buffer, whatever the model size.
  *

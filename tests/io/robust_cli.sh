@@ -16,7 +16,7 @@ bad() { fails=$((fails + 1)); echo "FAIL $1"; }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 # run CMD...: exit code in $rc, stderr line count in $lines
 run() { rc=0; "$@" >"$w/out" 2>"$w/err" || rc=$?; lines=$(wc -l <"$w/err"); }
-nolefts() { ! ls -a "$1" | grep -q '^\.msbnb-tmp-'; }
+nolefts() { ! ls -a "$1" | grep -q 'msbnb-tmp'; } # directory (.msbnb-tmp-*) and file (.*.msbnb-tmp-*) temporaries
 
 head -c 100000 "$shared/data/austen.txt" >"$w/a.txt"
 ft() { "$msbnb" finetune "$m" "$w/a.txt" --steps 12 --batch 2 --seq 32 --eval-every 4 --quiet "$@"; }
@@ -85,6 +85,9 @@ kstep=$(sed 's/^{"step": \([0-9]*\),.*/\1/' "$w/k/checkpoint/state.json" 2>/dev/
 klast=$(tail -n 1 "$w/k/metrics.jsonl" 2>/dev/null | sed 's/^{"step": \([0-9]*\),.*/\1/')
 check "after kill -9 metrics.jsonl holds every step up to the checkpoint's ($kstep)" \
   '[ -n "$kstep" ] && [ "$kstep" -ge 2 ] && [ "$klast" = "$kstep" ] && [ "$(wc -l <"$w/k/metrics.jsonl")" = $((kstep + 1)) ]'
+# a kill during a save leaves its staging directory; the next run for that output removes it
+ft --out "$w/k" >/dev/null
+check "the next finetune into it removes the killed run's temporaries" 'nolefts "$w"'
 
 # ---- defect 6: whole output directories
 "$msbnb" quantize "$m" "$w/q" --type nf4 --quiet
@@ -112,6 +115,15 @@ check "a killed quantize leaves the previous output or the complete new one" \
   'diff -r "$w/q" "$w/q.prev" >/dev/null || diff -r "$w/q" "$w/qd" >/dev/null'
 "$msbnb" quantize "$m" "$w/q" --type nf4 --quiet
 check "the next run replaces it and removes the killed run's temporary" 'diff -r "$w/q" "$w/qn" >/dev/null && nolefts "$w"'
+# the same for a single-file output: a killed writer's .qf.safetensors.msbnb-tmp-<pid>-* is
+# removed by the next write of that file
+"$msbnb" quantize "$m/model.safetensors" "$w/qf.safetensors" --type nf4 --quiet &
+qp=$!
+while kill -0 $qp 2>/dev/null && ! ls -a "$w" | grep -q '^\.qf\.safetensors\.msbnb-tmp-'; do :; done
+kill -9 $qp 2>/dev/null
+wait $qp 2>/dev/null
+"$msbnb" quantize "$m/model.safetensors" "$w/qf.safetensors" --type nf4 --quiet
+check "a killed single-file quantize's temporary is removed by the next run" '[ -s "$w/qf.safetensors" ] && nolefts "$w"'
 run "$msbnb" merge "$m" "$w/full" "$m"
 check "merge MODEL ADAPTER MODEL is refused" '[ $rc = 1 ] && [ $lines = 1 ]'
 "$msbnb" merge "$m" "$w/full" "$w/mg" >/dev/null
