@@ -10,16 +10,6 @@ from mindspore import Tensor, nn  # noqa: E402
 
 from msbnb.mindspore import Linear4bitWithLoRA, Linear8bitWithLoRA, LoRALinear  # noqa: E402
 
-MODES = {"pynative": ms.PYNATIVE_MODE, "graph": ms.GRAPH_MODE}
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request):
-    ms.set_context(mode=MODES[request.param], device_target="CPU")
-    yield request.param
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-
-
 def _randomize_b(layer, name="default", seed=0):
     a = layer.lora_adapters[name]
     a.lora_B.set_data(Tensor(np.random.default_rng(seed).standard_normal(a.lora_B.shape).astype(np.float32) * 0.1))
