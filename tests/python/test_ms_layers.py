@@ -225,7 +225,7 @@ def test_linear8bit_training_then_quantize(mode):
     assert (np.abs(y - reference(x, q.dequantize(), b)) <= exact_bound(x, q.dequantize(), b)).all()
 
 
-def test_llm_int8_compute_matches_library():
+def test_llm_int8_compute_matches_library(mode):
     """compute='llm_int8' runs msbnb_matmul_int8_lt: same bits as the Python package's call."""
     layer = Linear8bit(64, 16, has_fp16_weights=False, threshold=2.0, compute="llm_int8")
     x = np.random.default_rng(7).standard_normal((5, 64)).astype(np.float32)
@@ -255,7 +255,7 @@ def test_errors_carry_msbnb_message():
     # the operators' errors, in both modes: test_ms_errors.py
 
 
-def test_top_level_names_and_half_gradients():
+def test_top_level_names_and_half_gradients(mode):
     """`from msbnb import Linear4bit` works with MindSpore installed; dX of bf16 / fp16 activations
     has the activation's dtype and equals the float32 dX rounded."""
     from msbnb import Linear4bit as L4, convert_to_quantized_model as conv

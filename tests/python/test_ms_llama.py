@@ -260,3 +260,24 @@ def test_int8_file_from_msbnb_quantize(tmp_path):
     b = Linear8bit.from_linear(fm.model.layers[1].mlp.up_proj)
     assert np.array_equal(a.weight.asnumpy(), b.weight.asnumpy())
     assert np.array_equal(a.weight_stats.asnumpy(), b.weight_stats.asnumpy())
+
+
+def test_helpers_follow_loaded_parameters(mode, tmp_path):
+    """After a checkpoint is loaded into a model whose helpers already ran (Parameter.set_data, as
+    set_adapter and merging do too), sequence_logits and generate compute with the new values, in
+    both modes (in PyNative an ms.jit graph would keep computing with the buffers it first ran with)."""
+    from msbnb.mindspore import LlamaConfig
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, max_position_embeddings=16)
+    ids = [1, 5, 7, 9]
+    model, other = LlamaForCausalLM(cfg), LlamaForCausalLM(cfg)
+    for m in (model, other):
+        convert_to_quantized_model(m, "nf4", modules_to_not_convert=["lm_head"])
+    before, want = model.sequence_logits(ids), other.sequence_logits(ids)
+    model.generate([1], 4)
+    assert not np.array_equal(before, want)
+    ck = str(tmp_path / "other.ckpt")
+    ms.save_checkpoint(other, ck)
+    assert ms.load_param_into_net(model, ms.load_checkpoint(ck))[0] == []
+    assert np.array_equal(model.sequence_logits(ids), want)
+    assert model.generate([1], 4) == other.generate([1], 4)

@@ -127,7 +127,7 @@ def test_multi_adapter_switch_merge_unmerge(mode):
     assert list(layer.lora_adapters.keys()) == ["a"]
 
 
-def test_lora_linear_merged_weight():
+def test_lora_linear_merged_weight(mode):
     layer = LoRALinear(10, 6, r=2, lora_alpha=4)
     _randomize_b(layer)
     a = layer.lora_adapters["default"]
@@ -153,7 +153,7 @@ class _Two(nn.Cell):
 
 
 @pytest.mark.parametrize("fmt", ["ckpt", "safetensors"])
-def test_checkpoint_round_trip(tmp_path, fmt):
+def test_checkpoint_round_trip(mode, tmp_path, fmt):
     """ms.save_checkpoint / load_checkpoint keep the uint8/int8 codes and every statistic byte for
     byte; a freshly built network loading the file computes the same outputs."""
     src = _Two(0)

@@ -252,8 +252,13 @@ class LlamaForCausalLM(nn.Cell):
 
     def _msbnb_graph(self, attr, cls):
         """A compiled wrapper kept while the model's structure (its Cells, its adapters) is unchanged:
-        converting layers or adding adapters afterwards gets a new one (a new compilation)."""
+        converting layers or adding adapters afterwards gets a new one (a new compilation). In
+        PyNative also while no Parameter got new data: there an ms.jit graph keeps computing with
+        the buffers it first ran with after Parameter.set_data (load_checkpoint, set_adapter,
+        merge...), where a GRAPH_MODE network follows the new values."""
         sig = tuple(id(c) for _, c in self.cells_and_names())
+        if ms.get_context("mode") == ms.PYNATIVE_MODE:
+            sig += tuple(p.data_ptr() for p in self.get_parameters())
         cached = getattr(self, attr, None)
         if cached is None or cached[0] != sig:
             cached = (sig, cls(self))
