@@ -14,6 +14,13 @@ from msbnb.mindspore import (Linear4bit, Linear4bitWithLoRA, Linear8bit, LlamaCo
                              convert_to_quantized_model, load_hf_weights, op_errors, save_hf_weights)
 from msbnb.mindspore._ops import last_op_error  # noqa: E402
 
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path, monkeypatch):
+    """MindSpore writes ./rank_0/om/analyze_fail.ir when a graph fails to compile (these tests make
+    it fail on purpose): keep it out of the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 class _UserNet(nn.Cell):
     """A user's network around a quantized layer: compiled whole in GRAPH_MODE, so the layer's
     own __call__ does not run."""
