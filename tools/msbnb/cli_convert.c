@@ -313,6 +313,11 @@ static msbnb_status calib_emit(void *ctx, const char *name, const msbnb_qtensor 
         }
     }
     msbnb_checkpoint_release(r->ck, t.name);
+#if defined(__GLIBC__)
+    /* a projection done: hand the heap's free pages back (holes left between the layer's
+     * buffers below the mmap threshold; see bound_heap) */
+    if (ndim == 2) (void)malloc_trim(0);
+#endif
     return st;
 }
 
