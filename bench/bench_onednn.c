@@ -297,10 +297,12 @@ int bench_onednn(int quick) {
     if (quick) {
         rc |= main_table(1024, 1024, 256, 1);
         rc |= crossover_table(1024, 1024, 1);
+        rc |= bench_onednn_int8(1);
     } else {
         rc |= main_table(4096, 4096, 512, 3);
         rc |= main_table(11008, 4096, 512, 2);
         rc |= crossover_table(4096, 4096, 0);
+        rc |= bench_onednn_int8(0);
     }
     msbnb_set_num_threads(saved);
     return rc;
