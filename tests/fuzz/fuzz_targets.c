@@ -1,13 +1,27 @@
 /* fuzz_targets.c — see fuzz_targets.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "fuzz_targets.h"
 #include "model/llama_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <msbnb/quant.h>
 
 #include "io/io_internal.h"
+
+const char *fuzz_scratch_dir(void) {
+    static const char *dir;
+    if (!dir) {
+        const char *env = getenv("MSBNB_FUZZ_TMPDIR");
+        /* the longest name appended is "/msbnb-fuzz-adapter-XXXXXX/adapter_model.safetensors" */
+        if (env && *env && strlen(env) < FUZZ_PATH_MAX - 64) dir = env;
+        else if (access("/dev/shm", W_OK | X_OK) == 0) dir = "/dev/shm";
+        else dir = "/tmp";
+    }
+    return dir;
+}
 
 msbnb_status fuzz_one_safetensors(const uint8_t *data, size_t size) {
     msbnb_safetensors *f = NULL;

@@ -1,7 +1,7 @@
 /* fuzz_targets_model.c — fuzz target bodies for the parsers outside src/io (see fuzz_targets.h):
  * llama2.c .bin checkpoints, the llama2.c tokenizer and optimizer state files. Those loaders only
- * take a path, so each input is written to a temporary file first (mkstemp in /tmp, unlinked
- * before returning). */
+ * take a path, so each input is written to a temporary file first (mkstemp in fuzz_scratch_dir(),
+ * unlinked before returning). */
 #define _POSIX_C_SOURCE 200809L
 #include "fuzz_targets.h"
 
@@ -14,9 +14,10 @@
 #include <msbnb/model.h>
 #include <msbnb/optim.h>
 
-/* Write data[0..size) to a new file under /tmp; path[32] receives its name. 0 on failure. */
-static int write_temp(const uint8_t *data, size_t size, char path[32]) {
-    memcpy(path, "/tmp/msbnb-fuzz-XXXXXX", 23);
+/* Write data[0..size) to a new file in fuzz_scratch_dir(); path[FUZZ_PATH_MAX] receives its name.
+ * 0 on failure. */
+static int write_temp(const uint8_t *data, size_t size, char path[FUZZ_PATH_MAX]) {
+    snprintf(path, FUZZ_PATH_MAX, "%s/msbnb-fuzz-XXXXXX", fuzz_scratch_dir());
     int fd = mkstemp(path);
     if (fd < 0) return 0;
     size_t done = 0;
@@ -35,7 +36,7 @@ static int write_temp(const uint8_t *data, size_t size, char path[32]) {
 
 /* A harness failure (no temp file) is not a parser result: stop loudly. */
 static _Noreturn void temp_failed(void) {
-    fprintf(stderr, "fuzz: cannot write a temporary file in /tmp\n");
+    fprintf(stderr, "fuzz: cannot write a temporary file in %s\n", fuzz_scratch_dir());
     abort();
 }
 
@@ -91,7 +92,7 @@ static msbnb_status load_llama2c(const char *path, const int32_t h[7]) {
 }
 
 msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size) {
-    char path[32];
+    char path[FUZZ_PATH_MAX];
     int32_t h[7] = {0};
     if (size >= 28) memcpy(h, data, sizeof h);
     /* The loader wants the exact length the header implies, which random mutations of the header
@@ -114,7 +115,7 @@ msbnb_status fuzz_one_llama2c(const uint8_t *data, size_t size) {
 /* ---------------------------------------------------------------- tokenizer */
 
 msbnb_status fuzz_one_tokenizer(const uint8_t *data, size_t size) {
-    char path[32];
+    char path[FUZZ_PATH_MAX];
     if (!write_temp(data, size, path)) temp_failed();
     msbnb_tokenizer *t = NULL;
     msbnb_status st = msbnb_tokenizer_load(path, FUZZ_TOKENIZER_VOCAB, &t);
@@ -138,12 +139,14 @@ msbnb_status fuzz_one_tokenizer(const uint8_t *data, size_t size) {
         const size_t len = strlen(texts[k]);
         int n = -1;
         if (msbnb_tokenizer_encode(t, texts[k], len, 1, 1, ids, 64, &n) != MSBNB_OK) abort();
-        if (n < 2 || (size_t)n > len + 3 || ids[0] != 1 || ids[n - 1] != 2) abort();
+        /* BOS and EOS are the pieces spelled <s> / </s> (either llama2.c spelling), else ids 1 / 2 */
+        if (n < 2 || (size_t)n > len + 3 || ids[0] != msbnb_tokenizer_bos(t) || !msbnb_tokenizer_is_eos(t, ids[n - 1]))
+            abort();
         for (int i = 0; i < n; i++) {
             if (ids[i] < 0 || ids[i] >= FUZZ_TOKENIZER_VOCAB) abort();
             const char *piece = NULL;
             size_t plen = 0;
-            if (msbnb_tokenizer_decode(t, i ? ids[i - 1] : 1, ids[i], &piece, &plen) != MSBNB_OK || !piece ||
+            if (msbnb_tokenizer_decode(t, i ? ids[i - 1] : msbnb_tokenizer_bos(t), ids[i], &piece, &plen) != MSBNB_OK || !piece ||
                 plen > (size_t)mtl)
                 abort();
         }
@@ -207,7 +210,7 @@ msbnb_status fuzz_one_optim_state(const uint8_t *data, size_t size) {
     /* Random mutations almost never keep the CRC right: first parse the same bytes with the CRC
      * fixed up, so the fuzzer reaches the checks behind it, then the bytes as given (whose status
      * and message are the result). */
-    char path[32];
+    char path[FUZZ_PATH_MAX];
     if (size >= 4) {
         uint8_t *fixed = malloc(size);
         if (!fixed) abort();

@@ -97,9 +97,9 @@ static void exercise(const msbnb_tokenizer *t) {
 }
 
 static msbnb_status load_named(const uint8_t *data, size_t size, const char *name) {
-    char dir[32], path[64];
-    memcpy(dir, "/tmp/msbnb-fuzz-XXXXXX", 23);
-    if (!mkdtemp(dir)) harness_failed("cannot create a temporary directory in /tmp");
+    char dir[FUZZ_PATH_MAX], path[FUZZ_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/msbnb-fuzz-XXXXXX", fuzz_scratch_dir());
+    if (!mkdtemp(dir)) harness_failed("cannot create a temporary directory");
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) harness_failed("cannot write a temporary file");

@@ -70,7 +70,8 @@ msbnb_status fuzz_one_adapter_dir(const uint8_t *data, size_t size) {
     if (size < 4) return MSBNB_ERR_FORMAT;
     size_t L = (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 | (size_t)data[3] << 24;
     if (L > size - 4) L = size - 4;
-    char dir[] = "/tmp/msbnb-fuzz-adapter-XXXXXX", cfg[64], st_path[64];
+    char dir[FUZZ_PATH_MAX], cfg[FUZZ_PATH_MAX + 32], st_path[FUZZ_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/msbnb-fuzz-adapter-XXXXXX", fuzz_scratch_dir());
     if (!mkdtemp(dir)) abort();
     snprintf(cfg, sizeof cfg, "%s/adapter_config.json", dir);
     snprintf(st_path, sizeof st_path, "%s/adapter_model.safetensors", dir);
