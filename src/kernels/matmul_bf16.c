@@ -11,6 +11,7 @@
  * tests/kernels/test_onednn.c against the exact product of the dequantized weights).
  * Scratch: the rounded activations (activation-sized), the level's tile buffers.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels/matmul_4bit.h"
@@ -161,7 +162,6 @@ msbnb_status msbnb__matmul_4bit_t_bf16(const msbnb__w4 *w, const float *dY, int6
  * output matrix stays fp32 on OpenBLAS: bf16 is not native, so rounding would only cost accuracy,
  * and oneDNN's f32 matmul measured level with OpenBLAS on it (bench `onednn`, dense table). */
 #define DENSE_BF16_MIN_N 32
-#include <stdatomic.h>
 static atomic_int dense_force;
 int msbnb__dense_bf16_force(int on) { return atomic_exchange(&dense_force, on ? 1 : 0); }
 
