@@ -225,14 +225,14 @@ static int8_t probe_b(int64_t k, int64_t j) {
     }
 }
 
-/* 1 when prim's sums equal the exact ones on the probe data, 0 when not (or out of memory). Rows
- * checked: all when m·n·k ≤ 2²⁴, else the first and last four (every column). */
+/* 1 when prim's sums equal the exact ones on the probe data, 0 when not (or out of memory, or g
+ * accumulates). Rows checked: all when m·n·k ≤ 2²⁴, else the first and last four (every column). */
 static int probe_s8(const msbnb__od_gemm *g, dnnl_primitive_t prim) {
     const int64_t brows = g->trans_b ? g->n : g->k;
     int8_t *A = msbnb__alloc_aligned((size_t)(g->m * g->lda));
     int8_t *B = msbnb__alloc_aligned((size_t)(brows * g->ldb));
     int32_t *C = msbnb__alloc_aligned((size_t)(g->m * g->ldc) * sizeof(int32_t));
-    int exact = A && B && C;
+    int exact = A && B && C && !g->accumulate; /* accumulating S8 products (sum post-op) are not used: not probed */
     if (exact) {
         memset(A, 0, (size_t)(g->m * g->lda));
         memset(B, 0, (size_t)(brows * g->ldb));
@@ -246,7 +246,7 @@ static int probe_s8(const msbnb__od_gemm *g, dnnl_primitive_t prim) {
     for (int64_t i = 0; exact && i < g->m; i++) {
         if (!all && i >= 4 && i < g->m - 4) continue;
         for (int64_t j = 0; exact && j < g->n; j++) {
-            int64_t ref = g->accumulate ? INT64_MIN : 0; /* accumulating S8 products are not probed: unused */
+            int64_t ref = 0;
             for (int64_t k = 0; k < g->k; k++) ref += (int64_t)probe_a(i, k) * probe_b(k, j);
             exact = ref == (int64_t)C[i * g->ldc + j];
         }
