@@ -4,7 +4,10 @@
 # <build>/python/msbnb/_msbnb_native.so. Only symbols marked visible in python/src are exported
 # (the static library's own symbols stay hidden: --exclude-libs).
 file(GLOB MSBNB_PY_SRC CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/python/src/*.c)
-add_library(msbnb_py MODULE ${MSBNB_PY_SRC})
+# + the CLI's atomic output directories (tools/msbnb/cli_atomic.c), which msbnb.mindspore's
+# save_hf_weights commits its directory with (one implementation for both)
+add_library(msbnb_py MODULE ${MSBNB_PY_SRC} ${PROJECT_SOURCE_DIR}/tools/msbnb/cli_atomic.c)
+target_include_directories(msbnb_py PRIVATE ${PROJECT_SOURCE_DIR}/tools/msbnb)
 set_target_properties(msbnb_py PROPERTIES OUTPUT_NAME _msbnb_native PREFIX "" SUFFIX ".so"
                                           C_VISIBILITY_PRESET hidden
                                           LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/python/msbnb)
@@ -38,14 +41,20 @@ if(MSBNB_BUILD_TESTS AND NOT MSBNB_SANITIZE)
     add_test(NAME example_py_${name} COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh --run
              ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}/examples/python/${name}.py)
   endforeach()
+  # the QLoRA example, short: the loss falls, the PEFT adapter is written and `msbnb generate
+  # --adapter` reads it (the default run is the long one, for users)
+  add_test(NAME example_py_qlora_training COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pytest.sh --run
+           ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}/examples/python/qlora_training.py --steps 30
+           --train-chars 40000 --require-cli --out ${PROJECT_BINARY_DIR}/example-qlora-adapter)
   add_test(NAME python_pip_install COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/pip_install_check.sh
            ${PROJECT_BINARY_DIR})
-  set_tests_properties(example_py_functional_api example_py_basic_usage example_py_model_conversion python_pip_install
+  set_tests_properties(example_py_functional_api example_py_basic_usage example_py_model_conversion
+                       example_py_qlora_training python_pip_install
                        PROPERTIES FIXTURES_REQUIRED msbnb_pyvenv ENVIRONMENT "${MSBNB_PY_ENV}")
   # `make test-isa` leaves these out: `pip install .` builds the whole library again (minutes on 2
   # cores), and the Python suites run the same C kernels that the C tests already cover at every ISA
   # level (label python).
   set_tests_properties(python_pip_install PROPERTIES LABELS install)
   set_tests_properties(example_py_functional_api example_py_basic_usage example_py_model_conversion
-                       PROPERTIES LABELS python)
+                       example_py_qlora_training PROPERTIES LABELS python)
 endif()

@@ -33,6 +33,12 @@ fi
 
 # bitsandbytes looks for optional accelerated CPU kernels online; keep the run offline and quiet.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# Directories saved by the MindSpore Cells (save_hf_weights) for python/test_ms_saved_interop.py:
+# made in the package's venv (MindSpore, scripts/pyvenv.sh), read below by transformers + bitsandbytes.
+export MSBNB_MS_SAVED=$PWD/$BUILD/ms-saved
+rm -rf "$MSBNB_MS_SAVED"
+bash scripts/pytest.sh --run "$BUILD" python/make_ms_saved_fixture.py "$MSBNB_MS_SAVED" 2>&1 | grep -v "WARNING" ||
+    echo "interop: make_ms_saved_fixture.py failed (test_ms_saved_interop.py will fail)" >&2
 status=0
 total_pass=0
 total_fail=0

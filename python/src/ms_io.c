@@ -1,6 +1,8 @@
 /*
- * ms_io.c — flat entry points for msbnb.mindspore: the llama2.c tokenizer and PEFT LoRA adapter
- * files (include/msbnb/model.h, io.h), called with ctypes (python/msbnb/mindspore/_io_native.py).
+ * ms_io.c — flat entry points for msbnb.mindspore: the llama2.c tokenizer, PEFT LoRA adapter
+ * files, and HF model directories (config.json's quantization_config, output directories
+ * committed in one rename) (include/msbnb/model.h, io.h), called with ctypes
+ * (python/msbnb/mindspore/io.py).
  *
  * Errors: functions return msbnb_status; the message of a failure is copied into a thread-local
  * buffer read by msbnb_ms_io_last_error() (Python reads it right after the failing call).
@@ -9,6 +11,8 @@
  */
 #include <msbnb/io.h>
 #include <msbnb/model.h>
+
+#include "cli_atomic.h" /* tools/msbnb: the CLI's atomic output directories, compiled in (python.cmake) */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,4 +122,64 @@ MSBNB_MS_API int msbnb_ms_peft_get(const msbnb_peft_adapter *a, size_t i, const 
     *A = p.A;
     *B = p.B;
     return MSBNB_OK;
+}
+
+/* ---------------------------------------------------------------- HF model directories */
+
+/* transformers' quantization_config for a model whose layers are quantized like q (its type, block
+ * or group size, double quant, INT8 flags and threshold; msbnb_bnb_quantization_config_json, as
+ * `msbnb quantize` writes it); skip [n_skip] the linear modules left unquantized. *out is
+ * malloc'ed JSON, released with msbnb_ms_free. */
+MSBNB_MS_API int msbnb_ms_quantization_config_json(const msbnb_qtensor *q, const char *const *skip, size_t n_skip,
+                                                   char **out) {
+    msbnb_qtensor_view v;
+    int st = rec(msbnb_qtensor_get_view(q, &v));
+    if (st) return st;
+    msbnb_quant_config cfg = msbnb_quant_config_default(v.type);
+    cfg.blocksize = v.blocksize;
+    cfg.group_size = v.group_size;
+    cfg.double_quant = v.double_quant;
+    cfg.asymmetric = v.asymmetric;
+    cfg.per_row = v.per_row;
+    cfg.threshold = v.threshold;
+    return rec(msbnb_bnb_quantization_config_json(&cfg, skip, n_skip, out));
+}
+
+MSBNB_MS_API void msbnb_ms_free(void *p) { free(p); }
+
+/* dst_path = src_path's config.json with "quantization_config" set to qjson (NULL removes it);
+ * written atomically (msbnb_config_write_with_quantization). */
+MSBNB_MS_API int msbnb_ms_config_write_with_quantization(const char *src_path, const char *dst_path,
+                                                         const char *qjson) {
+    return rec(msbnb_config_write_with_quantization(src_path, dst_path, qjson));
+}
+
+/* An output directory that appears whole or not at all, as the CLI writes its outputs
+ * (tools/msbnb/cli_atomic.h, compiled into this library): begin creates the temporary directory
+ * beside `final` (msbnb_ms_dir_path), commit swaps it into place, free removes it when not
+ * committed. The handle belongs to the caller (msbnb_ms_dir_free; NULL accepted). */
+MSBNB_MS_API int msbnb_ms_dir_begin(const char *final, cli_atomic **out) {
+    *out = NULL;
+    cli_atomic *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(io_err, sizeof io_err, "%s: out of memory", final);
+        return MSBNB_ERR_OUT_OF_MEMORY;
+    }
+    msbnb_status st = cli_atomic_begin(a, final, io_err, sizeof io_err);
+    if (st != MSBNB_OK) {
+        free(a);
+        return st;
+    }
+    *out = a;
+    return MSBNB_OK;
+}
+
+MSBNB_MS_API const char *msbnb_ms_dir_path(const cli_atomic *a) { return a->tmp; }
+
+MSBNB_MS_API int msbnb_ms_dir_commit(cli_atomic *a) { return cli_atomic_commit(a, io_err, sizeof io_err); }
+
+MSBNB_MS_API void msbnb_ms_dir_free(cli_atomic *a) {
+    if (!a) return;
+    cli_atomic_free(a);
+    free(a);
 }

@@ -29,9 +29,13 @@
  *       python/msbnb/mindspore/_ops.py: a bprop shared by layers of different widths must not take
  *       it from a closure); dx float32 [..., in].
  *
- * A failure returns 1 (MindSpore then raises) after recording msbnb's one-line message, which
- * msbnb_ms_last_error() returns (the op runs on a MindSpore worker thread, so the thread-local
- * msbnb_last_error() of the Python thread would not see it).
+ * A failure returns 1 (MindSpore then raises its generic RuntimeError) after recording msbnb's
+ * one-line message and status, which msbnb_ms_last_error() / msbnb_ms_last_status() return (the
+ * op runs on a MindSpore worker thread, so the thread-local msbnb_last_error() of the Python
+ * thread would not see it); python/msbnb/mindspore/_ops.py re-raises them as msbnb's exception.
+ * The checks of the activation against the layer (msbnb_ms_check_input) are also exported, so
+ * the Cells run them before launching the op: a wrong width or dtype then raises msbnb's message
+ * at the call (PyNative) or at compilation (GRAPH_MODE).
  */
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
@@ -63,14 +67,20 @@ enum {
 /* The most recent failure of any entry point. Written under a lock-free "last writer wins"
  * policy: ops of one graph run one at a time per stream, and the message is only advisory. */
 static char last_error[512] = "";
+static int last_status = MSBNB_OK;
 
 MSBNB_MS_API const char *msbnb_ms_last_error(void) { return last_error; }
+MSBNB_MS_API int msbnb_ms_last_status(void) { return last_status; }
 
-static int fail(const char *op, const char *msg) {
+static int fail_status(const char *op, msbnb_status st, const char *msg) {
     snprintf(last_error, sizeof last_error, "%s: %s", op, msg);
+    last_status = st;
     fprintf(stderr, "msbnb: %s\n", last_error);
     return 1;
 }
+
+/* A malformed operator input: the Cells never pass one unless their Parameters were corrupted. */
+static int fail(const char *op, const char *msg) { return fail_status(op, MSBNB_ERR_INVALID_ARG, msg); }
 
 static int64_t numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
@@ -126,8 +136,51 @@ static int wrap_weight(const char *op, void **params, int *ndims, int64_t **shap
         v.n_stats = (size_t)numel(ndims[i_stats], shapes[i_stats]);
     }
     *has_bias = meta[MS_META_HAS_BIAS] != 0;
-    if (msbnb_qtensor_wrap(&v, out) != MSBNB_OK) return fail(op, msbnb_last_error());
+    msbnb_status st = msbnb_qtensor_wrap(&v, out);
+    if (st != MSBNB_OK) return fail_status(op, st, msbnb_last_error());
     return 0;
+}
+
+static msbnb_dtype x_dtype(const char *dtype) {
+    return !strcmp(dtype, "float32")    ? MSBNB_DTYPE_F32
+           : !strcmp(dtype, "float16")  ? MSBNB_DTYPE_F16
+           : !strcmp(dtype, "bfloat16") ? MSBNB_DTYPE_BF16
+                                        : (msbnb_dtype)-1;
+}
+
+/* The activation x [shape[0..ndim-1]] of dtype `dtype` against a layer of `in_features` inputs,
+ * for forward mode 0 exact, 1 fast, 2 LLM.int8(). The reason of a refusal goes to msg [cap]. */
+static msbnb_status check_x(int mode, int64_t in_features, int ndim, const int64_t *shape, const char *dtype,
+                            char *msg, size_t cap) {
+    char dims[160] = "";
+    for (int d = 0, k = 0; d < ndim && k < (int)sizeof dims - 24; d++)
+        k += snprintf(dims + k, sizeof dims - (size_t)k, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if ((int)x_dtype(dtype) < 0) {
+        snprintf(msg, cap, "x [%s] is %s; it must be float32, float16 or bfloat16", dims, dtype);
+        return MSBNB_ERR_INVALID_ARG;
+    }
+    if (ndim < 1 || shape[ndim - 1] != in_features) {
+        snprintf(msg, cap, "x [%s]: the last dimension must be in_features = %lld", dims, (long long)in_features);
+        return MSBNB_ERR_SHAPE;
+    }
+    if (mode == 2 && x_dtype(dtype) != MSBNB_DTYPE_F32) {
+        snprintf(msg, cap, "LLM.int8() takes float32 x, got %s", dtype);
+        return MSBNB_ERR_INVALID_ARG;
+    }
+    return MSBNB_OK;
+}
+
+/* check_x for Python (the Cells, before they launch the operator): status, and the message
+ * "<entry point>: <reason>" in msg [cap]. */
+MSBNB_MS_API int msbnb_ms_check_input(int mode, int64_t in_features, int ndim, const int64_t *shape,
+                                      const char *dtype, char *msg, size_t cap) {
+    static const char *const names[3] = {"msbnb_ms_matmul", "msbnb_ms_matmul_fast", "msbnb_ms_matmul_int8_lt"};
+    if (mode < 0 || mode > 2 || ndim < 0 || (ndim && !shape) || !dtype || !msg || !cap) return MSBNB_ERR_INVALID_ARG;
+    char why[400];
+    msbnb_status st = check_x(mode, in_features, ndim, shape, dtype, why, sizeof why);
+    if (st != MSBNB_OK) snprintf(msg, cap, "%s: %s", names[mode], why);
+    else msg[0] = 0;
+    return st;
 }
 
 /* y = x·deq(W)ᵀ + bias; params: x, data, stats, stats_q, nested_absmax, nested_code, meta, fmeta, bias, y. */
@@ -141,18 +194,15 @@ static int forward(const char *op, int mode, int nparam, void **params, int *ndi
     msbnb_qtensor_get_view(W, &v);
     int rc = 0;
     const int nd = ndims[0];
-    msbnb_dtype xt = !strcmp(dtypes[0], "float32")    ? MSBNB_DTYPE_F32
-                     : !strcmp(dtypes[0], "float16")  ? MSBNB_DTYPE_F16
-                     : !strcmp(dtypes[0], "bfloat16") ? MSBNB_DTYPE_BF16
-                                                      : (msbnb_dtype)-1;
+    const msbnb_dtype xt = x_dtype(dtypes[0]);
     const float *bias = has_bias ? params[8] : NULL;
-    if ((int)xt < 0) rc = fail(op, "x must be float32, float16 or bfloat16");
-    else if (nd < 1 || shapes[0][nd - 1] != v.cols) rc = fail(op, "x's last dimension is not in_features");
+    char why[400];
+    msbnb_status cst = check_x(mode, v.cols, nd, shapes[0], dtypes[0], why, sizeof why);
+    if (cst != MSBNB_OK) rc = fail_status(op, cst, why);
     else if (strcmp(dtypes[9], "float32") || numel(ndims[9], shapes[9]) != numel(nd, shapes[0]) / v.cols * v.rows)
-        rc = fail(op, "y must be float32 [..., out_features]");
+        rc = fail_status(op, MSBNB_ERR_SHAPE, "y must be float32 [..., out_features]");
     else if (has_bias && (strcmp(dtypes[8], "float32") || numel(ndims[8], shapes[8]) != v.rows))
-        rc = fail(op, "bias must be float32 [out_features]");
-    else if (mode == 2 && xt != MSBNB_DTYPE_F32) rc = fail(op, "LLM.int8() takes float32 x");
+        rc = fail_status(op, MSBNB_ERR_SHAPE, "bias must be float32 [out_features]");
     if (!rc) {
         const int64_t n = numel(nd, shapes[0]) / v.cols;
         msbnb_status st;
@@ -161,7 +211,7 @@ static int forward(const char *op, int mode, int nparam, void **params, int *ndi
         else
             st = msbnb_matmul_ex(W, params[0], xt, n, bias, params[9],
                                  mode == 1 ? MSBNB_PRECISION_FAST : MSBNB_PRECISION_EXACT);
-        if (st != MSBNB_OK) rc = fail(op, msbnb_last_error());
+        if (st != MSBNB_OK) rc = fail_status(op, st, msbnb_last_error());
     }
     msbnb_qtensor_free(W);
     return rc;
@@ -196,12 +246,13 @@ MSBNB_MS_API int msbnb_ms_matmul_t(MS_OP_ARGS) {
     int rc = 0;
     const int nd = ndims[0];
     if (strcmp(dtypes[0], "float32") || nd < 1 || shapes[0][nd - 1] != v.rows)
-        rc = fail(op, "dy must be float32 [..., out_features]");
+        rc = fail_status(op, MSBNB_ERR_SHAPE, "dy must be float32 [..., out_features]");
     else if (strcmp(dtypes[9], "float32") || numel(ndims[9], shapes[9]) != numel(nd, shapes[0]) / v.rows * v.cols)
-        rc = fail(op, "dx must be float32 [..., in_features]");
+        rc = fail_status(op, MSBNB_ERR_SHAPE, "dx must be float32 [..., in_features]");
     if (!rc) {
         const int64_t n = numel(nd, shapes[0]) / v.rows;
-        if (n > 0 && msbnb_matmul_t(W, params[0], n, params[9], 0) != MSBNB_OK) rc = fail(op, msbnb_last_error());
+        msbnb_status st = n > 0 ? msbnb_matmul_t(W, params[0], n, params[9], 0) : MSBNB_OK;
+        if (st != MSBNB_OK) rc = fail_status(op, st, msbnb_last_error());
     }
     msbnb_qtensor_free(W);
     return rc;

@@ -43,3 +43,12 @@ def run_cli(*args):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12)
+
+
+@pytest.fixture(params=["pynative", "graph"])
+def mode(request):
+    """Every MindSpore test that takes it runs in PyNative and in GRAPH_MODE (CPU)."""
+    ms = pytest.importorskip("mindspore")
+    ms.set_context(mode={"pynative": ms.PYNATIVE_MODE, "graph": ms.GRAPH_MODE}[request.param], device_target="CPU")
+    yield request.param
+    ms.set_context(mode=ms.PYNATIVE_MODE)

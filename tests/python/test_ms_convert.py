@@ -12,16 +12,6 @@ from msbnb.mindspore import (Linear4bit, Linear4bitWithLoRA, Linear8bit, LoRALin
                              compare_model_sizes, convert_to_quantized_model, freeze_model_except_lora,
                              get_model_size, print_lora_info, print_quantization_summary, quantize_model_weights)
 
-MODES = {"pynative": ms.PYNATIVE_MODE, "graph": ms.GRAPH_MODE}
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request):
-    ms.set_context(mode=MODES[request.param], device_target="CPU")
-    yield request.param
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-
-
 class Block(nn.Cell):
     def __init__(self):
         super().__init__()

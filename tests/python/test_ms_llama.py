@@ -96,18 +96,83 @@ def test_msbnb_quantize_file_equals_quantizing_in_place(golden, nf4_dir, tok):
     assert tok.decode(out[1:]).strip() == cli.strip()
 
 
-def test_save_hf_weights_round_trip(nf4_dir, tmp_path):
-    """save_hf_weights writes the Cells back in bitsandbytes' layout: msbnb reads the same codes."""
-    qm = LlamaForCausalLM.from_pretrained(nf4_dir)
-    path = save_hf_weights(qm, str(tmp_path / "model.safetensors"))
+def test_save_hf_weights_round_trip(golden, nf4_dir, tok, tmp_path):
+    """save_hf_weights writes a whole HF directory: the Cells in bitsandbytes' layout (msbnb reads
+    the same codes) and config.json with the quantization_config `msbnb quantize` writes; loaded
+    back into the Cells it gives identical logits, and the msbnb CLI reads it (perplexity and
+    greedy text equal to those of the `msbnb quantize` directory it came from)."""
     import msbnb
-    back = msbnb.load_quantized(path)
+    qm = LlamaForCausalLM.from_pretrained(nf4_dir)
+    out = str(tmp_path / "saved")
+    assert save_hf_weights(qm, out) == out
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+    with open(os.path.join(out, "config.json")) as f, open(os.path.join(nf4_dir, "config.json")) as g:
+        assert json.load(f) == json.load(g)  # quantization_config included
+    back = msbnb.load_quantized(out)
     src = msbnb.load_quantized(nf4_dir)
+    assert sorted(back) == sorted(src)
     for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.4.mlp.down_proj.weight"):
         assert isinstance(back[name], QTensor)
         assert np.array_equal(back[name].data, src[name].data)
         assert np.array_equal(back[name].dequantize(), src[name].dequantize())
     assert np.array_equal(back["model.norm.weight"], src["model.norm.weight"])
+    ids = golden["encode"]["ids"]
+    again = LlamaForCausalLM.from_pretrained(out)
+    assert isinstance(again.model.layers[3].mlp.gate_proj, Linear4bit)
+    assert np.array_equal(again.sequence_logits(ids), qm.sequence_logits(ids))
+    text = os.path.join(SHARED, "data", "tinystories_sample.txt")
+    for cmd in (["perplexity", "{}", text, "--max-tokens", "2000", "--tokenizer", TOK],
+                ["generate", "{}", "--steps", "32", "--tokenizer", TOK]):
+        a = run_cli(*[out if c == "{}" else c for c in cmd]).stdout
+        b = run_cli(*[nf4_dir if c == "{}" else c for c in cmd]).stdout
+        assert a == b and a.strip()
+    # a single file on request (the older form)
+    single = save_hf_weights(qm, str(tmp_path / "one.safetensors"))
+    assert np.array_equal(msbnb.load_quantized(single)["model.norm.weight"], src["model.norm.weight"])
+
+
+def test_save_hf_weights_converted_in_place_and_atomic(tmp_path):
+    """A model converted in place (INT8, lm_head kept in float) saves with the source's config.json
+    plus the INT8 quantization_config; saving again replaces the directory whole; a failed save
+    leaves the previous directory and no temporary behind."""
+    from msbnb import Int8Config
+    model = LlamaForCausalLM.from_pretrained(STORIES)
+    convert_to_quantized_model(model, Int8Config(has_fp16_weights=False), modules_to_not_convert=["lm_head"])
+    out = tmp_path / "int8"
+    save_hf_weights(model, str(out))
+    with open(out / "config.json") as f:
+        cfg = json.load(f)
+    with open(os.path.join(STORIES, "config.json")) as f:
+        want = json.load(f)
+    q = cfg.pop("quantization_config")
+    assert cfg == want
+    assert q["quant_method"] == "bitsandbytes" and q["load_in_8bit"] and not q["load_in_4bit"]
+    assert q["llm_int8_skip_modules"] == ["lm_head"] and q["llm_int8_threshold"] == 6.0
+    # the CLI reads it: the same text as its own INT8 quantization of the source
+    cli_q = str(tmp_path / "cli-int8")
+    run_cli("quantize", STORIES, cli_q, "--type", "int8", "--quiet")
+    gen = ["--steps", "24", "--tokenizer", TOK]
+    assert run_cli("generate", str(out), *gen).stdout == run_cli("generate", cli_q, *gen).stdout
+    # replaced whole; a failing save (a broken source config.json) leaves it as it was
+    before = (out / "model.safetensors").read_bytes()
+    bad = tmp_path / "bad-src"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "llama", ')
+    import msbnb
+    with pytest.raises(msbnb.FormatError, match="config.json"):
+        save_hf_weights(model, str(out), source=str(bad))
+    assert (out / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".msbnb-tmp")] == []
+    other = tmp_path / "not-a-model"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="not a model directory"):
+        save_hf_weights(model, str(other))
+    assert (other / "notes.txt").read_text() == "keep"
+    save_hf_weights(LlamaForCausalLM.from_pretrained(STORIES), str(out))  # float now: no quantization_config
+    with open(out / "config.json") as f:
+        assert "quantization_config" not in json.load(f)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".msbnb-tmp")] == []
 
 
 def test_qlora_smoke_and_peft_adapter(tmp_path, nf4_dir, tok):
@@ -195,3 +260,24 @@ def test_int8_file_from_msbnb_quantize(tmp_path):
     b = Linear8bit.from_linear(fm.model.layers[1].mlp.up_proj)
     assert np.array_equal(a.weight.asnumpy(), b.weight.asnumpy())
     assert np.array_equal(a.weight_stats.asnumpy(), b.weight_stats.asnumpy())
+
+
+def test_helpers_follow_loaded_parameters(mode, tmp_path):
+    """After a checkpoint is loaded into a model whose helpers already ran (Parameter.set_data, as
+    set_adapter and merging do too), sequence_logits and generate compute with the new values, in
+    both modes (in PyNative an ms.jit graph would keep computing with the buffers it first ran with)."""
+    from msbnb.mindspore import LlamaConfig
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, max_position_embeddings=16)
+    ids = [1, 5, 7, 9]
+    model, other = LlamaForCausalLM(cfg), LlamaForCausalLM(cfg)
+    for m in (model, other):
+        convert_to_quantized_model(m, "nf4", modules_to_not_convert=["lm_head"])
+    before, want = model.sequence_logits(ids), other.sequence_logits(ids)
+    model.generate([1], 4)
+    assert not np.array_equal(before, want)
+    ck = str(tmp_path / "other.ckpt")
+    ms.save_checkpoint(other, ck)
+    assert ms.load_param_into_net(model, ms.load_checkpoint(ck))[0] == []
+    assert np.array_equal(model.sequence_logits(ids), want)
+    assert model.generate([1], 4) == other.generate([1], 4)

@@ -10,16 +10,6 @@ from mindspore import Tensor, nn  # noqa: E402
 
 from msbnb.mindspore import Linear4bitWithLoRA, Linear8bitWithLoRA, LoRALinear  # noqa: E402
 
-MODES = {"pynative": ms.PYNATIVE_MODE, "graph": ms.GRAPH_MODE}
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request):
-    ms.set_context(mode=MODES[request.param], device_target="CPU")
-    yield request.param
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-
-
 def _randomize_b(layer, name="default", seed=0):
     a = layer.lora_adapters[name]
     a.lora_B.set_data(Tensor(np.random.default_rng(seed).standard_normal(a.lora_B.shape).astype(np.float32) * 0.1))
@@ -137,7 +127,7 @@ def test_multi_adapter_switch_merge_unmerge(mode):
     assert list(layer.lora_adapters.keys()) == ["a"]
 
 
-def test_lora_linear_merged_weight():
+def test_lora_linear_merged_weight(mode):
     layer = LoRALinear(10, 6, r=2, lora_alpha=4)
     _randomize_b(layer)
     a = layer.lora_adapters["default"]
@@ -163,7 +153,7 @@ class _Two(nn.Cell):
 
 
 @pytest.mark.parametrize("fmt", ["ckpt", "safetensors"])
-def test_checkpoint_round_trip(tmp_path, fmt):
+def test_checkpoint_round_trip(mode, tmp_path, fmt):
     """ms.save_checkpoint / load_checkpoint keep the uint8/int8 codes and every statistic byte for
     byte; a freshly built network loading the file computes the same outputs."""
     src = _Two(0)

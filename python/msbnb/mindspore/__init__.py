@@ -5,6 +5,7 @@ the Cells' forward and backward are MindSpore custom operators (func_type="aot")
 msbnb_matmul_ex / msbnb_matmul_t. See docs/mindspore.md.
 """
 
+from ._ops import op_errors
 from .layers import Linear4bit, Linear8bit, QuantizedLinearBase
 from .lora import Linear4bitWithLoRA, Linear8bitWithLoRA, LoRAAdapter, LoRALinear
 
@@ -19,7 +20,7 @@ __all__ = ["convert_to_quantized_model", "replace_linear_layers", "quantize_mode
            "apply_lora", "Tokenizer", "load_hf_weights", "save_hf_weights", "load_peft_adapter",
            "save_peft_adapter", "LlamaConfig", "LlamaForCausalLM", "CausalLMLoss",
            "Linear4bit", "Linear8bit", "QuantizedLinearBase", "LoRALinear", "LoRAAdapter", "Linear4bitWithLoRA",
-           "Linear8bitWithLoRA"]
+           "Linear8bitWithLoRA", "op_errors"]
 
 
 def configure_threads(n):

@@ -4,7 +4,8 @@
   whose Parameters carry HF names. Quantized entries (bitsandbytes Linear4bit / Linear8bitLt
   layouts, msbnb INT4; written by `msbnb quantize`, bitsandbytes or transformers) become
   Linear4bit / Linear8bit Cells holding the codes as stored; saving writes them back in the same
-  layouts (msbnb.save_quantized).
+  layouts (msbnb.save_quantized), as a whole HF directory: config.json with transformers'
+  quantization_config (the C library's, as `msbnb quantize` writes it), committed in one rename.
 - save_peft_adapter / load_peft_adapter: LoRA adapters in PEFT's format (adapter_config.json +
   adapter_model.safetensors, keys base_model.model.<module>.lora_A/B.weight): the files `msbnb
   finetune` writes and `msbnb generate --adapter` reads.
@@ -12,11 +13,13 @@
 """
 
 import ctypes
+import json
 import os
+import shutil
 
 import numpy as np
 
-from mindspore import Tensor
+from mindspore import Tensor, mint, nn
 
 from .. import _native
 from ..errors import error_for_status
@@ -45,6 +48,13 @@ _SIGS = {
     "msbnb_ms_peft_get": (ctypes.c_int, [P, ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p),
                                          ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64),
                                          ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(P), ctypes.POINTER(P)]),
+    "msbnb_ms_quantization_config_json": (ctypes.c_int, [P, P, ctypes.c_size_t, ctypes.POINTER(P)]),
+    "msbnb_ms_free": (None, [P]),
+    "msbnb_ms_config_write_with_quantization": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]),
+    "msbnb_ms_dir_begin": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(P)]),
+    "msbnb_ms_dir_path": (ctypes.c_char_p, [P]),
+    "msbnb_ms_dir_commit": (ctypes.c_int, [P]),
+    "msbnb_ms_dir_free": (None, [P]),
 }
 lib = _native.lib
 for _name, (_res, _args) in _SIGS.items():
@@ -113,10 +123,9 @@ def load_hf_weights(model, path, strict=True):
     return quantized
 
 
-def save_hf_weights(model, path, metadata=None):
-    """Write the model's weights as one HF safetensors file under their HF names: quantized
-    layers in the bitsandbytes / msbnb layouts (files msbnb, bitsandbytes and transformers load),
-    float Parameters as float32. LoRA Parameters and bookkeeping are not included."""
+def _hf_tensors(model):
+    """{HF name: QTensor or numpy} of the model: quantized layers as their parts, float
+    Parameters as they are; LoRA Parameters and bookkeeping left out."""
     out = {}
     for path_, cell in model.cells_and_names():
         pre = f"{path_}." if path_ else ""
@@ -129,9 +138,93 @@ def save_hf_weights(model, path, metadata=None):
             if key in ("lora_A", "lora_B", "lora_gate"):
                 continue
             out[pre + key] = p.asnumpy()
-    if os.path.isdir(path):
-        path = os.path.join(path, "model.safetensors")
-    save_quantized(path, out, metadata or {"format": "pt"})
+    return out
+
+
+def _quantization_config(model, tensors):
+    """transformers' quantization_config JSON of the model's quantized layers (the C library's
+    msbnb_bnb_quantization_config_json, as `msbnb quantize` writes it), or None when no layer is
+    quantized. The linear layers left in float (and lm_head) are its skip list. One format per
+    model: a directory has one quantization_config."""
+    qs = [(n[: -len(".weight")], t) for n, t in tensors.items() if isinstance(t, QTensor)]
+    if not qs:
+        return None
+    first = qs[0][1]
+    kinds = {(t.quant_type, t.double_quant, t.asymmetric, t.per_row) for _, t in qs}
+    if len(kinds) > 1:
+        raise ValueError("save_hf_weights: the model's layers are quantized in several formats "
+                         f"({', '.join(sorted(k[0] + ('+dq' if k[1] else '') for k in kinds))}); "
+                         "an HF directory has one quantization_config")
+    linear = (nn.Dense, mint.nn.Linear, Linear8bit)
+    skip = [p for p, c in model.cells_and_names()
+            if isinstance(c, linear) and not (isinstance(c, QuantizedLinearBase) and getattr(c, "is_quantized", True))]
+    if "lm_head.weight" not in tensors or not isinstance(tensors["lm_head.weight"], QTensor):
+        # transformers keeps the output layer in float and lists it (so does `msbnb quantize`),
+        # also when it is tied to the embedding
+        skip = ["lm_head"] + [m for m in skip if m != "lm_head"]
+    c_skip = (ctypes.c_char_p * max(len(skip), 1))(*[m.encode() for m in skip])
+    out = P()
+    _check(lib.msbnb_ms_quantization_config_json(first.handle, ctypes.cast(c_skip, P), len(skip), ctypes.byref(out)))
+    try:
+        return ctypes.string_at(out).decode()
+    finally:
+        lib.msbnb_ms_free(out)
+
+
+def save_hf_weights(model, path, metadata=None, source=None):
+    """Save the model as a Hugging Face directory `path` (msbnb, bitsandbytes + transformers load
+    it): model.safetensors with quantized layers in the bitsandbytes / msbnb layouts and float
+    Parameters as float32, and config.json carrying transformers' `quantization_config` for the
+    layers' format (bitsandbytes 4-bit / 8-bit fields, as `msbnb quantize` writes them; the skip
+    list is the linear layers left in float). config.json is the one the model was loaded from
+    (`source`, default the model's `config.source_dir`) with quantization_config set, else the
+    model's LlamaConfig; the other files of `source` (tokenizer, generation config) are copied.
+    The directory is written beside the target and committed in one rename (replacing an
+    earlier model directory whole; a non-empty directory without config.json is refused), as the
+    CLI does, so it appears whole or not at all.
+    A path ending in ".safetensors" writes that one file only (atomically too).
+    LoRA Parameters are not included (save_peft_adapter). Returns path."""
+    tensors = _hf_tensors(model)
+    qjson = _quantization_config(model, tensors)
+    meta = dict(metadata or {"format": "pt"})
+    if qjson:
+        meta.setdefault("quantization_config", qjson)
+    if str(path).endswith(".safetensors"):
+        save_quantized(path, tensors, meta)
+        return path
+    if source is None:
+        source = getattr(getattr(model, "config", None), "source_dir", None)
+    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, "config.json")):
+        # the directory is replaced whole: never one that is not a model directory (e.g. ".")
+        raise FileExistsError(f"save_hf_weights: {path} exists and is not a model directory (no config.json); "
+                              "it would be replaced whole")
+    h = P()
+    _check(lib.msbnb_ms_dir_begin(os.fsencode(path), ctypes.byref(h)))
+    try:
+        tmp = os.fsdecode(lib.msbnb_ms_dir_path(h))
+        save_quantized(os.path.join(tmp, "model.safetensors"), tensors, meta)
+        cfg_out = os.path.join(tmp, "config.json")
+        src_cfg = os.path.join(source, "config.json") if source else None
+        if not (src_cfg and os.path.isfile(src_cfg)):
+            to_dict = getattr(getattr(model, "config", None), "to_dict", None)
+            if to_dict is None:
+                raise ValueError("save_hf_weights: no config.json to start from (pass source=, "
+                                 "or give the model a config with to_dict())")
+            with open(cfg_out, "w", encoding="utf-8") as f:
+                json.dump(to_dict(), f, indent=2)
+            src_cfg = cfg_out
+        _check(lib.msbnb_ms_config_write_with_quantization(os.fsencode(src_cfg), os.fsencode(cfg_out),
+                                                           qjson.encode() if qjson else None))
+        if source and os.path.isdir(source):
+            for name in sorted(os.listdir(source)):
+                src = os.path.join(source, name)
+                if (name.startswith(".") or name.endswith(".safetensors") or name in
+                        ("config.json", "model.safetensors.index.json") or not os.path.isfile(src)):
+                    continue
+                shutil.copyfile(src, os.path.join(tmp, name))
+        _check(lib.msbnb_ms_dir_commit(h))
+    finally:
+        lib.msbnb_ms_dir_free(h)  # removes the temporary directory unless committed
     return path
 
 

@@ -138,7 +138,21 @@ class QuantizedLinearBase(nn.Cell):
         return int(self.parts().info()["total_bytes"]) + (4 * self.out_features if self.has_bias else 0)
 
     # ------------------------------------------------------------------ compute
+    def __call__(self, *args, **kwargs):
+        # MindSpore's error of a failed msbnb operator -> msbnb's exception (_ops.reraise); inside a
+        # compiled network MindSpore calls construct and the network's caller converts (op_errors)
+        try:
+            return super().__call__(*args, **kwargs)
+        except (RuntimeError, ValueError) as e:
+            _ops.reraise(e)
+            raise
+
     def _quant_forward(self, x):
+        # the kernel's checks of x before the launch: at the call in PyNative, at compilation in
+        # GRAPH_MODE (shapes and dtypes are constants there)
+        msg = _ops.input_error(self.compute, self.in_features, x.shape, x.dtype)
+        if msg:
+            raise ValueError(msg)
         b = self.bias if self.has_bias else self._zero_bias
         y = self._fwd(x, self.weight, self.weight_stats, self.weight_stats_q, self.weight_nested_absmax,
                       self.weight_nested_code, self.quant_meta, self.quant_fmeta, b)

@@ -26,6 +26,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
+from ._ops import with_op_errors
+
 __all__ = ["LlamaConfig", "LlamaForCausalLM"]
 
 
@@ -51,6 +53,18 @@ class LlamaConfig:
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"LlamaConfig: {self.num_attention_heads} heads are not a multiple of "
                              f"{self.num_key_value_heads} key/value heads")
+        self.source_dir = None  # the HF directory from_json read (save_hf_weights starts from its config.json)
+
+    _FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+               "tie_word_embeddings", "bos_token_id", "eos_token_id")
+
+    def to_dict(self):
+        """HF config.json fields of a LlamaForCausalLM with this configuration."""
+        d = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+             "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32"}
+        d.update({k: getattr(self, k) for k in self._FIELDS})
+        return d
 
     @classmethod
     def from_json(cls, path):
@@ -60,7 +74,9 @@ class LlamaConfig:
             d = json.load(f)
         if d.get("model_type", "llama") != "llama":
             raise ValueError(f"{path}: model_type {d.get('model_type')!r} is not 'llama'")
-        return cls(**d)
+        cfg = cls(**d)
+        cfg.source_dir = os.path.dirname(os.path.abspath(path))
+        return cfg
 
 
 class RMSNorm(nn.Cell):
@@ -195,6 +211,11 @@ class LlamaForCausalLM(nn.Cell):
             h, _, _ = layer(h, cos, sin, mask)
         return self._logits(h)
 
+    @with_op_errors
+    def __call__(self, *args, **kwargs):
+        return super().__call__(*args, **kwargs)
+
+    @with_op_errors
     def generate(self, prompt_ids, max_new_tokens=64, temperature=0.0, seed=0, stop_at_eos=False):
         """Greedy (temperature 0) or sampled continuation of prompt_ids (a list of ints, BOS
         included). Returns prompt + new ids (a list). One compiled decoding step (static shapes,
@@ -231,14 +252,20 @@ class LlamaForCausalLM(nn.Cell):
 
     def _msbnb_graph(self, attr, cls):
         """A compiled wrapper kept while the model's structure (its Cells, its adapters) is unchanged:
-        converting layers or adding adapters afterwards gets a new one (a new compilation)."""
+        converting layers or adding adapters afterwards gets a new one (a new compilation). In
+        PyNative also while no Parameter got new data: there an ms.jit graph keeps computing with
+        the buffers it first ran with after Parameter.set_data (load_checkpoint, set_adapter,
+        merge...), where a GRAPH_MODE network follows the new values."""
         sig = tuple(id(c) for _, c in self.cells_and_names())
+        if ms.get_context("mode") == ms.PYNATIVE_MODE:
+            sig += tuple(p.data_ptr() for p in self.get_parameters())
         cached = getattr(self, attr, None)
         if cached is None or cached[0] != sig:
             cached = (sig, cls(self))
             object.__setattr__(self, attr, cached)
         return cached[1]
 
+    @with_op_errors
     def sequence_logits(self, ids):
         """float32 numpy logits [T, vocab] of one sequence (a list of ids), from a compiled forward
         over the sequence padded to the full context (one compilation serves every length; the
@@ -332,6 +359,10 @@ class CausalLMLoss(nn.Cell):
     def __init__(self, model):
         super().__init__()
         self.model = model
+
+    @with_op_errors
+    def __call__(self, *args, **kwargs):
+        return super().__call__(*args, **kwargs)
 
     def construct(self, ids):
         logits = self.model(ids[:, :-1])
