@@ -9,6 +9,7 @@ fused quantized products on CPUs, over the msbnb C library.
     y = q.matmul(x)                      # x [n, 512] -> y [n, 256], fused, no dequantized copy
     F.estimate_quantization_error(w, q)  # relative_error_pct, snr_db, mse, max_abs_error
     msbnb.save_quantized("w.safetensors", {"layer.weight": q})
+    msbnb.quantize_checkpoint("model_dir", "model_nf4", "nf4", method="gptq", calibrate="text.txt")
 
 Errors from the library raise msbnb.MsbnbError subclasses (also ValueError / OSError / ...)
 carrying msbnb's message. Details: docs/python.md.
@@ -19,6 +20,7 @@ from .config import Int4Config, Int8Config, QuantConfig
 from .errors import (FormatError, InternalError, InvalidArgumentError, MsbnbError, MsbnbIOError,
                      NotFoundError, NumericError, OutOfMemoryError, ShapeError, UnsupportedError)
 from .io import load_quantized, save_quantized
+from .checkpoint import quantize_checkpoint
 from .qtensor import QTensor
 from . import functional
 
@@ -26,7 +28,7 @@ __version__ = _native.lib.msbnb_py_version().decode()
 
 __all__ = [
     "QTensor", "QuantConfig", "Int8Config", "Int4Config", "functional", "load_quantized",
-    "save_quantized", "set_num_threads", "get_num_threads", "isa", "MsbnbError",
+    "save_quantized", "quantize_checkpoint", "set_num_threads", "get_num_threads", "isa", "MsbnbError",
     "InvalidArgumentError", "OutOfMemoryError", "MsbnbIOError", "FormatError", "ShapeError",
     "UnsupportedError", "NumericError", "NotFoundError", "InternalError",
 ]

@@ -12,7 +12,7 @@ from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int64, c_size_
 
 from .errors import error_for_status
 
-ABI = 1
+ABI = 2
 
 
 class QTensorView(ctypes.Structure):
@@ -59,6 +59,9 @@ _SIGNATURES = {
     "msbnb_py_half_to_f32": (None, [P, c_int, P, c_size_t]),
     "msbnb_py_quantize": (c_int, [P, c_int, c_int64, c_int64, c_int, c_int, c_int, c_int, c_int, c_int, c_int,
                                   c_float, POINTER(P)]),
+    "msbnb_py_quantize_opt": (c_int, [P, c_int64, c_int64, c_int, c_int, c_int, c_int, c_int, c_int, P, P, c_int64,
+                                      POINTER(P)]),
+    "msbnb_py_quantize_checkpoint": (c_int, [c_int, POINTER(c_char_p)]),
     "msbnb_py_qtensor_view": (c_int, [P, POINTER(QTensorView)]),
     "msbnb_py_qtensor_wrap": (c_int, [POINTER(QTensorView), POINTER(P)]),
     "msbnb_py_qtensor_validate": (c_int, [P]),

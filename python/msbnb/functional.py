@@ -68,13 +68,17 @@ def dequantize_8bit(weight_int8, scale, offset=None):
     return y
 
 
-def quantize_4bit(w, group_size=128, compress_statistics=False, quant_type="int4"):
+def quantize_4bit(w, group_size=128, compress_statistics=False, quant_type="int4", method="rtn", importance=None):
     """4-bit quantization of w [rows, cols] -> QTensor (codes and statistics as numpy arrays;
     .dequantize(), .matmul(x), .save(path)). 'int4': per group of group_size along cols;
     'nf4' / 'fp4': bitsandbytes' formats with group_size as the block size (byte-exact codes).
-    compress_statistics: double quantization of the scales."""
-    return quantize_tensor(w, Int4Config(group_size=group_size, compress_statistics=compress_statistics,
-                                         quant_type=quant_type))
+    compress_statistics: double quantization of the scales.
+    method: 'rtn' (bitsandbytes' rule), 'search' (each block's scale of least squared error,
+    weighted by importance [cols] when given) or 'gptq' (importance = XᵀX [cols, cols] of the
+    layer's inputs); the result is the same format either way (docs/quantization.md)."""
+    kwargs = Int4Config(group_size=group_size, compress_statistics=compress_statistics,
+                        quant_type=quant_type).quantize_kwargs()
+    return quantize(w, **kwargs, method=method, importance=importance)
 
 
 def dequantize_4bit(qt, dtype="float32"):

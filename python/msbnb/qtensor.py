@@ -346,12 +346,25 @@ def _stats_dict(st):
             "relative_error_pct": float(st[2]), "snr_db": float(st[3])}
 
 
+METHODS = {"rtn": 0, "search": 1, "gptq": 2}
+
+
 def quantize(w, quant_type, *, blocksize=64, group_size=128, double_quant=False, nested_blocksize=256,
-             asymmetric=False, per_row=True, threshold=6.0):
-    """Quantize w [rows, cols] (float32 / float16 / bfloat16) into a QTensor (msbnb_quantize_ex)."""
+             asymmetric=False, per_row=True, threshold=6.0, method="rtn", importance=None):
+    """Quantize w [rows, cols] (float32 / float16 / bfloat16) into a QTensor (msbnb_quantize_ex).
+
+    method 'search' / 'gptq' (nf4, fp4, int4; msbnb_quantize_opt on w as float32) choose scales and
+    codes for less error in the same format; importance: the layer's input statistics, [cols]
+    per-input weights (the diagonal of XᵀX) or [cols, cols] XᵀX itself (what gptq needs; without
+    it gptq is search). docs/quantization.md."""
     from ._arrays import as_matrix
     if quant_type not in QTYPES:
         raise InvalidArgumentError(f"quant_type {quant_type!r} is not one of {', '.join(QTYPES)}")
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    if method != "rtn" or importance is not None:
+        return _quantize_opt(w, quant_type, blocksize, group_size, double_quant, nested_blocksize, method,
+                             importance)
     a, code = as_input(w, "w")
     rows, cols = as_matrix(a, "w")
     h = ctypes.c_void_p()
@@ -360,3 +373,25 @@ def quantize(w, quant_type, *, blocksize=64, group_size=128, double_quant=False,
                                 int(bool(asymmetric)), int(bool(per_row)), float(threshold), ctypes.byref(h)))
     orig = {0: "float32", 1: "float16", 2: "bfloat16"}[code]
     return QTensor._from_owned(h.value, orig)
+
+
+def _quantize_opt(w, quant_type, blocksize, group_size, double_quant, nested_blocksize, method, importance):
+    """quantize() with a method or statistics: msbnb_quantize_opt (float32 weights, doubles for H)."""
+    from ._arrays import as_f32, as_matrix
+    a = as_f32(w, "w")
+    rows, cols = as_matrix(a, "w")
+    h = diag = None
+    if importance is not None:
+        imp = np.ascontiguousarray(importance, dtype=np.float64)
+        if imp.shape == (cols,):
+            diag = imp
+        elif imp.shape == (cols, cols):
+            h = imp
+        else:
+            raise InvalidArgumentError(f"importance has shape {imp.shape}, expected ({cols},) or ({cols}, {cols})")
+    out = ctypes.c_void_p()
+    check(lib.msbnb_py_quantize_opt(a.ctypes.data, rows, cols, QTYPES[quant_type], int(blocksize), int(group_size),
+                                    int(bool(double_quant)), int(nested_blocksize), METHODS[method],
+                                    None if h is None else h.ctypes.data,
+                                    None if diag is None else diag.ctypes.data, rows, ctypes.byref(out)))
+    return QTensor._from_owned(out.value, "float32")

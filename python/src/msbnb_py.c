@@ -19,6 +19,8 @@
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
 
+#include "cli.h" /* tools/msbnb: `msbnb quantize` itself, run by msbnb_py_quantize_checkpoint */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,7 @@
 #define MSBNB_PY_API __attribute__((visibility("default")))
 
 /* Bumped whenever a signature below or a mirrored struct (msbnb/_native.py) changes. */
-#define MSBNB_PY_ABI 1
+#define MSBNB_PY_ABI 2
 
 static _Thread_local char py_err[1024];
 
@@ -89,6 +91,24 @@ MSBNB_PY_API int msbnb_py_quantize(const void *w, int dtype, int64_t rows, int64
     c.per_row = per_row;
     c.threshold = threshold;
     return rec(msbnb_quantize_ex(w, (msbnb_dtype)dtype, rows, cols, &c, out));
+}
+
+/* msbnb_quantize_opt (quant.h) on float32 w [rows, cols]: method 0 RTN, 1 SEARCH, 2 GPTQ; input
+ * statistics h [cols, cols] (XᵀX) or h_diag [cols] (per-input importance), either or both NULL
+ * (no statistics), over n_samples rows of X. Configuration as msbnb_py_quantize. */
+MSBNB_PY_API int msbnb_py_quantize_opt(const float *w, int64_t rows, int64_t cols, int type, int blocksize,
+                                       int group_size, int double_quant, int nested_blocksize, int method,
+                                       const double *h, const double *h_diag, int64_t n_samples, msbnb_qtensor **out) {
+    msbnb_quant_config c = msbnb_quant_config_default((msbnb_qtype)type);
+    c.blocksize = blocksize;
+    c.group_size = group_size;
+    c.double_quant = double_quant;
+    c.nested_blocksize = nested_blocksize;
+    msbnb_quant_method m = msbnb_quant_method_default();
+    m.method = (msbnb_qmethod)method;
+    msbnb_input_stats stats = {cols, n_samples, h, h_diag};
+    if (h || h_diag) m.stats = &stats;
+    return rec(msbnb_quantize_opt(w, rows, cols, &c, &m, out));
 }
 
 MSBNB_PY_API int msbnb_py_qtensor_view(const msbnb_qtensor *q, msbnb_qtensor_view *v) {
@@ -244,3 +264,25 @@ MSBNB_PY_API int msbnb_py_writer_add_quantized(msbnb_st_writer *w, const char *n
 }
 MSBNB_PY_API int msbnb_py_writer_finish(msbnb_st_writer *w) { return rec(msbnb_st_writer_finish(w)); }
 MSBNB_PY_API void msbnb_py_writer_free(msbnb_st_writer *w) { msbnb_st_writer_free(w); }
+
+/* ---------------------------------------------------------------- whole checkpoints */
+
+/* The first error line `msbnb quantize` reports during the call (cli_error_hook). */
+static void keep_error_line(const char *line) {
+    if (!py_err[0]) snprintf(py_err, sizeof py_err, "%s", line);
+}
+
+/* `msbnb quantize` with argv = {"quantize", IN, OUT, options...}: the CLI's own code
+ * (tools/msbnb/cli_convert.c), so the files are the CLI's byte for byte, written the same way
+ * (streamed, temporary output renamed into place). Its error line becomes the shim's message;
+ * the status is the failure's, INVALID_ARG for a bad option. Not reentrant (one call at a time). */
+MSBNB_PY_API int msbnb_py_quantize_checkpoint(int argc, char **argv) {
+    py_err[0] = '\0';
+    cli_error_hook = keep_error_line;
+    msbnb_status st = MSBNB_OK;
+    int rc = cli_quantize_run(argc, argv, &st);
+    cli_error_hook = NULL;
+    if (rc == EXIT_OK) return MSBNB_OK;
+    if (!py_err[0]) snprintf(py_err, sizeof py_err, "msbnb quantize failed (exit code %d)", rc);
+    return rc == EXIT_USAGE || st == MSBNB_OK ? MSBNB_ERR_INVALID_ARG : (int)st;
+}

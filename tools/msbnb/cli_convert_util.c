@@ -18,7 +18,7 @@
 static char cli_error[700];
 
 int cli_fail(const char *cmd) {
-    fprintf(stderr, "msbnb %s: %s\n", cmd, cli_error[0] ? cli_error : msbnb_last_error());
+    cli_error_line("msbnb %s: %s", cmd, cli_error[0] ? cli_error : msbnb_last_error());
     cli_error[0] = '\0';
     return EXIT_FAIL;
 }
@@ -34,9 +34,9 @@ int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t) {
     cli_error[0] = '\0';
     const char *m = own[0] ? own : msbnb_last_error();
     if (strstr(m, "tensor '") && strstr(m, "(byte "))
-        fprintf(stderr, "msbnb %s: %s\n", cmd, m);
+        cli_error_line("msbnb %s: %s", cmd, m);
     else
-        fprintf(stderr, "msbnb %s: %s: tensor '%s' (byte %llu): %s\n", cmd, t->file, t->name,
+        cli_error_line("msbnb %s: %s: tensor '%s' (byte %llu): %s", cmd, t->file, t->name,
                 (unsigned long long)t->file_offset, m);
     return EXIT_FAIL;
 }

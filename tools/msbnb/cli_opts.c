@@ -11,13 +11,25 @@
 
 /* ================================================================ messages */
 
-static void vusage(const char *cmd, const char *fmt, va_list ap) {
+void (*cli_error_hook)(const char *line);
+
+void cli_error_line(const char *fmt, ...) {
     /* formatted first so the line reaches stderr in one write */
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (cli_error_hook) cli_error_hook(line);
+    else fprintf(stderr, "%s\n", line);
+}
+
+static void vusage(const char *cmd, const char *fmt, va_list ap) {
     char msg[600];
     vsnprintf(msg, sizeof msg, fmt, ap);
     for (char *c = msg; *c; c++)
         if (*c == '\n' || *c == '\r') *c = ' ';
-    fprintf(stderr, "msbnb %s: %s (see `msbnb %s --help`)\n", cmd, msg, cmd);
+    cli_error_line("msbnb %s: %s (see `msbnb %s --help`)", cmd, msg, cmd);
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
