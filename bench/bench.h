@@ -51,6 +51,10 @@ int bench_matmul(int quick);
 int bench_matmul_int8(int quick);
 int bench_train(int quick);
 int bench_onednn(int quick);
+/* its INT8 part (bench_onednn_int8.c): msbnb's int8 dot kernels against oneDNN's s8 matmul */
+int bench_onednn_int8(int quick);
+/* and the model's dense products (bench_onednn_dense.c): output matrix, attention, against oneDNN */
+int bench_onednn_dense(int quick);
 int bench_parsers(int quick);
 int bench_tokenizer(int quick);
 

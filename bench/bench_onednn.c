@@ -196,6 +196,19 @@ static int main_table(int64_t out, int64_t in, int64_t n, int rounds) {
     printf("  msbnb's best forward mode: nf4 %.1f, nf4+dq %.1f GFLOP/s = %.2f / %.2f x oneDNN dense %s (target >= 0.8 x "
            "dense bf16%s)\n", best_nf4, best_dq, peer > 0 ? best_nf4 / peer : 0.0, peer > 0 ? best_dq / peer : 0.0,
            b16 > 0 ? "bf16" : "f32", b16 > 0 ? "" : "; no bf16 peer on this CPU, so against f32");
+    /* the targets: >= 0.8 x oneDNN's dense bf16 matmul (where it exists), >= 500 GFLOP/s on AMX */
+    const msbnb__od_class cls = msbnb__od_cpu_class();
+    if (b16 > 0)
+        printf("  target: >= 0.8 x oneDNN dense bf16: nf4 %.2f %s, nf4+dq %.2f %s\n", best_nf4 / b16,
+               best_nf4 >= 0.8 * b16 ? "PASS" : "FAIL", best_dq / b16, best_dq >= 0.8 * b16 ? "PASS" : "FAIL");
+    else
+        printf("  target >= 0.8 x oneDNN dense bf16: not measurable here (no native bf16 matmul in oneDNN on class %s)\n",
+               msbnb__od_class_name(cls));
+    if (cls == MSBNB__OD_AMX)
+        printf("  target (AMX host): >= 500 GFLOP/s: nf4 %.0f %s, nf4+dq %.0f %s\n", best_nf4,
+               best_nf4 >= 500 ? "PASS" : "FAIL", best_dq, best_dq >= 500 ? "PASS" : "FAIL");
+    else
+        printf("  target (AMX hosts) >= 500 GFLOP/s: not measurable here (class %s)\n", msbnb__od_class_name(cls));
     bench_record("onednn", "nf4 best forward", shape, n, 1, best_nf4, "GFLOP/s", b16 > 0 ? "oneDNN dense bf16" : "oneDNN dense f32",
                  peer, "");
     bench_record("onednn", "nf4+dq best forward", shape, n, 1, best_dq, "GFLOP/s",
@@ -297,10 +310,14 @@ int bench_onednn(int quick) {
     if (quick) {
         rc |= main_table(1024, 1024, 256, 1);
         rc |= crossover_table(1024, 1024, 1);
+        rc |= bench_onednn_int8(1);
+        rc |= bench_onednn_dense(1);
     } else {
         rc |= main_table(4096, 4096, 512, 3);
         rc |= main_table(11008, 4096, 512, 2);
         rc |= crossover_table(4096, 4096, 0);
+        rc |= bench_onednn_int8(0);
+        rc |= bench_onednn_dense(0);
     }
     msbnb_set_num_threads(saved);
     return rc;

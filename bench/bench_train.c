@@ -283,6 +283,28 @@ static int bench_train_at(int threads, int quick) {
         bench_record("train", what, shape, (long long)rows[i].batch * rows[i].seq, threads, r->model_gflops,
                      "GFLOP/s", "FMA probe peak", fma, "");
     }
+    /* the target for the d768 configuration: >= 1.5x the peer with bf16 autocast, on AMX hosts */
+    const msbnb__od_class cls = msbnb__od_cpu_class();
+    for (int i = 0; i < n_rows && !quick; i++) {
+        if (rows[i].batch != 4 || rows[i].c != (n_comp > 1 ? MSBNB_COMPUTE_BF16 : MSBNB_COMPUTE_FP32)) continue;
+        char peer[256];
+        const double p = peer_tokens("bf16", threads, rows[i].batch, rows[i].seq, peer, sizeof peer);
+        const double ratio = p > 0 ? rows[i].r.tokens_per_s / p : 0;
+        if (cls != MSBNB__OD_AMX)
+            printf("  target (AMX hosts): d768 training >= 1.5x the peer with bf16 autocast: not measurable here "
+                   "(oneDNN class %s, no AMX)%s\n", msbnb__od_class_name(cls),
+                   p > 0 ? "; the ratio above is informative" : "");
+        else if (p <= 0)
+            printf("  target (AMX host): d768 training >= 1.5x the peer with bf16 autocast: peer not measured "
+                   "(run make bench-peers)\n");
+        else
+            printf("  target (AMX host): d768 training >= 1.5x the peer with bf16 autocast: %.2fx  %s\n", ratio,
+                   ratio >= 1.5 ? "PASS" : "FAIL");
+        if (p > 0)
+            bench_record("train", "target: x peer bf16 autocast (AMX hosts: >= 1.5)", rows[i].name,
+                         (long long)rows[i].batch * rows[i].seq, threads, ratio, "ratio", "target", 1.5,
+                         msbnb__od_class_name(cls));
+    }
     if (rc) printf("  error: %s\n", msbnb_last_error());
     return rc;
 }

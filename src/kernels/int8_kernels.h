@@ -125,6 +125,14 @@ void msbnb__i8_dot_avx512vnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const
 /* AVX-VNNI (VEX, 256-bit): only when msbnb__cpu()->avxvnni. */
 void msbnb__i8_dot_avxvnni(const msbnb__i8w *w, int64_t o0, int64_t o1, const int8_t *a, int64_t lda,
                            const int32_t *asum, int64_t m, int32_t *C, int64_t ldc);
+/* The same product on oneDNN's s8 matmul, whatever msbnb__od8_pick says (msbnb__i8_int_product
+ * calls it where the rule picks it; tests and the bench force it): same contract and bits.
+ * MSBNB_ERR_UNSUPPORTED (no message, Y and subB untouched) when oneDNN has no exact s8 product for
+ * one of its shapes here (msbnb__od_supported) or K > MSBNB__INT8_MAX_K. */
+msbnb_status msbnb__i8_int_product_onednn(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
+                                          const float *row_stats, int64_t n, const float *bias, float *Y,
+                                          const int32_t *ocols, int64_t nout, float *subB);
+
 #endif
 
 /* ---------------------------------------------------------------- shared drivers */
@@ -147,5 +155,13 @@ void msbnb__i8_quant_rows(const float *X, int64_t rows, int64_t cols, const uint
 msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
                                    const float *row_stats, int64_t n, const float *bias, float *Y,
                                    const int32_t *ocols, int64_t nout, float *subB);
+
+/* The same product on oneDNN's s8 matmul, whatever msbnb__od8_pick says (msbnb__i8_int_product
+ * calls it where the rule picks it; tests and the bench force it): same contract and bits.
+ * MSBNB_ERR_UNSUPPORTED (no message, Y and subB untouched) when oneDNN has no exact s8 product for
+ * one of its shapes here (msbnb__od_supported) or K > MSBNB__INT8_MAX_K. */
+msbnb_status msbnb__i8_int_product_onednn(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
+                                          const float *row_stats, int64_t n, const float *bias, float *Y,
+                                          const int32_t *ocols, int64_t nout, float *subB);
 
 #endif

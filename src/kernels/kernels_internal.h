@@ -37,6 +37,22 @@ msbnb_status msbnb__matmul_int8_t(const msbnb_qtensor *W, const float *dY, int64
  * EXACT. Validates like msbnb_matmul. Bf16 training's forward (train.h, MSBNB_COMPUTE_BF16). */
 msbnb_status msbnb__matmul_bf16(const msbnb_qtensor *W, const float *X, int64_t n, const float *bias, float *Y);
 
+/* Dense fp32 W [out][in] with the same bf16 numerics (kernels/matmul_bf16.c), on the oneDNN engine:
+ * native bf16 tiles where the CPU has bf16 dot products, else oneDNN's f32 tiles on bf16-rounded
+ * operands (the same numbers at fp32 speed). Y = r(X)·r(W)ᵀ (+ bias); dX (+)= r(dY)·r(W). Scratch:
+ * the rounded activations and one weight tile per thread. MSBNB_ERR_UNSUPPORTED (no message,
+ * outputs untouched) without the oneDNN engine; the caller then keeps its fp32 product. */
+msbnb_status msbnb__matmul_f32_bf16(const float *W, int64_t out, int64_t in, const float *X, int64_t n,
+                                    const float *bias, float *Y);
+msbnb_status msbnb__matmul_f32_t_bf16(const float *W, int64_t out, int64_t in, const float *dY, int64_t n, float *dX,
+                                      int accumulate);
+/* 1 when bf16 training runs the model's dense products of n rows (the output matrix) through
+ * msbnb__matmul_f32_bf16: the `onednn` level, native bf16 (oneDNN bf16 implemented and not a
+ * reference) and n >= 32 (kernels/matmul_bf16.c: why); elsewhere they stay fp32 on OpenBLAS.
+ * msbnb__dense_bf16_force(1) (tests) makes it 1 wherever the engine runs; returns the previous. */
+int msbnb__dense_bf16_pick(int64_t n);
+int msbnb__dense_bf16_force(int on);
+
 /* ---------------------------------------------------------------- dense fp32 (dense.c)
  * OpenBLAS's own threading is not bit-stable across thread counts, so every OpenBLAS call in
  * msbnb runs single-threaded inside a begin/end pair, which saves and restores the process's

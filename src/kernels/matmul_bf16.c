@@ -11,6 +11,7 @@
  * tests/kernels/test_onednn.c against the exact product of the dequantized weights).
  * Scratch: the rounded activations (activation-sized), the level's tile buffers.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels/matmul_4bit.h"
@@ -150,6 +151,52 @@ msbnb_status msbnb__matmul_4bit_t_bf16(const msbnb__w4 *w, const float *dY, int6
     }
 #endif
     if (st == MSBNB_ERR_UNSUPPORTED) st = scalar_loop(w, dYr, n, NULL, dX, 1, accumulate);
+    msbnb__free_aligned(dYr);
+    return st;
+}
+
+/* ---- dense fp32 weights (the model's output matrix in bf16 training).
+ * Policy: oneDNN bf16 where the CPU has native bf16 dot products, from n = 32 — oneDNN's bf16
+ * matmul ran 730–750 GFLOP/s on the issue's AMX host against 165–186 for OpenBLAS's sgemm, and
+ * AVX512-BF16 doubles the fp32 FMA rate; not measured here (no such CPU). On this AVX2 host the
+ * output matrix stays fp32 on OpenBLAS: bf16 is not native, so rounding would only cost accuracy,
+ * and oneDNN's f32 matmul measured level with OpenBLAS on it (bench `onednn`, dense table). */
+#define DENSE_BF16_MIN_N 32
+static atomic_int dense_force;
+int msbnb__dense_bf16_force(int on) { return atomic_exchange(&dense_force, on ? 1 : 0); }
+
+int msbnb__dense_bf16_pick(int64_t n) {
+    if (!msbnb__onednn_on()) return 0;
+    if (atomic_load(&dense_force)) return 1;
+    return n >= DENSE_BF16_MIN_N && msbnb__od_has(MSBNB__OD_BF16);
+}
+
+msbnb_status msbnb__matmul_f32_bf16(const float *W, int64_t out, int64_t in, const float *X, int64_t n,
+                                    const float *bias, float *Y) {
+    if (!msbnb__onednn_on()) return MSBNB_ERR_UNSUPPORTED;
+    if (msbnb__od_has(MSBNB__OD_BF16)) {
+        msbnb_status st = msbnb__matmul_dense_onednn(W, out, in, X, n, bias, Y, MSBNB__OD_BF16, 0);
+        if (st != MSBNB_ERR_UNSUPPORTED) return st;
+    }
+    float *Xr = rounded_copy(X, n * in); /* [n, in] */
+    RETURN_IF(!Xr, MSBNB_ERR_OUT_OF_MEMORY, "no memory for rounded activations [%lld, %lld]", (long long)n,
+              (long long)in);
+    msbnb_status st = msbnb__matmul_dense_onednn(W, out, in, Xr, n, bias, Y, MSBNB__OD_F32, 1);
+    msbnb__free_aligned(Xr);
+    return st;
+}
+
+msbnb_status msbnb__matmul_f32_t_bf16(const float *W, int64_t out, int64_t in, const float *dY, int64_t n, float *dX,
+                                      int accumulate) {
+    if (!msbnb__onednn_on()) return MSBNB_ERR_UNSUPPORTED;
+    if (msbnb__od_has(MSBNB__OD_BF16)) {
+        msbnb_status st = msbnb__matmul_dense_t_onednn(W, out, in, dY, n, dX, accumulate, MSBNB__OD_BF16, 0);
+        if (st != MSBNB_ERR_UNSUPPORTED) return st;
+    }
+    float *dYr = rounded_copy(dY, n * out); /* [n, out] */
+    RETURN_IF(!dYr, MSBNB_ERR_OUT_OF_MEMORY, "no memory for rounded gradients [%lld, %lld]", (long long)n,
+              (long long)out);
+    msbnb_status st = msbnb__matmul_dense_t_onednn(W, out, in, dYr, n, dX, accumulate, MSBNB__OD_F32, 1);
     msbnb__free_aligned(dYr);
     return st;
 }

@@ -19,6 +19,7 @@
 #endif
 
 #include "kernels/int8_kernels.h"
+#include "kernels/onednn_matmul.h"
 
 #define TILE_O 64 /* weight rows per forward task                          */
 #define TILE_N 64 /* activation rows per integer block (C tile 64×64 int32) */
@@ -104,11 +105,115 @@ static int64_t dot_wide(const msbnb__i8w *w, int64_t o, const int8_t *a) {
     return s;
 }
 
+/* Outlier columns of weight rows [o0, o1): subB[o, j] = ŵ[o, ocols[j]] (LLM.int8(), nout > 0). */
+static void gather_outliers(const msbnb__i8w *w, int64_t o0, int64_t o1, const int32_t *ocols, int64_t nout,
+                            float *subB) {
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t j = 0; j < nout; j++) subB[o * nout + j] = msbnb__i8_deq(w, o, ocols[j]);
+}
+
+/* The epilogue of rows [i0, i0 + m) × weight rows [o0, o1): C [m][ldc] holds Σ_k a·code (or NULL when
+ * wide: sums in int64 here), rescaled into Y [n, out] as msbnb__i8_int_product documents. */
+static void epilogue(const msbnb__i8w *w, const int32_t *C, int64_t ldc, int64_t o0, int64_t o1, int64_t i0,
+                     int64_t m, const int8_t *a, const int32_t *asum, const float *row_stats, const float *bias,
+                     float *Y) {
+    const int64_t out = w->rows, K = w->cols;
+    for (int64_t i = 0; i < m; i++) {
+        float rs = row_stats[i0 + i];
+        float *y = Y + (i0 + i) * out;
+        for (int64_t o = o0; o < o1; o++) {
+            /* Σ a·(code − zp) = Σ a·code − zp·Σ a, exact integers */
+            int64_t c = !C ? dot_wide(w, o, a + (i0 + i) * K)
+                           : (int64_t)C[i * ldc + (o - o0)] - (int64_t)msbnb__i8w_zp(w, o) * asum[i0 + i];
+            float v = (float)c * (rs * msbnb__i8w_stat(w, o));
+            v = v * (w->asym ? MSBNB__I8_INV127 : MSBNB__I8_INV127SQ);
+            y[o] = bias ? v + bias[o] : v;
+        }
+    }
+}
+
+/* ---- the same integer product on oneDNN's s8 matmul (where msbnb__od8_pick chooses it).
+ * A thread owns tiles of OD_OT weight rows (disjoint columns of Y) and, per block of OD_NT
+ * activation rows, has oneDNN compute C [m][OD_OT] = a[i0 .. i0+m, :] · codes[tile]ᵀ in int32, then
+ * runs the shared epilogue. Asymmetric (uint8) codes are shifted into int8 (code − 128, a tile copy
+ * Bs [OD_OT][K]) and 128·Σa is added back: C = Σ a·code exactly (|C| ≤ 127·255·K < 2³¹ for
+ * K ≤ MSBNB__INT8_MAX_K). Integer sums do not depend on the order, so Y is bit-identical to msbnb's
+ * kernels and to the scalar reference, for every thread count.
+ * Scratch per thread: C [OD_NT][OD_OT] int32 (256 KiB), Bs [OD_OT][K] int8 when asymmetric. */
+#define OD_OT 256
+#define OD_NT 256
+
+static int od8_shapes_ok(int64_t n, int64_t out, int64_t K) {
+    const int64_t mv[2] = {n < OD_NT ? n : OD_NT, n % OD_NT ? n % OD_NT : (n < OD_NT ? n : OD_NT)};
+    const int64_t nv[2] = {out < OD_OT ? out : OD_OT, out % OD_OT ? out % OD_OT : (out < OD_OT ? out : OD_OT)};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            const msbnb__od_gemm g = {MSBNB__OD_S8, mv[i], nv[j], K, K, K, OD_OT, 1, 0};
+            if (!msbnb__od_supported(&g)) return 0;
+        }
+    return 1;
+}
+
+msbnb_status msbnb__i8_int_product_onednn(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
+                                          const float *row_stats, int64_t n, const float *bias, float *Y,
+                                          const int32_t *ocols, int64_t nout, float *subB) {
+    const int64_t out = w->rows, K = w->cols, tiles = (out + OD_OT - 1) / OD_OT;
+    const double work = (double)n * (double)out * (double)K;
+    if (n < 1 || K > MSBNB__INT8_MAX_K || !od8_shapes_ok(n, out, K)) return MSBNB_ERR_UNSUPPORTED;
+    int failed = 0; /* 1: out of memory, 2: a oneDNN call failed */
+#pragma omp parallel num_threads(msbnb__threads()) if (work >= PARALLEL_MIN_WORK)
+    {
+        int32_t *C = msbnb__alloc_aligned((size_t)OD_NT * OD_OT * sizeof(int32_t));
+        int8_t *Bs = w->asym ? msbnb__alloc_aligned((size_t)(OD_OT * K)) : NULL;
+        if (!C || (w->asym && !Bs)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; t++) {
+            int f;
+#pragma omp atomic read
+            f = failed;
+            if (f) continue;
+            const int64_t o0 = t * OD_OT, nr = out - o0 < OD_OT ? out - o0 : OD_OT;
+            const int8_t *B = (const int8_t *)w->codes + o0 * K;
+            if (w->asym) {
+                for (int64_t j = 0; j < nr * K; j++) Bs[j] = (int8_t)(w->codes[o0 * K + j] ^ 0x80u);
+                B = Bs;
+            }
+            gather_outliers(w, o0, o0 + nr, ocols, nout, subB);
+            for (int64_t i0 = 0; i0 < n; i0 += OD_NT) {
+                const int64_t m = n - i0 < OD_NT ? n - i0 : OD_NT;
+                const msbnb__od_gemm g = {MSBNB__OD_S8, m, nr, K, K, K, OD_OT, 1, 0};
+                if (msbnb__od_run(&g, a + i0 * K, B, C) != MSBNB_OK) {
+#pragma omp atomic write
+                    failed = 2;
+                    break;
+                }
+                if (w->asym) /* Σ a·(code − 128) + 128·Σ a = Σ a·code (unsigned: no overflow UB) */
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < nr; j++)
+                            C[i * OD_OT + j] = (int32_t)((uint32_t)C[i * OD_OT + j] + 128u * (uint32_t)asum[i0 + i]);
+                epilogue(w, C, OD_OT, o0, o0 + nr, i0, m, a, asum, row_stats, bias, Y);
+            }
+        }
+        msbnb__free_aligned(C);
+        msbnb__free_aligned(Bs);
+    }
+    RETURN_IF(failed == 1, MSBNB_ERR_OUT_OF_MEMORY, "no memory for the int8 tiles of the oneDNN product");
+    RETURN_IF(failed == 2, MSBNB_ERR_INTERNAL, "a oneDNN int8 matmul failed on a worker thread");
+    return MSBNB_OK;
+}
+
 msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const int32_t *asum,
                                    const float *row_stats, int64_t n, const float *bias, float *Y,
                                    const int32_t *ocols, int64_t nout, float *subB) {
-    const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
     const int wide = w->cols > MSBNB__INT8_MAX_K; /* int32 sums could overflow: int64 scalar path */
+    if (!wide && msbnb__od8_pick(n)) {
+        msbnb_status st = msbnb__i8_int_product_onednn(w, a, asum, row_stats, n, bias, Y, ocols, nout, subB);
+        if (st != MSBNB_ERR_UNSUPPORTED) return st; /* else: no exact oneDNN product here, msbnb's kernels */
+    }
+    const msbnb__i8_kernels *kern = msbnb__i8_kernels_get();
     const int threads = msbnb__threads();
     const int64_t out = w->rows, K = w->cols, tiles = (out + TILE_O - 1) / TILE_O;
     const double work = (double)n * (double)out * (double)K;
@@ -123,20 +228,8 @@ msbnb_status msbnb__i8_int_product(const msbnb__i8w *w, const int8_t *a, const i
             int64_t m = n - i0 < TILE_N ? n - i0 : TILE_N;
             if (!wide) kern->dot(w, o0, o1, a + i0 * K, K, asum + i0, m, C, TILE_O);
             if (i0 == 0) /* the tile's rows were just read: their outlier columns are in cache */
-                for (int64_t o = o0; o < o1; o++)
-                    for (int64_t j = 0; j < nout; j++) subB[o * nout + j] = msbnb__i8_deq(w, o, ocols[j]);
-            for (int64_t i = 0; i < m; i++) {
-                float rs = row_stats[i0 + i];
-                float *y = Y + (i0 + i) * out;
-                for (int64_t o = o0; o < o1; o++) {
-                    /* Σ a·(code − zp) = Σ a·code − zp·Σ a, exact integers */
-                    int64_t c = wide ? dot_wide(w, o, a + (i0 + i) * K)
-                                     : (int64_t)C[i * TILE_O + (o - o0)] - (int64_t)msbnb__i8w_zp(w, o) * asum[i0 + i];
-                    float v = (float)c * (rs * msbnb__i8w_stat(w, o));
-                    v = v * (w->asym ? MSBNB__I8_INV127 : MSBNB__I8_INV127SQ);
-                    y[o] = bias ? v + bias[o] : v;
-                }
-            }
+                gather_outliers(w, o0, o1, ocols, nout, subB);
+            epilogue(w, wide ? NULL : C, TILE_O, o0, o1, i0, m, a, asum, row_stats, bias, Y);
         }
     }
     msbnb__free_aligned(cbuf);

@@ -27,6 +27,25 @@
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* Where the weight tiles come from: a 4-bit tensor decoded by the level's decoder (kern, w4), or a
+ * dense fp32 matrix W [rows][cols] copied tile by tile (the model's output matrix). to_bf16: the
+ * converter for bf16 operands (NULL: bf16 not possible). */
+typedef struct od_src {
+    int64_t rows, cols;
+    const msbnb__mm4_kernels *kern;
+    const msbnb__w4 *w4;
+    const float *W;
+    void (*to_bf16)(const float *src, uint16_t *dst, int64_t count);
+} od_src;
+
+static void src_decode(const od_src *s, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *Wt, int64_t ld) {
+    if (s->w4) {
+        s->kern->decode(s->w4, r0, nr, k0, kc, Wt, ld);
+        return;
+    }
+    for (int64_t j = 0; j < nr; j++) memcpy(Wt + j * ld, s->W + (r0 + j) * s->cols + k0, (size_t)kc * sizeof(float));
+}
+
 /* Crossovers, measured with bench `onednn` (docs/onednn.md): below these n msbnb's own kernels
  * (streaming, int8 and tiled) are faster.
  *   AVX2 host (AMD EPYC Zen 2; oneDNN 2.6.3 gemm:jit f32; bf16 unimplemented there), one thread,
@@ -43,6 +62,33 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  *     msbnb's 104-125). */
 #define T_F32_MIN_N 64
 #define BF16_MIN_N 32
+
+/* INT8 integer products (s8 activation codes · int8 / shifted uint8 weight codes, int32 sums) on
+ * oneDNN's s8 matmul, by oneDNN's CPU class. The sums are exact integers, so the engine changes no
+ * bit — where its int8 instructions are exact: the S8 probe (onednn.c) refuses an inexact
+ * implementation whatever this table says.
+ *   AVX2 (this Zen 2): never. oneDNN 2.6.3 runs gemm:jit through vpmaddubsw, whose int16 sums
+ *     saturate (probe: 127·127 pairs give 130560 for 16516096), and even ignoring that it was not
+ *     faster than msbnb's AVX2 kernels (bench `onednn`, INT8 table, docs/onednn.md).
+ *   AVX-512 without VNNI: never (the same saturating instruction).
+ *   AVX-VNNI / AVX512-VNNI: from n = 64; AMX-INT8: from n = 32 — not measured on this host (the
+ *     issue's AMX host ran ggml's AMX int8 at 2.5–4x msbnb's products); msbnb's VNNI kernels keep
+ *     n = 1 ... 16 where they stream the weights. `msbnb_bench onednn` prints the measured
+ *     crossover and the threshold it suggests on such a host. */
+int64_t msbnb__od8_min_n(msbnb__od_class c) {
+    switch (c) {
+    case MSBNB__OD_AVX2_VNNI:
+    case MSBNB__OD_AVX512_VNNI: return 64;
+    case MSBNB__OD_AMX: return 32;
+    default: return 0;
+    }
+}
+
+int msbnb__od8_pick(int64_t n) {
+    if (!msbnb__onednn_on()) return 0;
+    const int64_t min_n = msbnb__od8_min_n(msbnb__od_cpu_class());
+    return min_n > 0 && n >= min_n;
+}
 
 int msbnb__od4_forward_dtype(msbnb_isa isa, int64_t n, msbnb_precision precision, msbnb__od_dtype *dt) {
     if (!msbnb__onednn_on()) return 0;
@@ -67,21 +113,21 @@ int msbnb__od4_transposed_dtype(msbnb_isa isa, int64_t n, int bf16, msbnb__od_dt
     return 0;
 }
 
-/* rows of src [rows][lds] float32 -> dst [rows][ldd] bf16 (cols values each) with the level's
+/* rows of src [rows][lds] float32 -> dst [rows][ldd] bf16 (cols values each) with the source's
  * converter (round to nearest even) */
-static void rows_to_bf16(const msbnb__mm4_kernels *kern, const float *src, int64_t lds, uint16_t *dst, int64_t ldd,
-                         int64_t rows, int64_t cols) {
-    for (int64_t r = 0; r < rows; r++) kern->to_bf16(src + r * lds, dst + r * ldd, cols);
+static void rows_to_bf16(const od_src *s, const float *src, int64_t lds, uint16_t *dst, int64_t ldd, int64_t rows,
+                         int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) s->to_bf16(src + r * lds, dst + r * ldd, cols);
 }
 
 /* Activations [n][cols] converted to bf16 (same layout), or NULL with OUT_OF_MEMORY recorded. */
-static uint16_t *acts_bf16(const msbnb__mm4_kernels *kern, const float *A, int64_t n, int64_t cols, double work) {
+static uint16_t *acts_bf16(const od_src *s, const float *A, int64_t n, int64_t cols, double work) {
     size_t bytes;
     if (!msbnb__mul_ok((size_t)n, (size_t)cols * sizeof(uint16_t), &bytes)) return NULL;
     uint16_t *Ab = msbnb__alloc_aligned(bytes);
     if (!Ab) return NULL;
 #pragma omp parallel for num_threads(msbnb__threads()) schedule(static) if (work >= MSBNB__PARALLEL_MIN_WORK)
-    for (int64_t i = 0; i < n; i++) kern->to_bf16(A + i * cols, Ab + i * cols, cols);
+    for (int64_t i = 0; i < n; i++) s->to_bf16(A + i * cols, Ab + i * cols, cols);
     return Ab;
 }
 
@@ -123,11 +169,11 @@ static int alloc_tiles(int64_t rows, int64_t ld, int bf, float **Wt, uint16_t **
 
 /* Decode W[r0 .. r0+nr, k0 .. k0+kc) into Wt (ld), then into Wb as bf16 (bf) or rounded to bf16
  * values in place (round_bf16). Returns the operand for oneDNN. */
-static const void *decode_tile(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, int64_t r0, int64_t nr, int64_t k0,
-                               int64_t kc, float *Wt, uint16_t *Wb, int64_t ld, int bf, int round_bf16) {
-    kern->decode(w, r0, nr, k0, kc, Wt, ld);
+static const void *decode_tile(const od_src *s, int64_t r0, int64_t nr, int64_t k0, int64_t kc, float *Wt,
+                               uint16_t *Wb, int64_t ld, int bf, int round_bf16) {
+    src_decode(s, r0, nr, k0, kc, Wt, ld);
     if (bf) {
-        rows_to_bf16(kern, Wt, ld, Wb, ld, nr, kc);
+        rows_to_bf16(s, Wt, ld, Wb, ld, nr, kc);
         return Wb;
     }
     if (round_bf16)
@@ -142,16 +188,16 @@ static msbnb_status report(msbnb_status failed) {
     return MSBNB_OK;
 }
 
-msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *X, int64_t n,
-                                       const float *bias, float *Y, msbnb__od_dtype dt, int round_bf16) {
-    const int64_t in = w->cols, out = w->rows;
+static msbnb_status od_forward(const od_src *s, const float *X, int64_t n, const float *bias, float *Y,
+                               msbnb__od_dtype dt, int round_bf16) {
+    const int64_t in = s->cols, out = s->rows;
     const double work = (double)n * (double)in * (double)out;
     const int bf = dt == MSBNB__OD_BF16;
     const int64_t tiles = (out + FR - 1) / FR, ld = min64(FK, (in + 31) / 32 * 32), fr = min64(FR, out);
-    if ((bf && !kern->to_bf16) || !preflight(dt, n, out, in, FR, FK, in, ld, out, 1)) return MSBNB_ERR_UNSUPPORTED;
+    if ((bf && !s->to_bf16) || !preflight(dt, n, out, in, FR, FK, in, ld, out, 1)) return MSBNB_ERR_UNSUPPORTED;
     uint16_t *Xb = NULL; /* bf16: Xb [n][in] */
     if (bf) {
-        Xb = acts_bf16(kern, X, n, in, work);
+        Xb = acts_bf16(s, X, n, in, work);
         RETURN_IF(!Xb, MSBNB_ERR_OUT_OF_MEMORY, "no memory for bf16 activations [%lld, %lld]", (long long)n,
                   (long long)in);
     }
@@ -168,7 +214,7 @@ msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msb
             const int64_t o0 = t * FR, nr = min64(FR, out - o0);
             for (int64_t k0 = 0; k0 < in; k0 += FK) {
                 const int64_t kc = min64(FK, in - k0);
-                const void *B = decode_tile(kern, w, o0, nr, k0, kc, Wt, Wb, ld, bf, round_bf16);
+                const void *B = decode_tile(s, o0, nr, k0, kc, Wt, Wb, ld, bf, round_bf16);
                 const msbnb__od_gemm g = {dt, n, nr, kc, in, ld, out, 1, k0 > 0};
                 msbnb_status st =
                     msbnb__od_run(&g, bf ? (const void *)(Xb + k0) : (const void *)(X + k0), B, Y + o0);
@@ -188,17 +234,16 @@ msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msb
     return report(failed);
 }
 
-msbnb_status msbnb__matmul_4bit_t_onednn(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *dY,
-                                         int64_t n, float *dX, int accumulate, msbnb__od_dtype dt, int round_bf16) {
-    const int64_t in = w->cols, out = w->rows;
+static msbnb_status od_transposed(const od_src *s, const float *dY, int64_t n, float *dX, int accumulate,
+                                  msbnb__od_dtype dt, int round_bf16) {
+    const int64_t in = s->cols, out = s->rows;
     const double work = (double)n * (double)in * (double)out;
     const int bf = dt == MSBNB__OD_BF16;
     const int64_t chunks = (in + TK - 1) / TK, tr = min64(TR, out), ld = min64(TK, (in + 31) / 32 * 32);
-    if ((bf && !kern->to_bf16) || !preflight(dt, n, in, out, TK, TR, out, ld, in, 0))
-        return MSBNB_ERR_UNSUPPORTED;
+    if ((bf && !s->to_bf16) || !preflight(dt, n, in, out, TK, TR, out, ld, in, 0)) return MSBNB_ERR_UNSUPPORTED;
     uint16_t *dYb = NULL; /* bf16: dYb [n][out] */
     if (bf) {
-        dYb = acts_bf16(kern, dY, n, out, work);
+        dYb = acts_bf16(s, dY, n, out, work);
         RETURN_IF(!dYb, MSBNB_ERR_OUT_OF_MEMORY, "no memory for bf16 gradients [%lld, %lld]", (long long)n,
                   (long long)out);
     }
@@ -215,7 +260,7 @@ msbnb_status msbnb__matmul_4bit_t_onednn(const msbnb__mm4_kernels *kern, const m
             const int64_t k0 = c * TK, kc = min64(TK, in - k0);
             for (int64_t o0 = 0; o0 < out; o0 += TR) {
                 const int64_t nr = min64(TR, out - o0);
-                const void *B = decode_tile(kern, w, o0, nr, k0, kc, Wt, Wb, ld, bf, round_bf16);
+                const void *B = decode_tile(s, o0, nr, k0, kc, Wt, Wb, ld, bf, round_bf16);
                 const msbnb__od_gemm g = {dt, n, kc, nr, out, ld, in, 0, accumulate || o0 > 0};
                 msbnb_status st =
                     msbnb__od_run(&g, bf ? (const void *)(dYb + o0) : (const void *)(dY + o0), B, dX + k0);
@@ -230,4 +275,34 @@ msbnb_status msbnb__matmul_4bit_t_onednn(const msbnb__mm4_kernels *kern, const m
     }
     msbnb__free_aligned(dYb);
     return report(failed);
+}
+
+msbnb_status msbnb__matmul_4bit_onednn(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *X, int64_t n,
+                                       const float *bias, float *Y, msbnb__od_dtype dt, int round_bf16) {
+    const od_src s = {w->rows, w->cols, kern, w, NULL, kern->to_bf16};
+    return od_forward(&s, X, n, bias, Y, dt, round_bf16);
+}
+
+msbnb_status msbnb__matmul_4bit_t_onednn(const msbnb__mm4_kernels *kern, const msbnb__w4 *w, const float *dY,
+                                         int64_t n, float *dX, int accumulate, msbnb__od_dtype dt, int round_bf16) {
+    const od_src s = {w->rows, w->cols, kern, w, NULL, kern->to_bf16};
+    return od_transposed(&s, dY, n, dX, accumulate, dt, round_bf16);
+}
+
+/* ---- dense fp32 weights (the model's output matrix) on the same drivers: tiles copied, not decoded */
+
+static void to_bf16_public(const float *src, uint16_t *dst, int64_t count) {
+    msbnb_f32_to_bf16_array(src, dst, (size_t)count);
+}
+
+msbnb_status msbnb__matmul_dense_onednn(const float *W, int64_t out, int64_t in, const float *X, int64_t n,
+                                        const float *bias, float *Y, msbnb__od_dtype dt, int round_bf16) {
+    const od_src s = {out, in, NULL, NULL, W, to_bf16_public};
+    return od_forward(&s, X, n, bias, Y, dt, round_bf16);
+}
+
+msbnb_status msbnb__matmul_dense_t_onednn(const float *W, int64_t out, int64_t in, const float *dY, int64_t n,
+                                          float *dX, int accumulate, msbnb__od_dtype dt, int round_bf16) {
+    const od_src s = {out, in, NULL, NULL, W, to_bf16_public};
+    return od_transposed(&s, dY, n, dX, accumulate, dt, round_bf16);
 }

@@ -147,7 +147,10 @@ msbnb_status msbnb__train_backward(msbnb_trainer *tr) {
      * ~170 GFLOP/s (column-chunked) to ~235 (row blocks) for OpenBLAS's AVX2 sgemm on the 32000×768
      * matrix at N = 256, two cores. */
     const float *Wout = tr->out_w ? tr->out_w : m->tok_emb;
-    TRY(msbnb_matmul_f32_t(Wout, tr->V, D, tr->dlogits, N, tr->dxn, 0));
+    msbnb_status st = MSBNB_ERR_UNSUPPORTED; /* bf16 training: as the forward (train_forward.c) */
+    if (tr->base_bf16 && msbnb__dense_bf16_pick(N)) st = msbnb__matmul_f32_t_bf16(Wout, tr->V, D, tr->dlogits, N, tr->dxn, 0);
+    if (st == MSBNB_ERR_UNSUPPORTED) st = msbnb_matmul_f32_t(Wout, tr->V, D, tr->dlogits, N, tr->dxn, 0);
+    TRY(st);
     memset(tr->dx, 0, sizeof(float) * (size_t)(N * D));
     msbnb__rmsnorm_bwd(tr->dxn, tr->xs + (int64_t)L * N * D, m->final_norm, tr->rstdf, N, D, tr->dx);
     for (int l = L - 1; l >= 0; l--) {

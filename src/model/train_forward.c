@@ -325,9 +325,13 @@ msbnb_status msbnb__train_forward(msbnb_trainer *tr, int training) {
         TRY(msbnb__train_layer_forward(tr, l, tr->xs + (int64_t)l * N * D, a, tr->xs + (int64_t)(l + 1) * N * D));
     }
     msbnb__rmsnorm_fwd(tr->xs + (int64_t)L * N * D, m->final_norm, N, D, m->cfg.norm_eps, tr->xf, tr->rstdf);
-    /* logits[N, V] = xf · Eᵀ (tied) or xf · Woutᵀ */
+    /* logits[N, V] = xf · Eᵀ (tied) or xf · Woutᵀ; in bf16 training on the engine's bf16 tiles where
+     * msbnb__dense_bf16_pick says it wins (native bf16 CPUs), else fp32 */
     const float *Wout = tr->out_w ? tr->out_w : m->tok_emb;
-    TRY(msbnb_matmul_f32(Wout, tr->V, D, tr->xf, N, NULL, tr->logits));
+    msbnb_status st = MSBNB_ERR_UNSUPPORTED;
+    if (tr->base_bf16 && msbnb__dense_bf16_pick(N)) st = msbnb__matmul_f32_bf16(Wout, tr->V, D, tr->xf, N, NULL, tr->logits);
+    if (st == MSBNB_ERR_UNSUPPORTED) st = msbnb_matmul_f32(Wout, tr->V, D, tr->xf, N, NULL, tr->logits);
+    TRY(st);
     return MSBNB_OK;
 }
 

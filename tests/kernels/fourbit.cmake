@@ -1,6 +1,7 @@
-# tests of 4-bit products
+# tests of 4-bit products (and the oneDNN engine, 4-bit and INT8)
 msbnb_add_test(test_matmul_4bit tests/kernels/test_matmul_4bit.c)
 msbnb_add_test(test_matmul_4bit_fast tests/kernels/test_matmul_4bit_fast.c)
 msbnb_add_test(test_dq_scales tests/kernels/test_dq_scales.c)
 msbnb_add_test(test_simd_exit_state tests/kernels/test_simd_exit_state.c)
 msbnb_add_test(test_onednn tests/kernels/test_onednn.c)
+msbnb_add_test(test_onednn_int8 tests/kernels/test_onednn_int8.c)

@@ -13,6 +13,8 @@
  *   - bf16 numerics at every level (msbnb__matmul_bf16, msbnb_matmul_t_ex FAST: native or on fp32
  *     hardware): within that bound of the exact product, and within (K + 3)·u·Σ|r(x)·r(w)| + 2^-17 of
  *     the exact product of the bf16-rounded operands r(x), r(w) (so the rounding is really there);
+ *   - dense bf16 products (the output matrix in bf16 training): the same two bounds, thread
+ *     invariance, through native bf16 or oneDNN's f32 tiles on rounded operands;
  *   - the engine was really reached (its call counter moved), and the impl string is named.
  */
 #include <msbnb/kernels.h>
@@ -210,10 +212,65 @@ TEST(bf16_numerics_every_level) {
            ctx.worst_rounded);
 }
 
+/* The dense bf16 products (the output matrix in bf16 training, msbnb__matmul_f32_bf16 / _t_bf16):
+ * native oneDNN bf16 tiles where the CPU has them, else oneDNN's f32 tiles on rounded operands.
+ * Both within the bf16 bound of the exact product and within the fp32 bound of the rounded
+ * operands' product (so the rounding is there), identical for 1, 2 and 3 threads. Shapes with
+ * partial tiles (out 300, in 1100), overwrite and accumulate. */
+TEST(dense_bf16_bound_and_thread_invariance) {
+    if (!msbnb_onednn_available()) return;
+    const msbnb_isa prev = msbnb_isa_current();
+    CHECK_OK(msbnb_isa_set(MSBNB_ISA_ONEDNN));
+    const int64_t n = 40, out = 300, in = 1100;
+    float *w = malloc((size_t)(out * in) * sizeof(float)), *wr = malloc((size_t)(out * in) * sizeof(float));
+    float *x = malloc((size_t)(n * in) * sizeof(float)), *xr = malloc((size_t)(n * in) * sizeof(float));
+    float *dy = malloc((size_t)(n * out) * sizeof(float)), *dyr = malloc((size_t)(n * out) * sizeof(float));
+    float *dx0 = malloc((size_t)(n * in) * sizeof(float));
+    float *y[3], *dx[3];
+    for (int t = 0; t < 3; t++) y[t] = malloc((size_t)(n * out) * sizeof(float)), dx[t] = malloc((size_t)(n * in) * sizeof(float));
+    for (int64_t e = 0; e < out * in; e++) w[e] = 0.05f * frand(), wr[e] = round_bf16(w[e]);
+    for (int64_t e = 0; e < n * in; e++) x[e] = frand(), xr[e] = round_bf16(x[e]), dx0[e] = 0.1f * frand();
+    for (int64_t e = 0; e < n * out; e++) dy[e] = frand(), dyr[e] = round_bf16(dy[e]);
+    const double bf = 2 * 0x1p-9 + 0x1p-17;
+    double worst_exact = 0, worst_rounded = 0;
+    for (int acc = 0; acc < 2; acc++) {
+        const int64_t calls0 = msbnb__od_calls();
+        for (int t = 0; t < 3; t++) {
+            msbnb_set_num_threads(t + 1);
+            CHECK_OK(msbnb__matmul_f32_bf16(w, out, in, x, n, NULL, y[t]));
+            if (acc) memcpy(dx[t], dx0, (size_t)(n * in) * sizeof(float));
+            CHECK_OK(msbnb__matmul_f32_t_bf16(w, out, in, dy, n, dx[t], acc));
+        }
+        msbnb_set_num_threads(0);
+        CHECK_MSG_(msbnb__od_calls() > calls0, "the dense bf16 products did not reach oneDNN");
+        for (int t = 1; t < 3; t++) {
+            CHECK_MSG_(!memcmp(y[0], y[t], (size_t)(n * out) * sizeof(float)), "dense bf16 forward differs at %d threads", t + 1);
+            CHECK_MSG_(!memcmp(dx[0], dx[t], (size_t)(n * in) * sizeof(float)), "dense bf16 dX differs at %d threads", t + 1);
+        }
+        /* the accumulated start value enters unrounded: its term is exact, so only the products count */
+        const double r[4] = {worst(y[0], x, w, NULL, n, out, in, 0, bf + (double)(in + 3) * U),
+                             worst(dx[0], dy, w, acc ? dx0 : NULL, n, out, in, 1, bf + (double)(out + 3) * U),
+                             worst(y[0], xr, wr, NULL, n, out, in, 0, (double)(in + 3) * U + 0x1p-17),
+                             worst(dx[0], dyr, wr, acc ? dx0 : NULL, n, out, in, 1, (double)(out + 3) * U + 0x1p-17)};
+        CHECK_MSG_(r[0] <= 1 && r[1] <= 1, "acc=%d: dense bf16 |Δ| vs exact is %.3g / %.3g of the bound", acc, r[0], r[1]);
+        CHECK_MSG_(r[2] <= 1 && r[3] <= 1, "acc=%d: |Δ| vs the rounded operands' product is %.3g / %.3g of the bound",
+                   acc, r[2], r[3]);
+        worst_exact = fmax(worst_exact, fmax(r[0], r[1]));
+        worst_rounded = fmax(worst_rounded, fmax(r[2], r[3]));
+    }
+    printf("  dense bf16 (%s): worst |Δ| / bound vs exact %.3g, vs the rounded operands' product %.3g\n",
+           msbnb__od_has(MSBNB__OD_BF16) ? "native oneDNN bf16" : "oneDNN f32 on rounded operands", worst_exact,
+           worst_rounded);
+    for (int t = 0; t < 3; t++) free(y[t]), free(dx[t]);
+    free(w), free(wr), free(x), free(xr), free(dy), free(dyr), free(dx0);
+    msbnb_isa_set(prev);
+}
+
 int main(void) {
     RUN(level_available_or_refused);
     RUN(products_bound_and_thread_invariance);
     RUN(bf16_products_bound);
     RUN(bf16_numerics_every_level);
+    RUN(dense_bf16_bound_and_thread_invariance);
     return test_report();
 }

@@ -8,10 +8,12 @@
  *    engine was reached;
  *  - 4 bf16 steps against 4 fp32 steps from the same start: held-out losses within 1 %; bf16 at the
  *    `onednn` level and at the plain SIMD level (oneDNN f32 on rounded operands / msbnb's tiles with a
- *    rounding decoder, or native bf16) agree to 1e-3 relative.
+ *    rounding decoder, or native bf16) agree to 1e-3 relative;
+ *  - the output matrix in bf16 (native bf16 CPUs; forced here): held-out loss within 1 % of fp32.
  */
 #include <msbnb/train.h>
 
+#include "kernels/kernels_internal.h"
 #include "kernels/onednn_matmul.h"
 #include "test.h"
 
@@ -137,9 +139,36 @@ TEST(bf16_within_1pct_of_fp32) {
     }
 }
 
+/* The output matrix in bf16 (msbnb__dense_bf16_pick: native bf16 CPUs; forced here elsewhere, through
+ * oneDNN's f32 tiles on rounded operands): held-out loss still within 1 % of fp32, and the path
+ * really taken (where the policy keeps the output matrix fp32, forcing it changes the loss; where
+ * it already picks bf16, forcing changes nothing). */
+TEST(bf16_output_matrix) {
+    if (!msbnb_onednn_available()) {
+        printf("  skipped: no oneDNN level in this build / on this CPU\n");
+        return;
+    }
+    const msbnb_isa prev = msbnb_isa_current();
+    CHECK_OK(msbnb_isa_set(MSBNB_ISA_ONEDNN));
+    double f0 = 0, f1 = 0, f2 = 0;
+    const int picked = msbnb__dense_bf16_pick(BATCH * SEQ);
+    const double a = run(MSBNB_COMPUTE_BF16, &f0);
+    const int was = msbnb__dense_bf16_force(1);
+    const double d = run(MSBNB_COMPUTE_BF16, &f1);
+    msbnb__dense_bf16_force(was);
+    const double b = run(MSBNB_COMPUTE_FP32, &f2);
+    msbnb_isa_set(prev);
+    printf("  held-out loss: bf16 with the output matrix in bf16 %.6f, bf16 by policy (output matrix %s) %.6f, fp32 "
+           "%.6f (%+.3f %%)\n", d, picked ? "bf16" : "fp32", a, b, 100 * (d - b) / b);
+    CHECK(fabs(d - b) <= 0.01 * fabs(b));
+    if (picked) CHECK(d == a);
+    else CHECK(d != a);
+}
+
 int main(void) {
     RUN(names_and_resolution);
     RUN(fp32_on_onednn_equals_simd_level_up_to_rounding);
     RUN(bf16_within_1pct_of_fp32);
+    RUN(bf16_output_matrix);
     return test_report();
 }
