@@ -88,7 +88,11 @@ static int replace_into(const char *s, size_t n, const char *pat, size_t pl, con
     return tok_buf_put(out, s + run, n - run);
 }
 
-static int dec_step(const tok_dec *d, const strlist *in, strlist *out) {
+/* cont: the list continues a text begun by earlier ids (a streaming window that does not start the
+ * sequence), so its first string is not the text's start: Metaspace before a joining step (ByteLevel,
+ * Fuse) keeps its first token's spaces, and a Strip after one leaves the start alone. joined: such a
+ * step ran. */
+static int dec_step(const tok_dec *d, const strlist *in, strlist *out, int cont, int joined) {
     const char *base = in->buf.p;
     switch (d->kind) {
     case DEC_BYTELEVEL: {
@@ -144,7 +148,7 @@ static int dec_step(const tok_dec *d, const strlist *in, strlist *out) {
             size_t before = out->buf.n;
             /* Metaspace: the replacement becomes a space, except in the first token, where HF drops
              * every one of them (prepend_scheme always / first) */
-            int drop = d->kind == DEC_METASPACE && i == 0 && d->prepend;
+            int drop = d->kind == DEC_METASPACE && i == 0 && d->prepend && (!cont || joined);
             const char *pat = d->a, *rep = d->kind == DEC_METASPACE ? " " : d->b;
             size_t pl = d->a_len, rl = d->kind == DEC_METASPACE ? (drop ? 0 : 1) : d->b_len;
             if (!replace_into(s, n, pat, pl, rep, rl, &out->buf)) return 0;
@@ -155,7 +159,8 @@ static int dec_step(const tok_dec *d, const strlist *in, strlist *out) {
         for (size_t i = 0; i < in->sp.n; i++) {
             const char *s = base + in->sp.p[i].off;
             size_t n = in->sp.p[i].len, a = 0, b = n, c = d->a_len;
-            for (int k = 0; k < d->start && c > 0 && a + c <= b && memcmp(s + a, d->a, c) == 0; k++) a += c;
+            int start = i == 0 && cont && joined ? 0 : d->start;
+            for (int k = 0; k < start && c > 0 && a + c <= b && memcmp(s + a, d->a, c) == 0; k++) a += c;
             for (int k = 0; k < d->stop && c > 0 && b >= a + c && memcmp(s + b - c, d->a, c) == 0; k++) b -= c;
             if (!sl_add(out, s + a, b - a)) return 0;
         }
@@ -164,8 +169,9 @@ static int dec_step(const tok_dec *d, const strlist *in, strlist *out) {
     return 0;
 }
 
-/* Text of ids (skip special tokens when asked) into out (appended). */
-static msbnb_status decode_into(const msbnb_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, tok_buf *out) {
+/* Text of ids (skip special tokens when asked) into out (appended); cont as in dec_step. */
+static msbnb_status decode_into(const msbnb_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, int cont,
+                                tok_buf *out) {
     strlist cur = {{NULL, 0, 0}, {NULL, 0, 0}}, nxt = {{NULL, 0, 0}, {NULL, 0, 0}};
     int ok = 1;
     for (size_t i = 0; i < n; i++) {
@@ -178,15 +184,17 @@ static msbnb_status decode_into(const msbnb_tokenizer *t, const int32_t *ids, si
     }
     if (t->no_decoder) { /* HF joins the tokens with spaces when there is no decoder */
         for (size_t i = 0; ok && i < cur.sp.n; i++)
-            ok = (i == 0 || tok_buf_put(out, " ", 1)) && tok_buf_put(out, cur.buf.p + cur.sp.p[i].off, cur.sp.p[i].len);
+            ok = (i == 0 && !cont ? 1 : tok_buf_put(out, " ", 1)) && tok_buf_put(out, cur.buf.p + cur.sp.p[i].off, cur.sp.p[i].len);
         strlist_free(&cur);
         RETURN_IF(!ok, MSBNB_ERR_OUT_OF_MEMORY, "decoded text");
         return MSBNB_OK;
     }
+    int joined = 0;
     for (int k = 0; ok && k < t->n_dec; k++) {
         nxt.buf.n = 0;
         nxt.sp.n = 0;
-        ok = dec_step(&t->dec[k], &cur, &nxt);
+        ok = dec_step(&t->dec[k], &cur, &nxt, cont, joined);
+        joined |= t->dec[k].kind == DEC_BYTELEVEL || t->dec[k].kind == DEC_FUSE;
         strlist x = cur;
         cur = nxt;
         nxt = x;
@@ -199,12 +207,12 @@ static msbnb_status decode_into(const msbnb_tokenizer *t, const int32_t *ids, si
     return MSBNB_OK;
 }
 
-msbnb_status msbnb_tokenizer_decode_alloc(const msbnb_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
-                                          char **text, size_t *len) {
+static msbnb_status decode_alloc(const msbnb_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, int cont,
+                                 char **text, size_t *len) {
     RETURN_IF(!t || (!ids && n) || !text, MSBNB_ERR_INVALID_ARG, "NULL argument");
     *text = NULL;
     tok_buf out = {NULL, 0, 0};
-    msbnb_status st = decode_into(t, ids, n, flags, &out);
+    msbnb_status st = decode_into(t, ids, n, flags, cont, &out);
     if (st == MSBNB_OK && !tok_buf_put(&out, "", 0)) st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "decoded text");
     if (st != MSBNB_OK) {
         free(out.p);
@@ -213,6 +221,11 @@ msbnb_status msbnb_tokenizer_decode_alloc(const msbnb_tokenizer *t, const int32_
     *text = out.p;
     if (len) *len = out.n;
     return MSBNB_OK;
+}
+
+msbnb_status msbnb_tokenizer_decode_alloc(const msbnb_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
+                                          char **text, size_t *len) {
+    return decode_alloc(t, ids, n, flags, 0, text, len);
 }
 
 msbnb_status msbnb_tokenizer_decode_ids(const msbnb_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
@@ -289,21 +302,33 @@ msbnb_status msbnb_tokenizer_decode(const msbnb_tokenizer *t, int32_t prev, int3
 
 /* ================================================================ streaming */
 
-/* A window of ids, ids[prefix..n): decoding it gives a text whose first emitted_len bytes were
- * already returned. Each push decodes the window and returns what extends that text, except a
- * trailing run of U+FFFD (a character whose bytes may still be arriving; held back, up to
- * DETOK_MAX_PENDING ids). After each emission the window restarts at the last id when that id is a
- * safe start: alone it decodes to a non-empty, complete text that ends the window's text (so a
- * Strip at the new start stops inside it), and it is no byte token (ByteFallback joins those). */
-#define DETOK_MAX_PENDING 64
-
+/* A window of ids, ids[prefix..n): decoding it (as a continuation when ids came before it) gives a
+ * text whose first emitted_len bytes were already returned. Each push decodes the window and returns
+ * what extends that text, holding back what later ids may still change: a trailing run of U+FFFD (a
+ * character whose bytes may still be arriving) and, under ByteFallback, the text of a trailing run of
+ * byte tokens (one invalid byte later in the run turns every byte of it into U+FFFD), and what a
+ * Strip after Fuse/ByteLevel may still remove (strip_stable).
+ *
+ * After an emission with nothing held back the window restarts at the last id when that cut provably
+ * cannot change the decode: everything is emitted, the last id alone (decoded as a continuation)
+ * gives a non-empty, complete text that ends the window's text, the text before it is non-empty (so
+ * a Strip at the start, Metaspace's first-token rule and the no-decoder join already happened
+ * there), it is no byte token (ByteFallback joins those), its text is not only Strip characters (a
+ * Strip at the end cannot reach past it), and no Replace after a joining step has a pattern of more
+ * than one character (a match could span the cut).
+ *
+ * Complexity: a push costs O(window). For real tokenizers (ByteLevel; Replace/ByteFallback/Fuse/
+ * Strip; Metaspace) the window is the last id plus the held-back ids (a run of byte tokens or the
+ * bytes of one character), so streaming is linear. When no cut is provable (ids that decode to
+ * nothing, long runs of byte tokens or U+FFFD) the window grows and a push costs O(ids since the last
+ * cut): correct, at worst quadratic in that run. */
 struct msbnb_detokenizer {
     const msbnb_tokenizer *t;
     unsigned flags;
     int32_t *ids;       /* [cap] */
     size_t n, cap;
     size_t prefix;      /* the window starts here                           */
-    size_t pending;     /* ids pushed since the last emission               */
+    int cont;           /* ids before prefix gave text: the window continues it */
     tok_buf out;        /* text returned by the last call                   */
     size_t emitted_len; /* bytes of decode(ids[prefix..n)) already returned */
 };
@@ -328,37 +353,105 @@ static int ends_incomplete(const char *s, size_t n) {
     return n >= 3 && memcmp(s + n - 3, "\xEF\xBF\xBD", 3) == 0;
 }
 
+static int has_dec(const msbnb_tokenizer *t, tok_dec_kind kind) {
+    for (int k = 0; k < t->n_dec; k++)
+        if (t->dec[k].kind == kind) return 1;
+    return 0;
+}
+
 /* A byte token that ByteFallback joins with its neighbours into one character: never a window start. */
 static int joins(const msbnb_tokenizer *t, int32_t id) {
-    if (byte_token(tok_s(t, id), t->tok_len[id]) < 0) return 0;
-    for (int k = 0; k < t->n_dec; k++)
-        if (t->dec[k].kind == DEC_BYTEFALLBACK) return 1;
+    return byte_token(tok_s(t, id), t->tok_len[id]) >= 0 && has_dec(t, DEC_BYTEFALLBACK);
+}
+
+static int skipped(const msbnb_detokenizer *d, int32_t id) {
+    return (d->flags & MSBNB_DECODE_SKIP_SPECIAL) && (d->t->flags[id] & TOKF_SPECIAL);
+}
+
+/* The window ends inside a run of byte tokens (skipped special tokens do not end a run). */
+static int in_byte_run(const msbnb_detokenizer *d) {
+    for (size_t i = d->n; i > d->prefix; i--)
+        if (!skipped(d, d->ids[i - 1])) return joins(d->t, d->ids[i - 1]);
     return 0;
+}
+
+/* No Replace (or Metaspace) after a joining step has a pattern of more than one character. */
+static int cuts_allowed(const msbnb_tokenizer *t) {
+    int joined = 0;
+    for (int k = 0; k < t->n_dec; k++) {
+        const tok_dec *d = &t->dec[k];
+        if (joined && (d->kind == DEC_REPLACE || d->kind == DEC_METASPACE)) {
+            uint32_t cp;
+            int l = d->a_len ? tok_utf8_next((const unsigned char *)d->a, d->a_len, &cp) : 0;
+            if (l <= 0 || (size_t)l != d->a_len) return 0;
+        }
+        joined |= d->kind == DEC_BYTELEVEL || d->kind == DEC_FUSE;
+    }
+    return 1;
+}
+
+/* s is made only of copies of some Strip step's character. */
+static int only_strip_chars(const msbnb_tokenizer *t, const char *s, size_t n) {
+    for (int k = 0; k < t->n_dec; k++) {
+        const tok_dec *d = &t->dec[k];
+        if (d->kind != DEC_STRIP || d->a_len == 0 || n % d->a_len) continue;
+        size_t i = 0;
+        while (i < n && memcmp(s + i, d->a, d->a_len) == 0) i += d->a_len;
+        if (i == n) return 1;
+    }
+    return 0;
+}
+
+/* Length of the part of the window's text s[0..n) that later ids cannot change through a Strip after
+ * a joining step: at the start (before any cut) nothing while the text could still be the beginning
+ * of what is stripped; at the end, not the trailing characters that are part of the Strip content. */
+static size_t strip_stable(const msbnb_detokenizer *d, const char *s, size_t n) {
+    const msbnb_tokenizer *t = d->t;
+    int joined = 0;
+    for (int k = 0; k < t->n_dec; k++) {
+        const tok_dec *dec = &t->dec[k];
+        if (joined && dec->kind == DEC_STRIP && dec->a_len > 0) {
+            if (!d->cont && dec->start > 0 && n < dec->a_len && memcmp(s, dec->a, n) == 0) return 0;
+            while (dec->stop > 0 && n > 0) {
+                size_t c = n - 1; /* the last character s[c..n) */
+                while (c > 0 && ((unsigned char)s[c] & 0xC0) == 0x80) c--;
+                int inside = 0;
+                for (size_t o = 0; !inside && o + (n - c) <= dec->a_len; o++) inside = memcmp(dec->a + o, s + c, n - c) == 0;
+                if (!inside) break;
+                n = c;
+            }
+        }
+        joined |= dec->kind == DEC_BYTELEVEL || dec->kind == DEC_FUSE;
+    }
+    return n;
 }
 
 static msbnb_status detok_step(msbnb_detokenizer *d, int force, const char **text, size_t *len) {
     d->out.n = 0;
     char *all = NULL;
     size_t all_n = 0;
-    TRY(msbnb_tokenizer_decode_alloc(d->t, d->ids ? d->ids + d->prefix : NULL, d->n - d->prefix, d->flags, &all, &all_n));
+    TRY(decode_alloc(d->t, d->ids ? d->ids + d->prefix : NULL, d->n - d->prefix, d->flags, d->cont, &all, &all_n));
     size_t stable = all_n;
-    if (!force && d->pending <= DETOK_MAX_PENDING)
-        while (stable >= 3 && ends_incomplete(all, stable)) stable -= 3;
+    if (!force) {
+        stable = strip_stable(d, all, all_n);
+        if (in_byte_run(d)) stable = d->emitted_len;
+        while (stable >= 3 && stable > d->emitted_len && ends_incomplete(all, stable)) stable -= 3;
+    }
     msbnb_status st = MSBNB_OK;
     if (stable > d->emitted_len) {
         if (!tok_buf_put(&d->out, all + d->emitted_len, stable - d->emitted_len))
             st = MSBNB_FAIL(MSBNB_ERR_OUT_OF_MEMORY, "detokenizer");
         d->emitted_len = stable;
-        d->pending = 0;
     }
-    if (st == MSBNB_OK && stable == all_n && d->n - d->prefix > 1) {
+    if (st == MSBNB_OK && !force && stable == all_n && d->n - d->prefix > 1 && cuts_allowed(d->t)) {
         size_t keep = d->n - 1;
         char *ctx = NULL;
         size_t ctx_n = 0;
-        st = msbnb_tokenizer_decode_alloc(d->t, d->ids + keep, 1, d->flags, &ctx, &ctx_n);
-        if (st == MSBNB_OK && ctx_n > 0 && ctx_n <= all_n && !ends_incomplete(ctx, ctx_n) && !joins(d->t, d->ids[keep]) &&
-            memcmp(all + all_n - ctx_n, ctx, ctx_n) == 0) {
+        st = decode_alloc(d->t, d->ids + keep, 1, d->flags, 1, &ctx, &ctx_n);
+        if (st == MSBNB_OK && ctx_n > 0 && ctx_n < all_n && !ends_incomplete(ctx, ctx_n) && !joins(d->t, d->ids[keep]) &&
+            !only_strip_chars(d->t, ctx, ctx_n) && memcmp(all + all_n - ctx_n, ctx, ctx_n) == 0) {
             d->prefix = keep;
+            d->cont = 1;
             d->emitted_len = ctx_n;
         }
         free(ctx);
@@ -388,13 +481,13 @@ msbnb_status msbnb_detokenizer_push(msbnb_detokenizer *d, int32_t id, const char
         d->cap = cap;
     }
     d->ids[d->n++] = id;
-    d->pending++;
     return detok_step(d, 0, text, len);
 }
 
 msbnb_status msbnb_detokenizer_flush(msbnb_detokenizer *d, const char **text, size_t *len) {
     RETURN_IF(!d || !text || !len, MSBNB_ERR_INVALID_ARG, "NULL argument");
     TRY(detok_step(d, 1, text, len));
-    d->n = d->prefix = d->pending = d->emitted_len = 0;
+    d->n = d->prefix = d->emitted_len = 0;
+    d->cont = 0;
     return MSBNB_OK;
 }

@@ -2,7 +2,7 @@
  * test_tokenizer_api.c — the tokenizer engine's properties beyond the HF vectors: special ids from
  * the config files (an EOS list, a null BOS, add_eos_token), split_special_tokens against
  * SentencePiece's own ids, the streaming detokenizer (pieces are whole characters and add up to
- * the full decode), the buffer-size protocol, and refusals (invalid UTF-8, ids out of range, bad
+ * the full decode, also over random ids), the buffer-size protocol, and refusals (invalid UTF-8, ids out of range, bad
  * arguments, a tokenizer larger than the model).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -225,6 +225,72 @@ TEST(streaming_decode) {
     }
 }
 
+/* Streaming over random id sequences equals the whole decode (with and without skipping special
+ * tokens): the six tokenizers, mistral-v3's tokenizer.model, and the two fuzz finds whose decoders
+ * are start-dependent (Strip of two spaces after Fuse) or join runs of byte tokens (a tokenizer.model
+ * with <0x..> pieces). The ids come from a pool rich in byte tokens and special tokens, where a
+ * window cut can go wrong. */
+static int stream_matches(const msbnb_tokenizer *t, const int32_t *ids, size_t n, unsigned flags) {
+    char *whole = NULL;
+    size_t wl = 0;
+    CHECK_OK(msbnb_tokenizer_decode_alloc(t, ids, n, flags, &whole, &wl));
+    msbnb_detokenizer *dt = NULL;
+    CHECK_OK(msbnb_detokenizer_create(t, flags, &dt));
+    char *acc = (char *)malloc(wl + 64);
+    size_t al = 0;
+    int ok = acc != NULL;
+    for (size_t i = 0; i <= n; i++) {
+        const char *p;
+        size_t pl;
+        CHECK_OK(i < n ? msbnb_detokenizer_push(dt, ids[i], &p, &pl) : msbnb_detokenizer_flush(dt, &p, &pl));
+        if (al + pl > wl + 63) ok = 0;
+        else memcpy(acc + al, p, pl), al += pl;
+    }
+    ok = ok && al == wl && memcmp(acc, whole, wl) == 0;
+    free(acc);
+    free(whole);
+    msbnb_detokenizer_free(dt);
+    return ok;
+}
+
+TEST(streaming_random_ids) {
+    const char *paths[9] = {TOK_DIR "llama-bpe", TOK_DIR "llama-spm", TOK_DIR "phi-3", TOK_DIR "gpt-2",
+                            TOK_DIR "mistral-v1", TOK_DIR "mistral-v3", TOK_DIR "mistral-v3/tokenizer.model",
+                            MSBNB_SOURCE_DIR "/tests/fuzz/corpus/tokenizer_json/good_strip2_after_fuse_stream.json",
+                            MSBNB_SOURCE_DIR "/tests/fuzz/corpus/tokenizer_model/good_bytefallback_run_stream.model"};
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    for (int f = 0; f < 9; f++) {
+        msbnb_tokenizer *t = NULL;
+        CHECK_OK(msbnb_tokenizer_load(paths[f], 0, &t));
+        int vocab = msbnb_tokenizer_vocab_size(t);
+        int32_t pool[24];
+        int np = 0;
+        static const char *const named[] = {"<0x09>", "<0xE2>", "<0x82>", "<0xAC>", "<0xBF>", "<0x20>", "<s>", "</s>",
+                                            "\xE2\x96\x81", "\xE2\x96\x81\xE2\x96\x81", " ", "\xC4\xA0"};
+        for (size_t k = 0; k < sizeof named / sizeof named[0]; k++) {
+            int32_t id = msbnb_tokenizer_token_to_id(t, named[k], strlen(named[k]));
+            if (id >= 0) pool[np++] = id;
+        }
+        while (np < 24) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            pool[np++] = (int32_t)((rng >> 33) % (uint64_t)vocab);
+        }
+        int bad = 0;
+        for (int seq = 0; seq < 200; seq++) {
+            int32_t ids[24];
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t n = 1 + (size_t)((rng >> 33) % 24);
+            for (size_t i = 0; i < n; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                ids[i] = pool[(rng >> 33) % 24];
+            }
+            bad += !stream_matches(t, ids, n, 0) + !stream_matches(t, ids, n, MSBNB_DECODE_SKIP_SPECIAL);
+        }
+        CHECK_EQ_INT(bad, 0);
+        msbnb_tokenizer_free(t);
+    }
+}
+
 TEST(buffers_and_refusals) {
     msbnb_tokenizer *t = load("llama-spm");
     const char *text = "Hello world, this is a test";
@@ -288,6 +354,7 @@ int main(void) {
     RUN(special_ids_from_config_files);
     RUN(split_special_matches_sentencepiece);
     RUN(streaming_decode);
+    RUN(streaming_random_ids);
     RUN(buffers_and_refusals);
     return test_report();
 }
