@@ -3,9 +3,16 @@
 #define MSBNB_BENCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Monotonic wall-clock seconds. */
 double bench_now(void);
+/* CPU seconds of the calling thread (CLOCK_THREAD_CPUTIME_ID): one-thread figures that other
+ * processes on a shared host don't inflate. */
+double bench_thread_cpu_now(void);
+/* x[0..n) = scale * uniform(-1, 1) from a 64-bit LCG seeded with seed: the same values on every
+ * host, so benches compare like with like. */
+void bench_fill_uniform(float *x, size_t n, uint64_t seed, float scale);
 /* Measured memory read bandwidth in GB/s (1e9 B/s) at `threads` threads, over a buffer much
  * larger than the last-level cache (on huge pages, see bench_alloc_huge); best of a few passes. */
 double bench_read_bandwidth_gbs(int threads);

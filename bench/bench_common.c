@@ -27,15 +27,23 @@ double bench_now(void) {
 
 /* CPU seconds of the calling thread: the 1-thread probes use it, as the 1-thread figures they are
  * compared with use CPU time, so a preempted pass on a shared host counts as slow on neither side. */
-static double thread_cpu_now(void) {
+double bench_thread_cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+void bench_fill_uniform(float *x, size_t n, uint64_t seed, float scale) {
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = scale * ((float)(int64_t)(s >> 40) / (float)(1 << 23) - 1.0f);
+    }
+}
+
 /* Clock for a probe at `threads` threads: thread CPU time for 1 (the region runs on the calling
  * thread), wall time otherwise. */
-static double probe_now(int threads) { return threads == 1 ? thread_cpu_now() : bench_now(); }
+static double probe_now(int threads) { return threads == 1 ? bench_thread_cpu_now() : bench_now(); }
 
 static int have_avx512(void) {
 #if defined(__x86_64__)
@@ -105,9 +113,9 @@ static double measure_read_bandwidth(int threads) {
 }
 
 double bench_read_pass_gbs(const float *buf, size_t n, float *sink) {
-    double t0 = thread_cpu_now();
+    double t0 = bench_thread_cpu_now();
     *sink = have_avx512() ? bench_sum_avx512(buf, n) : sum_plain(buf, n);
-    double dt = thread_cpu_now() - t0;
+    double dt = bench_thread_cpu_now() - t0;
     return dt > 0 ? (double)n * sizeof(float) / dt * 1e-9 : 0.0;
 }
 

@@ -41,12 +41,6 @@ static const bench_fmt FMTS[] = {
  * alike: the read probes are timed the same way). With one thread the products run on the calling
  * thread; a process-wide clock would also count idle OpenMP/OpenBLAS workers still spinning after
  * an earlier 2-thread call. */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Weight streaming (n = 1) must come from DRAM: the host's 32 MB L3 holds a whole 4096x4096 NF4
  * matrix (9.4 MB), which would otherwise let the n = 1 figures exceed the read bandwidth. Before
  * each timed n = 1 call the bench reads 128 MiB of other memory (bench_evict_caches, untimed). That read
@@ -83,9 +77,9 @@ static void evict_caches(void) {
                     bench_flush_weights(wq);                                                                  \
                 }                                                                                             \
             }                                                                                                 \
-            double t0_ = bench_now(), c0_ = cpu_now();                                                        \
+            double t0_ = bench_now(), c0_ = bench_thread_cpu_now();                                                        \
             call;                                                                                             \
-            double dt_ = bench_now() - t0_, dc_ = cpu_now() - c0_;                                            \
+            double dt_ = bench_now() - t0_, dc_ = bench_thread_cpu_now() - c0_;                                            \
             spent_ += dt_;                                                                                    \
             if ((threads == 1 ? dc_ : dt_) < best) best = threads == 1 ? dc_ : dt_;                          \
         }                                                                                                     \

@@ -23,20 +23,6 @@
 #include "bench.h"
 #include "kernels/onednn_matmul.h"
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void fill(float *x, size_t n, uint64_t seed, float scale) {
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = scale * ((float)(int64_t)(s >> 40) / (float)(1 << 23) - 1.0f);
-    }
-}
-
 /* one row of the main table */
 typedef enum { R_DENSE_F32, R_DENSE_BF16, R_FWD, R_FWD_OWN, R_T, R_T_OWN } row_kind;
 typedef struct brow {
@@ -60,7 +46,7 @@ typedef struct operands {
 static double run_row(const brow *r, const operands *o) {
     const msbnb_isa level = msbnb_isa_current();
     msbnb_status st = MSBNB_OK;
-    double t0 = cpu_now();
+    double t0 = bench_thread_cpu_now();
     switch (r->kind) {
     case R_DENSE_F32:
     case R_DENSE_BF16: {
@@ -73,7 +59,7 @@ static double run_row(const brow *r, const operands *o) {
     case R_FWD_OWN:
     case R_T_OWN:
         msbnb_isa_set(msbnb_isa_detected()); /* msbnb's own kernels: the SIMD level, no oneDNN */
-        t0 = cpu_now();
+        t0 = bench_thread_cpu_now();
         /* fall through */
     case R_FWD:
     case R_T:
@@ -81,7 +67,7 @@ static double run_row(const brow *r, const operands *o) {
         else st = msbnb_matmul_t(o->q[r->dq], o->dY, o->n, o->dX, 0);
         break;
     }
-    const double dt = cpu_now() - t0;
+    const double dt = bench_thread_cpu_now() - t0;
     msbnb_isa_set(level);
     return st == MSBNB_OK ? dt : -1.0;
 }
@@ -119,9 +105,9 @@ static int main_table(int64_t out, int64_t in, int64_t n, int rounds) {
         rc = 1;
         goto done;
     }
-    fill(W, (size_t)(out * in), 3, 0.05f);
-    fill(X, (size_t)(n * in), 5, 1.0f);
-    fill(dY, (size_t)(n * out), 9, 1.0f);
+    bench_fill_uniform(W, (size_t)(out * in), 3, 0.05f);
+    bench_fill_uniform(X, (size_t)(n * in), 5, 1.0f);
+    bench_fill_uniform(dY, (size_t)(n * out), 9, 1.0f);
     if (bf16) {
         msbnb_f32_to_bf16_array(W, Wb, (size_t)(out * in));
         msbnb_f32_to_bf16_array(X, Xb, (size_t)(n * in));
@@ -225,9 +211,9 @@ done:
     do {                                                                                                     \
         best = 1e30;                                                                                         \
         for (int rep_ = 0; rep_ < (reps); rep_++) {                                                          \
-            double t0_ = cpu_now();                                                                          \
+            double t0_ = bench_thread_cpu_now();                                                                          \
             call;                                                                                            \
-            double dt_ = cpu_now() - t0_;                                                                    \
+            double dt_ = bench_thread_cpu_now() - t0_;                                                                    \
             if (dt_ < best) best = dt_;                                                                      \
         }                                                                                                    \
     } while (0)
@@ -244,8 +230,8 @@ static int crossover_table(int64_t out, int64_t in, int quick) {
     int rc = 0;
     if (!W || !X || !Y) rc = 1;
     if (!rc) {
-        fill(W, (size_t)(out * in), 11, 0.05f);
-        fill(X, (size_t)(nmax * in), 13, 1.0f);
+        bench_fill_uniform(W, (size_t)(out * in), 11, 0.05f);
+        bench_fill_uniform(X, (size_t)(nmax * in), 13, 1.0f);
         if (msbnb_quantize(W, out, in, &cfg, &q) != MSBNB_OK) rc = 1;
     }
     const msbnb_isa simd = msbnb_isa_detected(), level = msbnb_isa_current();

@@ -21,20 +21,6 @@
 #include "kernels/kernels_internal.h"
 #include "kernels/onednn_matmul.h"
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void fill(float *x, size_t n, uint64_t seed, float scale) {
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = scale * ((float)(int64_t)(s >> 40) / (float)(1 << 23) - 1.0f);
-    }
-}
-
 enum { H_FWD_BLAS, H_FWD_OD32, H_FWD_OD16, H_T_BLAS, H_T_OD32, H_T_OD16, A_S_BLAS, A_S_OD, A_O_BLAS, A_O_OD, N_ROWS };
 static const char *const row_names[N_ROWS] = {
     "head fwd, msbnb_matmul_f32", "head fwd, oneDNN f32 tiles", "head fwd, oneDNN bf16 tiles",
@@ -55,7 +41,7 @@ static double run_row(int r, const dense_ops *o) {
     const msbnb__od_gemm gs = {MSBNB__OD_F32, o->T, o->T, o->hd, qs, qs, o->T, 1, 0};
     const msbnb__od_gemm go = {MSBNB__OD_F32, o->T, o->hd, o->T, o->T, qs, qs, 0, 0};
     if (r == H_FWD_BLAS || r == H_T_BLAS) msbnb_isa_set(o->simd);
-    const double t0 = cpu_now();
+    const double t0 = bench_thread_cpu_now();
     switch (r) {
     case H_FWD_BLAS: st = msbnb_matmul_f32(o->W, o->V, o->D, o->X, o->N, NULL, o->Y); break;
     case H_FWD_OD32: st = msbnb__matmul_dense_onednn(o->W, o->V, o->D, o->X, o->N, NULL, o->Y, MSBNB__OD_F32, 0); break;
@@ -79,7 +65,7 @@ static double run_row(int r, const dense_ops *o) {
             else st = msbnb__od_run(&go, p, k, out);
         }
     }
-    const double dt = cpu_now() - t0;
+    const double dt = bench_thread_cpu_now() - t0;
     msbnb_isa_set(o->level);
     return st == MSBNB_OK ? dt : -1.0;
 }
@@ -102,9 +88,9 @@ int bench_onednn_dense(int quick) {
         printf("\n[onednn] dense products: out of memory\n");
         goto done;
     }
-    fill(W, (size_t)(o.V * o.D), 21, 0.05f), fill(X, (size_t)(o.N * o.D), 22, 1.0f);
-    fill(dY, (size_t)(o.N * o.V), 23, 1e-3f), fill(Q, (size_t)rows_qk, 24, 1.0f), fill(K, (size_t)rows_qk, 25, 1.0f);
-    fill(P, (size_t)(o.BH * o.T * o.T), 26, 1.0f);
+    bench_fill_uniform(W, (size_t)(o.V * o.D), 21, 0.05f), bench_fill_uniform(X, (size_t)(o.N * o.D), 22, 1.0f);
+    bench_fill_uniform(dY, (size_t)(o.N * o.V), 23, 1e-3f), bench_fill_uniform(Q, (size_t)rows_qk, 24, 1.0f), bench_fill_uniform(K, (size_t)rows_qk, 25, 1.0f);
+    bench_fill_uniform(P, (size_t)(o.BH * o.T * o.T), 26, 1.0f);
     o.W = W, o.X = X, o.dY = dY, o.Y = Y, o.dX = dX, o.Q = Q, o.K = K, o.P = P, o.S = S, o.O = O;
     const int bf16 = msbnb__od_has(MSBNB__OD_BF16);
     double best[N_ROWS];

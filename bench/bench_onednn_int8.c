@@ -22,12 +22,6 @@
 #include "kernels/int8_kernels.h"
 #include "kernels/onednn_matmul.h"
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 #define MAX_NS 8
 
 typedef struct shape_run {
@@ -74,15 +68,15 @@ static int run_shape(shape_run *s, const int64_t *ns, int n_ns, int rounds) {
         for (int j = 0; j < n_ns; j++) {
             const int64_t n = ns[j];
             msbnb_isa_set(simd); /* msbnb's own kernels */
-            double t0 = cpu_now();
+            double t0 = bench_thread_cpu_now();
             msbnb__i8_int_product(&wi, a, asum, rs, n, NULL, y0, NULL, 0, NULL);
-            double t = cpu_now() - t0;
+            double t = bench_thread_cpu_now() - t0;
             if (r >= 0 && t < s->own[j]) s->own[j] = t;
             msbnb_isa_set(level);
             memset(y1, 0, (size_t)(n * out) * sizeof(float));
-            t0 = cpu_now();
+            t0 = bench_thread_cpu_now();
             msbnb_status st = msbnb__i8_int_product_onednn(&wi, a, asum, rs, n, NULL, y1, NULL, 0, NULL);
-            t = cpu_now() - t0;
+            t = bench_thread_cpu_now() - t0;
             if (st != MSBNB_OK) s->od[j] = -1;
             else if (r >= 0 && s->od[j] > 0 && t < s->od[j]) s->od[j] = t;
             if (st == MSBNB_OK && memcmp(y0, y1, (size_t)(n * out) * sizeof(float))) s->same[j] = 0;

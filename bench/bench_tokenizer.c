@@ -22,12 +22,6 @@
 static const char *const names[] = {"gpt-2", "llama-bpe", "llama-spm", "mistral-v3"};
 #define N_TOK (sizeof names / sizeof names[0])
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void cpu_name(char *out, size_t cap) {
     snprintf(out, cap, "unknown CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -106,9 +100,9 @@ int bench_tokenizer(int quick) {
         for (int r = 0; r < repeats; r++) {
             int32_t *ids = NULL;
             size_t n = 0;
-            double t0 = cpu_now();
+            double t0 = bench_thread_cpu_now();
             msbnb_status st = msbnb_tokenizer_encode_alloc(tok, text, len, 0, &ids, &n);
-            double dt = cpu_now() - t0;
+            double dt = bench_thread_cpu_now() - t0;
             if (st != MSBNB_OK) {
                 printf("  %s: %s\n", names[k], msbnb_last_error());
                 rc = 1;
