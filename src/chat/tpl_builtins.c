@@ -603,8 +603,11 @@ static tpl_value range_list(tpl_ctx *c, const tpl_args *args) {
     } else tpl_fail(c->env, MSBNB_ERR_FORMAT, "range expects 1 to 3 integer arguments");
     if (step == 0) tpl_fail(c->env, MSBNB_ERR_FORMAT, "range step must not be zero");
     const double count = step > 0 ? ceil(((double)stop - (double)start) / (double)step) : ceil(((double)start - (double)stop) / (double)-step);
+    /* transformers renders in jinja2's sandbox, which refuses ranges over 100,000 items (MAX_RANGE) */
+    if (count > 100000) tpl_fail(c->env, MSBNB_ERR_UNSUPPORTED, "range of %.0f items is larger than 100000", count);
     if (count > (double)(c->a->cap / sizeof(tpl_value)))
         tpl_fail(c->env, MSBNB_ERR_OUT_OF_MEMORY, "range of %.0f items is too large", count);
+    if (count > 0) tpl_charge_steps(c, (uint64_t)count); /* building the list is work like a loop's turns */
     tpl_list *l = tpl_list_new(c->a, count > 0 ? (size_t)count : 1);
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
         tpl_list_push(c->a, l, tpl_int(i));

@@ -14,10 +14,13 @@ typedef struct tpl_frame {
     tpl_dict *vars;
 } tpl_frame;
 
-int tpl_check_steps(tpl_ctx *c) {
-    if (++c->steps > c->max_steps)
+int tpl_check_steps(tpl_ctx *c) { return tpl_charge_steps(c, 1); }
+
+int tpl_charge_steps(tpl_ctx *c, uint64_t n) {
+    if (n > c->max_steps - c->steps) /* c->steps never exceeds c->max_steps: tpl_fail does not return */
         tpl_fail(c->env, MSBNB_ERR_UNSUPPORTED, "template stopped after %llu evaluation steps (a runaway loop?)",
                  (unsigned long long)c->max_steps);
+    c->steps += n;
     return 0;
 }
 

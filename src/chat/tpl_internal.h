@@ -319,5 +319,7 @@ tpl_value tpl_call_macro(tpl_ctx *c, const tpl_value *macro, const tpl_args *arg
 void tpl_render(tpl_ctx *c, const tpl_body *root, tpl_dict *globals);
 /* Apply a filter by name (map('upper'), select('odd')) or a test. */
 int tpl_check_steps(tpl_ctx *c);
+/* Charges n steps at once (n >= 1) for work proportional to n, such as building range(n). */
+int tpl_charge_steps(tpl_ctx *c, uint64_t n);
 
 #endif
