@@ -4,13 +4,7 @@
 # <build>/python/msbnb/_msbnb_native.so. Only symbols marked visible in python/src are exported
 # (the static library's own symbols stay hidden: --exclude-libs).
 file(GLOB MSBNB_PY_SRC CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/python/src/*.c)
-# + the code of `msbnb quantize` (public API only), run by msbnb.quantize_checkpoint, and the CLI's
-# atomic output directories (tools/msbnb/cli_atomic.c), which msbnb.mindspore's save_hf_weights
-# commits its directory with (one implementation for both)
-set(MSBNB_PY_CLI_SRC tools/msbnb/cli_convert.c tools/msbnb/cli_convert_util.c tools/msbnb/cli_atomic.c tools/msbnb/cli_opts.c)
-list(TRANSFORM MSBNB_PY_CLI_SRC PREPEND ${PROJECT_SOURCE_DIR}/)
-add_library(msbnb_py MODULE ${MSBNB_PY_SRC} ${MSBNB_PY_CLI_SRC})
-target_include_directories(msbnb_py PRIVATE ${PROJECT_SOURCE_DIR}/tools/msbnb)
+add_library(msbnb_py MODULE ${MSBNB_PY_SRC})
 set_target_properties(msbnb_py PROPERTIES OUTPUT_NAME _msbnb_native PREFIX "" SUFFIX ".so"
                                           C_VISIBILITY_PRESET hidden
                                           LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/python/msbnb)

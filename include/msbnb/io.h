@@ -298,6 +298,53 @@ msbnb_status msbnb_bnb_quantization_config_json(const msbnb_quant_config *cfg, c
  * "quantization_config" set to quantization_config_json (NULL removes it). */
 msbnb_status msbnb_config_write_with_quantization(const char *src_path, const char *dst_path,
                                                   const char *quantization_config_json);
+/* If `name` is an auxiliary entry of a quantized weight present in ck (".absmax", ".SCB",
+ * ".quant_state....", ...), *parent = that weight's name (malloc'ed, caller frees) and 1 is
+ * returned; else *parent = NULL and 0. */
+int msbnb_bnb_aux_parent(const msbnb_checkpoint *ck, const char *name, char **parent);
+/* Bytes on disk of the logical tensor `name`: itself plus, when quantized, all its auxiliary
+ * entries (0 when name is absent). */
+uint64_t msbnb_bnb_logical_bytes(const msbnb_checkpoint *ck, const char *name);
+
+/* ---------------------------------------------------------------- output directories written whole */
+
+/* An output directory that appears whole or not at all (what `msbnb quantize`, `dequantize`,
+ * `merge` and `finetune` write, and msbnb_quantize_model):
+ *
+ *     msbnb_outdir *d = NULL;
+ *     if (msbnb_outdir_begin("out/model-nf4", &d) != MSBNB_OK) ...   // msbnb_last_error()
+ *     write files under msbnb_outdir_path(d) ...
+ *     msbnb_status st = ok ? msbnb_outdir_commit(d) : MSBNB_OK;
+ *     msbnb_outdir_free(d);          // removes the temporary directory unless committed
+ *
+ * begin creates a temporary directory beside the target, "<parent>/.msbnb-tmp-<name>.<pid>",
+ * after removing stale ones of the same target whose process is gone (a killed run's). commit
+ * fsyncs every file in it and the directory, and swaps it into place in one
+ * renameat2(RENAME_EXCHANGE) (a plain rename when the target does not exist yet); the previous
+ * output, now under the temporary name, is removed. Where the file system cannot exchange, the old
+ * output is first renamed to "<temporary>.old", and a later begin puts it back if the target is
+ * then missing. Until commit succeeds the previous output stays as it was. Errors (IO,
+ * OUT_OF_MEMORY, INVALID_ARG for NULL) carry a one-line message starting with the path. */
+typedef struct msbnb_outdir msbnb_outdir;
+/* Refuses a final_path that exists and is not a directory, or whose parent does not exist. */
+msbnb_status msbnb_outdir_begin(const char *final_path, msbnb_outdir **out);
+/* The temporary directory to write into (owned by d); NULL once committed. */
+const char *msbnb_outdir_path(const msbnb_outdir *d);
+/* The target given to begin (owned by d). */
+const char *msbnb_outdir_final(const msbnb_outdir *d);
+/* fsync, swap into place, remove the previous output. After a failure d stays uncommitted (free
+ * removes the temporary directory); committing twice is an INVALID_ARG. */
+msbnb_status msbnb_outdir_commit(msbnb_outdir *d);
+/* Removes the temporary directory when not committed; the target is untouched. NULL accepted. */
+void msbnb_outdir_free(msbnb_outdir *d);
+
+/* 1 when a and b name the same existing file or directory, or b lies inside directory a (b need
+ * not exist yet: its parent is compared); 0 otherwise. For "output would overwrite the input". */
+int msbnb_path_same_or_inside(const char *a, const char *b);
+/* Copy the side files of a model directory (tokenizer files, generation_config.json, ...) into
+ * out_dir: every regular file of in_dir except hidden ones, *.safetensors, the shard index and
+ * config.json, each written to a temporary name and renamed. Errors: IO, OUT_OF_MEMORY. */
+msbnb_status msbnb_model_dir_copy_side_files(const char *in_dir, const char *out_dir);
 
 /* ---------------------------------------------------------------- PEFT LoRA adapters */
 

@@ -12,7 +12,7 @@ from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int64, c_size_
 
 from .errors import error_for_status
 
-ABI = 2
+ABI = 3
 
 
 class QTensorView(ctypes.Structure):
@@ -61,7 +61,13 @@ _SIGNATURES = {
                                   c_float, POINTER(P)]),
     "msbnb_py_quantize_opt": (c_int, [P, c_int64, c_int64, c_int, c_int, c_int, c_int, c_int, c_int, P, P, c_int64,
                                       POINTER(P)]),
-    "msbnb_py_quantize_checkpoint": (c_int, [c_int, POINTER(c_char_p)]),
+    "msbnb_py_quantize_checkpoint": (c_int, [c_char_p, c_char_p, c_int, c_int, c_int, c_int, c_char_p, c_char_p,
+                                             c_char_p, c_int64, c_int, POINTER(c_char_p), c_int64,
+                                             POINTER(c_char_p), c_int64, POINTER(P)]),
+    "msbnb_py_quantize_report_count": (c_size_t, [P]),
+    "msbnb_py_quantize_report_row": (c_int, [P, c_size_t, P]),
+    "msbnb_py_quantize_report_totals": (None, [P, P]),
+    "msbnb_py_quantize_report_free": (None, [P]),
     "msbnb_py_qtensor_view": (c_int, [P, POINTER(QTensorView)]),
     "msbnb_py_qtensor_wrap": (c_int, [POINTER(QTensorView), POINTER(P)]),
     "msbnb_py_qtensor_validate": (c_int, [P]),

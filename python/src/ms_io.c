@@ -12,8 +12,6 @@
 #include <msbnb/io.h>
 #include <msbnb/model.h>
 
-#include "cli_atomic.h" /* tools/msbnb: the CLI's atomic output directories, compiled in (python.cmake) */
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,32 +152,13 @@ MSBNB_MS_API int msbnb_ms_config_write_with_quantization(const char *src_path, c
     return rec(msbnb_config_write_with_quantization(src_path, dst_path, qjson));
 }
 
-/* An output directory that appears whole or not at all, as the CLI writes its outputs
- * (tools/msbnb/cli_atomic.h, compiled into this library): begin creates the temporary directory
- * beside `final` (msbnb_ms_dir_path), commit swaps it into place, free removes it when not
- * committed. The handle belongs to the caller (msbnb_ms_dir_free; NULL accepted). */
-MSBNB_MS_API int msbnb_ms_dir_begin(const char *final, cli_atomic **out) {
-    *out = NULL;
-    cli_atomic *a = calloc(1, sizeof *a);
-    if (!a) {
-        snprintf(io_err, sizeof io_err, "%s: out of memory", final);
-        return MSBNB_ERR_OUT_OF_MEMORY;
-    }
-    msbnb_status st = cli_atomic_begin(a, final, io_err, sizeof io_err);
-    if (st != MSBNB_OK) {
-        free(a);
-        return st;
-    }
-    *out = a;
-    return MSBNB_OK;
-}
+/* An output directory that appears whole or not at all (msbnb_outdir, io.h): begin creates the
+ * temporary directory beside `final` (msbnb_ms_dir_path), commit swaps it into place, free removes
+ * it when not committed. The handle belongs to the caller (msbnb_ms_dir_free; NULL accepted). */
+MSBNB_MS_API int msbnb_ms_dir_begin(const char *final, msbnb_outdir **out) { return rec(msbnb_outdir_begin(final, out)); }
 
-MSBNB_MS_API const char *msbnb_ms_dir_path(const cli_atomic *a) { return a->tmp; }
+MSBNB_MS_API const char *msbnb_ms_dir_path(const msbnb_outdir *d) { return msbnb_outdir_path(d); }
 
-MSBNB_MS_API int msbnb_ms_dir_commit(cli_atomic *a) { return cli_atomic_commit(a, io_err, sizeof io_err); }
+MSBNB_MS_API int msbnb_ms_dir_commit(msbnb_outdir *d) { return rec(msbnb_outdir_commit(d)); }
 
-MSBNB_MS_API void msbnb_ms_dir_free(cli_atomic *a) {
-    if (!a) return;
-    cli_atomic_free(a);
-    free(a);
-}
+MSBNB_MS_API void msbnb_ms_dir_free(msbnb_outdir *d) { msbnb_outdir_free(d); }

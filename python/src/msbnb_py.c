@@ -15,21 +15,23 @@
  * (Python frees them with msbnb_py_qtensor_free / msbnb_py_checkpoint_close / ...).
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <msbnb/convert.h>
 #include <msbnb/io.h>
 #include <msbnb/kernels.h>
 #include <msbnb/quant.h>
-
-#include "cli.h" /* tools/msbnb: `msbnb quantize` itself, run by msbnb_py_quantize_checkpoint */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #define MSBNB_PY_API __attribute__((visibility("default")))
 
 /* Bumped whenever a signature below or a mirrored struct (msbnb/_native.py) changes. */
-#define MSBNB_PY_ABI 2
+#define MSBNB_PY_ABI 3
 
 static _Thread_local char py_err[1024];
 
@@ -267,22 +269,43 @@ MSBNB_PY_API void msbnb_py_writer_free(msbnb_st_writer *w) { msbnb_st_writer_fre
 
 /* ---------------------------------------------------------------- whole checkpoints */
 
-/* The first error line `msbnb quantize` reports during the call (cli_error_hook). */
-static void keep_error_line(const char *line) {
-    if (!py_err[0]) snprintf(py_err, sizeof py_err, "%s", line);
+/* msbnb_quantize_model (convert.h) with the parameters given one by one: type as msbnb_qtype;
+ * blocksize, group_size, calib_tokens <= 0 and calib_seq 0 keep the defaults; method a spec
+ * ("gptq", "awq+search", ...; msbnb_quantize_method_parse); calib_text, tokenizer NULL = none /
+ * found; skip [n_skip] (n_skip < 0: the default {"lm_head"}) and targets [n_targets] borrowed for
+ * the call. *report (caller frees with msbnb_py_quantize_report_free) on success. */
+MSBNB_PY_API int msbnb_py_quantize_checkpoint(const char *src, const char *dst, int type, int blocksize,
+                                              int group_size, int double_quant, const char *method,
+                                              const char *calib_text, const char *tokenizer, int64_t calib_tokens,
+                                              int calib_seq, const char *const *skip, int64_t n_skip,
+                                              const char *const *targets, int64_t n_targets,
+                                              msbnb_quantize_report **report) {
+    msbnb_quantize_params p = msbnb_quantize_params_default((msbnb_qtype)type);
+    if (blocksize > 0) p.cfg.blocksize = blocksize;
+    if (group_size > 0) p.cfg.group_size = group_size;
+    p.cfg.double_quant = double_quant;
+    msbnb_status st = msbnb_quantize_method_parse(method ? method : "rtn", &p.method, &p.awq);
+    if (st != MSBNB_OK) return rec(st);
+    p.calib_text = calib_text, p.tokenizer = tokenizer;
+    if (calib_tokens > 0) p.calib_tokens = calib_tokens;
+    p.calib_seq = calib_seq;
+    if (n_skip >= 0) p.skip = skip, p.n_skip = (size_t)n_skip;
+    if (n_targets > 0) p.targets = targets, p.n_targets = (size_t)n_targets;
+#if defined(__GLIBC__)
+    /* as `msbnb quantize` does (tools/msbnb/cli_convert.c, bound_heap): pin glibc's mmap threshold so
+     * a long calibrated run's heap stays bounded by one layer; MALLOC_MMAP_THRESHOLD_ still wins */
+    if (!getenv("MALLOC_MMAP_THRESHOLD_")) (void)mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+    return rec(msbnb_quantize_model(src, dst, &p, report));
 }
-
-/* `msbnb quantize` with argv = {"quantize", IN, OUT, options...}: the CLI's own code
- * (tools/msbnb/cli_convert.c), so the files are the CLI's byte for byte, written the same way
- * (streamed, temporary output renamed into place). Its error line becomes the shim's message;
- * the status is the failure's, INVALID_ARG for a bad option. Not reentrant (one call at a time). */
-MSBNB_PY_API int msbnb_py_quantize_checkpoint(int argc, char **argv) {
-    py_err[0] = '\0';
-    cli_error_hook = keep_error_line;
-    msbnb_status st = MSBNB_OK;
-    int rc = cli_quantize_run(argc, argv, &st);
-    cli_error_hook = NULL;
-    if (rc == EXIT_OK) return MSBNB_OK;
-    if (!py_err[0]) snprintf(py_err, sizeof py_err, "msbnb quantize failed (exit code %d)", rc);
-    return rc == EXIT_USAGE || st == MSBNB_OK ? MSBNB_ERR_INVALID_ARG : (int)st;
+MSBNB_PY_API size_t msbnb_py_quantize_report_count(const msbnb_quantize_report *r) {
+    return msbnb_quantize_report_count(r);
 }
+/* Row i (convert.h's msbnb_quantize_row, mirrored in msbnb/checkpoint.py); strings borrowed from r. */
+MSBNB_PY_API int msbnb_py_quantize_report_row(const msbnb_quantize_report *r, size_t i, msbnb_quantize_row *row) {
+    return rec(msbnb_quantize_report_get(r, i, row));
+}
+MSBNB_PY_API void msbnb_py_quantize_report_totals(const msbnb_quantize_report *r, msbnb_quantize_totals *t) {
+    msbnb_quantize_report_totals(r, t);
+}
+MSBNB_PY_API void msbnb_py_quantize_report_free(msbnb_quantize_report *r) { msbnb_quantize_report_free(r); }

@@ -170,6 +170,65 @@ static bool has(const msbnb_checkpoint *ck, const char *name) {
     return msbnb__checkpoint_lookup(ck, name, &t);
 }
 
+/* ---------------------------------------------------------------- a quantized weight's parts */
+
+/* Entries hanging off "<weight>" and off "<module>." (Linear8bitLt) */
+static const char *const weight_suffixes[] = {
+    ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__nf4",
+    ".quant_state.bitsandbytes__fp4", ".quant_state.msbnb__int4", ".quant_state.msbnb__int8", ".scales", ".zero_point"};
+static const char *const module_suffixes[] = {"SCB", "weight_format"};
+
+/* name is present and stored quantized (no error recorded otherwise). */
+static bool is_quantized(const msbnb_checkpoint *ck, const char *name) {
+    msbnb_qtype q = MSBNB_QTYPE_NONE;
+    return has(ck, name) && msbnb_bnb_detect(ck, name, &q) == MSBNB_OK && q != MSBNB_QTYPE_NONE;
+}
+
+int msbnb_bnb_aux_parent(const msbnb_checkpoint *ck, const char *name, char **parent) {
+    if (parent) *parent = NULL;
+    if (!ck || !name || !parent || !msbnb_bnb_is_aux_name(name)) return 0;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof weight_suffixes / sizeof weight_suffixes[0]; i++)
+        if (ends_with(name, weight_suffixes[i])) {
+            size_t keep = n - strlen(weight_suffixes[i]);
+            char *p = malloc(keep + 1);
+            if (!p) return 0;
+            memcpy(p, name, keep);
+            p[keep] = '\0';
+            if (is_quantized(ck, p)) return *parent = p, 1;
+            free(p);
+        }
+    for (size_t i = 0; i < sizeof module_suffixes / sizeof module_suffixes[0]; i++)
+        if (ends_with(name, module_suffixes[i])) {
+            size_t keep = n - strlen(module_suffixes[i]);
+            char *p = malloc(keep + 7);
+            if (!p) return 0;
+            memcpy(p, name, keep);
+            strcpy(p + keep, "weight");
+            if (is_quantized(ck, p)) return *parent = p, 1;
+            free(p);
+        }
+    return 0;
+}
+
+uint64_t msbnb_bnb_logical_bytes(const msbnb_checkpoint *ck, const char *name) {
+    msbnb_tensor_info t, a;
+    if (!ck || !name || !msbnb__checkpoint_lookup(ck, name, &t)) return 0;
+    uint64_t total = t.nbytes;
+    if (!is_quantized(ck, name)) return total;
+    for (size_t i = 0; i < sizeof weight_suffixes / sizeof weight_suffixes[0]; i++) {
+        char *key = msbnb__bnb_key(name, weight_suffixes[i]);
+        if (key && msbnb__checkpoint_lookup(ck, key, &a)) total += a.nbytes;
+        free(key);
+    }
+    for (size_t i = 0; i < sizeof module_suffixes / sizeof module_suffixes[0]; i++) {
+        char *key = msbnb__bnb_module_key(name, module_suffixes[i]);
+        if (key && msbnb__checkpoint_lookup(ck, key, &a)) total += a.nbytes;
+        free(key);
+    }
+    return total;
+}
+
 msbnb_status msbnb_bnb_detect(const msbnb_checkpoint *ck, const char *name, msbnb_qtype *out) {
     RETURN_IF(!ck || !name || !out, MSBNB_ERR_INVALID_ARG, "NULL argument");
     msbnb_tensor_info t;

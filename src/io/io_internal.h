@@ -78,6 +78,9 @@ msbnb_status msbnb__tmp_commit(int fd, const char *tmp_path, const char *dest, c
 msbnb_status msbnb__write_file_atomic(const char *dest, const void *buf, size_t n, char *errbuf);
 /* Read a whole file of at most max_bytes into a malloc'ed buffer (NUL-terminated for text). */
 msbnb_status msbnb__read_file(const char *path, size_t max_bytes, char **out, size_t *len, char *errbuf);
+/* Remove a directory tree (regular files, symlinks, subdirectories; never follows links); a file
+ * alone is unlinked. Best effort, silent (outdir.c). */
+void msbnb__rmtree(const char *path);
 /* malloc'ed "a/b" (a without trailing '/'). NULL on allocation failure. */
 char *msbnb__path_join(const char *dir, const char *name);
 /* malloc'ed copy (NULL in -> NULL out). */

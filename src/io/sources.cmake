@@ -8,4 +8,7 @@ list(APPEND MSBNB_SRC
   src/io/bnb.c
   src/io/bnb_read.c
   src/io/peft.c
+  src/io/outdir.c
+  src/io/convert.c
+  src/io/quantize_model.c
 )

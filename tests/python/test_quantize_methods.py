@@ -1,5 +1,6 @@
 """The quantization methods through the Python package (docs/quantization.md):
-msbnb.quantize_checkpoint runs `msbnb quantize` itself, so its files must be the CLI's bytes for
+msbnb.quantize_checkpoint calls the library's msbnb_quantize_model, which `msbnb quantize` runs too,
+so its files must be the CLI's bytes for
 the same options (and the same for every thread count); functional.quantize_4bit(method=...)
 must keep the C library's properties — the scale search never increases a block's error over
 bitsandbytes' rule, GPTQ lowers the output error on the statistics it is given — and bad
@@ -57,11 +58,11 @@ def test_quantize_checkpoint_single_file(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,words", [
-    ({"method": "bogus"}, "--method must be"),
-    ({"method": "gptq"}, "needs --calibrate"),
+    ({"method": "bogus"}, "method must be rtn, search"),
+    ({"method": "gptq"}, "needs a calibration text"),
     ({"quant_type": "int8", "method": "search"}, "applies to nf4, fp4 and int4"),
     ({"block_size": 48}, "power of two"),
-    ({"calibrate": CALIB}, "--calibrate needs --method"),
+    ({"calibrate": CALIB}, "calibration text .* needs method search, gptq or awq"),
     ({"method": "gptq", "calibrate": "/nonexistent/calib.txt"}, "cannot open calibration text"),
 ])
 def test_quantize_checkpoint_bad_options_raise(tmp_path, kwargs, words):
@@ -143,3 +144,16 @@ def test_quantize_4bit_bad_method_or_importance(rng):
         F.quantize_4bit(w, 64, quant_type="nf4", method="search", importance=-np.ones(64))
     with pytest.raises(msbnb.MsbnbError):  # no method but RTN for INT8
         msbnb.qtensor.quantize(w, "int8", method="search")
+
+
+def test_quantize_checkpoint_report_matches_the_file(tmp_path):
+    rep = msbnb.quantize_checkpoint(STORIES, tmp_path / "q", "nf4", skip=["layers.4"])
+    q = msbnb.load_quantized(tmp_path / "q")
+    quantized = {r["name"] for r in rep["layers"] if not r["kept"]}
+    assert quantized == {k for k, v in q.items() if isinstance(v, msbnb.QTensor)}
+    assert rep["n_quantized"] == len(quantized) == 28 and rep["n_kept"] == 7
+    assert all(r["kept"] == "skipped (--skip)" for r in rep["layers"] if "layers.4." in r["name"])
+    for r in rep["layers"]:
+        if not r["kept"]:  # NF4 of a Gaussian-like weight: ~9-10 % relative error, 4.5 bits of 32
+            assert 5 < r["rel_err_pct"] < 15 and r["bytes_after"] < r["bytes_before"] / 6, r
+    assert rep["bytes_after"] < os.path.getsize(tmp_path / "q" / "model.safetensors") < rep["bytes_before"]

@@ -7,9 +7,6 @@
 
 /* cli_convert.c: checkpoints */
 int cmd_quantize(int argc, char **argv);
-/* cmd_quantize that also gives the status of a failure (MSBNB_OK for a usage error or success);
- * the Python package runs it (python/src/msbnb_py.c: msbnb.quantize_checkpoint). */
-int cli_quantize_run(int argc, char **argv, msbnb_status *status);
 int cmd_inspect(int argc, char **argv);
 int cmd_dequantize(int argc, char **argv);
 int cmd_compare(int argc, char **argv);

@@ -17,7 +17,7 @@
 #include <msbnb/model.h>
 
 #include "cli.h"
-#include "cli_atomic.h"
+#include "cli_convert_util.h" /* cli_read_file */
 #include "cli_opts.h"
 
 /* ================================================================ tokenizer glue */

@@ -1,6 +1,6 @@
-/* cli_convert_util.h — helpers shared by the checkpoint commands (cli_convert.c, cli_inspect.c):
- * which tensors are linear weights, the parts of a quantized weight, output
- * directories that vanish on failure, progress bar, error statistics. Public API only. */
+/* cli_convert_util.h — helpers shared by the commands (cli_convert.c, cli_inspect.c, cli_train.c,
+ * cli_chat.c): error lines, option lists, a tensor's values, whole files, progress bar, error
+ * statistics, sizes. Public API only (the conversions themselves: msbnb/convert.h). */
 #ifndef MSBNB_CLI_CONVERT_UTIL_H
 #define MSBNB_CLI_CONVERT_UTIL_H
 
@@ -10,7 +10,6 @@
 
 #include <msbnb/io.h>
 
-#include "cli_atomic.h"
 #include "cli_opts.h" /* exit codes, usage errors */
 
 /* "msbnb CMD: <msbnb_last_error()>" on stderr; returns EXIT_FAIL. */
@@ -24,46 +23,13 @@ int cli_tensor_error(const char *cmd, const msbnb_tensor_info *t);
 char **cli_split_list(const char *s, size_t *n);
 void cli_free_list(char **list);
 
-/* Module path of a weight: "model.layers.0.mlp.up_proj" for "...up_proj.weight". Malloc'ed. */
-char *cli_module_of(const char *weight_name);
-/* Pattern match on module paths: globs (*, ?) match the whole path; a plain word matches a
- * whole dotted component run ("q_proj" matches "model.layers.0.self_attn.q_proj", "layers.0"
- * matches "model.layers.0.mlp.up_proj"). */
-bool cli_pattern_match(const char *module, const char *pattern);
-/* A 2-D floating-point "*.weight" that is not an embedding or a norm. */
-bool cli_is_linear_weight(const msbnb_tensor_info *t);
-
-/* If `name` is an auxiliary entry of a quantized weight present in ck (".absmax", ".SCB",
- * ".quant_state...."), the weight's name (malloc'ed); else NULL. */
-char *cli_aux_parent(const msbnb_checkpoint *ck, const char *name);
-/* Bytes on disk of a logical tensor: itself plus all its auxiliary entries. */
-uint64_t cli_logical_bytes(const msbnb_checkpoint *ck, const msbnb_tensor_info *t);
 /* Float32 values of a logical tensor (dequantized when quantized): *out malloc'ed [*n];
  * *type its quantization (NONE when plain). */
 msbnb_status cli_read_values(const msbnb_checkpoint *ck, const char *name, float **out, size_t *n, msbnb_qtype *type);
 
-/* Output location: a file, or a model directory written whole into a temporary directory beside
- * it and swapped into place by cli_output_commit (cli_atomic.h), so the previous output stays
- * intact until the new one is complete. On failure, cli_output_abort removes everything this run
- * created; the previous output is untouched. */
-typedef struct cli_output {
-    char *dir;          /* the directory to write into (the temporary one); NULL for a file */
-    char *model_path;   /* the .safetensors to write */
-    char **created;     /* files written so far (file mode) */
-    size_t n_created;
-    cli_atomic atomic;  /* dir mode */
-} cli_output;
-/* IN is the input path: refuses an OUT that is IN or contains it. dir_mode: OUT is a model
- * directory. */
-msbnb_status cli_output_begin(cli_output *o, const char *in, const char *out, bool dir_mode);
-void cli_output_created(cli_output *o, const char *path);
-/* Dir mode: swap the finished directory into place. No-op for a file (the writer renamed it). */
-msbnb_status cli_output_commit(cli_output *o);
-void cli_output_abort(cli_output *o);
-void cli_output_free(cli_output *o);
-/* Copy the side files of a model directory (tokenizer, generation config, ...): every regular
- * file except *.safetensors, the index and config.json. */
-msbnb_status cli_copy_side_files(cli_output *o, const char *in_dir);
+/* A whole file, malloc'ed and NUL-terminated (*len bytes before the NUL); NULL when unreadable or
+ * longer than max bytes (0: no limit). */
+char *cli_read_file(const char *path, size_t max, size_t *len);
 
 /* Progress bar on stderr: tensors done, MB/s, ETA; only when stderr is a terminal. */
 typedef struct cli_progress {

@@ -69,15 +69,15 @@ int cmd_inspect(int argc, char **argv) {
         msbnb_tensor_info t;
         msbnb_checkpoint_get(ck, i, &t);
         file_bytes += t.nbytes;
-        char *parent = cli_aux_parent(ck, t.name);
-        if (parent) {
+        char *parent = NULL;
+        if (msbnb_bnb_aux_parent(ck, t.name, &parent)) {
             free(parent);
             continue;
         }
         n_logical++;
         msbnb_qtype type = MSBNB_QTYPE_NONE;
         msbnb_bnb_detect(ck, t.name, &type);
-        uint64_t bytes = cli_logical_bytes(ck, &t);
+        uint64_t bytes = msbnb_bnb_logical_bytes(ck, t.name);
         if (type == MSBNB_QTYPE_NONE) {
             printf("%-52s %-6s %-14s %11s  -\n", t.name, msbnb_st_dtype_name(t.dtype), cli_shape_str(t.shape, t.ndim, sh, sizeof sh),
                    cli_bytes_str(bytes, b1, sizeof b1));
@@ -158,8 +158,8 @@ int cmd_compare(int argc, char **argv) {
     for (size_t i = 0; i < msbnb_checkpoint_count(a); i++) {
         msbnb_tensor_info ta, tb;
         msbnb_checkpoint_get(a, i, &ta);
-        char *parent = cli_aux_parent(a, ta.name);
-        if (parent) {
+        char *parent = NULL;
+        if (msbnb_bnb_aux_parent(a, ta.name, &parent)) {
             free(parent);
             continue;
         }
@@ -188,7 +188,7 @@ int cmd_compare(int argc, char **argv) {
             cli_err_add(&total, va, vb, na);
             double rel, snr, mse;
             cli_err_finish(&acc, &rel, &snr, &mse);
-            uint64_t sa = cli_logical_bytes(a, &ta), sb = cli_logical_bytes(b, &tb);
+            uint64_t sa = msbnb_bnb_logical_bytes(a, ta.name), sb = msbnb_bnb_logical_bytes(b, tb.name);
             size_a += sa, size_b += sb;
             compared++;
             printf("%-52s %11s %11s %9.3f %8.2f %11.3g\n", ta.name, cli_bytes_str(sa, b1, sizeof b1),

@@ -15,7 +15,6 @@
 #include <msbnb/train.h>
 
 #include "cli.h"
-#include "cli_atomic.h"
 #include "cli_convert_util.h"
 #include "cli_train_out.h"
 #include "cli_train_state.h"
@@ -255,12 +254,12 @@ int cmd_finetune(int argc, char **argv) {
     /* ADAPTER_DIR is replaced whole: it must not hold an input */
     const char *inputs[] = {o.model, o.text, o.val, tokpath};
     for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++)
-        if (inputs[k] && cli_same_or_inside(o.out, inputs[k])) {
+        if (inputs[k] && msbnb_path_same_or_inside(o.out, inputs[k])) {
             fprintf(stderr, "msbnb finetune: %s: output would overwrite the input %s\n", o.out, inputs[k]);
             return 1;
         }
     /* resuming in place is fine (everything is read before the first save); any other overlap is not */
-    if (o.resume && cli_same_or_inside(o.out, o.resume) != cli_same_or_inside(o.resume, o.out)) {
+    if (o.resume && msbnb_path_same_or_inside(o.out, o.resume) != msbnb_path_same_or_inside(o.resume, o.out)) {
         fprintf(stderr, "msbnb finetune: %s: output would overwrite the checkpoint %s\n", o.out, o.resume);
         return 1;
     }
@@ -529,28 +528,24 @@ int cmd_merge(int argc, char **argv) {
         return cli_args_error(&a, "--quant must be nf4, fp4, int4 or int8, not '%s'", quant);
     if (!pos[2]) return cli_args_error(&a, "needs MODEL, ADAPTER_DIR and OUT_DIR");
     for (int k = 0; k < 2; k++)
-        if (cli_same_or_inside(pos[2], pos[k])) {
+        if (msbnb_path_same_or_inside(pos[2], pos[k])) {
             fprintf(stderr, "msbnb merge: %s: output would overwrite the input %s\n", pos[2], pos[k]);
             return EXIT_FAIL;
         }
     msbnb_model *m = NULL;
     if (msbnb_model_load(pos[0], &mp, &m) != MSBNB_OK) return fail(pos[0]);
     int rc = 0;
-    char err[600];
-    cli_atomic out = {0};
+    msbnb_outdir *out = NULL;
     if (msbnb_model_lora_load(m, pos[1], "default") != MSBNB_OK) rc = fail(pos[1]);
-    else if (cli_atomic_begin(&out, pos[2], err, sizeof err) != MSBNB_OK) rc = merge_io_error(err);
-    else if (msbnb_model_save_merged_ex(m, out.tmp, requant, dtype_choice) != MSBNB_OK) rc = fail(pos[2]);
+    else if (msbnb_outdir_begin(pos[2], &out) != MSBNB_OK) rc = merge_io_error(msbnb_last_error());
+    else if (msbnb_model_save_merged_ex(m, msbnb_outdir_path(out), requant, dtype_choice) != MSBNB_OK) rc = fail(pos[2]);
     else {
         struct stat sb;
-        if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode)) {
-            /* tokenizer.json, tokenizer_config.json, generation_config.json, ...: a complete model */
-            cli_output side = {0};
-            side.dir = strdup(out.tmp);
-            if (!side.dir || cli_copy_side_files(&side, pos[0]) != MSBNB_OK) rc = fail(pos[2]);
-            cli_output_free(&side);
-        }
-        if (rc == 0 && cli_atomic_commit(&out, err, sizeof err) != MSBNB_OK) rc = merge_io_error(err);
+        /* tokenizer.json, tokenizer_config.json, generation_config.json, ...: a complete model */
+        if (stat(pos[0], &sb) == 0 && S_ISDIR(sb.st_mode) &&
+            msbnb_model_dir_copy_side_files(pos[0], msbnb_outdir_path(out)) != MSBNB_OK)
+            rc = fail(pos[2]);
+        if (rc == 0 && msbnb_outdir_commit(out) != MSBNB_OK) rc = merge_io_error(msbnb_last_error());
     }
     if (rc == 0) {
         msbnb_model_config c;
@@ -558,7 +553,7 @@ int cmd_merge(int argc, char **argv) {
         printf("merged %s + %s -> %s (%s model, %s)\n", pos[0], pos[1], pos[2], msbnb_family_name(c.family),
                requant ? "re-quantized" : "plain");
     }
-    cli_atomic_free(&out); /* removes the temporary directory after a failure */
+    msbnb_outdir_free(out); /* removes the temporary directory after a failure */
     msbnb_model_free(m);
     return rc;
 }

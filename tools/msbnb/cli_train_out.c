@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include "cli_train_out.h"
 
+#include "cli_convert_util.h" /* cli_read_file */
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +77,8 @@ static bool load_history(ft_out *u, const char *resume_dir, int step, char *err,
 
 bool ft_out_begin(ft_out *u, const char *out, const char *resume_dir, int step, char *err, size_t cap) {
     memset(u, 0, sizeof *u);
-    if (cli_atomic_begin(&u->dir, out, err, cap) != MSBNB_OK) return false;
+    if (!(u->final = strdup(out))) return snprintf(err, cap, "out of memory"), false;
+    if (msbnb_outdir_begin(out, &u->dir) != MSBNB_OK) return snprintf(err, cap, "%s", msbnb_last_error()), false;
     u->metrics = open_memstream(&u->text, &u->len);
     if (!u->metrics) return snprintf(err, cap, "out of memory"), false;
     return !resume_dir || load_history(u, resume_dir, step, err, cap);
@@ -98,14 +101,9 @@ static bool write_text(const char *dir, const char *name, const char *buf, size_
 bool ft_out_commit(ft_out *u, msbnb_model *m, const msbnb_optim *opt, const char *base_model, const ft_state *s,
                    char *err, size_t cap) {
     /* the staging directory: made by ft_out_begin for the first save, anew after each commit */
-    if (!u->dir.tmp) {
-        char *final = u->dir.final;
-        u->dir.final = NULL;
-        msbnb_status st = cli_atomic_begin(&u->dir, final, err, cap);
-        free(final);
-        if (st != MSBNB_OK) return false;
-    }
-    const char *t = u->dir.tmp;
+    if (!u->dir && msbnb_outdir_begin(u->final, &u->dir) != MSBNB_OK)
+        return snprintf(err, cap, "%s", msbnb_last_error()), false;
+    const char *t = msbnb_outdir_path(u->dir);
     size_t plen = strlen(t) + sizeof "/checkpoint/optimizer.bin";
     char *ck = malloc(plen), *opath = malloc(plen), state[400];
     bool ok = ck && opath;
@@ -135,14 +133,16 @@ bool ft_out_commit(ft_out *u, msbnb_model *m, const msbnb_optim *opt, const char
     free(ck);
     free(opath);
     /* fsync everything, one rename; the previous output (or save) goes */
-    if (ok && cli_atomic_commit(&u->dir, err, cap) != MSBNB_OK) ok = false;
-    if (!ok) cli_atomic_abort(&u->dir);
+    if (ok && msbnb_outdir_commit(u->dir) != MSBNB_OK) ok = false, snprintf(err, cap, "%s", msbnb_last_error());
+    msbnb_outdir_free(u->dir); /* after a failure: the staging directory goes */
+    u->dir = NULL;
     return ok;
 }
 
 void ft_out_free(ft_out *u) {
     if (!u) return;
-    cli_atomic_free(&u->dir);
+    msbnb_outdir_free(u->dir);
+    free(u->final);
     if (u->metrics) fclose(u->metrics);
     free(u->text);
     free(u->train.x), free(u->train.y), free(u->val.x), free(u->val.y);

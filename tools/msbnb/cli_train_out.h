@@ -6,7 +6,7 @@
  *                                                                what --resume reads
  *
  * At every evaluation and at the end, the whole directory is written into a temporary directory
- * beside it and swapped into place in one rename (cli_atomic.h), so ADAPTER_DIR is at every
+ * beside it and swapped into place in one rename (msbnb_outdir, io.h), so ADAPTER_DIR is at every
  * moment one run's complete output at one step: the top-level adapter is the checkpoint's,
  * metrics.jsonl ends at the checkpoint's step. A fresh run into an existing ADAPTER_DIR leaves
  * the previous output intact until its first save; a run that fails (or diverges) leaves the last
@@ -19,7 +19,7 @@
 
 #include <msbnb/train.h>
 
-#include "cli_atomic.h"
+#include <msbnb/io.h>
 #include "cli_train_state.h"
 
 /* A loss curve for loss.svg: n points (x[i], y[i]), grown by ft_curve_add. */
@@ -30,7 +30,8 @@ typedef struct ft_curve {
 void ft_curve_add(ft_curve *c, double x, double y);
 
 typedef struct ft_out {
-    cli_atomic dir;  /* ADAPTER_DIR; dir.tmp is where the next save is staged */
+    char *final;         /* ADAPTER_DIR */
+    msbnb_outdir *dir;   /* where the next save is staged (msbnb_outdir_path); NULL between saves */
     FILE *metrics;   /* metrics.jsonl's whole text so far: open_memstream over text [len] */
     char *text;
     size_t len;

@@ -1,6 +1,6 @@
 /* cli_train_state.h — checkpoint/state.json of `msbnb finetune`: what --resume needs besides the
  * adapter and the optimizer state (all three live in ADAPTER_DIR/checkpoint/ and are committed as
- * one unit, see cli_atomic.h).
+ * one unit, see msbnb_outdir in io.h).
  *
  *   {"step": 20, "rng": "0123456789abcdef", "dropout_step": 20, "seed": 0, "steps": 30,
  *    "batch": 2, "seq": 32, "lr": 0.0002}

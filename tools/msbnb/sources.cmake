@@ -1,7 +1,6 @@
 # The msbnb command-line tool, built on the public API only.
 set(MSBNB_CLI_SRC
   tools/msbnb/main.c
-  tools/msbnb/cli_atomic.c
   tools/msbnb/cli_chat.c
   tools/msbnb/cli_convert.c
   tools/msbnb/cli_convert_util.c
