@@ -9,6 +9,10 @@ target_include_directories(test_io_fuzz_replay PRIVATE ${PROJECT_SOURCE_DIR}/tes
 # The CLI driven as a user would: needs the msbnb binary built first.
 msbnb_add_test(test_io_cli tests/io/test_cli.c)
 add_dependencies(test_io_cli msbnb_cli)
+# The whole-checkpoint API (convert.h: msbnb_quantize_model, msbnb_dequantize_model) and
+# msbnb_outdir; compares its files with the binary's.
+msbnb_add_test(test_io_quantize_model tests/io/test_quantize_model.c)
+add_dependencies(test_io_quantize_model msbnb_cli)
 # The one option parser of every command (tools/msbnb/cli_opts.c), alone and through the binary.
 msbnb_add_test(test_io_cli_opts tests/io/test_cli_opts.c tools/msbnb/cli_opts.c)
 add_dependencies(test_io_cli_opts msbnb_cli)

@@ -11,8 +11,6 @@
 
 /* ================================================================ messages */
 
-void (*cli_error_hook)(const char *line);
-
 void cli_error_line(const char *fmt, ...) {
     /* formatted first so the line reaches stderr in one write */
     char line[1024];
@@ -20,8 +18,7 @@ void cli_error_line(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (cli_error_hook) cli_error_hook(line);
-    else fprintf(stderr, "%s\n", line);
+    fprintf(stderr, "%s\n", line);
 }
 
 static void vusage(const char *cmd, const char *fmt, va_list ap) {

@@ -72,11 +72,8 @@ bool cli_choice(cli_args *a, const char *name, const char *const *choices, int *
  * with '-' (except "-" itself) is an unknown option, and an argument beyond n is unexpected. */
 bool cli_positional(cli_args *a, const char **slots, int n);
 
-/* One error line (no trailing newline in fmt): to stderr, or to cli_error_hook when set — the
- * Python shim (python/src/msbnb_py.c), which runs `msbnb quantize`'s code, keeps the line to
- * raise it. */
+/* One error line (no trailing newline in fmt) to stderr, in one write. */
 void cli_error_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-extern void (*cli_error_hook)(const char *line);
 
 /* Report a usage error about the current command line (one line; a->failed). Returns EXIT_USAGE. */
 int cli_args_error(cli_args *a, const char *fmt, ...)
