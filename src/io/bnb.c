@@ -184,31 +184,28 @@ static bool is_quantized(const msbnb_checkpoint *ck, const char *name) {
     return has(ck, name) && msbnb_bnb_detect(ck, name, &q) == MSBNB_OK && q != MSBNB_QTYPE_NONE;
 }
 
+/* name with its `suffix` replaced by `with` when that names a quantized weight of ck (malloc'ed),
+ * else NULL. */
+static char *quantized_base(const msbnb_checkpoint *ck, const char *name, const char *suffix, const char *with) {
+    if (!ends_with(name, suffix)) return NULL;
+    size_t keep = strlen(name) - strlen(suffix);
+    char *p = malloc(keep + strlen(with) + 1);
+    if (!p) return NULL;
+    memcpy(p, name, keep);
+    strcpy(p + keep, with);
+    if (is_quantized(ck, p)) return p;
+    free(p);
+    return NULL;
+}
+
 int msbnb_bnb_aux_parent(const msbnb_checkpoint *ck, const char *name, char **parent) {
     if (parent) *parent = NULL;
     if (!ck || !name || !parent || !msbnb_bnb_is_aux_name(name)) return 0;
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof weight_suffixes / sizeof weight_suffixes[0]; i++)
-        if (ends_with(name, weight_suffixes[i])) {
-            size_t keep = n - strlen(weight_suffixes[i]);
-            char *p = malloc(keep + 1);
-            if (!p) return 0;
-            memcpy(p, name, keep);
-            p[keep] = '\0';
-            if (is_quantized(ck, p)) return *parent = p, 1;
-            free(p);
-        }
-    for (size_t i = 0; i < sizeof module_suffixes / sizeof module_suffixes[0]; i++)
-        if (ends_with(name, module_suffixes[i])) {
-            size_t keep = n - strlen(module_suffixes[i]);
-            char *p = malloc(keep + 7);
-            if (!p) return 0;
-            memcpy(p, name, keep);
-            strcpy(p + keep, "weight");
-            if (is_quantized(ck, p)) return *parent = p, 1;
-            free(p);
-        }
-    return 0;
+    for (size_t i = 0; i < sizeof weight_suffixes / sizeof weight_suffixes[0] && !*parent; i++)
+        *parent = quantized_base(ck, name, weight_suffixes[i], "");
+    for (size_t i = 0; i < sizeof module_suffixes / sizeof module_suffixes[0] && !*parent; i++)
+        *parent = quantized_base(ck, name, module_suffixes[i], "weight");
+    return *parent != NULL;
 }
 
 uint64_t msbnb_bnb_logical_bytes(const msbnb_checkpoint *ck, const char *name) {
