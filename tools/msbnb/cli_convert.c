@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -89,10 +88,8 @@ static int parse_quantize(int argc, char **argv, quantize_opts *o) {
             cli_int(&a, "--calib-seq", 2, 1 << 20, &calib_seq) || cli_positional(&a, pos, 2));
     }
     if (a.failed) return EXIT_USAGE;
-    /* the options' own messages; the library checks the same again (msbnb_quantize_model_check) */
-    if (blocksize & (blocksize - 1))
-        return cli_args_error(&a, "--blocksize must be a power of two in 32..4096, not %d", blocksize);
-    if (group % 2) return cli_args_error(&a, "--group-size must be an even number >= 2, not %d", group);
+    /* the values' combinations (power-of-two blocksize, methods per type, calibration) are checked
+     * by the library, msbnb_quantize_model_check in cmd_quantize */
     o->in = pos[0], o->out = pos[1];
     if (!o->in || !o->out) return cli_args_error(&a, "needs IN and OUT");
     if (type < 0) return cli_args_error(&a, "--type is required");
@@ -108,21 +105,10 @@ static int parse_quantize(int argc, char **argv, quantize_opts *o) {
     p->cfg.threshold = threshold;
     p->calib_text = calibrate, p->tokenizer = tokenizer;
     p->calib_tokens = calib_tokens, p->calib_seq = calib_seq;
-    if (double_quant && p->cfg.type == MSBNB_QTYPE_INT8)
-        return cli_args_error(&a, "--double-quant applies to nf4, fp4 and int4");
     if (msbnb_quantize_method_parse(method, &p->method, &p->awq) != MSBNB_OK)
         return cli_args_error(&a, "--method must be rtn, search, gptq, awq, awq+rtn, awq+search or awq+gptq, not '%s'",
                               method);
     o->method_spec = method;
-    if ((p->method != MSBNB_QMETHOD_RTN || p->awq) && p->cfg.type == MSBNB_QTYPE_INT8)
-        return cli_args_error(&a, "--method %s applies to nf4, fp4 and int4", method);
-    if ((p->method == MSBNB_QMETHOD_GPTQ || p->awq) && !calibrate)
-        return cli_args_error(&a, "--method %s needs --calibrate TEXTFILE", method);
-    if (calibrate && p->method == MSBNB_QMETHOD_RTN && !p->awq)
-        return cli_args_error(&a, "--calibrate needs --method search, gptq or awq");
-    struct stat sb;
-    if (calibrate && stat(o->in, &sb) == 0 && !S_ISDIR(sb.st_mode))
-        return cli_args_error(&a, "--calibrate needs model directories (config.json), not .safetensors files");
     return 0;
 }
 
