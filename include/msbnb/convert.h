@@ -125,8 +125,8 @@ typedef struct msbnb_quantize_row {
     uint64_t bytes_after;    /* in OUT: the weight and every auxiliary entry written for it       */
     double rel_err_pct;      /* 100 ||W - deq(Q)|| / ||W|| (0 when kept)                          */
     double snr_db;           /* 10 log10(ΣW² / Σ(W - deq(Q))²); +inf when exact (0 when kept)     */
-    const char *kept;        /* NULL when quantized, else why not (static string): "skipped (--skip)"
-                              * (matches skip), "not in --targets", "odd column count (int4)",
+    const char *kept;        /* NULL when quantized, else why not (static string): "in the skip list",
+                              * "not in the target list", "odd column count (int4)",
                               * "empty (no element to quantize)", "kept plain (AWQ-scaled)"        */
     int group_size;          /* INT4: the group size used when it differs from cfg.group_size, else 0 */
 } msbnb_quantize_row;

@@ -202,8 +202,8 @@ static const char *keep_reason(const msbnb_quantize_params *p, const msbnb_tenso
     if (!*is_linear) return "not a linear layer";
     char *mod = msbnb__module_of(t->name);
     const char *why = NULL;
-    if (matches_any(mod, p->skip, p->n_skip)) why = "skipped (--skip)";
-    if (!why && p->n_targets && !matches_any(mod, p->targets, p->n_targets)) why = "not in --targets";
+    if (matches_any(mod, p->skip, p->n_skip)) why = "in the skip list";
+    if (!why && p->n_targets && !matches_any(mod, p->targets, p->n_targets)) why = "not in the target list";
     if (!why && p->cfg.type == MSBNB_QTYPE_INT4 && t->shape[1] % 2) why = "odd column count (int4)";
     if (!why && (t->shape[0] == 0 || t->shape[1] == 0)) why = "empty (no element to quantize)";
     free(mod);

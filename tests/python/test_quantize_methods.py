@@ -152,7 +152,7 @@ def test_quantize_checkpoint_report_matches_the_file(tmp_path):
     quantized = {r["name"] for r in rep["layers"] if not r["kept"]}
     assert quantized == {k for k, v in q.items() if isinstance(v, msbnb.QTensor)}
     assert rep["n_quantized"] == len(quantized) == 28 and rep["n_kept"] == 7
-    assert all(r["kept"] == "skipped (--skip)" for r in rep["layers"] if "layers.4." in r["name"])
+    assert all(r["kept"] == "in the skip list" for r in rep["layers"] if "layers.4." in r["name"])
     for r in rep["layers"]:
         if not r["kept"]:  # NF4 of a Gaussian-like weight: ~9-10 % relative error, 4.5 bits of 32
             assert 5 < r["rel_err_pct"] < 15 and r["bytes_after"] < r["bytes_before"] / 6, r
