@@ -2,6 +2,7 @@
  * msbnb's INT4/INT8 layouts, quantization_config, and PEFT adapters. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "test_scratch.h"
 
 #include <msbnb/io.h>
 #include <msbnb/quant.h>
@@ -290,15 +291,12 @@ TEST(peft_adapter_round_trip) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "%s/io_test_bnb_XXXXXX", MSBNB_BINARY_DIR);
-    if (!mkdtemp(tmpdir)) snprintf(tmpdir, sizeof tmpdir, "/tmp");
+    if (test_scratch_make(tmpdir, sizeof tmpdir, MSBNB_BINARY_DIR, "io_test_bnb")) return 1;
     RUN(quant_state_json_is_byte_identical_to_bitsandbytes);
     RUN(every_layout_round_trips);
     RUN(corrupt_parts_are_rejected);
     RUN(quantization_config_matches_transformers);
     RUN(peft_adapter_round_trip);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (strncmp(tmpdir, "/tmp", 5) && system(cmd) != 0) printf("could not remove %s\n", tmpdir);
+    test_scratch_remove(tmpdir);
     return test_report();
 }

@@ -6,6 +6,7 @@
  *    file and no temporary left; usage errors exit 2; --help exits 0. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "test_scratch.h"
 
 #include <dirent.h>
 #include <stdbool.h>
@@ -288,14 +289,11 @@ TEST(usage_errors_and_help) {
 }
 
 int main(void) {
-    snprintf(tmp, sizeof tmp, "%s/io_test_cli_XXXXXX", MSBNB_BINARY_DIR);
-    if (!mkdtemp(tmp)) return 1;
+    if (test_scratch_make(tmp, sizeof tmp, MSBNB_BINARY_DIR, "io_test_cli")) return 1;
     RUN(round_trip_every_type);
     RUN(cli_4bit_bytes_equal_functional_api);
     RUN(every_malicious_file_is_rejected_cleanly);
     RUN(usage_errors_and_help);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd) != 0) printf("could not remove %s\n", tmp);
+    test_scratch_remove(tmp);
     return test_report();
 }

@@ -7,6 +7,7 @@
  * Timings against the issue's limits are in `msbnb_bench parsers`. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "test_scratch.h"
 
 #include <msbnb/io.h>
 #include <sys/stat.h>
@@ -106,8 +107,8 @@ static void write_file(const char *path, const void *p, size_t n) {
 
 /* A sharded model directory: 2 x 10k tensors and an index naming all 20k. */
 TEST(sharded_directory) {
-    char dir[] = "/tmp/msbnb_scale_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
+    char dir[64];
+    CHECK(test_scratch_make(dir, sizeof dir, "/tmp", "msbnb_scale") == 0);
     size_t n = 10000, len = 0;
     char path[512];
     for (int s = 0; s < 2; s++) {
@@ -138,9 +139,7 @@ TEST(sharded_directory) {
     msbnb_tensor_info t;
     CHECK(msbnb_checkpoint_find(ck, "u0009999", &t) == MSBNB_OK);
     msbnb_checkpoint_close(ck);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    CHECK(test_scratch_remove(dir) == 0);
 }
 
 int main(void) {

@@ -10,6 +10,7 @@
  *  - the config PEFT 0.21 writes for a plain LoRA (every key, defaults) loads. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "test_scratch.h"
 
 #include <msbnb/io.h>
 #include <msbnb/model.h>
@@ -154,8 +155,7 @@ TEST(peft_0_21_defaults) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/msbnb_peftcfg_XXXXXX");
-    if (!mkdtemp(dir)) return 1;
+    if (test_scratch_make(dir, sizeof dir, "/tmp", "msbnb_peftcfg")) return 1;
     msbnb_model_params mp = msbnb_model_params_default();
     if (msbnb_model_load(MODEL, &mp, &model) != MSBNB_OK) {
         printf("cannot load %s: %s\n", MODEL, msbnb_last_error());
@@ -166,8 +166,6 @@ int main(void) {
     RUN(refused);
     RUN(peft_0_21_defaults);
     msbnb_model_free(model);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("could not remove %s\n", dir);
+    test_scratch_remove(dir);
     return test_report();
 }

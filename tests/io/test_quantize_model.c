@@ -15,6 +15,7 @@
  *    cleaned, a file or a missing parent is refused. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "test_scratch.h"
 
 #include <dirent.h>
 #include <stdbool.h>
@@ -429,15 +430,12 @@ TEST(outdir_commit_and_abort) {
 }
 
 int main(void) {
-    snprintf(tmp, sizeof tmp, "%s/io_test_quantize_model_XXXXXX", MSBNB_BINARY_DIR);
-    if (!mkdtemp(tmp)) return 1;
+    if (test_scratch_make(tmp, sizeof tmp, MSBNB_BINARY_DIR, "io_test_quantize_model")) return 1;
     RUN(nf4_and_int8_through_the_api);
     RUN(calibrated_gptq_equals_the_cli);
     RUN(bad_parameters_refused_and_nothing_written);
     RUN(null_arguments);
     RUN(outdir_commit_and_abort);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd) != 0) printf("could not remove %s\n", tmp);
+    test_scratch_remove(tmp);
     return test_report();
 }

@@ -2,6 +2,7 @@
  * model directories (single file and sharded). */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
+#include "test_scratch.h"
 
 #include <dirent.h>
 #include <msbnb/io.h>
@@ -13,11 +14,6 @@
 #define STORIES MSBNB_SHARED_DIR "/models/stories260K/hf"
 
 static char tmpdir[256];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "%s/io_test_st_XXXXXX", MSBNB_BINARY_DIR);
-    if (!mkdtemp(tmpdir)) snprintf(tmpdir, sizeof tmpdir, "/tmp");
-}
 
 static char *tpath(const char *name) {
     static char buf[4][512];
@@ -406,7 +402,7 @@ TEST(config_quantization_splice) {
 }
 
 int main(void) {
-    make_tmpdir();
+    if (test_scratch_make(tmpdir, sizeof tmpdir, MSBNB_BINARY_DIR, "io_test_st")) return 1;
     RUN(stories_model_opens);
     RUN(config_nested_and_errors);
     RUN(reader_accepts_valid_edge_cases);
@@ -416,8 +412,6 @@ int main(void) {
     RUN(sharded_directory);
     RUN(python_float_repr_matches_json_dumps);
     RUN(config_quantization_splice);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (strncmp(tmpdir, "/tmp", 5) && system(cmd) != 0) printf("could not remove %s\n", tmpdir);
+    test_scratch_remove(tmpdir);
     return test_report();
 }
